@@ -1,0 +1,11 @@
+//! Configuration: what is injected into the container (env, cluster file, KubeDirector configmeta.json)
+//! resolved into one [`model::ResolvedConfig`] with provenance, and the role definitions.
+//!
+//! No I/O beyond reading the input files; no `nix`, no `unsafe`.
+
+pub mod model;
+pub mod role;
+pub mod runtime;
+
+pub use model::{ResolvedConfig, Secret, Source, Sourced};
+pub use role::{RoleDef, ServiceSpec};

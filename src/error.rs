@@ -1,0 +1,185 @@
+//! Exit codes and the fatal errors that choose them. Only `main` (via [`crate::cli`]) exits.
+
+use std::fmt;
+
+/// Documented exit codes that are not a child's own code (README "Exit codes").
+pub mod exit_code {
+    /// Success.
+    pub const OK: i32 = 0;
+    /// Usage error or a generic failure of the agent itself (tini uses 1 for usage errors).
+    pub const FAILURE: i32 = 1;
+    /// The command was found but could not be executed (permission, not a file).
+    pub const CANNOT_EXECUTE: i32 = 126;
+    /// The command was not found.
+    pub const NOT_FOUND: i32 = 127;
+    /// Base added to a signal number when a process was killed by a signal.
+    pub const SIGNAL_BASE: i32 = 128;
+    /// EX_CONFIG from sysexits.h: invalid configuration, role or template. Nothing was started.
+    pub const CONFIG: i32 = 78;
+    /// EX_UNAVAILABLE: the status socket could not be reached (CLI client commands).
+    pub const UNAVAILABLE: i32 = 69;
+    /// EX_SOFTWARE: an internal error of the agent (a supervision thread died); services were stopped.
+    pub const INTERNAL: i32 = 70;
+}
+
+/// A problem found in an input file, with where it is. Rendered as `file:line:column: message`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Diagnostic {
+    /// The file (or pseudo-source such as `env SPARK_MODE`) the problem is in.
+    pub file: String,
+    /// 1-based line, when known.
+    pub line: Option<usize>,
+    /// 1-based column, when known.
+    pub column: Option<usize>,
+    /// What is wrong, lowercase, without a trailing period.
+    pub message: String,
+}
+
+impl Diagnostic {
+    /// A diagnostic about a whole file or source (no position).
+    pub fn new(file: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            file: file.into(),
+            line: None,
+            column: None,
+            message: message.into(),
+        }
+    }
+
+    /// A diagnostic at a position in a file.
+    pub fn at(
+        file: impl Into<String>,
+        line: usize,
+        column: usize,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            file: file.into(),
+            line: Some(line),
+            column: Some(column),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file)?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+            if let Some(column) = self.column {
+                write!(f, ":{column}")?;
+            }
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// Every problem found in one validation pass (validation reports all problems at once).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Diagnostics(pub Vec<Diagnostic>);
+
+impl Diagnostics {
+    /// Adds one problem.
+    pub fn push(&mut self, d: Diagnostic) {
+        self.0.push(d);
+    }
+    /// True when nothing was found.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+    /// Moves every problem of `other` into `self`.
+    pub fn extend(&mut self, other: Diagnostics) {
+        self.0.extend(other.0);
+    }
+    /// `Ok(value)` when empty, else `Err(self)`.
+    pub fn into_result<T>(self, value: T) -> Result<T, Diagnostics> {
+        if self.is_empty() {
+            Ok(value)
+        } else {
+            Err(self)
+        }
+    }
+}
+
+impl fmt::Display for Diagnostics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, d) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{d}")?;
+        }
+        Ok(())
+    }
+}
+
+impl From<Diagnostic> for Diagnostics {
+    fn from(d: Diagnostic) -> Self {
+        Diagnostics(vec![d])
+    }
+}
+
+/// Errors that end the agent before or outside supervision; `exit_code` maps each to a documented code.
+#[derive(Debug, thiserror::Error)]
+pub enum Fatal {
+    /// Invalid injected config, role or template: exit 78, nothing started.
+    #[error("invalid configuration:\n{0}")]
+    Config(Diagnostics),
+    /// A system call the agent needs failed (signal setup, socket, ...).
+    #[error("{context}: {source}")]
+    Sys {
+        /// What the agent was doing.
+        context: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The status socket could not be reached or refused the request (client commands).
+    #[error("{0}")]
+    Unavailable(String),
+    /// An internal invariant broke (a supervision thread died); reported, never a panic.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Fatal {
+    /// The documented exit code for this error.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Fatal::Config(_) => exit_code::CONFIG,
+            Fatal::Sys { .. } => exit_code::FAILURE,
+            Fatal::Unavailable(_) => exit_code::UNAVAILABLE,
+            Fatal::Internal(_) => exit_code::INTERNAL,
+        }
+    }
+}
+
+impl From<Diagnostics> for Fatal {
+    fn from(d: Diagnostics) -> Self {
+        Fatal::Config(d)
+    }
+}
+
+/// How a process ended, as the reaper saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProcessEnd {
+    /// Exited with this code.
+    Exited(i32),
+    /// Killed by this signal number.
+    Signaled(i32),
+}
+
+impl ProcessEnd {
+    /// The shell-style code: the exit code, or 128 + signal, modulo 256.
+    pub fn code(self) -> i32 {
+        match self {
+            ProcessEnd::Exited(c) => c & 0xff,
+            ProcessEnd::Signaled(s) => (exit_code::SIGNAL_BASE + s) & 0xff,
+        }
+    }
+    /// True for exit code 0.
+    pub fn success(self) -> bool {
+        self == ProcessEnd::Exited(0)
+    }
+}

@@ -1,0 +1,25 @@
+//! sparkvisor: PID 1, config renderer and service supervisor for Apache Spark containers.
+//!
+//! The binary (`src/main.rs`) only dispatches the command line; everything else lives here so that
+//! tests, benchmarks and fuzz targets can reach the pure parts. Layout (DESIGN.md §3):
+//! - [`config`]: injected runtime config and role definitions (parsing, validation, provenance);
+//! - [`resources`]: cgroup limits and the Spark sizing policy;
+//! - [`render`]: templates to files, escaped per format, written atomically;
+//! - [`service`]: the pure service state machine and backoff;
+//! - [`supervisor`]: the one owner of service state;
+//! - [`status`]: the operator socket (server, wire types, client);
+//! - [`tini`]: the tini-compatible single-child mode;
+//! - [`sys`]: every `unsafe`, `nix` and `caps` call, behind a narrow seam.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod logs;
+pub mod render;
+pub mod resources;
+pub mod service;
+pub mod status;
+pub mod supervisor;
+pub mod sys;
+pub mod tini;

@@ -1,0 +1,1 @@
+//! Every `unsafe`, `nix` and `caps` call of sparkvisor lives under this module, behind a narrow seam.
