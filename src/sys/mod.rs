@@ -1,1 +1,5 @@
 //! Every `unsafe`, `nix` and `caps` call of sparkvisor lives under this module, behind a narrow seam.
+
+pub mod caps;
+pub mod privileges;
+pub mod spawn;
