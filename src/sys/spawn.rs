@@ -906,6 +906,15 @@ mod tests {
     }
 
     #[test]
+    fn descriptor_list_for_old_kernels_holds_every_fd_above_stdio() {
+        let file = File::open("/dev/null").unwrap();
+        let fds = open_descriptors();
+        assert!(fds.contains(&file.as_raw_fd()), "{fds:?}");
+        assert!(fds.iter().all(|&fd| fd >= 3), "{fds:?}");
+        assert!(close_range_works(), "this kernel (5.11+) has close_range");
+    }
+
+    #[test]
     fn setup_steps_round_trip_through_their_byte() {
         for step in SetupStep::ALL {
             assert_eq!(SetupStep::from_u8(step as u8), Some(step));
