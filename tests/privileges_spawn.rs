@@ -403,3 +403,44 @@ fn services_start_with_empty_mask_and_default_dispositions_unless_told() {
         Ok(())
     });
 }
+
+#[test]
+fn rootless_agent_runs_services_as_itself_and_cannot_switch() {
+    if !require_root("rootless_agent_runs_services_as_itself_and_cannot_switch") {
+        return;
+    }
+    in_forked_child(|| {
+        // Become a rootless agent: uid/gid 65534, groups [65534], no capabilities.
+        let nobody_gid = nix::unistd::Gid::from_raw(65534);
+        nix::unistd::setgroups(&[nobody_gid]).map_err(|e| e.to_string())?;
+        nix::unistd::setresgid(nobody_gid, nobody_gid, nobody_gid).map_err(|e| e.to_string())?;
+        let nobody_uid = nix::unistd::Uid::from_raw(65534);
+        nix::unistd::setresuid(nobody_uid, nobody_uid, nobody_uid).map_err(|e| e.to_string())?;
+
+        let mut same = spec(&["sleep", "30"]);
+        same.user = Some(nobody(Some(&["65534".to_string()])));
+        let child = Running::start(&same);
+        let status = child.status();
+        // Without CAP_SETPCAP the bounding set cannot shrink; it grants nothing to a non-root
+        // process under no_new_privs, and every other set is empty.
+        let [eff, prm, inh, _bnd, amb] = cap_sets(&status);
+        if status["Uid"] != "65534\t65534\t65534\t65534" || [eff, prm, inh, amb] != [0; 4] {
+            return Err(format!("same-user service: {status:?}"));
+        }
+
+        let mut other = spec(&["sleep", "30"]);
+        other.user = Some(resolve_user("4244", None, None, &UserDb::default())?);
+        match spawn(&other) {
+            Err(SpawnError::Setup {
+                step: SetupStep::Groups,
+                source,
+                child,
+                ..
+            }) if source.raw_os_error() == Some(libc::EPERM) => {
+                wait_code(child);
+                Ok(())
+            }
+            result => Err(format!("switching user without privileges: {result:?}")),
+        }
+    });
+}
