@@ -444,3 +444,50 @@ fn rootless_agent_runs_services_as_itself_and_cannot_switch() {
         }
     });
 }
+
+#[test]
+fn foreground_child_takes_the_terminal() {
+    in_forked_child(|| {
+        // Closing the terminal at the end hangs it up: this forked child must survive to report.
+        // SAFETY: SIG_IGN installs no handler code.
+        unsafe {
+            nix::sys::signal::signal(
+                nix::sys::signal::Signal::SIGHUP,
+                nix::sys::signal::SigHandler::SigIgn,
+            )
+        }
+        .map_err(|e| e.to_string())?;
+        // A session of our own with a pseudo-terminal as controlling terminal and stdin.
+        let pty = nix::pty::openpty(None, None).map_err(|e| e.to_string())?;
+        nix::unistd::setsid().map_err(|e| e.to_string())?;
+        // SAFETY: TIOCSCTTY with argument 0 on a terminal descriptor we own.
+        if unsafe { libc::ioctl(pty.slave.as_raw_fd(), libc::TIOCSCTTY, 0) } < 0 {
+            return Err(format!("TIOCSCTTY: {}", std::io::Error::last_os_error()));
+        }
+        nix::unistd::dup2_stdin(&pty.slave).map_err(|e| e.to_string())?;
+
+        let mut spec = spec(&["sleep", "30"]);
+        spec.new_session = false;
+        spec.new_process_group = true;
+        spec.foreground = true;
+        spec.stdio = Stdio::Inherit;
+        let child = Running::start(&spec);
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", child.pid()))
+            .map_err(|e| e.to_string())?;
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .unwrap()
+            .1
+            .split_whitespace()
+            .collect();
+        // state ppid pgrp session tty_nr tpgid
+        let pid = child.pid().to_string();
+        if fields[2] != pid || fields[5] != pid {
+            return Err(format!(
+                "pgrp {} tpgid {}, expected {pid}",
+                fields[2], fields[5]
+            ));
+        }
+        Ok(())
+    });
+}

@@ -89,8 +89,9 @@ pub struct SpawnSpec {
     /// argv; `argv[0]` is looked up in the `PATH` of [`Self::env`] when it has no `/` (empty PATH
     /// entries are skipped; no PATH: [`DEFAULT_PATH`]).
     pub argv: Vec<OsString>,
-    /// The complete environment: nothing is inherited from the agent. When [`Self::user`] is set,
-    /// `HOME`, `USER` and `LOGNAME` are added from it unless given here (a value given here wins).
+    /// The complete environment: nothing is inherited from the agent. A later duplicate key
+    /// replaces an earlier one. When [`Self::user`] is set, `HOME`, `USER` and `LOGNAME` are added
+    /// from it unless given here (a value given here wins).
     pub env: Vec<(OsString, OsString)>,
     /// Working directory, entered after the privilege drop (as the service user); `None` keeps the
     /// agent's.
@@ -509,6 +510,8 @@ impl ChildPlan<'_> {
                 if libc::setpgid(0, 0) < 0 {
                     return Err((SetupStep::ProcessGroup, io::Error::last_os_error()));
                 }
+                // Ignored for now (reset below), so a background group is not stopped by SIGTTOU.
+                set_disposition(libc::SIGTTOU, true);
                 if self.foreground && libc::tcsetpgrp(libc::STDIN_FILENO, libc::getpgrp()) < 0 {
                     let err = io::Error::last_os_error();
                     // No terminal (or none controlling us): nothing to take, as tini does.
@@ -783,13 +786,16 @@ fn find_program(program: &OsStr, env: &[(OsString, OsString)]) -> io::Result<Pat
     })
 }
 
-/// `KEY=VALUE` strings: the given environment, plus HOME/USER/LOGNAME of the user when absent.
+/// `KEY=VALUE` strings: the given environment (a later duplicate replaces an earlier one, in its
+/// place), plus HOME/USER/LOGNAME of the user when absent.
 fn environment(spec: &SpawnSpec) -> io::Result<Vec<CString>> {
-    let mut pairs: Vec<(&OsStr, &OsStr)> = spec
-        .env
-        .iter()
-        .map(|(k, v)| (k.as_os_str(), v.as_os_str()))
-        .collect();
+    let mut pairs: Vec<(&OsStr, &OsStr)> = Vec::with_capacity(spec.env.len() + 3);
+    for (key, value) in &spec.env {
+        match pairs.iter_mut().find(|(k, _)| *k == key.as_os_str()) {
+            Some(pair) => pair.1 = value.as_os_str(),
+            None => pairs.push((key.as_os_str(), value.as_os_str())),
+        }
+    }
     if let Some(user) = &spec.user {
         for (key, value) in [
             ("HOME", user.home.as_str()),
@@ -891,6 +897,9 @@ mod tests {
                 .collect()
         };
         assert_eq!(strings(&spec), ["A=1", "HOME=/opt"]);
+        spec.env.push(("A".into(), "2".into()));
+        assert_eq!(strings(&spec), ["A=2", "HOME=/opt"]);
+        spec.env.pop();
         spec.user = Some(UserIds {
             uid: 7,
             gid: 7,
