@@ -177,9 +177,12 @@ impl<'de> Visitor<'de> for SettingsVisitor<'_> {
     }
 }
 
-/// True when the text is JSON rather than YAML (its first non-blank character is `{`).
+/// True when the text is JSON rather than YAML: it opens with `{` followed by `"` or `}`
+/// (a YAML flow mapping such as `{spark.home: /x}` has an unquoted key).
 pub fn looks_like_json(text: &str) -> bool {
-    text.trim_start().starts_with('{')
+    text.trim_start()
+        .strip_prefix('{')
+        .is_some_and(|rest| rest.trim_start().starts_with(['"', '}']))
 }
 
 /// Parses YAML or JSON into `T`, turning a parse error into a positioned Diagnostic for `file`.

@@ -474,7 +474,10 @@ fn pick_role(
         }
     }
     let (cluster, _) = parsed.cluster.as_ref()?;
-    for host in [&inputs.fqdn, &inputs.hostname] {
+    // The node's names as resolved (env and configmeta overrides included); problems with them are
+    // reported by `resolve`.
+    let node = resolve_identity(inputs, parsed, &mut Diagnostics::default());
+    for host in [&node.fqdn.value, &node.hostname.value] {
         if let Some(role) = cluster.nodes.get(host.as_str()) {
             return Some((role.clone(), parsed.cluster_origin(host)?));
         }
