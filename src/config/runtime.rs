@@ -439,6 +439,8 @@ pub fn resolve_role(
             }
             problems.into_result(Sourced::new(role, origin.source))
         }
+        // A file that did not parse may hold the role: its error says enough.
+        None if !problems.is_empty() => Err(problems),
         None => {
             problems.push(Diagnostic::new(
                 "config",
@@ -679,6 +681,7 @@ pub fn resolve(
         problems.push(Origin::of(role.source.clone()).diagnostic(message));
     }
 
+    check_file_roles(&parsed, &map, &mut problems);
     let node = resolve_identity(inputs, &parsed, &mut problems);
     let peers = resolve_peers(inputs, &parsed, &map, &mut problems);
 
@@ -756,6 +759,33 @@ pub fn resolve(
         spark_conf,
         secrets,
     })
+}
+
+/// Role names in the cluster file and the role map are checked even when a higher source wins:
+/// `check` validates everything injected, not only what this node uses.
+fn check_file_roles(parsed: &Parsed, map: &BTreeMap<String, String>, problems: &mut Diagnostics) {
+    if let Some((cluster, _)) = &parsed.cluster {
+        let named = cluster
+            .role
+            .iter()
+            .map(|r| ("role", r))
+            .chain(cluster.nodes.iter().map(|(host, r)| (host.as_str(), r)));
+        for (key, role) in named {
+            if let Err(message) = check_role_name(role) {
+                if let Some(origin) = parsed.cluster_origin(key) {
+                    problems.push(origin.diagnostic(message));
+                }
+            }
+        }
+    }
+    for (kd_role, role) in map {
+        if let Err(message) = check_role_name(role) {
+            let origin = parsed
+                .cluster_origin(kd_role)
+                .unwrap_or_else(|| env_origin(vars::ROLE_MAP_VAR));
+            problems.push(origin.diagnostic(format!("role map {kd_role:?}: {message}")));
+        }
+    }
 }
 
 /// Hostname and FQDN: system < configmeta `node.hostname`/`node.fqdn` < SPARKVISOR_HOSTNAME/_FQDN.
