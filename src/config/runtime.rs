@@ -497,6 +497,7 @@ pub const RESERVED_ROOTS: &[&str] = &[
     "sizing",
     "spark_conf",
     "secrets",
+    "settings",
     "env",
 ];
 
