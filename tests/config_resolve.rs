@@ -479,6 +479,16 @@ fn bitnami_compatible_variables() {
         }
     );
     assert!(!format!("{cfg:?}").contains("s3cr3t-value"));
+    let inputs = Inputs::gather(env(&[
+        ("SPARK_RPC_AUTHENTICATION_SECRET", "env-s3cr3t"),
+        ("SPARK_SSL_KEY_PASSWORD_FILE", &secret),
+    ]))
+    .unwrap();
+    let debug = format!("{inputs:?}");
+    assert!(
+        !debug.contains("env-s3cr3t") && !debug.contains("s3cr3t-value"),
+        "{debug}"
+    );
     assert!(!serde_json::to_string(&cfg)
         .unwrap()
         .contains("s3cr3t-value"));

@@ -29,7 +29,8 @@ pub struct InputFile {
 }
 
 /// The value of a `<NAME>_FILE` variable: the file's contents, trailing newline trimmed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `Debug` shows the file, not the value (it is usually a secret).
+#[derive(Clone, PartialEq, Eq)]
 pub struct FileValue {
     /// The value read.
     pub value: String,
@@ -37,8 +38,15 @@ pub struct FileValue {
     pub file: String,
 }
 
+impl std::fmt::Debug for FileValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "FileValue(<redacted>, {})", self.file)
+    }
+}
+
 /// Everything read from outside, gathered once so resolution is pure and testable.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// `Debug` lists the environment's names only: its values may be secrets.
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Inputs {
     /// The process environment.
     pub env: BTreeMap<String, String>,
@@ -56,6 +64,21 @@ pub struct Inputs {
     pub fqdn_from: String,
     /// True when `/data` is a mount point (work and scratch directories go there).
     pub data_mounted: bool,
+}
+
+impl std::fmt::Debug for Inputs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inputs")
+            .field("env", &self.env.keys().collect::<Vec<_>>())
+            .field("file_values", &self.file_values)
+            .field("cluster_file", &self.cluster_file.as_ref().map(|c| &c.path))
+            .field("configmeta", &self.configmeta.as_ref().map(|c| &c.path))
+            .field("hostname", &self.hostname)
+            .field("fqdn", &self.fqdn)
+            .field("fqdn_from", &self.fqdn_from)
+            .field("data_mounted", &self.data_mounted)
+            .finish()
+    }
 }
 
 impl Inputs {
