@@ -131,6 +131,10 @@ fn cluster_file_yaml_every_key() {
     );
     assert_eq!(cfg.node.hostname.value, "spark-w1");
     assert_eq!(
+        cfg.node.fqdn.value, "spark-w1",
+        "a new hostname without a domain is its own FQDN"
+    );
+    assert_eq!(
         cfg.node.hostname.source,
         Source::Env {
             name: "SPARKVISOR_HOSTNAME".into()

@@ -569,7 +569,7 @@ fn valid_host(host: &str) -> bool {
         && host.len() <= 253
         && host
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':'))
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':' | '[' | ']'))
 }
 
 fn check_host(host: &str) -> Result<(), String> {
@@ -888,6 +888,10 @@ fn resolve_identity(inputs: &Inputs, parsed: &Parsed, problems: &mut Diagnostics
         }
     }
     if let Some(found) = env_value(inputs, vars::HOSTNAME_VAR) {
+        // A system FQDN belongs to the system hostname: a new name without a domain is its own FQDN.
+        if matches!(fqdn.1.source, Source::System { .. }) {
+            fqdn = found.clone();
+        }
         hostname = found;
     }
     if let Some(found) = env_value(inputs, vars::FQDN_VAR) {
@@ -1306,6 +1310,7 @@ mod tests {
     #[test]
     fn master_urls() {
         assert!(check_master_url("spark://m1:7077,m2:7077").is_ok());
+        assert!(check_master_url("spark://[::1]:7077").is_ok());
         assert!(check_master_url("spark://m1").is_err());
         assert!(check_master_url("http://m1:7077").is_err());
         assert!(check_master_url("spark://m 1:7077").is_err());
