@@ -78,7 +78,7 @@ impl std::fmt::Debug for Inputs {
 impl Inputs {
     /// Reads what `env` points at: SPARKVISOR_CONFIG (YAML or JSON), configmeta.json
     /// (SPARKVISOR_CONFIGMETA, default /etc/guestconfig/configmeta.json; optionally waits for it:
-    /// SPARKVISOR_CONFIGMETA_WAIT=<duration>), `<NAME>_FILE` secrets, the hostname/FQDN.
+    /// `SPARKVISOR_CONFIGMETA_WAIT=<duration>`), `<NAME>_FILE` secrets, the hostname/FQDN.
     pub fn gather(env: BTreeMap<String, String>) -> Result<Inputs, Diagnostics> {
         let (inputs, problems) = Inputs::gather_all(env);
         problems.into_result(inputs)
