@@ -3,3 +3,4 @@
 pub mod caps;
 pub mod privileges;
 pub mod spawn;
+pub mod host;
