@@ -348,6 +348,11 @@ sparkvisor as a child subreaper, or run sparkvisor as PID 1.",
                 return exit_code::FAILURE;
             }
         };
+        if signo == libc::SIGTTIN || signo == libc::SIGTTOU {
+            // As tini (which ignores them): terminal job-control stops are not passed on.
+            log.debug(&format!("Ignoring signal: '{}'", signal_name(signo)));
+            continue;
+        }
         if signo != libc::SIGCHLD {
             log.debug(&format!("Passing signal: '{}'", signal_name(signo)));
             forward_signal(&log, options, child, signo);
