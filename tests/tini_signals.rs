@@ -44,7 +44,7 @@ fn forwards_signals(as_pid1: bool) {
     for signo in [libc::SIGCHLD, libc::SIGPWR, libc::SIGWINCH, rt] {
         kill(init, signo);
         if signo != libc::SIGCHLD {
-            wait_for_line(&out, &signo.to_string());
+            wait_for_line_while(&mut launcher, &out, &signo.to_string());
         }
     }
     let received = std::fs::read_to_string(&out).unwrap();
