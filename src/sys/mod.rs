@@ -2,5 +2,8 @@
 
 pub mod caps;
 pub mod privileges;
+pub mod process;
+pub mod reaper;
+pub mod signals;
 pub mod spawn;
 pub mod host;
