@@ -4,3 +4,6 @@ pub mod host;
 pub mod process;
 pub mod reaper;
 pub mod signals;
+pub mod caps;
+pub mod privileges;
+pub mod spawn;
