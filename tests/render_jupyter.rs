@@ -49,7 +49,11 @@ impl Drop for Proc {
 #[test]
 fn jupyter_accepts_the_rendered_config_and_kernel() {
     if Command::new("jupyter").arg("--version").output().is_err() {
-        assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "jupyter missing with CI=true");
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "jupyter missing with CI=true"
+        );
         println!("skipped: jupyter not found");
         return;
     }
