@@ -66,6 +66,9 @@ pub enum Descriptors {
     KeepInherited,
 }
 
+/// The shell that runs a script without `#!` ([`SpawnSpec::shell_fallback`]), as glibc's `execvp`.
+const SHELL: &std::ffi::CStr = c"/bin/sh";
+
 /// What to start and how.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpawnSpec {
@@ -101,6 +104,9 @@ pub struct SpawnSpec {
     /// With `new_process_group`: make the group the terminal's foreground group when stdin is a
     /// terminal (tini does this so Ctrl-C reaches the child).
     pub foreground: bool,
+    /// As `execvp` does (and tini): a file that `execve` refuses as not executable (`ENOEXEC`, a
+    /// script without `#!`) is run by `/bin/sh` with the file as its first argument.
+    pub shell_fallback: bool,
     /// Standard streams.
     pub stdio: Stdio,
     /// `None`: empty mask, every signal at its default disposition.
@@ -124,6 +130,7 @@ impl SpawnSpec {
             new_session: true,
             new_process_group: false,
             foreground: false,
+            shell_fallback: false,
             stdio: Stdio::Pipe,
             signals: None,
         }
@@ -147,6 +154,7 @@ impl SpawnSpec {
             new_session: false,
             new_process_group: true,
             foreground: true,
+            shell_fallback: true,
             stdio: Stdio::Inherit,
             signals: Some(signals),
         }
@@ -381,6 +389,13 @@ pub fn spawn(spec: &SpawnSpec) -> Result<Spawned, SpawnError> {
         .map_err(other)?;
     let argv_ptrs = null_terminated(&argv);
     let env_ptrs = null_terminated(&env);
+    // `/bin/sh PATH ARGS...`, the argv execvp uses for a file execve refuses with ENOEXEC.
+    let shell_argv_ptrs = spec.shell_fallback.then(|| {
+        [SHELL.as_ptr(), path.as_ptr()]
+            .into_iter()
+            .chain(argv_ptrs.iter().skip(1).copied())
+            .collect::<Vec<_>>()
+    });
 
     let stdio = StdioPlan::new(spec.stdio).map_err(other)?;
     let signals = SignalPlan::new(spec.signals.as_ref());
@@ -395,6 +410,7 @@ pub fn spawn(spec: &SpawnSpec) -> Result<Spawned, SpawnError> {
     let child = ChildPlan {
         path: &path,
         argv: &argv_ptrs,
+        shell_argv: shell_argv_ptrs.as_deref(),
         env: &env_ptrs,
         cwd: cwd.as_ref(),
         stdio: &stdio,
@@ -473,6 +489,8 @@ fn read_child_status(fd: &OwnedFd) -> io::Result<Option<(SetupStep, i32)>> {
 struct ChildPlan<'a> {
     path: &'a CString,
     argv: &'a [*const libc::c_char],
+    /// With [`SpawnSpec::shell_fallback`]: the shell's argv (NULL-terminated).
+    shell_argv: Option<&'a [*const libc::c_char]>,
     env: &'a [*const libc::c_char],
     cwd: Option<&'a CString>,
     stdio: &'a StdioPlan,
@@ -493,7 +511,15 @@ impl ChildPlan<'_> {
             Ok(()) => {
                 // SAFETY: NUL-terminated strings and NULL-terminated pointer arrays built before fork.
                 unsafe { libc::execve(self.path.as_ptr(), self.argv.as_ptr(), self.env.as_ptr()) };
-                (SetupStep::Exec, io::Error::last_os_error())
+                let err = io::Error::last_os_error();
+                if let (Some(libc::ENOEXEC), Some(shell_argv)) =
+                    (err.raw_os_error(), self.shell_argv)
+                {
+                    // SAFETY: as above; the shell's argv was built before fork too. On failure the
+                    // program's own error (ENOEXEC) is reported, not the shell's.
+                    unsafe { libc::execve(SHELL.as_ptr(), shell_argv.as_ptr(), self.env.as_ptr()) };
+                }
+                (SetupStep::Exec, err)
             }
             Err(failure) => failure,
         };
