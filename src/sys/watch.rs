@@ -2,17 +2,21 @@
 //!
 //! A [`FileWatcher`] watches the file's directory (a file's own watch would be lost when it is
 //! replaced by a rename, which is how files are written atomically, KubeDirector's configmeta.json
-//! included) for `IN_CREATE`, `IN_MOVED_TO` and `IN_CLOSE_WRITE`. When the directory does not exist
-//! yet, it watches the nearest ancestor that does and moves down as the directories appear.
+//! included) and reports the file written and closed (`IN_CLOSE_WRITE`) or renamed into place
+//! (`IN_MOVED_TO`): a file created but not yet closed is not reported (its writer's close is). When
+//! the directory does not exist yet, it watches the nearest ancestor that does (`IN_CREATE`) and
+//! moves down as the directories appear.
 //!
 //! Its descriptor is non-blocking and close-on-exec, so an event loop can poll it
 //! ([`AsFd`]) and call [`FileWatcher::take_changes`]; [`wait_until`] is the bounded wait used before
-//! anything starts (configmeta.json written after the container starts).
+//! anything starts (configmeta.json written after the container starts); [`watch_files`] is a thread
+//! that reports rewrites of a few files (the supervisor's reload on a rewritten configmeta.json).
 
 use std::ffi::OsString;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
+use std::thread::JoinHandle;
 use std::time::Instant;
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -74,8 +78,11 @@ impl FileWatcher {
                     rearm = true;
                     continue;
                 }
+                let written = event
+                    .mask
+                    .intersects(AddWatchFlags::IN_CLOSE_WRITE | AddWatchFlags::IN_MOVED_TO);
                 if self.concerns_the_file(event.name.as_ref()) {
-                    changed = true;
+                    changed |= written;
                 } else if self.is_an_ancestor_watch() {
                     rearm = true;
                 }
@@ -191,9 +198,53 @@ pub fn wait_until(
     }
 }
 
-/// Waits until `path` exists, at most until `deadline`. Returns whether it does.
+/// Waits until `path` exists (written and closed, or renamed into place, by whoever creates it), at
+/// most until `deadline`. Returns whether it does.
 pub fn wait_for_file(path: &Path, deadline: Instant) -> io::Result<bool> {
     wait_until(path, deadline, || path.exists())
+}
+
+/// Watches `files` from one thread and calls `on_change(file)` after each write-close or rename onto
+/// one of them; the thread ends when `on_change` returns false or inotify fails. A file whose
+/// directory does not exist yet is watched through its nearest existing ancestor. `Ok(None)` when
+/// `files` is empty.
+pub fn watch_files(
+    files: &[PathBuf],
+    mut on_change: impl FnMut(&Path) -> bool + Send + 'static,
+) -> io::Result<Option<JoinHandle<()>>> {
+    if files.is_empty() {
+        return Ok(None);
+    }
+    let mut watchers = files
+        .iter()
+        .map(|file| FileWatcher::new(file))
+        .collect::<io::Result<Vec<_>>>()?;
+    std::thread::Builder::new()
+        .name("watch".into())
+        .stack_size(64 * 1024)
+        .spawn(move || loop {
+            let mut fds: Vec<PollFd<'_>> = watchers
+                .iter()
+                .map(|w| PollFd::new(w.as_fd(), PollFlags::POLLIN))
+                .collect();
+            match poll(&mut fds, PollTimeout::NONE) {
+                Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+                Err(_) => return,
+            }
+            drop(fds);
+            for watcher in &mut watchers {
+                match watcher.take_changes() {
+                    Ok(false) => {}
+                    Ok(true) => {
+                        if !on_change(watcher.path()) {
+                            return;
+                        }
+                    }
+                    Err(_) => return,
+                }
+            }
+        })
+        .map(Some)
 }
 
 #[cfg(test)]
@@ -257,6 +308,33 @@ mod tests {
         std::fs::write(&file, "newer").unwrap();
         assert!(watcher.take_changes().unwrap());
         assert!(!watcher.take_changes().unwrap());
+    }
+
+    #[test]
+    fn watch_files_reports_rewrites_and_renames_of_the_watched_files_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("configmeta.json");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let handle = watch_files(
+            &[file.clone(), PathBuf::from("/nonexistent/dir/x")],
+            move |p| tx.send(p.to_path_buf()).is_ok(),
+        )
+        .unwrap()
+        .unwrap();
+        std::fs::write(dir.path().join("other.json"), "{}").unwrap();
+        std::fs::write(&file, "{}").unwrap();
+        let timeout = Duration::from_secs(5);
+        assert_eq!(rx.recv_timeout(timeout).unwrap(), file);
+        let tmp = dir.path().join("tmp");
+        std::fs::write(&tmp, "{\"a\":1}").unwrap();
+        std::fs::rename(&tmp, &file).unwrap();
+        assert_eq!(rx.recv_timeout(timeout).unwrap(), file);
+        assert!(rx.try_recv().is_err(), "events for other files");
+        // on_change returning false (the receiver is gone) ends the thread.
+        drop(rx);
+        std::fs::write(&file, "{}").unwrap();
+        handle.join().unwrap();
+        assert!(watch_files(&[], |_| true).unwrap().is_none());
     }
 
     #[test]
