@@ -11,6 +11,7 @@ use crate::error::{exit_code, ProcessEnd};
 use crate::sys::process;
 use crate::sys::reaper::reap_children;
 use crate::sys::signals::{block_signals, signal_by_name, signal_name, SignalReader};
+use crate::sys::spawn::{spawn, SpawnError, SpawnSpec};
 
 /// The tini release whose behaviour (and `--version` shape, parsed by `docker info`) we reproduce.
 const TINI_COMPAT_VERSION: &str = "0.19.0";
@@ -329,8 +330,10 @@ sparkvisor as a child subreaper, or run sparkvisor as PID 1.",
         );
     }
 
-    let child = match process::spawn_foreground_child(&options.command, &inherited) {
-        Ok(pid) => pid,
+    let child = match spawn(&SpawnSpec::foreground(options.command.clone(), inherited)) {
+        Ok(spawned) => spawned.pid,
+        // A child that failed after fork exits on its own; as PID 1 we exit too, so it is never
+        // waited for (it dies with the namespace, or is re-parented to the real init).
         Err(e) => return exec_failure(&log, options.command.first().map(OsString::as_os_str), &e),
     };
     log.info(&format!(
@@ -391,17 +394,28 @@ fn forward_signal(log: &Log, options: &Options, child: i32, signo: i32) {
     }
 }
 
-/// tini's codes for a command that cannot be started: 127 not found, 126 not executable, else 1.
-fn exec_failure(log: &Log, program: Option<&OsStr>, error: &std::io::Error) -> i32 {
+/// tini's codes for a command that cannot be started: 127 not found, 126 not executable (or a
+/// failed setup step in the child), 1 when no child could be forked at all.
+fn exec_failure(log: &Log, program: Option<&OsStr>, error: &SpawnError) -> i32 {
     let name = program.map(OsStr::to_string_lossy).unwrap_or_default();
-    log.fatal(&format!("exec {name} failed: {error}"));
-    match error.raw_os_error() {
-        Some(libc::ENOENT) => exit_code::NOT_FOUND,
-        Some(libc::EACCES) | Some(libc::EISDIR) | Some(libc::ENOEXEC) | Some(libc::EPERM) => {
-            exit_code::CANNOT_EXECUTE
-        }
-        _ => exit_code::FAILURE,
-    }
+    let (code, reason) = match error {
+        SpawnError::NotFound { .. } => (
+            exit_code::NOT_FOUND,
+            std::io::Error::from_raw_os_error(libc::ENOENT).to_string(),
+        ),
+        SpawnError::PermissionDenied { .. } => (
+            exit_code::CANNOT_EXECUTE,
+            std::io::Error::from_raw_os_error(libc::EACCES).to_string(),
+        ),
+        SpawnError::Setup { step, source, .. } => (
+            exit_code::CANNOT_EXECUTE,
+            format!("cannot {step}: {source}"),
+        ),
+        SpawnError::Privileges { source, .. } => (exit_code::FAILURE, source.to_string()),
+        SpawnError::Other { source, .. } => (exit_code::FAILURE, source.to_string()),
+    };
+    log.fatal(&format!("exec {name} failed: {reason}"));
+    code
 }
 
 fn describe_end(end: ProcessEnd) -> String {

@@ -239,7 +239,7 @@ fn output_is_captured_in_pipes() {
 fn umask_and_working_directory_are_applied() {
     let dir = tempfile::tempdir().unwrap();
     let mut spec = spec(&["sleep", "30"]);
-    spec.umask = 0o027;
+    spec.umask = Some(0o027);
     spec.cwd = Some(dir.path().to_path_buf());
     let child = Running::start(&spec);
     assert_eq!(child.status()["Umask"], "0027");

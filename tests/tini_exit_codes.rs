@@ -178,3 +178,19 @@ fn works_without_kill_child_too() {
     ]);
     assert_eq!(code(output(cmd).status), 9);
 }
+
+#[test]
+fn a_script_without_shebang_runs_in_sh_as_with_execvp() {
+    let dir = tempdir();
+    let script = dir.path().join("no-shebang");
+    std::fs::write(&script, "echo from-sh \"$1\"; exit 7\n").unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let out = output(direct(["-s", "--", script.to_str().unwrap(), "arg"]));
+    assert_eq!(
+        code(out.status),
+        7,
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "from-sh arg\n");
+}

@@ -5,13 +5,15 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::ErrorKind;
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Instant;
 
 use crate::config::configmeta;
 use crate::config::env as vars;
 use crate::config::role::DurationSpec;
 use crate::config::validate::valid_host;
 use crate::error::{Diagnostic, Diagnostics};
+use crate::sys::watch;
 
 /// A text file read from outside, with the path it came from (for diagnostics and provenance).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -152,9 +154,10 @@ impl Inputs {
 }
 
 /// Reads configmeta.json. A missing default file is fine (not on KubeDirector); a missing explicit
-/// one is an error. With SPARKVISOR_CONFIGMETA_WAIT, waits until the file exists and parses (it is
-/// written after the container starts), checking every 50 ms up to the deadline: a bounded wait
-/// before anything starts, never during supervision.
+/// one is an error. With SPARKVISOR_CONFIGMETA_WAIT, first waits until the file exists and parses (it
+/// is written after the container starts), re-checking whenever it is created, renamed into place
+/// or rewritten (inotify, [`crate::sys::watch`]), up to the deadline: a bounded wait before anything
+/// starts, never during supervision.
 fn read_configmeta(
     env: &BTreeMap<String, String>,
     problems: &mut Diagnostics,
@@ -176,49 +179,52 @@ fn read_configmeta(
         },
         None => None,
     };
-    let deadline = Instant::now() + wait.unwrap_or(Duration::ZERO);
-    loop {
-        let expired = Instant::now() >= deadline;
-        match fs::read_to_string(&path) {
-            Ok(text) => {
-                if wait.is_none() || expired || configmeta::parse(&path, &text).is_ok() {
-                    return Some(InputFile { path, text });
-                }
-            }
-            Err(e) if e.kind() == ErrorKind::NotFound => match wait {
-                Some(w) if expired => {
-                    problems.push(Diagnostic::new(
-                        path,
-                        format!(
-                            "configmeta.json did not appear within {} ({})",
-                            DurationSpec(w),
-                            vars::CONFIGMETA_WAIT_VAR
-                        ),
-                    ));
-                    return None;
-                }
-                Some(_) => {}
-                None if explicit.is_some() => {
-                    problems.push(Diagnostic::new(
-                        path,
-                        format!(
-                            "cannot read configmeta.json ({}): {e}",
-                            vars::CONFIGMETA_VAR
-                        ),
-                    ));
-                    return None;
-                }
-                None => return None,
-            },
-            Err(e) => {
-                problems.push(Diagnostic::new(
-                    path,
-                    format!("cannot read configmeta.json: {e}"),
-                ));
-                return None;
-            }
+    let mut watch_error = None;
+    if let Some(wait) = wait {
+        let parses =
+            || fs::read_to_string(&path).is_ok_and(|text| configmeta::parse(&path, &text).is_ok());
+        if let Err(e) = watch::wait_until(Path::new(&path), Instant::now() + wait, parses) {
+            watch_error = Some(e);
         }
-        std::thread::sleep(Duration::from_millis(50));
+    }
+    // After the wait, the file as it is: one that still does not parse is reported by the parser.
+    match fs::read_to_string(&path) {
+        Ok(text) => Some(InputFile { path, text }),
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            match (wait, watch_error) {
+                (Some(_), Some(watch_error)) => problems.push(Diagnostic::new(
+                    path,
+                    format!(
+                        "cannot wait for configmeta.json ({}): {watch_error}",
+                        vars::CONFIGMETA_WAIT_VAR
+                    ),
+                )),
+                (Some(w), None) => problems.push(Diagnostic::new(
+                    path,
+                    format!(
+                        "configmeta.json did not appear within {} ({})",
+                        DurationSpec(w),
+                        vars::CONFIGMETA_WAIT_VAR
+                    ),
+                )),
+                (None, _) if explicit.is_some() => problems.push(Diagnostic::new(
+                    path,
+                    format!(
+                        "cannot read configmeta.json ({}): {e}",
+                        vars::CONFIGMETA_VAR
+                    ),
+                )),
+                (None, _) => {}
+            }
+            None
+        }
+        Err(e) => {
+            problems.push(Diagnostic::new(
+                path,
+                format!("cannot read configmeta.json: {e}"),
+            ));
+            None
+        }
     }
 }
 

@@ -1,15 +1,18 @@
 //! Signals as events: every signal is blocked and read synchronously from a signalfd.
 //!
 //! No signal handler is installed, ever. Blocked signals whose disposition is SIG_DFL are still queued for
-//! PID 1 (the kernel drops them only when they are unblocked), dispositions inherited as SIG_IGN stay
-//! untouched and pass to children through exec, and a child only needs the inherited mask restored
-//! ([`InheritedSignals::restore_in_child`]). One gap: Rust's runtime sets SIGPIPE to SIG_IGN before `main`,
-//! so an inherited SIGPIPE disposition cannot be seen, and std resets it to SIG_DFL in every child.
+//! PID 1 (the kernel drops them only when they are unblocked), and dispositions inherited as SIG_IGN stay
+//! untouched. [`block_signals`] records the mask and ignored set sparkvisor started with as a
+//! [`ChildSignals`], which [`super::spawn`] gives back to tini mode's child.
+//!
+//! One gap: Rust's runtime sets SIGPIPE to SIG_IGN before `main`, so an inherited SIGPIPE disposition
+//! cannot be seen; [`ChildSignals::capture`] never reports SIGPIPE as ignored, and every child starts
+//! with SIGPIPE at its default (as std's `Command` does), so pipelines end as they do under a shell.
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 
-use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 /// Synchronous faults: delivered to the faulting thread, so they are never blocked (blocking them would turn
@@ -24,10 +27,57 @@ const SYNCHRONOUS_FAULTS: [Signal; 7] = [
     Signal::SIGSYS,
 ];
 
-/// The signal mask sparkvisor was started with, to be restored in every child.
-#[derive(Debug, Clone)]
-pub struct InheritedSignals {
-    mask: SigSet,
+/// Highest signal number (the real-time range included), as the kernel numbers them.
+pub(crate) const MAX_SIGNAL: i32 = 64;
+
+/// The kernel's signal set size (64 signals), for the raw signal system calls.
+const KERNEL_SIGSET_BYTES: usize = 8;
+
+/// The signal state a child starts with when it should not be the default: the mask and the
+/// ignored signals. [`block_signals`] returns the state sparkvisor itself was started with.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChildSignals {
+    /// Signals blocked in the child.
+    pub blocked: Vec<i32>,
+    /// Signals left ignored (`SIG_IGN`) in the child; every other signal gets `SIG_DFL`.
+    pub ignored: Vec<i32>,
+}
+
+impl ChildSignals {
+    /// The calling thread's current mask and ignored signals (real-time and glibc-reserved ones
+    /// included), for a child that should start as this process started. SIGPIPE is never reported
+    /// ignored: Rust's runtime ignores it before `main`, so its inherited disposition is unknown.
+    pub fn capture() -> io::Result<Self> {
+        let mask = current_mask()?;
+        let blocked = (1..=MAX_SIGNAL).filter(|&s| mask & bit(s) != 0).collect();
+        let ignored = (1..=MAX_SIGNAL)
+            .filter(|&s| s != libc::SIGPIPE && is_ignored(s))
+            .collect();
+        Ok(Self { blocked, ignored })
+    }
+
+    /// The mask as a kernel signal set (bit `sig - 1`).
+    pub(crate) fn mask_bits(&self) -> u64 {
+        bits(&self.blocked)
+    }
+
+    /// The ignored signals as a bit set (bit `sig - 1`).
+    pub(crate) fn ignored_bits(&self) -> u64 {
+        bits(&self.ignored)
+    }
+}
+
+/// Bit `sig - 1` of a kernel signal set; 0 for numbers outside 1..=64.
+fn bit(sig: i32) -> u64 {
+    if (1..=MAX_SIGNAL).contains(&sig) {
+        1u64 << (sig - 1)
+    } else {
+        0
+    }
+}
+
+fn bits(signals: &[i32]) -> u64 {
+    signals.iter().fold(0, |set, &s| set | bit(s))
 }
 
 /// The set sparkvisor blocks (and reads from its signalfd): everything but the synchronous faults.
@@ -40,14 +90,17 @@ fn blocked_set() -> SigSet {
 }
 
 /// Blocks every signal except the synchronous faults (SEGV, BUS, ILL, FPE, ABRT, TRAP, SYS) in the calling
-/// thread and returns what was inherited. Call in the main thread before any thread starts, so that every
-/// thread inherits the mask and signals are only ever taken from a [`SignalReader`].
-pub fn block_signals() -> io::Result<InheritedSignals> {
-    let mask = blocked_set().thread_swap_mask(SigmaskHow::SIG_SETMASK)?;
+/// thread and returns the signal state sparkvisor was started with (for tini mode's child). Call in the
+/// main thread before any thread starts, so that every thread inherits the mask and signals are only ever
+/// taken from a [`SignalReader`].
+pub fn block_signals() -> io::Result<ChildSignals> {
     // An inherited SIGCHLD set to SIG_IGN makes the kernel reap children itself (waitpid then fails
-    // with ECHILD and exit codes are lost), so an init must have the default disposition.
+    // with ECHILD and exit codes are lost), so an init must have the default disposition, and so does
+    // its child (as before: the reset happens before the child is forked).
     reset_ignored_sigchld()?;
-    Ok(InheritedSignals { mask })
+    let inherited = ChildSignals::capture()?;
+    blocked_set().thread_set_mask()?;
+    Ok(inherited)
 }
 
 fn reset_ignored_sigchld() -> io::Result<()> {
@@ -63,12 +116,94 @@ fn reset_ignored_sigchld() -> io::Result<()> {
     Ok(())
 }
 
-impl InheritedSignals {
-    /// Async-signal-safe (no allocation, no lock): restores the inherited mask in a forked child, for use
-    /// in `pre_exec`. std clears the child's mask before `pre_exec` closures run, so this must be called.
-    pub fn restore_in_child(&self) -> io::Result<()> {
-        nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&self.mask), None)?;
+/// The calling thread's mask as the kernel has it (glibc's wrapper would hide its reserved 32, 33).
+fn current_mask() -> io::Result<u64> {
+    let mut mask = 0u64;
+    // SAFETY: how is ignored with a NULL new set; the old set is written into a local 8-byte set.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_BLOCK,
+            std::ptr::null::<u64>(),
+            &mut mask as *mut u64,
+            KERNEL_SIGSET_BYTES,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(mask)
+}
+
+/// Sets the calling thread's mask to `mask` (bit `sig - 1`) with the raw system call, which, unlike
+/// glibc's wrapper, also applies glibc's reserved signals. Async-signal-safe.
+pub(crate) fn set_mask_raw(mask: u64) -> io::Result<()> {
+    // SAFETY: a pointer to a local 8-byte kernel sigset; no old set requested.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_SETMASK,
+            &mask as *const u64,
+            std::ptr::null_mut::<u64>(),
+            KERNEL_SIGSET_BYTES,
+        )
+    };
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
         Ok(())
+    }
+}
+
+/// The kernel's `struct sigaction` (x86_64, aarch64 and the other generic layouts).
+#[repr(C)]
+struct KernelSigaction {
+    handler: libc::sighandler_t,
+    flags: libc::c_ulong,
+    restorer: usize,
+    mask: u64,
+}
+
+/// Whether `sig` is ignored, read with the raw `rt_sigaction` (glibc's wrapper refuses 32 and 33).
+fn is_ignored(sig: i32) -> bool {
+    let mut old = KernelSigaction {
+        handler: libc::SIG_DFL,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    // SAFETY: query only (NULL new action); the old one is written into a local kernel sigaction.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigaction,
+            sig,
+            std::ptr::null::<KernelSigaction>(),
+            &mut old as *mut KernelSigaction,
+            KERNEL_SIGSET_BYTES,
+        )
+    };
+    rc == 0 && old.handler == libc::SIG_IGN
+}
+
+/// Sets signal `sig` to `SIG_IGN` or `SIG_DFL` with the raw `rt_sigaction`, which, unlike glibc's
+/// wrapper, also resets the real-time signals glibc reserves (32, 33) when an ancestor ignored them.
+/// Async-signal-safe; errors (KILL, STOP) are ignored.
+pub(crate) fn set_disposition_raw(sig: i32, ignore: bool) {
+    let action = KernelSigaction {
+        handler: if ignore { libc::SIG_IGN } else { libc::SIG_DFL },
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    // SAFETY: a valid kernel sigaction for SIG_IGN/SIG_DFL (no handler code, so no restorer).
+    unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigaction,
+            sig,
+            &action as *const KernelSigaction,
+            std::ptr::null_mut::<KernelSigaction>(),
+            KERNEL_SIGSET_BYTES,
+        );
     }
 }
 
@@ -264,6 +399,25 @@ mod tests {
             }
         }
         assert_eq!(signal_name(libc::SIGRTMIN() + 2), "SIGRTMIN+2");
+    }
+
+    #[test]
+    fn capture_never_reports_the_runtimes_sigpipe_ignore() {
+        // Rust's runtime ignored SIGPIPE before the test harness's main.
+        assert!(is_ignored(libc::SIGPIPE));
+        let captured = ChildSignals::capture().unwrap();
+        assert!(!captured.ignored.contains(&libc::SIGPIPE), "{captured:?}");
+        assert_eq!(captured.ignored_bits() & bit(libc::SIGPIPE), 0);
+    }
+
+    #[test]
+    fn signal_lists_become_kernel_bit_sets() {
+        let signals = ChildSignals {
+            blocked: vec![libc::SIGHUP, 64, 0, 65],
+            ignored: vec![libc::SIGUSR2],
+        };
+        assert_eq!(signals.mask_bits(), 1 | (1u64 << 63));
+        assert_eq!(signals.ignored_bits(), 1u64 << (libc::SIGUSR2 - 1));
     }
 
     #[test]

@@ -13,12 +13,16 @@
 //! async-signal-safe system calls: no allocation, no locks, no logging.
 //!
 //! The child, in order: stdio onto 0/1/2 → new session (or process group, optionally taking the
-//! terminal) → signal dispositions and mask → umask → every descriptor ≥ 3 marked close-on-exec →
-//! privilege drop ([`super::privileges`]) → `chdir` (as the service user) → `execve`.
+//! terminal) → signal dispositions and mask → umask (unless inherited) → every descriptor ≥ 3 marked
+//! close-on-exec (unless inherited descriptors pass through) → privilege drop
+//! ([`super::privileges`], unless inherited) → `chdir` (as the service user) → `execve`.
 //!
 //! Signals: a service starts with an empty signal mask and the default disposition for every signal
 //! (signals the agent ignored are reset to `SIG_DFL`), unless [`SpawnSpec::signals`] says otherwise
-//! (tini mode restores the mask and ignored signals it found at startup).
+//! (tini mode restores the mask and ignored signals it found at startup, see [`ChildSignals`]).
+//!
+//! The same path starts services ([`SpawnSpec::new`]) and tini mode's child
+//! ([`SpawnSpec::foreground`]), which differ only in what they take over from the agent.
 
 use std::ffi::{CString, OsStr, OsString};
 use std::fs::File;
@@ -30,6 +34,7 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use super::privileges::{PlanError, PrivilegePlan};
+use super::signals::{set_disposition_raw, set_mask_raw, MAX_SIGNAL};
 use crate::users::UserIds;
 
 /// The PATH used to find a program when the service's environment has none (Docker's default).
@@ -47,41 +52,22 @@ pub enum Stdio {
     Null,
 }
 
-/// The signal state a child starts with when it should not be the default.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ChildSignals {
-    /// Signals blocked in the child.
-    pub blocked: Vec<i32>,
-    /// Signals left ignored (`SIG_IGN`) in the child; every other signal gets `SIG_DFL`.
-    pub ignored: Vec<i32>,
+pub use super::signals::ChildSignals;
+
+/// What happens to the descriptors ≥ 3 the child inherits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Descriptors {
+    /// Every descriptor ≥ 3 is closed at exec: a service gets only its stdio.
+    #[default]
+    CloseInherited,
+    /// Descriptors pass through exec as they are: those sparkvisor opened itself are close-on-exec
+    /// and vanish, those it inherited without close-on-exec (socket activation, a test harness's
+    /// pipe) reach the child, as under tini.
+    KeepInherited,
 }
 
-impl ChildSignals {
-    /// The calling thread's current mask and ignored signals, for a child that should start as this
-    /// process started (tini calls this before blocking signals for itself).
-    pub fn capture() -> io::Result<Self> {
-        let mut current = nix::sys::signal::SigSet::empty();
-        nix::sys::signal::pthread_sigmask(
-            nix::sys::signal::SigmaskHow::SIG_BLOCK,
-            None,
-            Some(&mut current),
-        )?;
-        let blocked = current.iter().map(|s| s as i32).collect();
-        let mut ignored = Vec::new();
-        for sig in 1..=MAX_SIGNAL {
-            // SAFETY: querying (act = NULL) the disposition into a zeroed, writable sigaction.
-            let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
-            let rc = unsafe { libc::sigaction(sig, std::ptr::null(), &mut old) };
-            if rc == 0 && old.sa_sigaction == libc::SIG_IGN {
-                ignored.push(sig);
-            }
-        }
-        Ok(Self { blocked, ignored })
-    }
-}
-
-/// Highest signal number whose disposition a child resets (the real-time range included).
-const MAX_SIGNAL: i32 = 64;
+/// The shell that runs a script without `#!` ([`SpawnSpec::shell_fallback`]), as glibc's `execvp`.
+const SHELL: &std::ffi::CStr = c"/bin/sh";
 
 /// What to start and how.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,10 +88,15 @@ pub struct SpawnSpec {
     /// permitted, effective, inheritable and ambient sets; every other capability is dropped, also
     /// for root.
     pub capabilities: Vec<String>,
-    /// The child's umask.
-    pub umask: u32,
+    /// The child's umask; `None` keeps the agent's.
+    pub umask: Option<u32>,
     /// Set `PR_SET_NO_NEW_PRIVS` (setuid binaries and file capabilities grant nothing).
     pub no_new_privs: bool,
+    /// Keep the agent's ids, capabilities and `no_new_privs` exactly as they are (tini mode):
+    /// [`Self::user`], [`Self::capabilities`] and [`Self::no_new_privs`] are then not applied.
+    pub inherit_privileges: bool,
+    /// Inherited descriptors ≥ 3: closed at exec or passed through.
+    pub descriptors: Descriptors,
     /// `setsid`: own session and process group (pgid = pid), so the group can be signalled.
     pub new_session: bool,
     /// Without `new_session`: `setpgid(0, 0)`, own process group in the agent's session.
@@ -113,6 +104,9 @@ pub struct SpawnSpec {
     /// With `new_process_group`: make the group the terminal's foreground group when stdin is a
     /// terminal (tini does this so Ctrl-C reaches the child).
     pub foreground: bool,
+    /// As `execvp` does (and tini): a file that `execve` refuses as not executable (`ENOEXEC`, a
+    /// script without `#!`) is run by `/bin/sh` with the file as its first argument.
+    pub shell_fallback: bool,
     /// Standard streams.
     pub stdio: Stdio,
     /// `None`: empty mask, every signal at its default disposition.
@@ -129,13 +123,40 @@ impl SpawnSpec {
             cwd: None,
             user: None,
             capabilities: Vec::new(),
-            umask: 0o022,
+            umask: Some(0o022),
             no_new_privs: true,
+            inherit_privileges: false,
+            descriptors: Descriptors::CloseInherited,
             new_session: true,
             new_process_group: false,
             foreground: false,
+            shell_fallback: false,
             stdio: Stdio::Pipe,
             signals: None,
+        }
+    }
+
+    /// tini mode's child (and the main command of `run -- CMD`): started as sparkvisor itself was
+    /// started — its environment, stdio, umask, ids, capabilities, inherited descriptors and the
+    /// signal state `signals` (from [`super::signals::block_signals`]) — but in its own process
+    /// group, made the terminal's foreground group when stdin is a terminal.
+    pub fn foreground(argv: Vec<OsString>, signals: ChildSignals) -> Self {
+        Self {
+            argv,
+            env: std::env::vars_os().collect(),
+            cwd: None,
+            user: None,
+            capabilities: Vec::new(),
+            umask: None,
+            no_new_privs: false,
+            inherit_privileges: true,
+            descriptors: Descriptors::KeepInherited,
+            new_session: false,
+            new_process_group: true,
+            foreground: true,
+            shell_fallback: true,
+            stdio: Stdio::Inherit,
+            signals: Some(signals),
         }
     }
 }
@@ -341,11 +362,16 @@ pub fn spawn(spec: &SpawnSpec) -> Result<Spawned, SpawnError> {
         },
         _ => other(e),
     })?;
-    let plan = PrivilegePlan::new(spec.user.as_ref(), &spec.capabilities, spec.no_new_privs)
-        .map_err(|source| SpawnError::Privileges {
-            program: program.clone(),
-            source,
-        })?;
+    let plan = if spec.inherit_privileges {
+        None
+    } else {
+        let plan = PrivilegePlan::new(spec.user.as_ref(), &spec.capabilities, spec.no_new_privs)
+            .map_err(|source| SpawnError::Privileges {
+                program: program.clone(),
+                source,
+            })?;
+        Some(plan)
+    };
 
     let path = cstring(path.as_os_str()).map_err(other)?;
     let argv = spec
@@ -363,13 +389,20 @@ pub fn spawn(spec: &SpawnSpec) -> Result<Spawned, SpawnError> {
         .map_err(other)?;
     let argv_ptrs = null_terminated(&argv);
     let env_ptrs = null_terminated(&env);
+    // `/bin/sh PATH ARGS...`, the argv execvp uses for a file execve refuses with ENOEXEC.
+    let shell_argv_ptrs = spec.shell_fallback.then(|| {
+        [SHELL.as_ptr(), path.as_ptr()]
+            .into_iter()
+            .chain(argv_ptrs.iter().skip(1).copied())
+            .collect::<Vec<_>>()
+    });
 
     let stdio = StdioPlan::new(spec.stdio).map_err(other)?;
     let signals = SignalPlan::new(spec.signals.as_ref());
-    let fallback_fds = if close_range_works() {
-        Vec::new()
-    } else {
-        open_descriptors()
+    let descriptors = match spec.descriptors {
+        Descriptors::KeepInherited => DescriptorPlan::Keep,
+        Descriptors::CloseInherited if close_range_works() => DescriptorPlan::CloseRange,
+        Descriptors::CloseInherited => DescriptorPlan::List(open_descriptors()),
     };
     let (status_read, status_write) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| other(e.into()))?;
@@ -377,6 +410,7 @@ pub fn spawn(spec: &SpawnSpec) -> Result<Spawned, SpawnError> {
     let child = ChildPlan {
         path: &path,
         argv: &argv_ptrs,
+        shell_argv: shell_argv_ptrs.as_deref(),
         env: &env_ptrs,
         cwd: cwd.as_ref(),
         stdio: &stdio,
@@ -385,8 +419,8 @@ pub fn spawn(spec: &SpawnSpec) -> Result<Spawned, SpawnError> {
         new_session: spec.new_session,
         new_process_group: spec.new_process_group,
         foreground: spec.foreground,
-        fallback_fds: &fallback_fds,
-        privileges: &plan,
+        descriptors: &descriptors,
+        privileges: plan.as_ref(),
         status_fd: status_write.as_raw_fd(),
     };
 
@@ -455,16 +489,18 @@ fn read_child_status(fd: &OwnedFd) -> io::Result<Option<(SetupStep, i32)>> {
 struct ChildPlan<'a> {
     path: &'a CString,
     argv: &'a [*const libc::c_char],
+    /// With [`SpawnSpec::shell_fallback`]: the shell's argv (NULL-terminated).
+    shell_argv: Option<&'a [*const libc::c_char]>,
     env: &'a [*const libc::c_char],
     cwd: Option<&'a CString>,
     stdio: &'a StdioPlan,
     signals: &'a SignalPlan,
-    umask: u32,
+    umask: Option<u32>,
     new_session: bool,
     new_process_group: bool,
     foreground: bool,
-    fallback_fds: &'a [RawFd],
-    privileges: &'a PrivilegePlan,
+    descriptors: &'a DescriptorPlan,
+    privileges: Option<&'a PrivilegePlan>,
     status_fd: RawFd,
 }
 
@@ -475,7 +511,15 @@ impl ChildPlan<'_> {
             Ok(()) => {
                 // SAFETY: NUL-terminated strings and NULL-terminated pointer arrays built before fork.
                 unsafe { libc::execve(self.path.as_ptr(), self.argv.as_ptr(), self.env.as_ptr()) };
-                (SetupStep::Exec, io::Error::last_os_error())
+                let err = io::Error::last_os_error();
+                if let (Some(libc::ENOEXEC), Some(shell_argv)) =
+                    (err.raw_os_error(), self.shell_argv)
+                {
+                    // SAFETY: as above; the shell's argv was built before fork too. On failure the
+                    // program's own error (ENOEXEC) is reported, not the shell's.
+                    unsafe { libc::execve(SHELL.as_ptr(), shell_argv.as_ptr(), self.env.as_ptr()) };
+                }
+                (SetupStep::Exec, err)
             }
             Err(failure) => failure,
         };
@@ -511,7 +555,7 @@ impl ChildPlan<'_> {
                     return Err((SetupStep::ProcessGroup, io::Error::last_os_error()));
                 }
                 // Ignored for now (reset below), so a background group is not stopped by SIGTTOU.
-                set_disposition(libc::SIGTTOU, true);
+                set_disposition_raw(libc::SIGTTOU, true);
                 if self.foreground && libc::tcsetpgrp(libc::STDIN_FILENO, libc::getpgrp()) < 0 {
                     let err = io::Error::last_os_error();
                     // No terminal (or none controlling us): nothing to take, as tini does.
@@ -524,25 +568,19 @@ impl ChildPlan<'_> {
             for sig in 1..=MAX_SIGNAL {
                 let ignore = self.signals.ignored & (1u64 << (sig - 1)) != 0;
                 // KILL and STOP refuse (EINVAL): nothing to reset there.
-                set_disposition(sig, ignore);
+                set_disposition_raw(sig, ignore);
             }
-            // The raw call: glibc's wrapper would keep its internal signals (32, 33) as they are.
-            let mask: *const libc::sigset_t = &self.signals.mask;
-            if libc::syscall(
-                libc::SYS_rt_sigprocmask,
-                libc::SIG_SETMASK,
-                mask,
-                std::ptr::null_mut::<libc::sigset_t>(),
-                KERNEL_SIGSET_BYTES,
-            ) < 0
-            {
-                return Err((SetupStep::SignalMask, io::Error::last_os_error()));
+            if let Some(umask) = self.umask {
+                libc::umask(umask as libc::mode_t);
             }
-            libc::umask(self.umask as libc::mode_t);
         }
+        // The raw call: glibc's wrapper would keep its internal signals (32, 33) as they are.
+        set_mask_raw(self.signals.mask).map_err(|e| (SetupStep::SignalMask, e))?;
         self.mark_descriptors_cloexec()
             .map_err(|e| (SetupStep::Descriptors, e))?;
-        self.privileges.apply()?;
+        if let Some(privileges) = self.privileges {
+            privileges.apply()?;
+        }
         if let Some(cwd) = self.cwd {
             // SAFETY: a NUL-terminated path built before fork.
             if unsafe { libc::chdir(cwd.as_ptr()) } < 0 {
@@ -552,53 +590,31 @@ impl ChildPlan<'_> {
         Ok(())
     }
 
-    /// Marks every descriptor ≥ 3 close-on-exec (the status pipe must stay open until exec, so
-    /// close-on-exec rather than close). `close_range` (Linux 5.11+), else the list of descriptors
-    /// read from /proc before fork.
+    /// Marks every descriptor ≥ 3 close-on-exec as the plan says (the status pipe must stay open
+    /// until exec, so close-on-exec rather than close).
     fn mark_descriptors_cloexec(&self) -> io::Result<()> {
-        if self.fallback_fds.is_empty() {
-            return close_range_cloexec(3);
+        match self.descriptors {
+            DescriptorPlan::Keep => Ok(()),
+            DescriptorPlan::CloseRange => close_range_cloexec(3),
+            DescriptorPlan::List(fds) => {
+                for &fd in fds {
+                    // SAFETY: fcntl on a descriptor number; EBADF for one closed meanwhile is harmless.
+                    unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+                }
+                Ok(())
+            }
         }
-        for &fd in self.fallback_fds {
-            // SAFETY: fcntl on a descriptor number; EBADF for one closed meanwhile is harmless.
-            unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
-        }
-        Ok(())
     }
 }
 
-/// The kernel's signal set size (64 signals), for the raw signal system calls.
-const KERNEL_SIGSET_BYTES: usize = 8;
-
-/// The kernel's `struct sigaction` (x86_64, aarch64 and the other generic layouts).
-#[repr(C)]
-struct KernelSigaction {
-    handler: libc::sighandler_t,
-    flags: libc::c_ulong,
-    restorer: usize,
-    mask: u64,
-}
-
-/// Sets signal `sig` to `SIG_IGN` or `SIG_DFL` with the raw `rt_sigaction`, which, unlike glibc's
-/// wrapper, also resets the real-time signals glibc reserves (32, 33) when an ancestor ignored them.
-/// Async-signal-safe; errors (KILL, STOP) are ignored.
-fn set_disposition(sig: i32, ignore: bool) {
-    let action = KernelSigaction {
-        handler: if ignore { libc::SIG_IGN } else { libc::SIG_DFL },
-        flags: 0,
-        restorer: 0,
-        mask: 0,
-    };
-    // SAFETY: a valid kernel sigaction for SIG_IGN/SIG_DFL (no handler code, so no restorer).
-    unsafe {
-        libc::syscall(
-            libc::SYS_rt_sigaction,
-            sig,
-            &action as *const KernelSigaction,
-            std::ptr::null_mut::<KernelSigaction>(),
-            KERNEL_SIGSET_BYTES,
-        );
-    }
+/// How the child closes inherited descriptors, decided before fork.
+enum DescriptorPlan {
+    /// Leave them as they are ([`Descriptors::KeepInherited`]).
+    Keep,
+    /// `close_range(3, ~0, CLOSE_RANGE_CLOEXEC)` (Linux 5.11+).
+    CloseRange,
+    /// Older kernels: the agent's descriptors ≥ 3, read from /proc before fork.
+    List(Vec<RawFd>),
 }
 
 /// `close_range(first, ~0, CLOSE_RANGE_CLOEXEC)`. Async-signal-safe.
@@ -723,30 +739,18 @@ fn above_stdio(fd: OwnedFd) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(copy) })
 }
 
-/// The child's signal mask and ignored set, prepared before fork.
+/// The child's signal mask and ignored set as kernel bit sets (bit `sig - 1`), prepared before fork.
 struct SignalPlan {
-    mask: libc::sigset_t,
-    /// Bit `sig - 1` set: `SIG_IGN`.
+    mask: u64,
     ignored: u64,
 }
 
 impl SignalPlan {
     fn new(signals: Option<&ChildSignals>) -> Self {
-        // SAFETY: sigemptyset/sigaddset initialise and edit a local sigset_t.
-        let mut mask: libc::sigset_t = unsafe { std::mem::zeroed() };
-        unsafe { libc::sigemptyset(&mut mask) };
-        let mut ignored = 0u64;
-        if let Some(signals) = signals {
-            for &sig in &signals.blocked {
-                unsafe { libc::sigaddset(&mut mask, sig) };
-            }
-            for &sig in &signals.ignored {
-                if (1..=MAX_SIGNAL).contains(&sig) {
-                    ignored |= 1u64 << (sig - 1);
-                }
-            }
+        Self {
+            mask: signals.map_or(0, ChildSignals::mask_bits),
+            ignored: signals.map_or(0, ChildSignals::ignored_bits),
         }
-        Self { mask, ignored }
     }
 }
 
