@@ -1,5 +1,8 @@
 //! Every `unsafe`, `nix` and `caps` call of sparkvisor lives under this module, behind a narrow seam.
 
+pub mod caps;
+pub mod privileges;
 pub mod process;
 pub mod reaper;
 pub mod signals;
+pub mod spawn;
