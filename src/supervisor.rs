@@ -99,8 +99,8 @@ pub trait Sys {
     fn spawn_service(&mut self, def: &ServiceDef) -> Result<i32, ProcessEnd>;
     /// Spawns the main command (`run -- CMD`), stdio inherited.
     fn spawn_main(&mut self, argv: &[std::ffi::OsString]) -> Result<i32, ProcessEnd>;
-    /// Spawns an exec probe's argv; its end comes back through [`Sys::reap`].
-    fn spawn_probe(&mut self, argv: &[String]) -> Result<i32, ProcessEnd>;
+    /// Spawns an exec probe's argv as the service's user; its end comes back through [`Sys::reap`].
+    fn spawn_probe(&mut self, def: &ServiceDef, argv: &[String]) -> Result<i32, ProcessEnd>;
     /// Starts a network (tcp/http) probe attempt that sends `Msg::ProbeResult` when done.
     fn start_network_probe(&mut self, probe: &Probe, ticket: ProbeTicket);
     /// Sends `signo` to one process.
@@ -203,6 +203,10 @@ pub struct ServiceInfo {
     pub healthy: bool,
     /// Its failure for good stops the container.
     pub critical: bool,
+    /// A readiness probe is configured.
+    pub has_ready_probe: bool,
+    /// A liveness probe is configured.
+    pub has_health_probe: bool,
 }
 
 /// What a SIGHUP reload found: the newly expanded services and the rendered files that changed.
@@ -440,6 +444,8 @@ impl<S: Sys> Supervisor<S> {
             ready: s.ready,
             healthy: s.healthy,
             critical: m.def.spec.critical,
+            has_ready_probe: m.def.policy.ready_probe,
+            has_health_probe: m.def.policy.health_threshold.is_some(),
         })
     }
 
@@ -674,7 +680,11 @@ impl<S: Sys> Supervisor<S> {
             generation: run.generation,
         };
         if let Some(argv) = &probe.exec {
-            match self.sys.spawn_probe(argv) {
+            let result = match self.services.get(i) {
+                Some(m) => self.sys.spawn_probe(&m.def, argv),
+                None => return,
+            };
+            match result {
                 Ok(pid) => {
                     if let Some(run) = self.services.get_mut(i).and_then(|m| m.probe.as_mut()) {
                         run.exec = Some((pid, now + probe.timeout.0));

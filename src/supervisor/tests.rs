@@ -82,7 +82,7 @@ impl Sys for FakeSys {
     fn spawn_main(&mut self, _argv: &[OsString]) -> Result<i32, ProcessEnd> {
         self.spawn("main".into())
     }
-    fn spawn_probe(&mut self, argv: &[String]) -> Result<i32, ProcessEnd> {
+    fn spawn_probe(&mut self, _def: &ServiceDef, argv: &[String]) -> Result<i32, ProcessEnd> {
         self.spawn(format!("probe {}", argv.join(" ")))
     }
     fn start_network_probe(&mut self, _probe: &Probe, ticket: ProbeTicket) {
