@@ -207,6 +207,24 @@ pub fn resolve_user(
     Ok(ids)
 }
 
+/// A service's `user`, `group` and `groups` as written in its role: `None` when it sets no user (it
+/// keeps the agent's ids). `group` or `groups` without `user` is an error, because the agent's own
+/// user is not known here.
+pub fn resolve_service_user(
+    user: Option<&str>,
+    group: Option<&str>,
+    groups: Option<&[String]>,
+    db: &UserDb,
+) -> Result<Option<UserIds>, String> {
+    match user {
+        Some(user) => resolve_user(user, group, groups, db).map(Some),
+        None if group.is_some() || groups.is_some() => {
+            Err("`group` and `groups` need `user` (name or uid) as well".to_string())
+        }
+        None => Ok(None),
+    }
+}
+
 fn from_entry(entry: &PasswdEntry, db: &UserDb) -> UserIds {
     UserIds {
         uid: entry.uid,
@@ -407,6 +425,16 @@ users:x:100:
         assert!(err.contains("empty user name"), "{err}");
         assert!(resolve_user("-1", None, None, &db()).is_err());
         assert!(resolve_user("99999999999", None, None, &db()).is_err());
+    }
+
+    #[test]
+    fn service_user_is_optional_but_groups_need_it() {
+        assert_eq!(resolve_service_user(None, None, None, &db()), Ok(None));
+        let ids = resolve_service_user(Some("spark"), None, None, &db()).unwrap();
+        assert_eq!(ids.map(|i| i.uid), Some(185));
+        let err = resolve_service_user(None, Some("users"), None, &db()).unwrap_err();
+        assert!(err.contains("need `user`"), "{err}");
+        assert!(resolve_service_user(None, None, Some(&[]), &db()).is_err());
     }
 
     #[test]

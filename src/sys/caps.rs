@@ -11,6 +11,7 @@
 //! (and every process forked from one) inherits the reduced set.
 
 use std::io;
+use std::sync::OnceLock;
 
 /// The capabilities the agent itself keeps in its bounding set, whatever its services need:
 /// switching ids and dropping capabilities in children (SETUID, SETGID, SETPCAP), signalling services
@@ -70,6 +71,21 @@ pub fn parse_capabilities<S: AsRef<str>>(names: &[S]) -> Result<Vec<caps::Capabi
     }
 }
 
+/// What the agent keeps in its bounding set for a role: [`AGENT_CAPABILITIES`] plus every
+/// capability any service lists (names as in the role files). Pass it to
+/// [`reduce_agent_bounding_set`].
+pub fn agent_keep_set<S: AsRef<str>>(
+    service_capabilities: &[S],
+) -> Result<Vec<caps::Capability>, CapsError> {
+    let mut keep = AGENT_CAPABILITIES.to_vec();
+    for cap in parse_capabilities(service_capabilities)? {
+        if !keep.contains(&cap) {
+            keep.push(cap);
+        }
+    }
+    Ok(keep)
+}
+
 /// The bit mask of a list of capabilities.
 pub fn mask_of(caps: &[caps::Capability]) -> u64 {
     caps.iter().fold(0, |mask, cap| mask | cap.bitmask())
@@ -86,8 +102,13 @@ pub fn caps_of(mask: u64) -> Vec<caps::Capability> {
 }
 
 /// The highest capability number this kernel knows (`/proc/sys/kernel/cap_last_cap`; without procfs,
-/// found by probing the bounding set).
+/// found by probing the bounding set). Read once.
 pub fn last_cap() -> u8 {
+    static LAST_CAP: OnceLock<u8> = OnceLock::new();
+    *LAST_CAP.get_or_init(read_last_cap)
+}
+
+fn read_last_cap() -> u8 {
     if let Ok(text) = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap") {
         if let Ok(n) = text.trim().parse::<u8>() {
             return n.min(63);
@@ -293,6 +314,15 @@ mod tests {
         assert_eq!(err.to_string(), "unknown capability `BOGUS`, `NOPE`");
         let ok = parse_capabilities(&["KILL", "cap_kill", "CHOWN"]).unwrap();
         assert_eq!(ok, [Capability::CAP_KILL, Capability::CAP_CHOWN]);
+    }
+
+    #[test]
+    fn agent_keep_set_adds_service_capabilities() {
+        let keep = agent_keep_set(&["NET_BIND_SERVICE", "kill"]).unwrap();
+        assert_eq!(keep.len(), AGENT_CAPABILITIES.len() + 1);
+        assert!(keep.contains(&Capability::CAP_NET_BIND_SERVICE));
+        assert!(keep.contains(&Capability::CAP_SETPCAP));
+        assert!(agent_keep_set(&["NOPE"]).is_err());
     }
 
     #[test]

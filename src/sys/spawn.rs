@@ -89,8 +89,9 @@ pub struct SpawnSpec {
     /// argv; `argv[0]` is looked up in the `PATH` of [`Self::env`] when it has no `/` (empty PATH
     /// entries are skipped; no PATH: [`DEFAULT_PATH`]).
     pub argv: Vec<OsString>,
-    /// The complete environment: nothing is inherited from the agent. When [`Self::user`] is set,
-    /// `HOME`, `USER` and `LOGNAME` are added from it unless given here (a value given here wins).
+    /// The complete environment: nothing is inherited from the agent. A later duplicate key
+    /// replaces an earlier one. When [`Self::user`] is set, `HOME`, `USER` and `LOGNAME` are added
+    /// from it unless given here (a value given here wins).
     pub env: Vec<(OsString, OsString)>,
     /// Working directory, entered after the privilege drop (as the service user); `None` keeps the
     /// agent's.
@@ -250,12 +251,16 @@ pub enum SpawnError {
     NotFound {
         /// `argv[0]`.
         program: String,
+        /// The child that failed to exec (it exits 127), when the failure came after fork.
+        child: Option<i32>,
     },
     /// The program exists but may not be executed (EACCES, EPERM, no execute bit).
     #[error("{program}: permission denied")]
     PermissionDenied {
         /// `argv[0]`.
         program: String,
+        /// The child that failed to exec (it exits 126), when the failure came after fork.
+        child: Option<i32>,
     },
     /// A step of the child's setup failed.
     #[error("{program}: cannot {step}: {source}")]
@@ -266,6 +271,8 @@ pub enum SpawnError {
         step: SetupStep,
         /// The OS error.
         source: io::Error,
+        /// The child that failed (it exits 126).
+        child: i32,
     },
     /// The requested capabilities are unknown or the agent cannot grant them (before fork).
     #[error("{program}: {source}")]
@@ -293,6 +300,18 @@ impl SpawnError {
             _ => crate::error::exit_code::CANNOT_EXECUTE,
         }
     }
+
+    /// The pid of the child that failed after fork and exits on its own; the reaper will report its
+    /// end, and whoever receives that report should ignore it.
+    pub fn child_pid(&self) -> Option<i32> {
+        match self {
+            SpawnError::NotFound { child, .. } | SpawnError::PermissionDenied { child, .. } => {
+                *child
+            }
+            SpawnError::Setup { child, .. } => Some(*child),
+            SpawnError::Privileges { .. } | SpawnError::Other { .. } => None,
+        }
+    }
 }
 
 /// Starts a child as `spec` says. Returns once the child has exec'd (or failed to); never waits for
@@ -314,9 +333,11 @@ pub fn spawn(spec: &SpawnSpec) -> Result<Spawned, SpawnError> {
     let path = find_program(first, &spec.env).map_err(|e| match e.kind() {
         io::ErrorKind::PermissionDenied => SpawnError::PermissionDenied {
             program: program.clone(),
+            child: None,
         },
         io::ErrorKind::NotFound => SpawnError::NotFound {
             program: program.clone(),
+            child: None,
         },
         _ => other(e),
     })?;
@@ -386,20 +407,24 @@ pub fn spawn(spec: &SpawnSpec) -> Result<Spawned, SpawnError> {
             stdout,
             stderr,
         }),
-        Ok(Some((step, errno))) => Err(child_error(program.clone(), step, errno)),
+        Ok(Some((step, errno))) => Err(child_error(program.clone(), pid, step, errno)),
         Err(e) => Err(other(e)),
     }
 }
 
-fn child_error(program: String, step: SetupStep, errno: i32) -> SpawnError {
+fn child_error(program: String, pid: i32, step: SetupStep, errno: i32) -> SpawnError {
     let source = io::Error::from_raw_os_error(errno);
+    let child = Some(pid);
     match (step, errno) {
-        (SetupStep::Exec, libc::ENOENT | libc::ENOTDIR) => SpawnError::NotFound { program },
-        (SetupStep::Exec, libc::EACCES | libc::EPERM) => SpawnError::PermissionDenied { program },
+        (SetupStep::Exec, libc::ENOENT | libc::ENOTDIR) => SpawnError::NotFound { program, child },
+        (SetupStep::Exec, libc::EACCES | libc::EPERM) => {
+            SpawnError::PermissionDenied { program, child }
+        }
         _ => SpawnError::Setup {
             program,
             step,
             source,
+            child: pid,
         },
     }
 }
@@ -460,7 +485,8 @@ impl ChildPlan<'_> {
         // SAFETY: write(2) and _exit(2) are async-signal-safe; the buffer lives on the stack.
         unsafe {
             libc::write(self.status_fd, report.as_ptr().cast(), report.len());
-            let not_found = step == SetupStep::Exec && errno == libc::ENOENT;
+            let not_found =
+                step == SetupStep::Exec && matches!(errno, libc::ENOENT | libc::ENOTDIR);
             libc::_exit(if not_found {
                 crate::error::exit_code::NOT_FOUND
             } else {
@@ -484,6 +510,8 @@ impl ChildPlan<'_> {
                 if libc::setpgid(0, 0) < 0 {
                     return Err((SetupStep::ProcessGroup, io::Error::last_os_error()));
                 }
+                // Ignored for now (reset below), so a background group is not stopped by SIGTTOU.
+                set_disposition(libc::SIGTTOU, true);
                 if self.foreground && libc::tcsetpgrp(libc::STDIN_FILENO, libc::getpgrp()) < 0 {
                     let err = io::Error::last_os_error();
                     // No terminal (or none controlling us): nothing to take, as tini does.
@@ -494,16 +522,19 @@ impl ChildPlan<'_> {
             }
             // Dispositions first, so no agent handler can run between unblocking and exec.
             for sig in 1..=MAX_SIGNAL {
-                let disposition = if self.signals.ignored & (1u64 << (sig - 1)) != 0 {
-                    libc::SIG_IGN
-                } else {
-                    libc::SIG_DFL
-                };
-                // KILL, STOP and the C library's internal signals refuse: nothing to reset there.
-                libc::signal(sig, disposition);
+                let ignore = self.signals.ignored & (1u64 << (sig - 1)) != 0;
+                // KILL and STOP refuse (EINVAL): nothing to reset there.
+                set_disposition(sig, ignore);
             }
-            if libc::pthread_sigmask(libc::SIG_SETMASK, &self.signals.mask, std::ptr::null_mut())
-                != 0
+            // The raw call: glibc's wrapper would keep its internal signals (32, 33) as they are.
+            let mask: *const libc::sigset_t = &self.signals.mask;
+            if libc::syscall(
+                libc::SYS_rt_sigprocmask,
+                libc::SIG_SETMASK,
+                mask,
+                std::ptr::null_mut::<libc::sigset_t>(),
+                KERNEL_SIGSET_BYTES,
+            ) < 0
             {
                 return Err((SetupStep::SignalMask, io::Error::last_os_error()));
             }
@@ -533,6 +564,40 @@ impl ChildPlan<'_> {
             unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
         }
         Ok(())
+    }
+}
+
+/// The kernel's signal set size (64 signals), for the raw signal system calls.
+const KERNEL_SIGSET_BYTES: usize = 8;
+
+/// The kernel's `struct sigaction` (x86_64, aarch64 and the other generic layouts).
+#[repr(C)]
+struct KernelSigaction {
+    handler: libc::sighandler_t,
+    flags: libc::c_ulong,
+    restorer: usize,
+    mask: u64,
+}
+
+/// Sets signal `sig` to `SIG_IGN` or `SIG_DFL` with the raw `rt_sigaction`, which, unlike glibc's
+/// wrapper, also resets the real-time signals glibc reserves (32, 33) when an ancestor ignored them.
+/// Async-signal-safe; errors (KILL, STOP) are ignored.
+fn set_disposition(sig: i32, ignore: bool) {
+    let action = KernelSigaction {
+        handler: if ignore { libc::SIG_IGN } else { libc::SIG_DFL },
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    // SAFETY: a valid kernel sigaction for SIG_IGN/SIG_DFL (no handler code, so no restorer).
+    unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigaction,
+            sig,
+            &action as *const KernelSigaction,
+            std::ptr::null_mut::<KernelSigaction>(),
+            KERNEL_SIGSET_BYTES,
+        );
     }
 }
 
@@ -721,13 +786,16 @@ fn find_program(program: &OsStr, env: &[(OsString, OsString)]) -> io::Result<Pat
     })
 }
 
-/// `KEY=VALUE` strings: the given environment, plus HOME/USER/LOGNAME of the user when absent.
+/// `KEY=VALUE` strings: the given environment (a later duplicate replaces an earlier one, in its
+/// place), plus HOME/USER/LOGNAME of the user when absent.
 fn environment(spec: &SpawnSpec) -> io::Result<Vec<CString>> {
-    let mut pairs: Vec<(&OsStr, &OsStr)> = spec
-        .env
-        .iter()
-        .map(|(k, v)| (k.as_os_str(), v.as_os_str()))
-        .collect();
+    let mut pairs: Vec<(&OsStr, &OsStr)> = Vec::with_capacity(spec.env.len() + 3);
+    for (key, value) in &spec.env {
+        match pairs.iter_mut().find(|(k, _)| *k == key.as_os_str()) {
+            Some(pair) => pair.1 = value.as_os_str(),
+            None => pairs.push((key.as_os_str(), value.as_os_str())),
+        }
+    }
     if let Some(user) = &spec.user {
         for (key, value) in [
             ("HOME", user.home.as_str()),
@@ -829,6 +897,9 @@ mod tests {
                 .collect()
         };
         assert_eq!(strings(&spec), ["A=1", "HOME=/opt"]);
+        spec.env.push(("A".into(), "2".into()));
+        assert_eq!(strings(&spec), ["A=2", "HOME=/opt"]);
+        spec.env.pop();
         spec.user = Some(UserIds {
             uid: 7,
             gid: 7,
@@ -841,6 +912,15 @@ mod tests {
         assert!(environment(&spec).is_err());
         spec.env = vec![("A".into(), OsString::from("a\0b"))];
         assert!(environment(&spec).is_err());
+    }
+
+    #[test]
+    fn descriptor_list_for_old_kernels_holds_every_fd_above_stdio() {
+        let file = File::open("/dev/null").unwrap();
+        let fds = open_descriptors();
+        assert!(fds.contains(&file.as_raw_fd()), "{fds:?}");
+        assert!(fds.iter().all(|&fd| fd >= 3), "{fds:?}");
+        assert!(close_range_works(), "this kernel (5.11+) has close_range");
     }
 
     #[test]
