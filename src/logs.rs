@@ -100,7 +100,10 @@ impl LogStore {
             if service.as_ref().is_some_and(|s| *s != line.service) {
                 return true;
             }
-            !matches!(tx.try_send(line.clone()), Err(TrySendError::Disconnected(_)))
+            !matches!(
+                tx.try_send(line.clone()),
+                Err(TrySendError::Disconnected(_))
+            )
         });
         let capacity = self.capacity;
         let ring = inner.lines.entry(line.service.clone()).or_default();
@@ -177,7 +180,10 @@ pub fn copy_lines(
     let mut writable = true;
     loop {
         buf.clear();
-        match (&mut reader).take(MAX_LINE as u64).read_until(b'\n', &mut buf) {
+        match (&mut reader)
+            .take(MAX_LINE as u64)
+            .read_until(b'\n', &mut buf)
+        {
             Ok(0) => return,
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -194,7 +200,10 @@ pub fn copy_lines(
         };
         if writable {
             let text = format.format(&line);
-            writable = out.write_all(text.as_bytes()).and_then(|()| out.flush()).is_ok();
+            writable = out
+                .write_all(text.as_bytes())
+                .and_then(|()| out.flush())
+                .is_ok();
         }
         store.push(line);
     }
@@ -225,20 +234,39 @@ mod tests {
     fn formats_prefix_plain_and_json() {
         let input = "one\ntwo \"q\"\nlast-without-newline";
         let table = [
-            (LogFormat::Prefix, "svc | one\nsvc | two \"q\"\nsvc | last-without-newline\n"),
+            (
+                LogFormat::Prefix,
+                "svc | one\nsvc | two \"q\"\nsvc | last-without-newline\n",
+            ),
             (LogFormat::Plain, "one\ntwo \"q\"\nlast-without-newline\n"),
         ];
         for (format, want) in table {
             let store = LogStore::new(10);
             let sink = Sink::default();
-            copy_lines(input.as_bytes(), "svc", Stream::Stdout, format, &store, sink.clone());
+            copy_lines(
+                input.as_bytes(),
+                "svc",
+                Stream::Stdout,
+                format,
+                &store,
+                sink.clone(),
+            );
             assert_eq!(text(&sink), want, "{format:?}");
         }
         let store = LogStore::new(10);
         let sink = Sink::default();
-        copy_lines(input.as_bytes(), "svc", Stream::Stderr, LogFormat::Json, &store, sink.clone());
-        let lines: Vec<serde_json::Value> =
-            text(&sink).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        copy_lines(
+            input.as_bytes(),
+            "svc",
+            Stream::Stderr,
+            LogFormat::Json,
+            &store,
+            sink.clone(),
+        );
+        let lines: Vec<serde_json::Value> = text(&sink)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
         assert_eq!(lines.len(), 3);
         assert_eq!(lines[1]["message"], "two \"q\"");
         assert_eq!(lines[1]["stream"], "stderr");
@@ -251,14 +279,36 @@ mod tests {
     fn ring_buffer_keeps_the_last_lines_and_long_lines_are_split() {
         let store = LogStore::new(3);
         let input: String = (1..=5).map(|i| format!("l{i}\n")).collect();
-        copy_lines(input.as_bytes(), "a", Stream::Stdout, LogFormat::Plain, &store, io::sink());
-        let tail: Vec<String> = store.tail(Some("a"), 10).into_iter().map(|l| l.message).collect();
+        copy_lines(
+            input.as_bytes(),
+            "a",
+            Stream::Stdout,
+            LogFormat::Plain,
+            &store,
+            io::sink(),
+        );
+        let tail: Vec<String> = store
+            .tail(Some("a"), 10)
+            .into_iter()
+            .map(|l| l.message)
+            .collect();
         assert_eq!(tail, vec!["l3", "l4", "l5"]);
         assert_eq!(store.tail(Some("a"), 1)[0].message, "l5");
         assert!(store.tail(Some("nobody"), 5).is_empty());
         let long = "x".repeat(MAX_LINE * 2 + 5);
-        copy_lines(long.as_bytes(), "b", Stream::Stdout, LogFormat::Plain, &store, io::sink());
-        let parts: Vec<usize> = store.tail(Some("b"), 10).iter().map(|l| l.message.len()).collect();
+        copy_lines(
+            long.as_bytes(),
+            "b",
+            Stream::Stdout,
+            LogFormat::Plain,
+            &store,
+            io::sink(),
+        );
+        let parts: Vec<usize> = store
+            .tail(Some("b"), 10)
+            .iter()
+            .map(|l| l.message.len())
+            .collect();
         assert_eq!(parts, vec![MAX_LINE, MAX_LINE, 5]);
         assert_eq!(store.tail(None, 100).len(), 6);
     }
@@ -268,15 +318,36 @@ mod tests {
         let store = LogStore::new(10);
         let a = store.follow(Some("a"));
         let all = store.follow(None);
-        copy_lines(&b"x\n"[..], "a", Stream::Stdout, LogFormat::Plain, &store, io::sink());
-        copy_lines(&b"y\n"[..], "b", Stream::Stdout, LogFormat::Plain, &store, io::sink());
+        copy_lines(
+            &b"x\n"[..],
+            "a",
+            Stream::Stdout,
+            LogFormat::Plain,
+            &store,
+            io::sink(),
+        );
+        copy_lines(
+            &b"y\n"[..],
+            "b",
+            Stream::Stdout,
+            LogFormat::Plain,
+            &store,
+            io::sink(),
+        );
         assert_eq!(a.try_recv().unwrap().message, "x");
         assert!(a.try_recv().is_err());
         assert_eq!(all.try_iter().count(), 2);
         drop(a);
         // A full follower drops lines instead of blocking the writer.
         let many: String = "z\n".repeat(FOLLOW_BUFFER + 10);
-        copy_lines(many.as_bytes(), "a", Stream::Stdout, LogFormat::Plain, &store, io::sink());
+        copy_lines(
+            many.as_bytes(),
+            "a",
+            Stream::Stdout,
+            LogFormat::Plain,
+            &store,
+            io::sink(),
+        );
         assert_eq!(all.try_iter().count(), FOLLOW_BUFFER);
     }
 }

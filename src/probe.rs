@@ -106,7 +106,9 @@ fn http(
         std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => ProbeError::Timeout,
         _ => ProbeError::Io(e.to_string()),
     };
-    stream.set_write_timeout(Some(remaining(deadline)?)).map_err(io)?;
+    stream
+        .set_write_timeout(Some(remaining(deadline)?))
+        .map_err(io)?;
     let request = format!(
         "GET {path} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: sparkvisor-probe\r\nAccept: */*\r\nConnection: close\r\n\r\n"
     );
@@ -114,7 +116,9 @@ fn http(
     let mut response = Vec::new();
     let mut chunk = [0u8; 8192];
     loop {
-        stream.set_read_timeout(Some(remaining(deadline)?)).map_err(io)?;
+        stream
+            .set_read_timeout(Some(remaining(deadline)?))
+            .map_err(io)?;
         match stream.read(&mut chunk) {
             Ok(0) => break,
             Ok(n) => {
@@ -158,12 +162,13 @@ pub fn check_response(
         .position(|w| w == b"\r\n\r\n")
         .map(|i| i + 4)
         .ok_or_else(|| ProbeError::Body("no body".into()))?;
-    let body: serde_json::Value = serde_json::from_slice(response.get(body_start..).unwrap_or_default())
-        .map_err(|e| ProbeError::Body(format!("body is not JSON: {e}")))?;
+    let body: serde_json::Value =
+        serde_json::from_slice(response.get(body_start..).unwrap_or_default())
+            .map_err(|e| ProbeError::Body(format!("body is not JSON: {e}")))?;
     for (key, want) in expected {
         let matches = match body.get(key) {
             Some(serde_json::Value::String(s)) => s == want,
-            Some(other) => other.to_string() == *want,
+            Some(other) => *want == other.to_string(),
             None => false,
         };
         if !matches {
@@ -188,7 +193,10 @@ mod tests {
     #[test]
     fn urls_parse() {
         let table = [
-            ("http://127.0.0.1:8080/json/", Some(("127.0.0.1:8080", "/json/"))),
+            (
+                "http://127.0.0.1:8080/json/",
+                Some(("127.0.0.1:8080", "/json/")),
+            ),
             ("http://localhost/", Some(("localhost:80", "/"))),
             ("http://h:1", Some(("h:1", "/"))),
             ("http://[::1]:81/x", Some(("[::1]:81", "/x"))),
@@ -210,7 +218,8 @@ mod tests {
         let alive: BTreeMap<String, String> = [("status".into(), "ALIVE".into())].into();
         let ok = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n{\"status\":\"ALIVE\",\"cores\":4}";
         let standby = b"HTTP/1.1 200 OK\r\n\r\n{\"status\":\"STANDBY\"}";
-        let table: [(&[u8], Option<&BTreeMap<String, String>>, bool); 7] = [
+        type Row<'a> = (&'a [u8], Option<&'a BTreeMap<String, String>>, bool);
+        let table: [Row; 7] = [
             (ok, None, true),
             (ok, Some(&alive), true),
             (standby, Some(&alive), false),
@@ -235,12 +244,18 @@ mod tests {
             let mut buf = [0u8; 1024];
             let n = s.read(&mut buf).unwrap();
             let req = String::from_utf8_lossy(&buf[..n]).to_string();
-            s.write_all(b"HTTP/1.0 200 OK\r\n\r\n{\"status\":\"ALIVE\"}").unwrap();
+            s.write_all(b"HTTP/1.0 200 OK\r\n\r\n{\"status\":\"ALIVE\"}")
+                .unwrap();
             req
         });
-        let p = probe(&format!("http: http://{addr}/json/\njson: {{status: ALIVE}}"));
+        let p = probe(&format!(
+            "http: http://{addr}/json/\njson: {{status: ALIVE}}"
+        ));
         assert_eq!(attempt(&p), Ok(()));
-        assert!(server.join().unwrap().starts_with("GET /json/ HTTP/1.0\r\n"));
+        assert!(server
+            .join()
+            .unwrap()
+            .starts_with("GET /json/ HTTP/1.0\r\n"));
         // Nobody listens any more.
         let mut p = probe(&format!("tcp: {addr}"));
         p.timeout = DurationSpec(Duration::from_millis(200));

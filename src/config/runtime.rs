@@ -55,7 +55,10 @@ impl Inputs {
 
 /// The node's role: --role flag > SPARKVISOR_ROLE > SPARK_MODE > configmeta node.role_id (mapped
 /// through the role map) > cluster file `nodes:` entry for this host > cluster file `role`.
-pub fn resolve_role(inputs: &Inputs, cli_role: Option<&str>) -> Result<Sourced<String>, Diagnostics> {
+pub fn resolve_role(
+    inputs: &Inputs,
+    cli_role: Option<&str>,
+) -> Result<Sourced<String>, Diagnostics> {
     let _ = (inputs, cli_role);
     Err(Diagnostic::new("config", "not implemented yet").into())
 }

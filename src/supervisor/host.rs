@@ -18,7 +18,7 @@ use crate::status::wire;
 use crate::sys::signals::{InheritedSignals, SignalReader};
 use crate::sys::spawn::{self, SpawnSpec, Stdio};
 use crate::sys::{process, reaper};
-use crate::users::{resolve_user, UserDb, UserIds};
+use crate::users::{resolve_service_user, UserDb, UserIds};
 
 /// Stack of a probe thread: one connect and a small read.
 const PROBE_STACK: usize = 64 * 1024;
@@ -73,13 +73,12 @@ impl HostSys {
 
 /// The ids a service runs as (`None`: the agent's own). Also used to validate roles before start.
 pub fn service_user(spec: &ServiceSpec, users: &UserDb) -> Result<Option<UserIds>, String> {
-    match &spec.user {
-        Some(user) => resolve_user(user, spec.group.as_deref(), spec.groups.as_deref(), users).map(Some),
-        None if spec.group.is_some() || spec.groups.is_some() => {
-            Err("`group`/`groups` need `user`".to_string())
-        }
-        None => Ok(None),
-    }
+    resolve_service_user(
+        spec.user.as_deref(),
+        spec.group.as_deref(),
+        spec.groups.as_deref(),
+        users,
+    )
 }
 
 /// The service's umask (octal text, default 022).
@@ -142,7 +141,10 @@ impl Sys for HostSys {
 
     fn spawn_main(&mut self, argv: &[OsString]) -> Result<i32, ProcessEnd> {
         process::spawn_foreground_child(argv, &self.inherited).map_err(|e| {
-            let program = argv.first().map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
+            let program = argv
+                .first()
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_default();
             eprintln!("sparkvisor: {program}: {e}");
             if e.kind() == std::io::ErrorKind::NotFound {
                 ProcessEnd::Exited(exit_code::NOT_FOUND)
@@ -369,7 +371,9 @@ impl crate::status::Backend for SupervisorHandle {
     fn status(&self) -> Result<wire::Status, wire::ApiError> {
         match self.ask(Request::Snapshot)? {
             Reply::Snapshot(snap) => Ok(self.status_from(&snap)),
-            other => Err(wire::ApiError::internal(format!("unexpected reply {other:?}"))),
+            other => Err(wire::ApiError::internal(format!(
+                "unexpected reply {other:?}"
+            ))),
         }
     }
 
@@ -396,7 +400,11 @@ impl crate::status::Backend for SupervisorHandle {
         }
     }
 
-    fn logs(&self, service: Option<&str>, lines: usize) -> Result<Vec<wire::LogLine>, wire::ApiError> {
+    fn logs(
+        &self,
+        service: Option<&str>,
+        lines: usize,
+    ) -> Result<Vec<wire::LogLine>, wire::ApiError> {
         self.known(service)?;
         Ok(self.logs.tail(service, lines))
     }
