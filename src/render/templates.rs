@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
+use tera::ast::{ExprVal, Node};
 use tera::{Context, Tera};
 
 use super::escape::Format;
@@ -49,12 +50,29 @@ impl Templates {
             return Err(diags);
         }
         let mut tera = Tera::default();
+        tera.register_filter("number", number);
         // Every template is escaped; the escape function is chosen per render by format.
         tera.autoescape_on(vec![""]);
         if let Err(e) =
             tera.add_raw_templates(sources.iter().map(|(n, t)| (n.as_str(), t.as_str())))
         {
             return Err(Diagnostic::new(dir.display().to_string(), error_chain(&e)).into());
+        }
+        for (name, text) in &sources {
+            if let Ok(template) = tera.get_template(name) {
+                let mut problems = Vec::new();
+                lint(&template.ast, &mut problems);
+                for (needle, why) in problems {
+                    let file = dir.join(name).display().to_string();
+                    diags.push(match crate::config::role::locate(text, None, &needle) {
+                        Some((line, column)) => Diagnostic::at(file, line, column, why),
+                        None => Diagnostic::new(file, why),
+                    });
+                }
+            }
+        }
+        if !diags.is_empty() {
+            return Err(diags);
         }
         Ok(Templates {
             tera,
@@ -103,6 +121,76 @@ impl Templates {
 
     fn path_of(&self, name: &str) -> String {
         self.dir.join(name).display().to_string()
+    }
+}
+
+/// Finds `{{ }}` blocks tera would print without the format's escaping: a string concatenation
+/// (`{{ a ~ b }}`: tera does not escape it), `| safe`, and a list printed whole (`{{ peers.master }}`).
+/// Each problem is `(text to locate, message)`.
+fn lint(nodes: &[Node], problems: &mut Vec<(String, String)>) {
+    for node in nodes {
+        match node {
+            Node::VariableBlock(_, expr) => {
+                if matches!(expr.val, ExprVal::StringConcat(_)) && expr.filters.is_empty() {
+                    problems.push((
+                        "~".into(),
+                        "`{{ a ~ b }}` is not escaped by tera: `{% set v = a ~ b %}` then `{{ v }}`".into(),
+                    ));
+                }
+                if expr.filters.iter().any(|f| f.name == "safe") {
+                    problems.push((
+                        "safe".into(),
+                        "`| safe` would insert a value unescaped; values are escaped for the file's format".into(),
+                    ));
+                }
+                if let ExprVal::Ident(ident) = &expr.val {
+                    let list = ident == "peers"
+                        || ident.starts_with("peers.")
+                        || ident.starts_with("peers[")
+                        || ident == "resources.sources";
+                    if list && expr.filters.is_empty() {
+                        problems.push((
+                            ident.clone(),
+                            format!("`{{{{ {ident} }}}}` prints a list unescaped: use `| join(sep=\",\")`"),
+                        ));
+                    }
+                }
+            }
+            Node::MacroDefinition(_, m, _) => lint(&m.body, problems),
+            Node::FilterSection(_, f, _) => lint(&f.body, problems),
+            Node::Block(_, b, _) => lint(&b.body, problems),
+            Node::Forloop(_, f, _) => {
+                lint(&f.body, problems);
+                if let Some(empty) = &f.empty_body {
+                    lint(empty, problems);
+                }
+            }
+            Node::If(i, _) => {
+                for (_, _, body) in &i.conditions {
+                    lint(body, problems);
+                }
+                if let Some((_, body)) = &i.otherwise {
+                    lint(body, problems);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The `number` filter: a string or number that must be an integer, printed unescaped (JSON ports
+/// and counts). Unlike tera's `int`, anything else is an error, never a silent 0.
+fn number(value: &Value, _args: &std::collections::HashMap<String, Value>) -> tera::Result<Value> {
+    match value {
+        Value::Number(n) if n.is_i64() || n.is_u64() => Ok(value.clone()),
+        Value::String(s) => s
+            .trim()
+            .parse::<i64>()
+            .map(|n| Value::Number(n.into()))
+            .map_err(|_| tera::Error::msg(format!("`number`: {s:?} is not an integer"))),
+        other => Err(tera::Error::msg(format!(
+            "`number`: {other} is not an integer"
+        ))),
     }
 }
 
