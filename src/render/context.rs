@@ -192,6 +192,8 @@ pub fn sample_resources() -> Resources {
         host_memory: 8 << 30,
         memory_limit: Some(4 << 30),
         sources: vec!["sample".to_string()],
+        cgroup: "/".to_string(),
+        cpuset_cpus: None,
     }
 }
 
@@ -205,6 +207,9 @@ pub fn sample_sizing() -> Sizing {
         worker_cores: Sourced::new(2, derived()),
         worker_memory_mb: Sourced::new(2560, derived()),
         daemon_memory_mb: Sourced::new(512, derived()),
+        memory_mb: Sourced::new(4096, derived()),
+        overhead_mb: Sourced::new(1024, derived()),
+        notes: Vec::new(),
     }
 }
 
