@@ -417,3 +417,110 @@ services:
     agent.wait(LONG);
     wait_until(LONG, "grandchild gone", || !alive(grandchild));
 }
+
+/// A liveness probe failing `threshold` times in a row restarts the service (even with
+/// `restart: never`); a passing probe keeps it running.
+#[test]
+fn failing_health_probe_restarts_the_service() {
+    let s = Scene::new();
+    s.role(
+        "health",
+        r#"
+services:
+  patient:
+    command: ["sh", "-c", "echo $$ >> @WORK@/runs; exec sleep 1000"]
+    restart: never
+    health: { exec: ["test", "!", "-f", "@WORK@/sick"], interval: 20ms, threshold: 2 }
+    backoff: { initial: 10ms }
+"#,
+    );
+    let mut agent = s.start(&mut s.agent(false, &["run", "--role", "health"]));
+    let runs = || s.read("runs").map_or(0, |t| t.lines().count());
+    wait_until(LONG, "first run", || runs() == 1);
+    std::fs::write(s.work("sick"), "").unwrap();
+    wait_until(LONG, "a restart", || runs() >= 2);
+    std::fs::remove_file(s.work("sick")).unwrap();
+    let settled = runs();
+    let sock = s.path().join("agent.sock");
+    wait_until(LONG, "healthy again", || {
+        get(&sock, "/v1/status").contains("\"healthy\":true")
+    });
+    agent.signal(false, libc::SIGTERM);
+    assert_eq!(Agent::code(agent.wait(LONG)), 0, "{}", agent.stderr());
+    assert!(runs() <= settled + 1, "kept restarting a healthy service");
+}
+
+/// Privileges applied by the agent from a role: a non-root service keeps exactly
+/// NET_BIND_SERVICE and binds port 80; its ids, capability sets and NoNewPrivs are as configured;
+/// the same service without the capability cannot bind. (A fresh network namespace keeps port 80
+/// free of other tests.)
+#[test]
+fn role_privileges_reach_the_service_as_pid1() {
+    if needs_root() {
+        return;
+    }
+    let s = Scene::new();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(s.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(s.work(""), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let bind = "import socket, sys\ntry:\n    socket.socket().bind(('0.0.0.0', 80)); r = 'bound'\nexcept OSError as e:\n    r = 'denied'\nopen(sys.argv[1] + '.status', 'w').write(open('/proc/self/status').read())\nopen(sys.argv[1], 'w').write(r)\n";
+    std::fs::write(s.work("bind.py"), bind).unwrap();
+    s.role(
+        "privs",
+        r#"
+services:
+  web:
+    command: ["/usr/bin/python3", "@WORK@/bind.py", "@WORK@/web"]
+    user: "65534:65534"
+    groups: ["100"]
+    capabilities: [NET_BIND_SERVICE]
+    restart: never
+    critical: false
+  plain:
+    command: ["/usr/bin/python3", "@WORK@/bind.py", "@WORK@/plain"]
+    user: "65534"
+    restart: never
+    critical: false
+  idle:
+    command: [sleep, "1000"]
+"#,
+    );
+    let cmd = s.agent(true, &["run", "--role", "privs"]);
+    let args: Vec<_> = cmd.get_args().map(|a| a.to_owned()).collect();
+    let mut cmd2 = std::process::Command::new("unshare");
+    cmd2.arg("--net").args(&args);
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => cmd2.env(k, v),
+            None => cmd2.env_remove(k),
+        };
+    }
+    cmd2.stdin(std::process::Stdio::null());
+    let mut agent = s.start(&mut cmd2);
+    agent.wait_for(LONG, "both services", || {
+        s.exists("web") && s.exists("plain")
+    });
+    assert_eq!(s.read("web").unwrap(), "bound");
+    assert_eq!(s.read("plain").unwrap(), "denied");
+    let status = s.read("web.status").unwrap();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}:")))
+            .unwrap_or_else(|| panic!("{name} missing"))
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert_eq!(field("Uid"), "65534 65534 65534 65534");
+    assert_eq!(field("Gid"), "65534 65534 65534 65534");
+    assert_eq!(field("Groups"), "100");
+    for set in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
+        assert_eq!(field(set), "0000000000000400", "{set}");
+    }
+    assert_eq!(field("NoNewPrivs"), "1");
+    let plain = s.read("plain.status").unwrap();
+    assert!(plain.contains("CapEff:\t0000000000000000"), "{plain}");
+    agent.signal(true, libc::SIGTERM);
+    assert_eq!(Agent::code(agent.wait(LONG)), 0, "{}", agent.stderr());
+}

@@ -155,6 +155,20 @@ impl Agent {
             std::thread::sleep(Duration::from_millis(5));
         }
     }
+    /// Like [`wait_until`], but fails at once when the agent ended, and shows its stderr.
+    pub fn wait_for(&mut self, limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+        let deadline = Instant::now() + limit;
+        while !cond() {
+            let ended = self.child.try_wait().unwrap();
+            if ended.is_some() || Instant::now() > deadline {
+                panic!(
+                    "waiting for {what}: agent {ended:?}\nstderr:\n{}",
+                    self.stderr()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
     pub fn stdout(&self) -> String {
         fs::read_to_string(self.dir.join("out.log")).unwrap_or_default()
     }
