@@ -121,3 +121,39 @@ fn warns_when_reaping_cannot_work() {
     quiet.env("TINI_VERBOSITY", "0");
     assert!(!stderr(&output(quiet)).contains("zombie reaping won't work"));
 }
+
+/// Context switches of a process so far.
+fn context_switches(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .filter(|l| {
+            l.starts_with("voluntary_ctxt_switches:")
+                || l.starts_with("nonvoluntary_ctxt_switches:")
+        })
+        .map(|l| l.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap())
+        .sum()
+}
+
+#[test]
+fn idle_init_never_wakes_up() {
+    // tini wakes every second to reap; sparkvisor waits for SIGCHLD only. The window below is the
+    // measurement itself (a tick would show up as at least one switch), not synchronisation.
+    let dir = tempdir();
+    let ready = dir.path().join("ready");
+    let script = format!("touch {}; exec sleep 100", ready.display());
+    let mut child = direct(["-s", "--", "sh", "-c", &script]).spawn().unwrap();
+    let init = child.id();
+    wait_for_file(&ready);
+    // The init is blocked in read(signalfd) once its own child is running and nothing else happens.
+    wait_for("the init to block", || {
+        let stat = std::fs::read_to_string(format!("/proc/{init}/stat")).ok()?;
+        stat.contains(") S ").then_some(())
+    });
+    let before = context_switches(init);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let after = context_switches(init);
+    kill(init, libc::SIGTERM);
+    assert_eq!(code(wait_exit(&mut child)), 128 + libc::SIGTERM);
+    assert_eq!(after - before, 0, "an idle init must not wake up");
+}
