@@ -63,6 +63,13 @@ impl Inputs {
     /// (SPARKVISOR_CONFIGMETA, default /etc/guestconfig/configmeta.json; optionally waits for it:
     /// SPARKVISOR_CONFIGMETA_WAIT=<duration>), `<NAME>_FILE` secrets, the hostname/FQDN.
     pub fn gather(env: BTreeMap<String, String>) -> Result<Inputs, Diagnostics> {
+        let (inputs, problems) = Inputs::gather_all(env);
+        problems.into_result(inputs)
+    }
+
+    /// Like [`Inputs::gather`], but always returns what could be read, with the problems beside it,
+    /// so that a caller can go on resolving and report every problem at once.
+    pub fn gather_all(env: BTreeMap<String, String>) -> (Inputs, Diagnostics) {
         let mut problems = Diagnostics::default();
         let mut file_values = BTreeMap::new();
         for name in vars::file_capable_names() {
@@ -113,7 +120,7 @@ impl Inputs {
         let domain = fs::read_to_string("/proc/sys/kernel/domainname").unwrap_or_default();
         let (fqdn, fqdn_from) = find_fqdn(&hostname, &hosts, &domain);
         let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        problems.into_result(Inputs {
+        let inputs = Inputs {
             env,
             file_values,
             cluster_file,
@@ -122,7 +129,8 @@ impl Inputs {
             fqdn,
             fqdn_from,
             data_mounted: is_mount_point(&mountinfo, "/data"),
-        })
+        };
+        (inputs, problems)
     }
 }
 

@@ -34,7 +34,7 @@ impl Templates {
                 .into())
             }
         };
-        collect(&root, &root, &mut sources, &mut diags);
+        collect(dir, &root, &root, &mut sources, &mut diags);
         // Parse each on its own first so every syntax error is reported, not just the first.
         for (name, text) in &sources {
             let mut scratch = Tera::default();
@@ -200,22 +200,28 @@ pub fn expand_str(input: &str, context: &Value) -> Result<String, String> {
         return Ok(input.to_string());
     }
     let ctx = Context::from_value(context.clone()).map_err(|e| error_chain(&e))?;
-    Tera::one_off(input, &ctx, false).map_err(|e| tidy(&error_chain(&e)))
+    Tera::one_off(input, &ctx, false).map_err(|e| summarize(&tidy(&error_chain(&e))))
 }
 
+/// Reads every file under `dir` (inside the canonical `root`); diagnostics name paths under `shown`,
+/// the directory as the user gave it.
 fn collect(
+    shown: &Path,
     root: &Path,
     dir: &Path,
     sources: &mut BTreeMap<String, String>,
     diags: &mut Diagnostics,
 ) {
+    let display = |p: &Path| {
+        p.strip_prefix(root)
+            .map_or_else(|_| p.to_path_buf(), |rel| shown.join(rel))
+            .display()
+            .to_string()
+    };
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) => {
-            diags.push(Diagnostic::new(
-                dir.display().to_string(),
-                format!("cannot read: {e}"),
-            ));
+            diags.push(Diagnostic::new(display(dir), format!("cannot read: {e}")));
             return;
         }
     };
@@ -228,13 +234,13 @@ fn collect(
         };
         if !real.starts_with(root) {
             diags.push(Diagnostic::new(
-                path.display().to_string(),
+                display(&path),
                 "points outside the templates directory",
             ));
             continue;
         }
         if real.is_dir() {
-            collect(root, &path, sources, diags);
+            collect(shown, root, &path, sources, diags);
             continue;
         }
         let Ok(rel) = path.strip_prefix(root) else {
@@ -250,7 +256,7 @@ fn collect(
                 sources.insert(name, text);
             }
             Err(e) => diags.push(Diagnostic::new(
-                path.display().to_string(),
+                display(&path),
                 format!("cannot read the template: {e}"),
             )),
         }
@@ -303,6 +309,14 @@ fn template_diagnostic(dir: &Path, name: &str, text: &str, message: &str) -> Dia
             return Diagnostic::at(file, line, column, summary);
         }
     }
+    if let Some(included) = missing_include(message) {
+        let summary =
+            format!("includes {included:?}, which is not a template under the templates directory");
+        return match crate::config::role::locate(text, None, included) {
+            Some((line, column)) => Diagnostic::at(file, line, column, summary),
+            None => Diagnostic::new(file, summary),
+        };
+    }
     Diagnostic::new(file, summary)
 }
 
@@ -316,6 +330,14 @@ fn summarize(message: &str) -> String {
         return format!("template syntax error: {expected}");
     }
     message.lines().next().unwrap_or(message).trim().to_string()
+}
+
+/// `Template '[a, b]' not found` (tera's message for a failed `{% include %}`) → `a`.
+fn missing_include(message: &str) -> Option<&str> {
+    let start = message.find("Template '[")? + "Template '[".len();
+    let rest = message.get(start..)?;
+    let end = rest.find("]' not found")?;
+    rest.get(..end)?.split(", ").next()
 }
 
 fn missing_variable(message: &str) -> Option<&str> {
