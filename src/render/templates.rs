@@ -35,20 +35,6 @@ impl Templates {
             }
         };
         collect(dir, &root, &root, &mut sources, &mut diags);
-        // Parse each on its own first so every syntax error is reported, not just the first.
-        for (name, text) in &sources {
-            let mut scratch = Tera::default();
-            if let Err(e) = scratch.add_raw_template(name, text) {
-                let message = error_chain(&e);
-                // A missing `extends` parent is resolved below, with all templates loaded.
-                if !message.contains("doesn't exist") {
-                    diags.push(template_diagnostic(dir, name, text, &message));
-                }
-            }
-        }
-        if !diags.is_empty() {
-            return Err(diags);
-        }
         let mut tera = Tera::default();
         tera.register_filter("number", number);
         // Every template is escaped; the escape function is chosen per render by format.
@@ -56,7 +42,21 @@ impl Templates {
         if let Err(e) =
             tera.add_raw_templates(sources.iter().map(|(n, t)| (n.as_str(), t.as_str())))
         {
-            return Err(Diagnostic::new(dir.display().to_string(), error_chain(&e)).into());
+            // Parse each on its own so every syntax error is reported, not just the first.
+            for (name, text) in &sources {
+                let mut scratch = Tera::default();
+                if let Err(e) = scratch.add_raw_template(name, text) {
+                    let message = error_chain(&e);
+                    // A missing `extends` parent is not this file's syntax error.
+                    if !message.contains("doesn't exist") {
+                        diags.push(template_diagnostic(dir, name, text, &message));
+                    }
+                }
+            }
+            if diags.is_empty() {
+                diags.push(Diagnostic::new(dir.display().to_string(), error_chain(&e)));
+            }
+            return Err(diags);
         }
         for (name, text) in &sources {
             if let Ok(template) = tera.get_template(name) {
@@ -194,13 +194,44 @@ fn number(value: &Value, _args: &std::collections::HashMap<String, Value>) -> te
     }
 }
 
-/// Expands `{{ }}` in one string without any escaping (argv, paths, environment values).
-pub fn expand_str(input: &str, context: &Value) -> Result<String, String> {
-    if !input.contains("{{") && !input.contains("{%") && !input.contains("{#") {
-        return Ok(input.to_string());
+/// Expands `{{ }}` in single strings without any escaping (argv, paths, environment values): one
+/// tera instance and one context for all the strings of a role, built on first use.
+pub struct Expander<'a> {
+    context: &'a Value,
+    engine: Option<(Tera, Context)>,
+}
+
+impl<'a> Expander<'a> {
+    /// An expander over `context`.
+    pub fn new(context: &'a Value) -> Self {
+        Self {
+            context,
+            engine: None,
+        }
     }
-    let ctx = Context::from_value(context.clone()).map_err(|e| error_chain(&e))?;
-    Tera::one_off(input, &ctx, false).map_err(|e| summarize(&tidy(&error_chain(&e))))
+
+    /// `input` with its `{{ }}` expanded; a string without tera markers is returned as it is.
+    pub fn expand(&mut self, input: &str) -> Result<String, String> {
+        if !input.contains("{{") && !input.contains("{%") && !input.contains("{#") {
+            return Ok(input.to_string());
+        }
+        if self.engine.is_none() {
+            let ctx = Context::from_value(self.context.clone()).map_err(|e| error_chain(&e))?;
+            let mut tera = Tera::default();
+            tera.autoescape_on(Vec::new());
+            self.engine = Some((tera, ctx));
+        }
+        let Some((tera, ctx)) = self.engine.as_mut() else {
+            return Err("no template engine".into());
+        };
+        tera.render_str(input, ctx)
+            .map_err(|e| summarize(&tidy(&error_chain(&e))))
+    }
+}
+
+/// Expands `{{ }}` in one string without any escaping (see [`Expander`] for many strings).
+pub fn expand_str(input: &str, context: &Value) -> Result<String, String> {
+    Expander::new(context).expand(input)
 }
 
 /// Reads every file under `dir` (inside the canonical `root`); diagnostics name paths under `shown`,
