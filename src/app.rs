@@ -98,6 +98,25 @@ pub fn run(role: Option<String>, command: Vec<OsString>) -> Result<i32, Fatal> {
         }
     };
 
+    // KubeDirector rewrites configmeta.json when the cluster changes: reload as on SIGHUP.
+    let watched: Vec<std::path::PathBuf> = [
+        env.get(crate::config::env::CONFIGMETA_VAR)
+            .map_or(crate::config::env::DEFAULT_CONFIGMETA, String::as_str),
+        env.get(crate::config::env::CONFIG_VAR)
+            .map_or("", String::as_str),
+    ]
+    .into_iter()
+    .filter(|p| !p.is_empty())
+    .map(std::path::PathBuf::from)
+    .collect();
+    let watch_tx = tx.clone();
+    if let Err(e) = crate::sys::watch::watch_files(&watched, move |path| {
+        watch_tx
+            .send(crate::supervisor::Msg::ConfigChanged(path.to_path_buf()))
+            .is_ok()
+    }) {
+        log::warn!("cannot watch the config files for changes (SIGHUP still reloads): {e}");
+    }
     let base_env = service_base_env(&env, &prepared.config);
     let sys = HostSys::new(tx, store, format, users, base_env, inherited);
     let reload_role = role.clone();

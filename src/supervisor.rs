@@ -125,6 +125,8 @@ pub enum Msg {
     },
     /// An operator request; the answer goes to `reply`.
     Request(Request, Sender<Reply>),
+    /// A watched input file (configmeta.json, the cluster file) was rewritten: reload as on SIGHUP.
+    ConfigChanged(PathBuf),
     /// A helper thread (signals, status socket) died: shut down with exit code 70.
     ThreadDied(String),
 }
@@ -397,7 +399,8 @@ impl<S: Sys> Supervisor<S> {
                     }
                 }
             }
-            Msg::Signal(signo::HUP) => self.reload(),
+            Msg::Signal(signo::HUP) => self.reload("SIGHUP"),
+            Msg::ConfigChanged(path) => self.reload(&format!("{} changed", path.display())),
             Msg::Signal(sig) => self.forward(sig),
             Msg::ProbeResult { ticket, ok } => self.probe_result(&ticket, ok),
             Msg::Request(req, reply) => {
@@ -708,9 +711,9 @@ impl<S: Sys> Supervisor<S> {
         }
     }
 
-    fn reload(&mut self) {
+    fn reload(&mut self, why: &str) {
         let Some(reload) = self.reload.as_mut() else {
-            log::info!("SIGHUP: no reload configured");
+            log::info!("{why}: no reload configured");
             return;
         };
         if self.shutdown.is_some() {
@@ -719,7 +722,7 @@ impl<S: Sys> Supervisor<S> {
         let plan = match reload() {
             Ok(plan) => plan,
             Err(e) => {
-                log::error!("SIGHUP: reload failed, keeping the running config: {e}");
+                log::error!("{why}: reload failed, keeping the running config: {e}");
                 return;
             }
         };
@@ -732,14 +735,14 @@ impl<S: Sys> Supervisor<S> {
             &plan,
         );
         log::info!(
-            "SIGHUP: config reloaded ({} rendered file(s) changed), restarting {} service(s)",
+            "{why}: config reloaded ({} rendered file(s) changed), restarting {} service(s)",
             plan.changed_files.len(),
             restart.len()
         );
         for new in plan.services {
             let Some(i) = self.services.iter().position(|m| m.def.name == new.name) else {
                 log::warn!(
-                    "SIGHUP: new service {} needs a restart of the agent",
+                    "{why}: new service {} needs a restart of the agent",
                     new.name
                 );
                 continue;

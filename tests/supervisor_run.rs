@@ -334,8 +334,10 @@ services:
     let mut agent = s.start(&mut s.agent(false, &["run", "--role", "fds"]));
     wait_until(LONG, "pid file", || s.exists("pid"));
     let pid: i32 = s.read("pid").unwrap().trim().parse().unwrap();
-    wait_until(LONG, "exec of sleep", || {
-        std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "sleep")
+    // Wait until sleep is in its nanosleep: during its start-up it briefly opens locale files itself.
+    wait_until(LONG, "sleep in nanosleep", || {
+        std::fs::read_to_string(format!("/proc/{pid}/syscall"))
+            .is_ok_and(|c| matches!(c.split_whitespace().next(), Some("35" | "230")))
     });
     let mut fds: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
         .unwrap()
@@ -463,7 +465,7 @@ fn role_privileges_reach_the_service_as_pid1() {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(s.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::set_permissions(s.work(""), std::fs::Permissions::from_mode(0o777)).unwrap();
-    let bind = "import socket, sys\ntry:\n    socket.socket().bind(('0.0.0.0', 80)); r = 'bound'\nexcept OSError as e:\n    r = 'denied'\nopen(sys.argv[1] + '.status', 'w').write(open('/proc/self/status').read())\nopen(sys.argv[1], 'w').write(r)\n";
+    let bind = "import socket, sys\ntry:\n    socket.socket().bind(('0.0.0.0', 80)); r = 'bound'\nexcept OSError as e:\n    r = 'denied'\nopen(sys.argv[1] + '.status', 'w').write(open('/proc/self/status').read())\nopen(sys.argv[1] + '.tmp', 'w').write(r)\nimport os\nos.rename(sys.argv[1] + '.tmp', sys.argv[1])\n";
     std::fs::write(s.work("bind.py"), bind).unwrap();
     s.role(
         "privs",
@@ -522,5 +524,36 @@ services:
     let plain = s.read("plain.status").unwrap();
     assert!(plain.contains("CapEff:\t0000000000000000"), "{plain}");
     agent.signal(true, libc::SIGTERM);
+    assert_eq!(Agent::code(agent.wait(LONG)), 0, "{}", agent.stderr());
+}
+
+/// A rewritten cluster file (as KubeDirector rewrites configmeta.json) reloads without a SIGHUP.
+#[test]
+fn a_rewritten_config_file_reloads_by_itself() {
+    let s = Scene::new();
+    let cluster = s.path().join("cluster.yaml");
+    std::fs::write(&cluster, "settings:\n  demo:\n    color: red\n").unwrap();
+    s.role(
+        "watch",
+        r#"
+services:
+  tinted:
+    command: ["sh", "-c", "echo $COLOR >> @WORK@/tinted.runs; exec sleep 1000"]
+    environment: { COLOR: "{{ demo.color }}" }
+"#,
+    );
+    let mut cmd = s.agent(false, &["run", "--role", "watch"]);
+    cmd.env("SPARKVISOR_CONFIG", &cluster);
+    let mut agent = s.start(&mut cmd);
+    agent.wait_for(LONG, "first run", || s.exists("tinted.runs"));
+    // Replaced atomically, as a config manager does.
+    let tmp = s.path().join("cluster.yaml.tmp");
+    std::fs::write(&tmp, "settings:\n  demo:\n    color: green\n").unwrap();
+    std::fs::rename(&tmp, &cluster).unwrap();
+    agent.wait_for(LONG, "restart with the new value", || {
+        s.read("tinted.runs")
+            .is_some_and(|t| t.lines().last() == Some("green"))
+    });
+    agent.signal(false, libc::SIGTERM);
     assert_eq!(Agent::code(agent.wait(LONG)), 0, "{}", agent.stderr());
 }
