@@ -557,3 +557,44 @@ services:
     agent.signal(false, libc::SIGTERM);
     assert_eq!(Agent::code(agent.wait(LONG)), 0, "{}", agent.stderr());
 }
+
+/// The status socket is served by the supervisor: state and logs come from it, control requests
+/// go through it (restart → a new pid, stop → stopped, start → running again).
+#[test]
+fn status_socket_reads_and_controls_the_supervisor() {
+    let s = Scene::new();
+    s.role(
+        "ctl",
+        "services:\n  svc:\n    command: [sh, -c, 'echo started $$; exec sleep 1000']\n",
+    );
+    let mut agent = s.start(&mut s.agent(false, &["run", "--role", "ctl"]));
+    let sock = s.path().join("agent.sock");
+    let status = |sock: &std::path::Path| -> serde_json::Value {
+        serde_json::from_str(&get(sock, "/v1/services/svc")).unwrap()
+    };
+    agent.wait_for(LONG, "socket and service", || {
+        sock.exists() && get(&sock, "/v1/status").contains("\"state\":\"running\"")
+    });
+    let pid = status(&sock)["pid"].as_i64().unwrap();
+    agent.wait_for(LONG, "log line", || {
+        get(&sock, "/v1/logs?n=10").contains(&format!("started {pid}"))
+    });
+    let after: serde_json::Value =
+        serde_json::from_str(&request(&sock, "POST", "/v1/services/svc/restart")).unwrap();
+    assert_eq!(after["state"], "stopping", "{after}");
+    agent.wait_for(LONG, "a new pid", || {
+        let st = status(&sock);
+        st["state"] == "running" && st["pid"].as_i64() != Some(pid)
+    });
+    assert_eq!(status(&sock)["restarts"], 1);
+    request(&sock, "POST", "/v1/services/svc/stop");
+    agent.wait_for(LONG, "stopped", || status(&sock)["state"] == "stopped");
+    request(&sock, "POST", "/v1/services/svc/start");
+    agent.wait_for(LONG, "running again", || {
+        status(&sock)["state"] == "running"
+    });
+    let unknown = request(&sock, "POST", "/v1/services/nope/stop");
+    assert!(unknown.contains("nope"), "{unknown}");
+    agent.signal(false, libc::SIGTERM);
+    assert_eq!(Agent::code(agent.wait(LONG)), 0, "{}", agent.stderr());
+}
