@@ -465,7 +465,7 @@ fn role_privileges_reach_the_service_as_pid1() {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(s.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::set_permissions(s.work(""), std::fs::Permissions::from_mode(0o777)).unwrap();
-    let bind = "import socket, sys\ntry:\n    socket.socket().bind(('0.0.0.0', 80)); r = 'bound'\nexcept OSError as e:\n    r = 'denied'\nopen(sys.argv[1] + '.status', 'w').write(open('/proc/self/status').read())\nopen(sys.argv[1] + '.tmp', 'w').write(r)\nimport os\nos.rename(sys.argv[1] + '.tmp', sys.argv[1])\n";
+    let bind = "import socket, sys\ntry:\n    socket.socket().bind(('0.0.0.0', 80)); r = 'bound'\nexcept OSError as e:\n    r = 'denied'\nopen(sys.argv[1] + '.status', 'w').write(open('/proc/self/status').read())\nimport os\nopen(sys.argv[1] + '.env', 'w').write(''.join(k + '=' + v + '\\n' for k, v in os.environ.items()))\nopen(sys.argv[1] + '.tmp', 'w').write(r)\nimport os\nos.rename(sys.argv[1] + '.tmp', sys.argv[1])\n";
     std::fs::write(s.work("bind.py"), bind).unwrap();
     s.role(
         "privs",
@@ -521,6 +521,15 @@ services:
         assert_eq!(field(set), "0000000000000400", "{set}");
     }
     assert_eq!(field("NoNewPrivs"), "1");
+    let env = s.read("web.env").unwrap();
+    assert!(
+        env.contains("HOME=/nonexistent\n") || env.contains("HOME=/\n"),
+        "{env}"
+    );
+    assert!(
+        !env.contains("SPARKVISOR_"),
+        "internal variables leak: {env}"
+    );
     let plain = s.read("plain.status").unwrap();
     assert!(plain.contains("CapEff:\t0000000000000000"), "{plain}");
     agent.signal(true, libc::SIGTERM);
