@@ -576,6 +576,10 @@ impl<S: Sys> Supervisor<S> {
     fn begin_shutdown(&mut self, reason: Reason) {
         let deadline = self.sys.now() + self.grace;
         let signalled = matches!(reason, Reason::Signal(_));
+        // Only SIGKILLs of this shutdown count for its exit code.
+        for m in &mut self.services {
+            m.state.killed = false;
+        }
         self.shutdown = Some(ShutdownState { reason, deadline });
         if let Some(m) = self.main.as_mut() {
             m.kill_at = Some(deadline);

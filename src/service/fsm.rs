@@ -206,7 +206,8 @@ fn ended(
     }
     match s.backoff.on_end(&policy.backoff, s.started_at, now) {
         Verdict::GiveUp => s.phase = Phase::Failed,
-        Verdict::RestartAfter(delay) if delay.is_zero() => spawn(s, actions, true),
+        // Even a zero delay goes through the timer: the respawn then happens in the next loop
+        // turn, so a command that keeps failing to exec cannot recurse without bound.
         Verdict::RestartAfter(delay) => {
             s.phase = Phase::Backoff;
             s.timer = Some(Timer {
@@ -332,6 +333,27 @@ mod tests {
         assert_eq!(s.phase, Phase::Failed);
         assert_eq!(s.last_exit, Some(ProcessEnd::Signaled(9)));
         assert_eq!(a, vec![Action::StopProbes]);
+    }
+
+    #[test]
+    fn zero_backoff_still_goes_through_the_timer() {
+        let mut p = policy(RestartPolicy::Always);
+        p.backoff.initial = DurationSpec(Duration::ZERO);
+        p.backoff.max_failures = 0;
+        let t0 = Instant::now();
+        let (s, _) = step(&p, ServiceState::new(&p, 1), Event::DependenciesReady, t0);
+        let (s, a) = step(
+            &p,
+            s,
+            Event::SpawnFailed {
+                end: ProcessEnd::Exited(127),
+            },
+            t0,
+        );
+        assert_eq!((s.phase, a.len()), (Phase::Backoff, 0));
+        assert_eq!(s.timer.map(|t| t.at), Some(t0));
+        let (s, a) = step(&p, s, Event::BackoffElapsed, t0);
+        assert_eq!((s.phase, a), (Phase::Starting, vec![Action::Spawn]));
     }
 
     #[test]
