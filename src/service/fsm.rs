@@ -41,11 +41,11 @@ pub fn step(
         }
         (Phase::Starting, Event::SpawnFailed { end }) => {
             s.started_at = Some(now);
-            ended(policy, &mut s, end, now, &mut actions, false);
+            ended(policy, &mut s, end, now, false);
         }
         (Phase::Running, Event::Exited { end }) => {
             actions.push(Action::StopProbes);
-            ended(policy, &mut s, end, now, &mut actions, false);
+            ended(policy, &mut s, end, now, false);
         }
 
         (Phase::Running, Event::ProbePassed(ProbeKind::Ready)) if !s.ready => {
@@ -89,7 +89,7 @@ pub fn step(
                     s.backoff.reset(&policy.backoff);
                     spawn(&mut s, &mut actions, true);
                 }
-                AfterStop::Recover => ended(policy, &mut s, end, now, &mut actions, true),
+                AfterStop::Recover => ended(policy, &mut s, end, now, true),
             }
         }
         (Phase::Stopping, Event::GraceElapsed) if timer_due(&s, TimerKind::Grace, now) => {
@@ -183,7 +183,6 @@ fn ended(
     s: &mut ServiceState,
     end: ProcessEnd,
     now: Instant,
-    actions: &mut Vec<Action>,
     force_restart: bool,
 ) {
     s.pid = None;
