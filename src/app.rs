@@ -151,7 +151,31 @@ pub fn run(role: Option<String>, command: Vec<OsString>) -> Result<i32, Fatal> {
     if let Some(server) = server {
         server.shutdown();
     }
+    if !pid1 {
+        // As PID 1 the kernel ends the whole namespace with us. As a subreaper, orphans that escaped
+        // their service's process group (setsid daemons) are our children now: they end with us.
+        kill_leftover_children();
+    }
     Ok(code)
+}
+
+/// SIGKILLs every remaining child of the agent (they are re-parented to init, which reaps them).
+fn kill_leftover_children() {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return;
+    };
+    for task in tasks.flatten() {
+        let Ok(children) = std::fs::read_to_string(task.path().join("children")) else {
+            continue;
+        };
+        for pid in children
+            .split_whitespace()
+            .filter_map(|p| p.parse::<i32>().ok())
+        {
+            log::info!("pid {pid} outlived its service: SIGKILL");
+            let _ = crate::sys::process::send_signal(pid, crate::supervisor::signo::KILL);
+        }
+    }
 }
 
 /// The agent's own messages go to stderr as `sparkvisor: LEVEL: message`; `SPARKVISOR_LOG` sets the

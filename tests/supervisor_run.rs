@@ -396,7 +396,8 @@ fn bad_role_is_78_and_starts_nothing() {
     assert!(err.contains("bad.yaml"), "{err}");
 }
 
-/// No service outlives the agent when it is not PID 1: at exit the service groups are gone.
+/// No service outlives the agent when it is not PID 1: at exit the service groups are gone, and
+/// so is a daemon that left its group with setsid (re-parented to the agent, a subreaper).
 #[test]
 fn no_service_outlives_the_agent() {
     let s = Scene::new();
@@ -405,19 +406,27 @@ fn no_service_outlives_the_agent() {
         r#"
 services:
   tree:
-    command: ["sh", "-c", "sleep 1000 & echo $! > @WORK@/grandchild; trap '' TERM; wait"]
+    command: ["sh", "-c", "sleep 1000 & echo $! > @WORK@/t; mv @WORK@/t @WORK@/grandchild; trap '' TERM; wait"]
     stop: { grace: 200ms }
+  daemon:
+    command: ["sh", "-c", "setsid sh -c 'sleep 1000 & echo $! > @WORK@/d; mv @WORK@/d @WORK@/daemon'; exec sleep 1000"]
 "#,
     );
     let mut agent = s.start(&mut s.agent(false, &["run", "--role", "tree"]));
-    wait_until(LONG, "grandchild", || {
-        s.read("grandchild").is_some_and(|t| t.ends_with('\n'))
+    agent.wait_for(LONG, "grandchild and daemon", || {
+        s.exists("grandchild") && s.exists("daemon")
     });
     let grandchild: i32 = s.read("grandchild").unwrap().trim().parse().unwrap();
-    assert!(alive(grandchild));
+    let daemon: i32 = s.read("daemon").unwrap().trim().parse().unwrap();
+    assert!(alive(grandchild) && alive(daemon));
+    let agent_pid = agent.host_pid(false);
+    wait_until(LONG, "the daemon re-parented to the agent", || {
+        state_and_parent(daemon).is_some_and(|(_, ppid)| ppid == agent_pid)
+    });
     agent.signal(false, libc::SIGTERM);
     agent.wait(LONG);
     wait_until(LONG, "grandchild gone", || !alive(grandchild));
+    wait_until(LONG, "daemon gone", || !alive(daemon));
 }
 
 /// A liveness probe failing `threshold` times in a row restarts the service (even with
