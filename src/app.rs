@@ -148,6 +148,9 @@ pub fn run(role: Option<String>, command: Vec<OsString>) -> Result<i32, Fatal> {
         },
     );
     let code = supervisor.run(&rx);
+    // Requests still queued get "disconnected" at once instead of waiting for a reply that never
+    // comes (which would delay the exit past the container's grace).
+    drop(rx);
     if let Some(server) = server {
         server.shutdown();
     }
