@@ -3,9 +3,15 @@
 //!
 //! No I/O beyond reading the input files; no `nix`, no `unsafe`.
 
+pub mod cluster_file;
+pub mod configmeta;
+pub mod env;
+pub mod inputs;
 pub mod model;
 pub mod role;
 pub mod runtime;
+pub mod units;
+pub mod validate;
 
 pub use model::{ResolvedConfig, Secret, Source, Sourced};
 pub use role::{RoleDef, ServiceSpec};
