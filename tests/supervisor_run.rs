@@ -616,3 +616,36 @@ fn status_socket_reads_and_controls_the_supervisor() {
     agent.signal(false, libc::SIGTERM);
     assert_eq!(Agent::code(agent.wait(LONG)), 0, "{}", agent.stderr());
 }
+
+/// `forward_signals`: a signal the agent receives reaches the process group of the services that
+/// list it (SIGPWR, the Spark worker's decommission signal), and only those.
+#[test]
+fn listed_signals_are_forwarded_to_the_service_group_as_pid1() {
+    if needs_root() {
+        return;
+    }
+    let s = Scene::new();
+    s.role(
+        "fwd",
+        r#"
+services:
+  worker:
+    command: ["sh", "-c", "trap 'touch @WORK@/worker.pwr' PWR; touch @WORK@/worker.up; while :; do sleep 0.02; done"]
+    forward_signals: [PWR]
+  other:
+    command: ["sh", "-c", "trap 'touch @WORK@/other.pwr' PWR; touch @WORK@/other.up; while :; do sleep 0.02; done"]
+"#,
+    );
+    let mut agent = s.start(&mut s.agent(true, &["run", "--role", "fwd"]));
+    agent.wait_for(LONG, "services up", || {
+        s.exists("worker.up") && s.exists("other.up")
+    });
+    agent.signal(true, libc::SIGPWR);
+    agent.wait_for(LONG, "worker got PWR", || s.exists("worker.pwr"));
+    agent.signal(true, libc::SIGTERM);
+    assert_eq!(Agent::code(agent.wait(LONG)), 0, "{}", agent.stderr());
+    assert!(
+        !s.exists("other.pwr"),
+        "PWR reached a service that did not ask for it"
+    );
+}
