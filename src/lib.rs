@@ -18,6 +18,7 @@ pub mod config;
 pub mod error;
 pub mod inspect;
 pub mod logs;
+pub mod probe;
 pub mod render;
 pub mod resources;
 pub mod service;

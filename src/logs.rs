@@ -1,2 +1,449 @@
 //! Recent service output: a bounded ring buffer of lines per service, shared by the output
-//! forwarders (writers) and the status socket (readers).
+//! forwarders (writers) and the status socket (readers), and the forwarders themselves.
+//!
+//! Each captured pipe gets one small forwarder thread that reads lines, writes them to the
+//! container's stdout/stderr in the chosen [`LogFormat`], keeps them in the [`LogStore`] and hands
+//! them to followers. Supervision never waits on output: a slow reader of the container's stdout
+//! only slows the forwarders (and, once the pipe is full, the service that writes), never the loop.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::io::{self, Read, Write};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::status::wire::{LogLine, Stream};
+
+/// Lines kept per service by default.
+pub const DEFAULT_LINES_PER_SERVICE: usize = 1000;
+/// Longest line forwarded as one; longer output is split (a binary without newlines never grows
+/// memory without bound).
+pub const MAX_LINE: usize = 16 * 1024;
+/// Lines buffered per follower before new lines are dropped for it (never blocks the writer).
+pub const FOLLOW_BUFFER: usize = 4096;
+/// Environment variable choosing the output format.
+pub const FORMAT_ENV: &str = "SPARKVISOR_LOG_FORMAT";
+/// Stack of a forwarder thread: it only reads, formats and writes lines.
+const FORWARDER_STACK: usize = 64 * 1024;
+
+/// How forwarded lines look on the container's stdout/stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// `name | line` (the default).
+    #[default]
+    Prefix,
+    /// The line as the service wrote it.
+    Plain,
+    /// One JSON object per line: `{"time":..,"service":..,"stream":..,"message":..}`.
+    Json,
+}
+
+impl LogFormat {
+    /// Parses `prefix`, `plain` or `json`.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "prefix" | "" => Some(Self::Prefix),
+            "plain" => Some(Self::Plain),
+            "json" => Some(Self::Json),
+            _ => None,
+        }
+    }
+
+    /// Appends one line as it goes to the container's stream: `raw` is the line as the service wrote
+    /// it (prefix and plain pass its bytes through unchanged), `line` its kept form (for JSON).
+    pub fn append(self, raw: &[u8], line: &LogLine, out: &mut Vec<u8>) {
+        match self {
+            Self::Prefix => {
+                out.extend_from_slice(line.service.as_bytes());
+                out.extend_from_slice(b" | ");
+                out.extend_from_slice(raw);
+                out.push(b'\n');
+            }
+            Self::Plain => {
+                out.extend_from_slice(raw);
+                out.push(b'\n');
+            }
+            Self::Json => out.extend_from_slice(self.format(line).as_bytes()),
+        }
+    }
+
+    /// Formats one line, newline included.
+    pub fn format(self, line: &LogLine) -> String {
+        match self {
+            Self::Prefix => format!("{} | {}\n", line.service, line.message),
+            Self::Plain => format!("{}\n", line.message),
+            Self::Json => match serde_json::to_string(line) {
+                Ok(mut s) => {
+                    s.push('\n');
+                    s
+                }
+                Err(_) => format!("{}\n", line.message),
+            },
+        }
+    }
+}
+
+#[derive(Default)]
+struct Inner {
+    lines: BTreeMap<String, VecDeque<LogLine>>,
+    followers: Vec<(Option<String>, SyncSender<LogLine>)>,
+}
+
+/// The ring buffers of every service and the live followers.
+pub struct LogStore {
+    capacity: usize,
+    inner: Mutex<Inner>,
+}
+
+impl LogStore {
+    /// A store keeping `capacity` lines per service.
+    pub fn new(capacity: usize) -> Arc<Self> {
+        Arc::new(Self {
+            capacity: capacity.max(1),
+            inner: Mutex::new(Inner::default()),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A forwarder that panicked cannot leave the buffers inconsistent (pushes are whole).
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Keeps a line and hands it to the followers of its service (dropping it for a follower whose
+    /// buffer is full; forgetting followers that went away).
+    pub fn push(&self, line: LogLine) {
+        self.push_all(vec![line]);
+    }
+
+    /// [`Self::push`] for many lines under one lock.
+    pub fn push_all(&self, lines: Vec<LogLine>) {
+        let mut inner = self.lock();
+        let capacity = self.capacity;
+        for line in lines {
+            inner.followers.retain(|(service, tx)| {
+                if service.as_ref().is_some_and(|s| *s != line.service) {
+                    return true;
+                }
+                !matches!(
+                    tx.try_send(line.clone()),
+                    Err(TrySendError::Disconnected(_))
+                )
+            });
+            let ring = inner.lines.entry(line.service.clone()).or_default();
+            if ring.len() >= capacity {
+                ring.pop_front();
+            }
+            ring.push_back(line);
+        }
+    }
+
+    /// The last `n` lines of one service, or of all services merged by time; oldest first.
+    pub fn tail(&self, service: Option<&str>, n: usize) -> Vec<LogLine> {
+        let inner = self.lock();
+        let mut out: Vec<LogLine> = match service {
+            Some(s) => inner
+                .lines
+                .get(s)
+                .map(|r| r.iter().cloned().collect())
+                .unwrap_or_default(),
+            None => {
+                let mut all: Vec<LogLine> = inner.lines.values().flatten().cloned().collect();
+                all.sort_by(|a, b| a.time.total_cmp(&b.time));
+                all
+            }
+        };
+        let skip = out.len().saturating_sub(n);
+        out.drain(..skip);
+        out
+    }
+
+    /// New lines of one service (or all) from now on.
+    pub fn follow(&self, service: Option<&str>) -> Receiver<LogLine> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(FOLLOW_BUFFER);
+        self.lock()
+            .followers
+            .push((service.map(str::to_string), tx));
+        rx
+    }
+}
+
+/// Seconds since the epoch, fractional.
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// Starts a thread that forwards `pipe` line by line to `out` (the container's stdout or stderr)
+/// and into `store`, until end of file.
+pub fn forward(
+    pipe: impl Read + Send + 'static,
+    service: String,
+    stream: Stream,
+    format: LogFormat,
+    store: Arc<LogStore>,
+    out: impl Write + Send + 'static,
+) -> io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name(format!("out-{service}"))
+        .stack_size(FORWARDER_STACK)
+        .spawn(move || copy_lines(pipe, &service, stream, format, &store, out))
+}
+
+/// Bytes read from a pipe at once: output is handled a chunk at a time (one write to the container's
+/// stream and one lock of the store per chunk, not per line).
+const CHUNK: usize = 64 * 1024;
+
+/// The forwarder's body: read, keep, write; a write error (stdout closed) stops only the writing.
+/// A line is forwarded once its newline (or the end of the output) arrives; longer than
+/// [`MAX_LINE`], it is split.
+pub fn copy_lines(
+    mut pipe: impl Read,
+    service: &str,
+    stream: Stream,
+    format: LogFormat,
+    store: &LogStore,
+    mut out: impl Write,
+) {
+    let mut chunk = vec![0u8; CHUNK];
+    let mut pending: Vec<u8> = Vec::with_capacity(CHUNK);
+    let mut text: Vec<u8> = Vec::with_capacity(CHUNK + CHUNK / 4);
+    let mut writable = true;
+    loop {
+        let (n, eof) = match pipe.read(&mut chunk) {
+            Ok(0) => (0, true),
+            Ok(n) => (n, false),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => (0, true),
+        };
+        pending.extend_from_slice(chunk.get(..n).unwrap_or_default());
+        let mut lines: Vec<&[u8]> = Vec::new();
+        let mut start = 0;
+        while let Some(i) = pending
+            .get(start..)
+            .and_then(|rest| rest.iter().position(|&b| b == b'\n'))
+        {
+            let line = pending.get(start..start + i).unwrap_or_default();
+            if line.is_empty() {
+                lines.push(line);
+            } else {
+                lines.extend(line.chunks(MAX_LINE));
+            }
+            start += i + 1;
+        }
+        let rest = pending.get(start..).unwrap_or_default();
+        if eof && !rest.is_empty() {
+            lines.extend(rest.chunks(MAX_LINE));
+            start = pending.len();
+        } else if rest.len() > MAX_LINE {
+            // A line longer than MAX_LINE without its newline yet: forward the full pieces now.
+            let full = rest.len() / MAX_LINE * MAX_LINE;
+            lines.extend(rest.get(..full).unwrap_or_default().chunks(MAX_LINE));
+            start += full;
+        }
+        if !lines.is_empty() {
+            let time = unix_now();
+            let kept: Vec<LogLine> = lines
+                .iter()
+                .map(|l| LogLine {
+                    time,
+                    service: service.to_string(),
+                    stream,
+                    message: String::from_utf8_lossy(l).into_owned(),
+                })
+                .collect();
+            if writable {
+                text.clear();
+                for (raw, line) in lines.iter().zip(&kept) {
+                    format.append(raw, line, &mut text);
+                }
+                writable = out.write_all(&text).and_then(|()| out.flush()).is_ok();
+            }
+            store.push_all(kept);
+        }
+        pending.drain(..start);
+        if eof {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Sink(Arc<Mutex<Vec<u8>>>);
+    impl Write for Sink {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn text(sink: &Sink) -> String {
+        String::from_utf8(sink.0.lock().unwrap().clone()).unwrap()
+    }
+
+    #[test]
+    fn formats_prefix_plain_and_json() {
+        let input = "one\ntwo \"q\"\nlast-without-newline";
+        let table = [
+            (
+                LogFormat::Prefix,
+                "svc | one\nsvc | two \"q\"\nsvc | last-without-newline\n",
+            ),
+            (LogFormat::Plain, "one\ntwo \"q\"\nlast-without-newline\n"),
+        ];
+        for (format, want) in table {
+            let store = LogStore::new(10);
+            let sink = Sink::default();
+            copy_lines(
+                input.as_bytes(),
+                "svc",
+                Stream::Stdout,
+                format,
+                &store,
+                sink.clone(),
+            );
+            assert_eq!(text(&sink), want, "{format:?}");
+        }
+        let store = LogStore::new(10);
+        let sink = Sink::default();
+        copy_lines(
+            input.as_bytes(),
+            "svc",
+            Stream::Stderr,
+            LogFormat::Json,
+            &store,
+            sink.clone(),
+        );
+        let lines: Vec<serde_json::Value> = text(&sink)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 3);
+        assert_eq!(lines[1]["message"], "two \"q\"");
+        assert_eq!(lines[1]["stream"], "stderr");
+        assert_eq!(lines[1]["service"], "svc");
+        assert_eq!(LogFormat::parse("JSON"), Some(LogFormat::Json));
+        assert_eq!(LogFormat::parse("xml"), None);
+    }
+
+    #[test]
+    fn ring_buffer_keeps_the_last_lines_and_long_lines_are_split() {
+        let store = LogStore::new(3);
+        let input: String = (1..=5).map(|i| format!("l{i}\n")).collect();
+        copy_lines(
+            input.as_bytes(),
+            "a",
+            Stream::Stdout,
+            LogFormat::Plain,
+            &store,
+            io::sink(),
+        );
+        let tail: Vec<String> = store
+            .tail(Some("a"), 10)
+            .into_iter()
+            .map(|l| l.message)
+            .collect();
+        assert_eq!(tail, vec!["l3", "l4", "l5"]);
+        assert_eq!(store.tail(Some("a"), 1)[0].message, "l5");
+        assert!(store.tail(Some("nobody"), 5).is_empty());
+        let long = "x".repeat(MAX_LINE * 2 + 5);
+        copy_lines(
+            long.as_bytes(),
+            "b",
+            Stream::Stdout,
+            LogFormat::Plain,
+            &store,
+            io::sink(),
+        );
+        let parts: Vec<usize> = store
+            .tail(Some("b"), 10)
+            .iter()
+            .map(|l| l.message.len())
+            .collect();
+        assert_eq!(parts, vec![MAX_LINE, MAX_LINE, 5]);
+        assert_eq!(store.tail(None, 100).len(), 6);
+    }
+
+    /// A reader that hands out at most 3 bytes per read, as a slow pipe does.
+    struct Trickle<'a>(&'a [u8]);
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.0.len().min(3).min(buf.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn lines_split_across_reads_come_out_whole_and_bytes_pass_through() {
+        let store = LogStore::new(10);
+        let sink = Sink::default();
+        let input = b"first line\n\nsecond \xff line\nlast";
+        copy_lines(
+            Trickle(input),
+            "s",
+            Stream::Stdout,
+            LogFormat::Plain,
+            &store,
+            sink.clone(),
+        );
+        assert_eq!(
+            sink.0.lock().unwrap().as_slice(),
+            b"first line\n\nsecond \xff line\nlast\n"
+        );
+        let kept: Vec<String> = store
+            .tail(Some("s"), 10)
+            .into_iter()
+            .map(|l| l.message)
+            .collect();
+        assert_eq!(kept, vec!["first line", "", "second \u{fffd} line", "last"]);
+    }
+
+    #[test]
+    fn followers_get_new_lines_of_their_service_only_and_never_block() {
+        let store = LogStore::new(10);
+        let a = store.follow(Some("a"));
+        let all = store.follow(None);
+        copy_lines(
+            &b"x\n"[..],
+            "a",
+            Stream::Stdout,
+            LogFormat::Plain,
+            &store,
+            io::sink(),
+        );
+        copy_lines(
+            &b"y\n"[..],
+            "b",
+            Stream::Stdout,
+            LogFormat::Plain,
+            &store,
+            io::sink(),
+        );
+        assert_eq!(a.try_recv().unwrap().message, "x");
+        assert!(a.try_recv().is_err());
+        assert_eq!(all.try_iter().count(), 2);
+        drop(a);
+        // A full follower drops lines instead of blocking the writer.
+        let many: String = "z\n".repeat(FOLLOW_BUFFER + 10);
+        copy_lines(
+            many.as_bytes(),
+            "a",
+            Stream::Stdout,
+            LogFormat::Plain,
+            &store,
+            io::sink(),
+        );
+        assert_eq!(all.try_iter().count(), FOLLOW_BUFFER);
+    }
+}

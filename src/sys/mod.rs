@@ -2,6 +2,7 @@
 
 pub mod caps;
 pub mod host;
+pub mod peercred;
 pub mod privileges;
 pub mod process;
 pub mod reaper;
