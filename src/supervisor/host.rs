@@ -15,7 +15,7 @@ use crate::config::role::{Probe, ServiceSpec};
 use crate::error::{exit_code, ProcessEnd};
 use crate::logs::{self, LogFormat, LogStore};
 use crate::status::wire;
-use crate::sys::signals::{InheritedSignals, SignalReader};
+use crate::sys::signals::{ChildSignals, SignalReader};
 use crate::sys::spawn::{self, SpawnSpec, Stdio};
 use crate::sys::{process, reaper};
 use crate::users::{resolve_service_user, UserDb, UserIds};
@@ -30,7 +30,7 @@ pub struct HostSys {
     format: LogFormat,
     users: UserDb,
     base_env: Vec<(OsString, OsString)>,
-    inherited: InheritedSignals,
+    inherited: ChildSignals,
 }
 
 impl HostSys {
@@ -42,7 +42,7 @@ impl HostSys {
         format: LogFormat,
         users: UserDb,
         base_env: Vec<(OsString, OsString)>,
-        inherited: InheritedSignals,
+        inherited: ChildSignals,
     ) -> Self {
         Self {
             tx,
@@ -71,7 +71,7 @@ impl HostSys {
         let mut s = SpawnSpec::new(argv.iter().map(OsString::from).collect(), env);
         s.user = user;
         s.capabilities.clone_from(&spec.capabilities);
-        s.umask = service_umask(spec)?;
+        s.umask = Some(service_umask(spec)?);
         s.cwd = spec.working_dir.as_ref().map(Into::into);
         Ok(s)
     }
@@ -146,18 +146,12 @@ impl Sys for HostSys {
     }
 
     fn spawn_main(&mut self, argv: &[OsString]) -> Result<i32, ProcessEnd> {
-        process::spawn_foreground_child(argv, &self.inherited).map_err(|e| {
-            let program = argv
-                .first()
-                .map(|p| p.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            eprintln!("sparkvisor: {program}: {e}");
-            if e.kind() == std::io::ErrorKind::NotFound {
-                ProcessEnd::Exited(exit_code::NOT_FOUND)
-            } else {
-                ProcessEnd::Exited(exit_code::CANNOT_EXECUTE)
-            }
-        })
+        spawn::spawn(&SpawnSpec::foreground(argv.to_vec(), self.inherited.clone()))
+            .map(|s| s.pid)
+            .map_err(|e| {
+                eprintln!("sparkvisor: {e}");
+                ProcessEnd::Exited(e.exit_code())
+            })
     }
 
     fn spawn_probe(&mut self, def: &ServiceDef, argv: &[String]) -> Result<i32, ProcessEnd> {
