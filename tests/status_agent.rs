@@ -1,11 +1,16 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 //! The status socket of a real agent (`sparkvisor run`) supervising real processes: every endpoint
 //! over curl, the CLI, SO_PEERCRED, restart → new pid, health flipping, and a crowd of hostile
 //! clients while a service keeps being supervised.
 
 mod status_support;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::unix::net::UnixStream;
 use std::process::Command;
 use std::time::Duration;
@@ -14,12 +19,12 @@ use status_support::*;
 
 const LONG: Duration = Duration::from_secs(30);
 
-/// `ticker` writes a line every 20 ms; `web` is ready through an exec probe and restarts after a
+/// `ticker` writes a line every 20 ms (and its count to `work/ticks`, readable without the socket); `web` is ready through an exec probe and restarts after a
 /// 300 ms backoff, so a test can see it not ready in between.
 const ROLE: &str = r#"
 services:
   ticker:
-    command: ["sh", "-c", "i=0; while :; do i=$((i+1)); echo tick $i; sleep 0.02; done"]
+    command: ["sh", "-c", "i=0; while :; do i=$((i+1)); echo tick $i; echo $i > @WORK@/ticks; sleep 0.02; done"]
   web:
     command: ["sh", "-c", "echo started $$; exec sleep 1000"]
     ready: { exec: ["true"], interval: 20ms }
@@ -71,7 +76,10 @@ fn every_endpoint_of_a_real_agent_over_curl() {
 
     let (code, metrics) = curl(&agent.socket, &[], "/metrics");
     assert_eq!(code, 200);
-    assert!(metrics.contains("sparkvisor_service_up{service=\"web\"} 1"), "{metrics}");
+    assert!(
+        metrics.contains("sparkvisor_service_up{service=\"web\"} 1"),
+        "{metrics}"
+    );
     assert!(metrics.contains("sparkvisor_service_ready{service=\"ticker\"} 1"));
     assert!(metrics.contains("sparkvisor_agent_resident_memory_bytes "));
 
@@ -88,7 +96,14 @@ fn every_endpoint_of_a_real_agent_over_curl() {
     );
     let newest = followed
         .lines()
-        .filter_map(|l| l.split("tick ").nth(1)?.split('"').next()?.parse::<u64>().ok())
+        .filter_map(|l| {
+            l.split("tick ")
+                .nth(1)?
+                .split('"')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
         .max()
         .unwrap_or(0);
     assert!(newest > before, "follow streamed new lines: {followed}");
@@ -115,11 +130,15 @@ fn every_endpoint_of_a_real_agent_over_curl() {
     });
     let (code, _) = curl(&agent.socket, &["-X", "POST"], "/v1/services/web/stop");
     assert_eq!(code, 200);
-    agent.wait(LONG, "stopped", || service(&agent, "web")["state"] == "stopped");
+    agent.wait(LONG, "stopped", || {
+        service(&agent, "web")["state"] == "stopped"
+    });
     assert_eq!(service(&agent, "web")["pid"], serde_json::Value::Null);
     let (code, _) = curl(&agent.socket, &["-X", "POST"], "/v1/services/web/start");
     assert_eq!(code, 200);
-    agent.wait(LONG, "ready again", || service(&agent, "web")["state"] == "ready");
+    agent.wait(LONG, "ready again", || {
+        service(&agent, "web")["state"] == "ready"
+    });
     let (code, _) = curl(&agent.socket, &["-X", "POST"], "/v1/services/nope/start");
     assert_eq!(code, 404);
 }
@@ -129,11 +148,12 @@ fn health_flips_when_a_service_stops_being_ready() {
     if !require(has_command("curl"), "curl not installed") {
         return;
     }
-    let agent = RealAgent::start(ROLE, false);
+    // A 2 s backoff leaves time to see the service not ready through the socket and the CLI.
+    let agent = RealAgent::start(&ROLE.replace("initial: 300ms", "initial: 2s"), false);
     agent.wait(LONG, "healthy", || {
-        curl(&agent.socket, &[], "/v1/health").0 == 200
-            && service(&agent, "web")["ready"] == true
+        curl(&agent.socket, &[], "/v1/health").0 == 200 && service(&agent, "web")["ready"] == true
     });
+    assert_eq!(cli(&agent.socket, &["health"]).status.code(), Some(0));
     let pid = pid_of(&agent, "web").unwrap();
     // Killed from outside the agent: not ready during the backoff, ready again after.
     Command::new("kill")
@@ -142,29 +162,35 @@ fn health_flips_when_a_service_stops_being_ready() {
         .unwrap();
     agent.wait(LONG, "unhealthy", || {
         let (code, body) = curl(&agent.socket, &[], "/v1/health");
-        code == 503 && body.contains("web:")
+        code == 503 && body.contains("web: backoff (not ready)")
     });
     let out = cli(&agent.socket, &["health"]);
-    // The backoff may already be over by now; either way the CLI agrees with the socket.
-    let now_healthy = curl(&agent.socket, &[], "/v1/health").0 == 200;
-    assert!(matches!(out.status.code(), Some(0) | Some(1)));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("web: backoff"));
     agent.wait(LONG, "healthy again", || {
         curl(&agent.socket, &[], "/v1/health").0 == 200
     });
     assert_eq!(cli(&agent.socket, &["health"]).status.code(), Some(0));
-    let _ = now_healthy;
     assert_ne!(pid_of(&agent, "web"), Some(pid));
 }
 
 #[test]
 fn the_cli_against_a_real_agent() {
     let agent = RealAgent::start(ROLE, false);
-    agent.wait(LONG, "web ready", || service(&agent, "web")["ready"] == true);
+    agent.wait(LONG, "web ready", || {
+        service(&agent, "web")["ready"] == true
+    });
     let out = cli(&agent.socket, &["status"]);
     assert_eq!(out.status.code(), Some(0));
     let table = String::from_utf8_lossy(&out.stdout).into_owned();
-    let rows: Vec<Vec<&str>> = table.lines().map(|l| l.split_whitespace().collect()).collect();
-    assert_eq!(rows[0], ["SERVICE", "STATE", "PID", "UPTIME", "RESTARTS", "LAST", "EXIT"]);
+    let rows: Vec<Vec<&str>> = table
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        rows[0],
+        ["SERVICE", "STATE", "PID", "UPTIME", "RESTARTS", "LAST", "EXIT"]
+    );
     let web = rows.iter().find(|r| r[0] == "web").unwrap();
     assert_eq!(web[1], "ready");
     assert_eq!(web[2], pid_of(&agent, "web").unwrap().to_string());
@@ -176,7 +202,12 @@ fn the_cli_against_a_real_agent() {
 
     let pid = pid_of(&agent, "web").unwrap();
     let out = cli(&agent.socket, &["restart", "web"]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     agent.wait(LONG, "new pid", || {
         pid_of(&agent, "web").is_some_and(|p| p != pid)
     });
@@ -185,9 +216,15 @@ fn the_cli_against_a_real_agent() {
     assert!(logs.contains(&format!("web| started {pid}")), "{logs}");
     let out = cli(&agent.socket, &["stop", "web"]);
     assert_eq!(out.status.code(), Some(0));
-    agent.wait(LONG, "stopped", || service(&agent, "web")["state"] == "stopped");
+    agent.wait(LONG, "stopped", || {
+        service(&agent, "web")["state"] == "stopped"
+    });
     let out = cli(&agent.socket, &["signal", "web", "HUP"]);
-    assert_eq!(out.status.code(), Some(1), "signal to a stopped service is refused");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "signal to a stopped service is refused"
+    );
     assert_eq!(cli(&agent.socket, &["start", "web"]).status.code(), Some(0));
 }
 
@@ -218,7 +255,11 @@ fn another_uid_reads_but_cannot_control_a_real_agent() {
         );
         assert_eq!(code, 403, "{action}: {body}");
     }
-    assert_eq!(pid_of(&agent, "web"), pid, "nothing happened to the service");
+    assert_eq!(
+        pid_of(&agent, "web"),
+        pid,
+        "nothing happened to the service"
+    );
     let (code, _) = curl(&agent.socket, &["-X", "POST"], "/v1/services/web/restart");
     assert_eq!(code, 200, "root may");
 }
@@ -230,13 +271,18 @@ fn agent_as_pid1_reports_itself_and_removes_its_socket_on_exit() {
     }
     let mut agent = RealAgent::start(ROLE, true);
     assert_eq!(agent.json("/v1/status")["agent"]["pid"], 1);
-    Command::new("kill")
-        .args(["-TERM", &agent.child.id().to_string()])
-        .status()
-        .unwrap();
+    // unshare's only child is the agent (PID 1 inside): stop it as `docker stop` would.
+    let unshare = agent.child.id();
+    let children =
+        std::fs::read_to_string(format!("/proc/{unshare}/task/{unshare}/children")).unwrap();
+    let pid1 = children.split_whitespace().next().unwrap();
+    Command::new("kill").args(["-TERM", pid1]).status().unwrap();
     let child = &mut agent.child;
     assert!(wait_for(LONG, || matches!(child.try_wait(), Ok(Some(_)))));
-    assert!(!agent.socket.exists(), "socket removed when the agent exits");
+    assert!(
+        !agent.socket.exists(),
+        "socket removed when the agent exits"
+    );
 }
 
 /// Garbage, oversized requests and a crowd of a thousand connections at once: the ticker keeps
@@ -244,7 +290,9 @@ fn agent_as_pid1_reports_itself_and_removes_its_socket_on_exit() {
 #[test]
 fn a_crowd_of_hostile_clients_leaves_supervision_untouched() {
     let agent = RealAgent::start(ROLE, false);
-    agent.wait(LONG, "web ready", || service(&agent, "web")["ready"] == true);
+    agent.wait(LONG, "web ready", || {
+        service(&agent, "web")["ready"] == true
+    });
     let web_pid = pid_of(&agent, "web");
     let threads_before = threads_of(agent.pid());
     let ticks_before = ticks(&agent);
@@ -255,15 +303,22 @@ fn a_crowd_of_hostile_clients_leaves_supervision_untouched() {
             continue;
         };
         match i % 4 {
-            0 => {}                                                      // silent
-            1 => drop(s.write_all(b"\x00\xff garbage \r\n\r\n")),        // garbage
-            2 => drop(s.write_all(b"GET /v1/status HTTP/1.1\r\nX: ")),   // half a request
-            _ => drop(s.write_all(&[b'A'; 9000])),                       // oversized
+            0 => {}                                                    // silent
+            1 => drop(s.write_all(b"\x00\xff garbage \r\n\r\n")),      // garbage
+            2 => drop(s.write_all(b"GET /v1/status HTTP/1.1\r\nX: ")), // half a request
+            _ => drop(s.write_all(&[b'A'; 9000])),                     // oversized
         }
         crowd.push(s);
     }
-    // While the crowd holds its connections, the ticker is still supervised and logging.
-    agent.wait(LONG, "ticks during the crowd", || ticks_raw(&agent) > ticks_before + 5);
+    // While the crowd holds its connections, the ticker is still supervised and running.
+    let file_ticks = || -> u64 {
+        std::fs::read_to_string(agent.work("ticks"))
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    let during = file_ticks();
+    agent.wait(LONG, "ticks during the crowd", || file_ticks() > during + 5);
     assert_eq!(
         threads_of(agent.pid()),
         threads_before,
@@ -281,21 +336,4 @@ fn a_crowd_of_hostile_clients_leaves_supervision_untouched() {
         .unwrap()
         .iter()
         .all(|s| s["restarts"] == 0));
-}
-
-/// The newest tick read while the server may be refusing connections: any answer that is not a
-/// log line counts as "unknown" (0).
-fn ticks_raw(agent: &RealAgent) -> u64 {
-    let Ok(mut s) = UnixStream::connect(&agent.socket) else {
-        return 0;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    let _ = s.write_all(b"GET /v1/logs?service=ticker&n=1 HTTP/1.1\r\nConnection: close\r\n\r\n");
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    out.split("tick ")
-        .nth(1)
-        .and_then(|t| t.split('"').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
 }
