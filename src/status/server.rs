@@ -565,11 +565,16 @@ impl IoLoop {
             for (p, readable) in pending.into_iter().zip(conn_ready) {
                 let step = if readable {
                     read_some(p, &self.shared.opts.limits)
-                } else if p.deadline(&self.shared.opts) <= now {
-                    expire(p);
-                    Step::Done
                 } else {
                     Step::Keep(p)
+                };
+                // Checked after reading too, so a client dripping bytes cannot outlive its deadline.
+                let step = match step {
+                    Step::Keep(p) if p.deadline(&self.shared.opts) <= now => {
+                        expire(p);
+                        Step::Done
+                    }
+                    other => other,
                 };
                 match step {
                     Step::Keep(p) => self.pending.push(p),
