@@ -39,9 +39,9 @@ pub struct ServerOptions {
     pub socket: PathBuf,
     /// `HOST:PORT` of the read-only metrics listener; `None` = off (the default).
     pub metrics_addr: Option<SocketAddr>,
-    /// Connection worker threads.
+    /// Worker threads answering complete requests.
     pub workers: usize,
-    /// Connections accepted and not yet finished (queued, being served, following logs).
+    /// Open connections (being read, being answered, or following logs).
     pub max_connections: usize,
     /// Concurrent `logs?follow=true` streams.
     pub max_followers: usize,
