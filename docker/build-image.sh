@@ -38,17 +38,27 @@ fi
 SPARKVISOR_BASE_IMAGE="$base" docker/build-base-image.sh "${base_args[@]}"
 
 # 3. The wheelhouse: lets build containers install without reaching PyPI (e.g. behind a TLS proxy
-#    whose CA only the host trusts). Cached: rebuilt only when the pinned wheels are missing.
-wheels=target/docker/wheels
+#    whose CA only the host trusts). Resolved for the base image's Python (not the host's), cached:
+#    rebuilt only when the pinned wheels are missing.
+base_python="$(docker run --rm --entrypoint python3 "$base" -c 'import platform; print(platform.python_version())')"
+wheels="target/docker/wheels-py$base_python"
 mkdir -p "$wheels"
+have_wheels() {
+    ls "$wheels"/pyspark-"$pyspark_version"-*.whl "$wheels"/notebook-"$notebook_version"-*.whl >/dev/null 2>&1
+}
 pip_no_index=
 if [ "$wheels_mode" = auto ]; then
-    if ! ls "$wheels"/pyspark-"$pyspark_version"-*.whl "$wheels"/notebook-"$notebook_version"-*.whl >/dev/null 2>&1; then
-        echo "build-image: building wheelhouse (pyspark $pyspark_version, notebook $notebook_version)"
-        python3 -m pip wheel --quiet --wheel-dir "$wheels" \
-            "pyspark==$pyspark_version" "notebook==$notebook_version" || true
+    if ! have_wheels; then
+        echo "build-image: building wheelhouse for Python $base_python (pyspark $pyspark_version, notebook $notebook_version)"
+        # pyspark is published as an sdist only: build its wheel here (pure Python, no deps pulled),
+        # then download binary wheels of everything else for the base's interpreter.
+        python3 -m pip wheel --quiet --no-deps --wheel-dir "$wheels" "pyspark==$pyspark_version" || true
+        python3 -m pip download --quiet --dest "$wheels" --only-binary=:all: \
+            --python-version "$base_python" --implementation cp --abi "cp$(echo "$base_python" | cut -d. -f1,2 | tr -d .)" \
+            --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 --platform any \
+            "py4j" "notebook==$notebook_version" || rm -f "$wheels"/notebook-*.whl
     fi
-    if ls "$wheels"/pyspark-"$pyspark_version"-*.whl "$wheels"/notebook-"$notebook_version"-*.whl >/dev/null 2>&1; then
+    if have_wheels; then
         pip_no_index=1
     else
         echo "build-image: no complete wheelhouse; the build installs from PyPI"
