@@ -1,1 +1,5 @@
 //! Every `unsafe`, `nix` and `caps` call of sparkvisor lives under this module, behind a narrow seam.
+
+pub mod process;
+pub mod reaper;
+pub mod signals;
