@@ -15,6 +15,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod inspect;
 pub mod logs;
 pub mod render;
 pub mod resources;

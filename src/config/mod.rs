@@ -3,9 +3,13 @@
 //!
 //! No I/O beyond reading the input files; no `nix`, no `unsafe`.
 
+pub mod cluster_file;
+pub mod configmeta;
+pub mod env;
 pub mod model;
 pub mod role;
 pub mod runtime;
+pub mod units;
 
 pub use model::{ResolvedConfig, Secret, Source, Sourced};
 pub use role::{RoleDef, ServiceSpec};

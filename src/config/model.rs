@@ -53,6 +53,11 @@ pub enum Source {
         /// What was read.
         from: String,
     },
+    /// A command-line flag (e.g. `--role`).
+    Cli {
+        /// The flag.
+        flag: String,
+    },
 }
 
 impl fmt::Display for Source {
@@ -66,6 +71,7 @@ impl fmt::Display for Source {
             Source::SecretFile { name, file } => write!(f, "{name} ({file})"),
             Source::Derived { from } => write!(f, "derived {from}"),
             Source::System { from } => write!(f, "system {from}"),
+            Source::Cli { flag } => write!(f, "command line {flag}"),
         }
     }
 }

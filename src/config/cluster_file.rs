@@ -1,0 +1,293 @@
+//! The cluster file (`SPARKVISOR_CONFIG`): YAML or JSON, strict (unknown keys are errors).
+//!
+//! ```yaml
+//! role: worker                 # optional: this node's role
+//! role_map: {spark-master: master}   # optional: extra KubeDirector role id → role mappings
+//! nodes: {spark-w1: worker}    # optional: hostname or FQDN → role (beats `role`)
+//! peers: {master: [m1.example, m2.example]}
+//! settings: {spark.master_port: 7077, sizing_policy: {cpu_overcommit: 2}}   # nested maps flatten
+//! spark_conf: {spark.eventLog.enabled: true}
+//! secrets: {spark.authenticate.secret: s3cret}
+//! ```
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::Deserialize;
+
+use crate::error::Diagnostic;
+
+/// The parsed cluster file.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterFile {
+    /// This node's role.
+    #[serde(default)]
+    pub role: Option<String>,
+    /// Extra KubeDirector role id → sparkvisor role mappings.
+    #[serde(default)]
+    pub role_map: BTreeMap<String, String>,
+    /// Hostname or FQDN → role.
+    #[serde(default)]
+    pub nodes: BTreeMap<String, String>,
+    /// Role → FQDNs of the nodes in it.
+    #[serde(default)]
+    pub peers: BTreeMap<String, Vec<String>>,
+    /// Settings; nested maps are flattened into dotted keys.
+    #[serde(default)]
+    pub settings: Settings,
+    /// spark-defaults.conf properties.
+    #[serde(default)]
+    pub spark_conf: BTreeMap<String, Scalar>,
+    /// Secrets by name.
+    #[serde(default)]
+    pub secrets: BTreeMap<String, Scalar>,
+}
+
+/// A string, number or boolean, kept as the text a template or a properties file will see.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scalar(pub String);
+
+impl<'de> Deserialize<'de> for Scalar {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ScalarVisitor).map(Scalar)
+    }
+}
+
+struct ScalarVisitor;
+
+impl<'de> Visitor<'de> for ScalarVisitor {
+    type Value = String;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a string, number or boolean")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<String, E> {
+        Ok(v.to_string())
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<String, E> {
+        Ok(v)
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<String, E> {
+        Ok(v.to_string())
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<String, E> {
+        Ok(v.to_string())
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<String, E> {
+        Ok(v.to_string())
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<String, E> {
+        Ok(v.to_string())
+    }
+}
+
+/// Settings as flat dotted keys (`{spark: {home: /x}}` and `{spark.home: /x}` are the same).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Settings(pub BTreeMap<String, String>);
+
+impl<'de> Deserialize<'de> for Settings {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let mut out = BTreeMap::new();
+        d.deserialize_map(SettingsVisitor {
+            prefix: String::new(),
+            out: &mut out,
+        })?;
+        Ok(Settings(out))
+    }
+}
+
+struct SettingsVisitor<'a> {
+    prefix: String,
+    out: &'a mut BTreeMap<String, String>,
+}
+
+/// One settings value: a scalar, or a nested map flattened under `prefix`.
+struct SettingsValue<'a> {
+    key: String,
+    out: &'a mut BTreeMap<String, String>,
+}
+
+impl<'de> de::DeserializeSeed<'de> for SettingsValue<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(SettingsValueVisitor {
+            key: self.key,
+            out: self.out,
+        })
+    }
+}
+
+struct SettingsValueVisitor<'a> {
+    key: String,
+    out: &'a mut BTreeMap<String, String>,
+}
+
+impl SettingsValueVisitor<'_> {
+    fn put<E: de::Error>(self, value: String) -> Result<(), E> {
+        if self.out.insert(self.key.clone(), value).is_some() {
+            return Err(E::custom(format!("setting {:?} given twice", self.key)));
+        }
+        Ok(())
+    }
+}
+
+impl<'de> Visitor<'de> for SettingsValueVisitor<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a string, number, boolean or a map of settings")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
+        self.put(v.to_string())
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<(), E> {
+        self.put(v.to_string())
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
+        self.put(v.to_string())
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
+        self.put(v.to_string())
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
+        self.put(v.to_string())
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
+        SettingsVisitor {
+            prefix: format!("{}.", self.key),
+            out: self.out,
+        }
+        .visit_map(map)
+    }
+}
+
+impl<'de> Visitor<'de> for SettingsVisitor<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a map of settings")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key::<String>()? {
+            map.next_value_seed(SettingsValue {
+                key: format!("{}{key}", self.prefix),
+                out: self.out,
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// True when the text is JSON rather than YAML: it opens with `{` followed by `"` or `}`
+/// (a YAML flow mapping such as `{spark.home: /x}` has an unquoted key).
+pub fn looks_like_json(text: &str) -> bool {
+    text.trim_start()
+        .strip_prefix('{')
+        .is_some_and(|rest| rest.trim_start().starts_with(['"', '}']))
+}
+
+/// Parses YAML or JSON into `T`, turning a parse error into a positioned Diagnostic for `file`.
+/// Whitespace-only text parses as `T::default()`.
+pub fn parse_document<T: for<'de> Deserialize<'de> + Default>(
+    file: &str,
+    text: &str,
+) -> Result<T, Diagnostic> {
+    if text.trim().is_empty() {
+        return Ok(T::default());
+    }
+    if looks_like_json(text) {
+        serde_json::from_str(text).map_err(|e| {
+            let message = strip_position(&e.to_string());
+            if e.line() > 0 {
+                Diagnostic::at(file, e.line(), e.column().max(1), message)
+            } else {
+                Diagnostic::new(file, message)
+            }
+        })
+    } else {
+        serde_yaml::from_str(text).map_err(|e| {
+            let message = strip_position(&e.to_string());
+            match e.location() {
+                Some(loc) => Diagnostic::at(file, loc.line(), loc.column(), message),
+                None => Diagnostic::new(file, message),
+            }
+        })
+    }
+}
+
+/// Parses a cluster file.
+pub fn parse(file: &str, text: &str) -> Result<ClusterFile, Diagnostic> {
+    parse_document(file, text)
+}
+
+/// Drops the " at line X column Y" the parsers append (the Diagnostic carries the position).
+fn strip_position(message: &str) -> String {
+    match message.find(" at line ") {
+        Some(i) => message.get(..i).unwrap_or(message).to_string(),
+        None => message.to_string(),
+    }
+}
+
+/// Best-effort position of `key` as a mapping key in YAML or JSON text: the first place it appears
+/// (optionally quoted) followed by `:`. Used to point semantic errors (a bad value) at their line.
+pub fn locate_key(text: &str, key: &str) -> Option<(usize, usize)> {
+    if key.is_empty() {
+        return None;
+    }
+    for (line_no, line) in text.lines().enumerate() {
+        let mut start = 0;
+        while let Some(found) = line.get(start..).and_then(|rest| rest.find(key)) {
+            let at = start + found;
+            let before = line.get(..at).and_then(|b| b.chars().last());
+            let after = line.get(at + key.len()..).unwrap_or("");
+            let after = after.strip_prefix(['"', '\'']).unwrap_or(after);
+            let boundary = matches!(
+                before,
+                None | Some(' ' | '\t' | '"' | '\'' | '{' | ',' | '-')
+            );
+            if boundary && after.trim_start().starts_with(':') {
+                let column = line.get(..at).map(|b| b.chars().count()).unwrap_or(0) + 1;
+                let column = if matches!(before, Some('"' | '\'')) {
+                    column - 1
+                } else {
+                    column
+                };
+                return Some((line_no + 1, column));
+            }
+            start = at + key.len();
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nested_settings_flatten() {
+        let c = parse(
+            "c.yaml",
+            "settings:\n  spark:\n    home: /x\n  sizing_policy.cpu_overcommit: 2\n",
+        )
+        .unwrap();
+        assert_eq!(c.settings.0["spark.home"], "/x");
+        assert_eq!(c.settings.0["sizing_policy.cpu_overcommit"], "2");
+    }
+
+    #[test]
+    fn unknown_key_has_position() {
+        let d = parse("c.yaml", "role: worker\nrols: x\n").unwrap_err();
+        assert_eq!(d.line, Some(2));
+        assert!(d.message.contains("unknown field"), "{d}");
+        let d = parse("c.json", "{\"role\": \"w\",\n \"bogus\": 1}").unwrap_err();
+        assert_eq!(d.line, Some(2));
+    }
+
+    #[test]
+    fn locate_keys() {
+        let text = "settings:\n  spark.worker_cores: x\n";
+        assert_eq!(locate_key(text, "spark.worker_cores"), Some((2, 3)));
+        assert_eq!(locate_key("{\"role\": 1}", "role"), Some((1, 2)));
+        assert_eq!(locate_key("roles: 1", "role"), None);
+    }
+}

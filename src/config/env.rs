@@ -1,0 +1,108 @@
+//! The environment variables sparkvisor honours (README "Environment variables"), as tables.
+
+/// Variables that set one setting each, in the order they are applied (a later row wins, so a
+/// legacy name is listed before the name that replaces it).
+pub const SETTING_VARS: &[(&str, &str)] = &[
+    ("SPARK_HOME", "spark.home"),
+    ("SPARK_CONF_DIR", "spark.conf_dir"),
+    ("SPARK_DAEMON_USER", "spark.user"),
+    ("SPARK_MASTER_IP", "spark.master_host"),
+    ("SPARK_MASTER_HOST", "spark.master_host"),
+    ("SPARK_MASTER_PORT", "spark.master_port"),
+    ("SPARK_MASTER_WEBUI_PORT", "spark.master_webui_port"),
+    ("SPARK_WORKER_PORT", "spark.worker_port"),
+    ("SPARK_WORKER_WEBUI_PORT", "spark.worker_webui_port"),
+    ("SPARK_MASTER", "spark.master_url"),
+    ("SPARK_MASTER_URL", "spark.master_url"),
+    ("SPARK_PUBLIC_DNS", "spark.public_dns"),
+    ("SPARK_LOCAL_HOSTNAME", "spark.local_hostname"),
+    ("SPARK_LOCAL_IP", "spark.local_ip"),
+    ("SPARK_WORKER_DIR", "spark.work_dir"),
+    ("SPARK_LOCAL_DIRS", "spark.local_dirs"),
+    ("SPARK_LOG_DIR", "spark.log_dir"),
+    ("SPARK_WORKER_CORES", "spark.worker_cores"),
+    ("SPARK_WORKER_MEMORY", "spark.worker_memory"),
+    ("SPARK_DAEMON_MEMORY", "spark.daemon_memory"),
+    ("SPARKVISOR_CPU_OVERCOMMIT", "sizing_policy.cpu_overcommit"),
+];
+
+/// Role variables, lowest precedence first.
+pub const ROLE_VARS: &[&str] = &["SPARK_MODE", "SPARKVISOR_ROLE"];
+
+/// YAML/JSON mapping of settings (same shape as the cluster file's `settings:`).
+pub const SETTINGS_VAR: &str = "SPARKVISOR_SETTINGS";
+/// YAML/JSON mapping of spark-defaults.conf properties.
+pub const SPARK_CONF_VAR: &str = "SPARKVISOR_SPARK_CONF";
+/// YAML/JSON mapping role → list of FQDNs.
+pub const PEERS_VAR: &str = "SPARKVISOR_PEERS";
+/// `kd-role=role,...` extra KubeDirector role mappings.
+pub const ROLE_MAP_VAR: &str = "SPARKVISOR_ROLE_MAP";
+/// This node's hostname / FQDN, overriding the system's and configmeta's.
+pub const HOSTNAME_VAR: &str = "SPARKVISOR_HOSTNAME";
+/// See [`HOSTNAME_VAR`].
+pub const FQDN_VAR: &str = "SPARKVISOR_FQDN";
+/// The cluster file.
+pub const CONFIG_VAR: &str = "SPARKVISOR_CONFIG";
+/// configmeta.json's path.
+pub const CONFIGMETA_VAR: &str = "SPARKVISOR_CONFIGMETA";
+/// How long to wait for configmeta.json to appear.
+pub const CONFIGMETA_WAIT_VAR: &str = "SPARKVISOR_CONFIGMETA_WAIT";
+/// Where KubeDirector writes configmeta.json.
+pub const DEFAULT_CONFIGMETA: &str = "/etc/guestconfig/configmeta.json";
+
+/// bitnami-compatible booleans: variable → spark-defaults.conf property set to `true` when enabled.
+pub const BOOL_CONF_VARS: &[(&str, &str)] = &[
+    ("SPARK_RPC_AUTHENTICATION_ENABLED", "spark.authenticate"),
+    (
+        "SPARK_RPC_ENCRYPTION_ENABLED",
+        "spark.network.crypto.enabled",
+    ),
+    (
+        "SPARK_LOCAL_STORAGE_ENCRYPTION_ENABLED",
+        "spark.io.encryption.enabled",
+    ),
+    ("SPARK_SSL_ENABLED", "spark.ssl.enabled"),
+    ("SPARK_SSL_NEED_CLIENT_AUTH", "spark.ssl.needClientAuth"),
+];
+
+/// bitnami-compatible plain properties: variable → spark-defaults.conf property.
+pub const CONF_VARS: &[(&str, &str)] = &[
+    ("SPARK_SSL_KEYSTORE_FILE", "spark.ssl.keyStore"),
+    ("SPARK_SSL_TRUSTSTORE_FILE", "spark.ssl.trustStore"),
+    ("SPARK_SSL_PROTOCOL", "spark.ssl.protocol"),
+    ("SPARK_WEBUI_SSL_PORT", "spark.ssl.standalone.port"),
+];
+
+/// bitnami-compatible secrets: variable → secret name.
+pub const SECRET_VARS: &[(&str, &str)] = &[
+    (
+        "SPARK_RPC_AUTHENTICATION_SECRET",
+        "spark.authenticate.secret",
+    ),
+    ("SPARK_SSL_KEY_PASSWORD", "spark.ssl.keyPassword"),
+    ("SPARK_SSL_KEYSTORE_PASSWORD", "spark.ssl.keyStorePassword"),
+    (
+        "SPARK_SSL_TRUSTSTORE_PASSWORD",
+        "spark.ssl.trustStorePassword",
+    ),
+];
+
+/// Every variable NAME for which `NAME_FILE` is read (the Docker secrets pattern). Note
+/// `SPARK_SSL_KEYSTORE_FILE` is itself a NAME (the keystore's path), not a `_FILE` of anything.
+pub fn file_capable_names() -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = Vec::new();
+    names.extend(SETTING_VARS.iter().map(|(v, _)| *v));
+    names.extend(ROLE_VARS);
+    names.extend(BOOL_CONF_VARS.iter().map(|(v, _)| *v));
+    names.extend(CONF_VARS.iter().map(|(v, _)| *v));
+    names.extend(SECRET_VARS.iter().map(|(v, _)| *v));
+    names.extend([
+        SETTINGS_VAR,
+        SPARK_CONF_VAR,
+        PEERS_VAR,
+        ROLE_MAP_VAR,
+        HOSTNAME_VAR,
+        FQDN_VAR,
+    ]);
+    names
+}
