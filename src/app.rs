@@ -1,23 +1,460 @@
 //! Role mode, start to finish: resolve config, detect resources, render files, supervise, shut down.
 
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::Path;
 
-use crate::error::Fatal;
+use crate::error::{Diagnostic, Diagnostics, Fatal};
 
 /// `sparkvisor run`: supervise the role's services (and CMD, when given) as PID 1.
-pub fn run(_role: Option<String>, _command: Vec<OsString>) -> Result<i32, Fatal> {
-    Err(Fatal::Internal("run is not implemented yet".into()))
+///
+/// Order: block signals (before any thread exists, so every thread inherits the mask and signals
+/// queue for the signalfd) → gather → resolve role → load role → resolve → detect → size → render →
+/// expand services → validate users/signals → write files → reduce the agent's bounding set →
+/// subreaper (when not PID 1) → signal thread → status socket → supervise → (not PID 1) kill what
+/// is left. Any problem before supervision is a [`Fatal`] (bad config: 78, nothing started).
+pub fn run(role: Option<String>, command: Vec<OsString>) -> Result<i32, Fatal> {
+    use std::sync::Arc;
+
+    use crate::supervisor::host::{self, HostSys, NodeFacts, SupervisorHandle};
+    use crate::supervisor::{Options, Supervisor};
+
+    let inherited = crate::sys::signals::block_signals().map_err(|source| Fatal::Sys {
+        context: "blocking signals".into(),
+        source,
+    })?;
+    let env: BTreeMap<String, String> = std::env::vars().collect();
+    init_logging(&env);
+    let users = crate::users::UserDb::system();
+    let prepared = prepare_role(&env, role.as_deref(), &users)?;
+    crate::render::write_files(&prepared.files, None).map_err(render_error)?;
+
+    let service_caps: Vec<&str> = prepared
+        .defs
+        .iter()
+        .flat_map(|d| d.spec.capabilities.iter().map(String::as_str))
+        .collect();
+    if crate::sys::caps::looks_privileged() {
+        log::warn!(
+            "sparkvisor runs with EVERY capability (a --privileged container?): services still get \
+             only the capabilities their role lists, but the container is not isolated"
+        );
+    }
+    match crate::sys::caps::agent_keep_set(&service_caps)
+        .and_then(|keep| crate::sys::caps::reduce_agent_bounding_set(&keep))
+    {
+        Ok(dropped) => log::debug!("dropped {} capabilities from the agent", dropped.len()),
+        Err(e) => log::info!("the agent's bounding set stays as it is: {e}"),
+    }
+    let pid1 = crate::sys::process::current_pid() == 1;
+    if !pid1 {
+        if let Err(e) = crate::sys::process::set_child_subreaper() {
+            log::warn!("cannot become a child subreaper, orphans will not be reaped: {e}");
+        }
+    }
+
+    let (tx, rx) = std::sync::mpsc::channel();
+    host::spawn_signal_thread(tx.clone()).map_err(|source| Fatal::Sys {
+        context: "starting the signal thread".into(),
+        source,
+    })?;
+    let format = match env.get(crate::logs::FORMAT_ENV) {
+        Some(text) => crate::logs::LogFormat::parse(text).ok_or_else(|| {
+            Fatal::Config(
+                Diagnostic::new(
+                    format!("env {}", crate::logs::FORMAT_ENV),
+                    format!("unknown log format {text:?}: use prefix, plain or json"),
+                )
+                .into(),
+            )
+        })?,
+        None => crate::logs::LogFormat::default(),
+    };
+    let shutdown_grace = shutdown_grace(&env)?;
+    let store = crate::logs::LogStore::new(crate::logs::DEFAULT_LINES_PER_SERVICE);
+    let facts = NodeFacts {
+        node: crate::status::wire::Node {
+            hostname: prepared.config.node.hostname.value.clone(),
+            fqdn: prepared.config.node.fqdn.value.clone(),
+            role: prepared.config.role.value.clone(),
+        },
+        resources: serde_json::to_value(&prepared.resources).unwrap_or_default(),
+        sizing: serde_json::to_value(&prepared.sizing).unwrap_or_default(),
+    };
+    let handle = SupervisorHandle::new(
+        tx.clone(),
+        Arc::clone(&store),
+        facts,
+        prepared.defs.iter().map(|d| d.name.clone()),
+    );
+    let server = match crate::status::ServerOptions::from_env()
+        .map_err(|e| e.to_string())
+        .and_then(|opts| crate::status::serve(Arc::new(handle), opts).map_err(|e| e.to_string()))
+    {
+        Ok(server) => Some(server),
+        Err(e) => {
+            log::warn!("status socket not available: {e}");
+            None
+        }
+    };
+
+    let base_env = service_base_env(&env, &prepared.config);
+    let sys = HostSys::new(tx, store, format, users, base_env, inherited);
+    let reload_role = role.clone();
+    let mut current_files = prepared.files.clone();
+    let reload = move || -> Result<crate::supervisor::ReloadPlan, String> {
+        let users = crate::users::UserDb::system();
+        let fresh =
+            prepare_role(&env, reload_role.as_deref(), &users).map_err(|e| e.to_string())?;
+        let changed_files: Vec<std::path::PathBuf> = fresh
+            .files
+            .iter()
+            .filter(|f| !current_files.contains(f))
+            .map(|f| f.path.clone())
+            .collect();
+        crate::render::write_files(&fresh.files, None).map_err(|e| e.to_string())?;
+        current_files = fresh.files;
+        Ok(crate::supervisor::ReloadPlan {
+            services: fresh.defs,
+            changed_files,
+        })
+    };
+    let supervisor = Supervisor::new(
+        sys,
+        prepared.defs,
+        Options {
+            shutdown_grace,
+            main: (!command.is_empty()).then_some(command),
+            reload: Some(Box::new(reload)),
+        },
+    );
+    let code = supervisor.run(&rx);
+    if let Some(server) = server {
+        server.shutdown();
+    }
+    Ok(code)
+}
+
+/// The agent's own messages go to stderr as `sparkvisor: LEVEL: message`; `SPARKVISOR_LOG` sets the
+/// level (error, warn, info — the default —, debug, trace; env_logger filter syntax).
+fn init_logging(env: &BTreeMap<String, String>) {
+    use std::io::Write;
+    let filter = env.get("SPARKVISOR_LOG").map_or("info", String::as_str);
+    let _ = env_logger::Builder::new()
+        .parse_filters(filter)
+        .format(|buf, record| {
+            writeln!(
+                buf,
+                "sparkvisor: {}: {}",
+                record.level().as_str().to_ascii_lowercase(),
+                record.args()
+            )
+        })
+        .try_init();
+}
+
+/// Everything `run` (and a SIGHUP reload) derives before starting anything.
+struct PreparedRole {
+    config: crate::config::ResolvedConfig,
+    resources: crate::resources::Resources,
+    sizing: crate::resources::Sizing,
+    files: Vec<crate::render::RenderedFile>,
+    defs: Vec<crate::supervisor::ServiceDef>,
+}
+
+/// Resolves, sizes, renders (in memory) and expands the role; validates every service's user,
+/// umask and signals. Reports every problem at once.
+fn prepare_role(
+    env: &BTreeMap<String, String>,
+    cli_role: Option<&str>,
+    users: &crate::users::UserDb,
+) -> Result<PreparedRole, Fatal> {
+    use crate::config::{role, runtime};
+    let inputs = runtime::Inputs::gather(env.clone())?;
+    let role_name = runtime::resolve_role(&inputs, cli_role)?;
+    let loaded = role::load_role(&role::roles_dir(env), &role_name.value)?;
+    let role_file = loaded.file.display().to_string();
+    let config = runtime::resolve(&inputs, role_name, &role_file, &loaded.def.defaults)?;
+    let resources = crate::resources::detect()?;
+    let sizing = crate::resources::size(&resources, &config)?;
+    let context = crate::render::build_context(&config, &resources, Some(&sizing));
+    let mut diags = Diagnostics::default();
+    let files = crate::render::render_role(&loaded, &context, &role::templates_dir(env));
+    let services = crate::render::expand_services(&loaded, &context);
+    let (files, services) = match (files, services) {
+        (Ok(f), Ok(s)) => (f, s),
+        (f, s) => {
+            for d in [f.err(), s.err()].into_iter().flatten() {
+                diags.extend(d);
+            }
+            return Err(Fatal::Config(diags));
+        }
+    };
+    let mut defs = Vec::new();
+    for (name, spec) in services {
+        let file = loaded.file_of_service(&name).display().to_string();
+        let problem = |m: String| Diagnostic::new(file.clone(), format!("service {name}: {m}"));
+        if let Err(e) = crate::supervisor::host::service_user(&spec, users) {
+            diags.push(problem(e));
+        }
+        if let Err(e) = crate::supervisor::host::service_umask(&spec) {
+            diags.push(problem(e));
+        }
+        match crate::supervisor::ServiceDef::new(&name, spec, crate::sys::signals::signal_by_name) {
+            Ok(def) => defs.push(def),
+            Err(e) => diags.push(Diagnostic::new(file.clone(), e)),
+        }
+    }
+    diags
+        .into_result(PreparedRole {
+            config,
+            resources,
+            sizing,
+            files,
+            defs,
+        })
+        .map_err(Fatal::Config)
+}
+
+fn render_error(e: crate::render::RenderError) -> Fatal {
+    match e {
+        crate::render::RenderError::Io { path, source } => Fatal::Sys {
+            context: format!("writing {}", path.display()),
+            source,
+        },
+        other => Fatal::Config(Diagnostic::new("render", other.to_string()).into()),
+    }
+}
+
+/// Environment variable: the total time a shutdown may take (Docker's `stop -t`, default 10 s).
+const SHUTDOWN_GRACE_ENV: &str = "SPARKVISOR_SHUTDOWN_GRACE";
+
+/// The total shutdown grace minus a margin (a tenth, at most 1 s), so everything has ended before
+/// the container runtime's own timeout sends SIGKILL.
+fn shutdown_grace(env: &BTreeMap<String, String>) -> Result<std::time::Duration, Fatal> {
+    let total = match env.get(SHUTDOWN_GRACE_ENV) {
+        Some(text) => {
+            crate::config::role::DurationSpec::parse(text)
+                .map_err(|e| {
+                    Fatal::Config(Diagnostic::new(format!("env {SHUTDOWN_GRACE_ENV}"), e).into())
+                })?
+                .0
+        }
+        None => std::time::Duration::from_secs(10),
+    };
+    let margin = (total / 10).min(std::time::Duration::from_secs(1));
+    Ok(total - margin)
+}
+
+/// The environment every service starts from: the container's, without sparkvisor's own variables
+/// (`SPARKVISOR_*`), `<NAME>_FILE` pointers and any variable holding a resolved secret; plus
+/// `SPARK_HOME`/`SPARK_CONF_DIR` from the resolved settings. A service's `environment` wins over it.
+fn service_base_env(
+    env: &BTreeMap<String, String>,
+    config: &crate::config::ResolvedConfig,
+) -> Vec<(OsString, OsString)> {
+    let secrets: Vec<&str> = config.secrets.values().map(|s| s.expose()).collect();
+    let mut out: BTreeMap<String, String> = env
+        .iter()
+        .filter(|(k, v)| {
+            !k.starts_with("SPARKVISOR_")
+                && !k.ends_with("_FILE")
+                && !secrets.iter().any(|s| !s.is_empty() && *s == v.as_str())
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    for (key, var) in [
+        ("spark.home", "SPARK_HOME"),
+        ("spark.conf_dir", "SPARK_CONF_DIR"),
+    ] {
+        if let Some(v) = config.settings.get(key) {
+            out.insert(var.to_string(), v.value.clone());
+        }
+    }
+    out.into_iter()
+        .map(|(k, v)| (OsString::from(k), OsString::from(v)))
+        .collect()
 }
 
 /// `sparkvisor render --out DIR`: render the role's files under DIR, start nothing.
-pub fn render(_role: Option<String>, _out: &Path) -> Result<i32, Fatal> {
-    Err(Fatal::Internal("render is not implemented yet".into()))
+pub fn render(role: Option<String>, out: &Path) -> Result<i32, Fatal> {
+    let env: BTreeMap<String, String> = std::env::vars().collect();
+    let roles_dir = crate::config::role::roles_dir(&env);
+    let templates_dir = crate::config::role::templates_dir(&env);
+    let name = role
+        .or_else(|| env.get("SPARKVISOR_ROLE").cloned())
+        .or_else(|| env.get("SPARK_MODE").cloned())
+        .unwrap_or_else(|| "master".to_string());
+    let loaded = crate::config::role::load_role(&roles_dir, &name)?;
+    let (config, resources, sizing) = provisional_inputs(&loaded, &env);
+    let context = crate::render::build_context(&config, &resources, sizing.as_ref());
+    let mut diags = Diagnostics::default();
+    let files = crate::render::render_role(&loaded, &context, &templates_dir);
+    let services = crate::render::expand_services(&loaded, &context);
+    if let Err(d) = &files {
+        diags.extend(d.clone());
+    }
+    if let Err(d) = services {
+        diags.extend(d);
+    }
+    let files = match files {
+        Ok(files) if diags.is_empty() => files,
+        _ => return Err(Fatal::Config(diags)),
+    };
+    let report = crate::render::write_files(&files, Some(out)).map_err(|e| match e {
+        crate::render::RenderError::Io { path, source } => Fatal::Sys {
+            context: format!("writing {}", path.display()),
+            source,
+        },
+        other => Fatal::Config(Diagnostic::new("render", other.to_string()).into()),
+    })?;
+    for (file, path) in files.iter().zip(&report.written) {
+        println!(
+            "rendered {} ({:04o}{}) from {}",
+            path.display(),
+            file.mode,
+            if file.secret { ", secret" } else { "" },
+            file.template
+        );
+    }
+    for path in &report.left_alone {
+        println!("left alone {} (a mount point)", path.display());
+    }
+    Ok(crate::error::exit_code::OK)
+}
+
+/// PROVISIONAL (until the `config` branch's resolver is wired in): a ResolvedConfig from the
+/// environment with the documented defaults, and resources/sizing from `resources` or, while
+/// those are stubs, from the CPU count alone. The lead replaces this function.
+fn provisional_inputs(
+    role: &crate::config::role::LoadedRole,
+    env: &BTreeMap<String, String>,
+) -> (
+    crate::config::ResolvedConfig,
+    crate::resources::Resources,
+    Option<crate::resources::Sizing>,
+) {
+    use crate::config::{Source, Sourced};
+    let mut config = crate::render::context::sample_config(role);
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".to_string());
+    let system = |v: &str| {
+        Sourced::new(
+            v.to_string(),
+            Source::System {
+                from: "hostname".into(),
+            },
+        )
+    };
+    config.node.hostname = system(&hostname);
+    config.node.fqdn = system(&hostname);
+    config.peers.clear();
+    config.spark_conf.clear();
+    config.secrets.clear();
+    let from_env = [
+        ("spark.home", "SPARK_HOME"),
+        ("spark.conf_dir", "SPARK_CONF_DIR"),
+        ("spark.master_host", "SPARK_MASTER_HOST"),
+        ("spark.master_url", "SPARK_MASTER_URL"),
+        ("spark.public_dns", "SPARK_PUBLIC_DNS"),
+        ("spark.local_hostname", "SPARK_LOCAL_HOSTNAME"),
+    ];
+    for key in [
+        "spark.master_host",
+        "spark.public_dns",
+        "spark.local_hostname",
+    ] {
+        config.settings.insert(key.into(), system(&hostname));
+    }
+    config.settings.insert(
+        "spark.master_url".into(),
+        system(&format!("spark://{hostname}:7077")),
+    );
+    for (key, var) in from_env {
+        if let Some(v) = env.get(var) {
+            config.settings.insert(
+                key.into(),
+                Sourced::new(v.clone(), Source::Env { name: var.into() }),
+            );
+        }
+    }
+    if !env.contains_key("SPARK_CONF_DIR") {
+        if let Some(home) = env.get("SPARK_HOME") {
+            config.settings.insert(
+                "spark.conf_dir".into(),
+                Sourced::new(
+                    format!("{home}/conf"),
+                    Source::Derived {
+                        from: "SPARK_HOME".into(),
+                    },
+                ),
+            );
+        }
+    }
+    let resources =
+        crate::resources::detect().unwrap_or_else(|_| crate::render::context::sample_resources());
+    let sizing = crate::resources::size(&resources, &config)
+        .ok()
+        .or_else(|| Some(crate::render::context::sample_sizing()));
+    (config, resources, sizing)
 }
 
 /// `sparkvisor check`: validate roles, templates and the injected config.
-pub fn check(_role: Option<String>) -> Result<i32, Fatal> {
-    Err(Fatal::Internal("check is not implemented yet".into()))
+pub fn check(role: Option<String>) -> Result<i32, Fatal> {
+    let env: BTreeMap<String, String> = std::env::vars().collect();
+    let roles_dir = crate::config::role::roles_dir(&env);
+    let templates_dir = crate::config::role::templates_dir(&env);
+    let mut diags = Diagnostics::default();
+    let names = match role {
+        Some(name) => vec![name],
+        None => crate::config::role::list_role_names(&roles_dir).map_err(|e| {
+            Fatal::Config(
+                Diagnostic::new(
+                    roles_dir.display().to_string(),
+                    format!("cannot read the roles directory: {e}"),
+                )
+                .into(),
+            )
+        })?,
+    };
+    let mut roles = Vec::new();
+    for name in &names {
+        match crate::config::role::load_role(&roles_dir, name) {
+            Ok(r) => roles.push(r),
+            Err(d) => add_unique(&mut diags, d),
+        }
+    }
+    match crate::render::Templates::load(&templates_dir) {
+        Ok(mut templates) => {
+            for r in &roles {
+                add_unique(&mut diags, crate::render::check_role(r, &mut templates));
+            }
+        }
+        Err(d) => add_unique(&mut diags, d),
+    }
+    // Seam for the `config` branch: validate the injected config (env, cluster file, configmeta)
+    // here and add its diagnostics, so `check` reports everything in one pass.
+    if !diags.is_empty() {
+        return Err(Fatal::Config(diags));
+    }
+    println!(
+        "ok: {} role(s) in {} ({}), templates in {}",
+        roles.len(),
+        roles_dir.display(),
+        names.join(", "),
+        templates_dir.display()
+    );
+    Ok(crate::error::exit_code::OK)
+}
+
+/// Adds diagnostics not already listed (an included role's problems appear once).
+fn add_unique(all: &mut Diagnostics, more: Diagnostics) {
+    for d in more.0 {
+        if !all.0.contains(&d) {
+            all.push(d);
+        }
+    }
 }
 
 /// `sparkvisor inspect`: resolved config with sources, resources and sizing.

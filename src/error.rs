@@ -18,6 +18,8 @@ pub mod exit_code {
     pub const CONFIG: i32 = 78;
     /// EX_UNAVAILABLE: the status socket could not be reached (CLI client commands).
     pub const UNAVAILABLE: i32 = 69;
+    /// EX_NOPERM: the status socket refused a control request to this uid (HTTP 403).
+    pub const NO_PERMISSION: i32 = 77;
     /// EX_SOFTWARE: an internal error of the agent (a supervision thread died); services were stopped.
     pub const INTERNAL: i32 = 70;
 }
@@ -140,6 +142,9 @@ pub enum Fatal {
     /// An internal invariant broke (a supervision thread died); reported, never a panic.
     #[error("internal error: {0}")]
     Internal(String),
+    /// The agent refused a control request to this caller (status socket 403): exit 77.
+    #[error("{0}")]
+    NoPermission(String),
 }
 
 impl Fatal {
@@ -150,6 +155,7 @@ impl Fatal {
             Fatal::Sys { .. } => exit_code::FAILURE,
             Fatal::Unavailable(_) => exit_code::UNAVAILABLE,
             Fatal::Internal(_) => exit_code::INTERNAL,
+            Fatal::NoPermission(_) => exit_code::NO_PERMISSION,
         }
     }
 }

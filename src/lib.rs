@@ -9,6 +9,7 @@
 //! - [`supervisor`]: the one owner of service state;
 //! - [`status`]: the operator socket (server, wire types, client);
 //! - [`tini`]: the tini-compatible single-child mode;
+//! - [`users`]: users and groups from /etc/passwd and /etc/group (pure parsing);
 //! - [`sys`]: every `unsafe`, `nix` and `caps` call, behind a narrow seam.
 
 pub mod app;
@@ -17,6 +18,7 @@ pub mod config;
 pub mod error;
 pub mod inspect;
 pub mod logs;
+pub mod probe;
 pub mod render;
 pub mod resources;
 pub mod service;
@@ -24,3 +26,4 @@ pub mod status;
 pub mod supervisor;
 pub mod sys;
 pub mod tini;
+pub mod users;

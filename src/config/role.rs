@@ -4,11 +4,20 @@
 //! expands the `{{ }}` in commands, paths and environment values) and supervision (`supervisor`).
 //! Parsing is strict: unknown keys and wrong types are errors.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::error::{Diagnostic, Diagnostics};
+
+mod names;
+mod validate;
+
+pub use names::{capability_known, signal_known};
+pub use validate::{locate, parse_octal, template_name_problem};
 
 /// A role as written in its YAML file (before template expansion).
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -29,6 +38,237 @@ pub struct RoleDef {
     /// The role's services by name.
     #[serde(default)]
     pub services: BTreeMap<String, ServiceSpec>,
+    /// Changes to services defined by included roles (e.g. all-in-one makes the worker start
+    /// `after: [spark-master]`). Applied when the includes are merged; empty in a [`LoadedRole`].
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub adjust: BTreeMap<String, ServiceAdjust>,
+}
+
+/// How an including role changes a service it got from an included role. Every field is optional;
+/// `after` and `forward_signals` are added to the included lists, `environment` is merged over the
+/// included one (a key set here wins), the other fields replace the included value.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceAdjust {
+    /// Replaces the argv.
+    #[serde(default)]
+    pub command: Option<Vec<String>>,
+    /// Merged over the included environment.
+    #[serde(default)]
+    pub environment: BTreeMap<String, String>,
+    /// Added to the included `after`.
+    #[serde(default)]
+    pub after: Vec<String>,
+    /// Added to the included `forward_signals`.
+    #[serde(default)]
+    pub forward_signals: Vec<String>,
+    /// Replaces the user.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// Replaces the readiness probe.
+    #[serde(default)]
+    pub ready: Option<Probe>,
+    /// Replaces the liveness probe.
+    #[serde(default)]
+    pub health: Option<Probe>,
+    /// Replaces the restart policy.
+    #[serde(default)]
+    pub restart: Option<RestartPolicy>,
+    /// Replaces `critical`.
+    #[serde(default)]
+    pub critical: Option<bool>,
+    /// Replaces the stop signal and grace.
+    #[serde(default)]
+    pub stop: Option<StopSpec>,
+}
+
+impl ServiceAdjust {
+    /// Applies this adjustment to `service`.
+    pub fn apply(&self, service: &mut ServiceSpec) {
+        if let Some(command) = &self.command {
+            service.command.clone_from(command);
+        }
+        for (k, v) in &self.environment {
+            service.environment.insert(k.clone(), v.clone());
+        }
+        for a in &self.after {
+            if !service.after.contains(a) {
+                service.after.push(a.clone());
+            }
+        }
+        for s in &self.forward_signals {
+            if !service.forward_signals.contains(s) {
+                service.forward_signals.push(s.clone());
+            }
+        }
+        if let Some(user) = &self.user {
+            service.user = Some(user.clone());
+        }
+        if let Some(ready) = &self.ready {
+            service.ready = Some(ready.clone());
+        }
+        if let Some(health) = &self.health {
+            service.health = Some(health.clone());
+        }
+        if let Some(restart) = self.restart {
+            service.restart = restart;
+        }
+        if let Some(critical) = self.critical {
+            service.critical = critical;
+        }
+        if let Some(stop) = &self.stop {
+            service.stop = stop.clone();
+        }
+    }
+}
+
+/// Environment variable naming the roles directory.
+pub const ROLES_ENV: &str = "SPARKVISOR_ROLES";
+/// Environment variable naming the templates directory.
+pub const TEMPLATES_ENV: &str = "SPARKVISOR_TEMPLATES";
+/// Where the image ships the built-in roles.
+pub const DEFAULT_ROLES_DIR: &str = "/etc/sparkvisor/roles";
+/// Where the image ships the built-in templates.
+pub const DEFAULT_TEMPLATES_DIR: &str = "/etc/sparkvisor/templates";
+
+/// The roles directory: `SPARKVISOR_ROLES`, default `/etc/sparkvisor/roles`.
+pub fn roles_dir(env: &BTreeMap<String, String>) -> PathBuf {
+    dir_from_env(env, ROLES_ENV, DEFAULT_ROLES_DIR)
+}
+
+/// The templates directory: `SPARKVISOR_TEMPLATES`, default `/etc/sparkvisor/templates`.
+pub fn templates_dir(env: &BTreeMap<String, String>) -> PathBuf {
+    dir_from_env(env, TEMPLATES_ENV, DEFAULT_TEMPLATES_DIR)
+}
+
+fn dir_from_env(env: &BTreeMap<String, String>, var: &str, default: &str) -> PathBuf {
+    match env.get(var) {
+        Some(v) if !v.is_empty() => PathBuf::from(v),
+        _ => PathBuf::from(default),
+    }
+}
+
+/// A role loaded from its file with every `include:` merged in and validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadedRole {
+    /// The role name (the file name without `.yaml`).
+    pub name: String,
+    /// The role's own file.
+    pub file: PathBuf,
+    /// The merged definition: included render entries, defaults and services first, then this
+    /// role's own, with `adjust:` applied (so `def.adjust` is empty).
+    pub def: RoleDef,
+    /// The file each service was defined in (an included role's file for included services).
+    pub service_files: BTreeMap<String, PathBuf>,
+    /// The file each `def.render` entry was written in (same order as `def.render`).
+    pub render_files: Vec<PathBuf>,
+}
+
+impl LoadedRole {
+    /// The file a service was defined in (the role's own file when unknown).
+    pub fn file_of_service(&self, service: &str) -> &Path {
+        self.service_files
+            .get(service)
+            .map_or(self.file.as_path(), PathBuf::as_path)
+    }
+}
+
+/// The file of role `name` in `dir`: `NAME.yaml`, else `NAME.yml`.
+pub fn role_file(dir: &Path, name: &str) -> PathBuf {
+    let yaml = dir.join(format!("{name}.yaml"));
+    if !yaml.exists() {
+        let yml = dir.join(format!("{name}.yml"));
+        if yml.exists() {
+            return yml;
+        }
+    }
+    yaml
+}
+
+/// Loads role `name` from `dir`, merges its includes and validates it; every problem found is
+/// reported at once, each with its file and (where known) line and column.
+pub fn load_role(dir: &Path, name: &str) -> Result<LoadedRole, Diagnostics> {
+    let mut diags = Diagnostics::default();
+    if !valid_role_name(name) {
+        diags.push(Diagnostic::new(
+            dir.display().to_string(),
+            format!("invalid role name {name:?}: use letters, digits, '-' and '_'"),
+        ));
+        return Err(diags);
+    }
+    let file = role_file(dir, name);
+    if !file.is_file() {
+        let known = list_role_names(dir).unwrap_or_default();
+        diags.push(Diagnostic::new(
+            file.display().to_string(),
+            format!(
+                "no role {name:?} in {} (known roles: {})",
+                dir.display(),
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            ),
+        ));
+        return Err(diags);
+    }
+    let mut stack = Vec::new();
+    let merged = validate::merge(dir, name, &mut stack, &mut diags);
+    let Some(role) = merged else {
+        return Err(diags);
+    };
+    validate::check_role(&role, &mut diags);
+    diags.into_result(role)
+}
+
+/// Loads every role in `dir` (`*.yaml`, `*.yml`), reporting the problems of all of them at once.
+pub fn load_all_roles(dir: &Path) -> Result<Vec<LoadedRole>, Diagnostics> {
+    let names = list_role_names(dir).map_err(|e| {
+        Diagnostics::from(Diagnostic::new(
+            dir.display().to_string(),
+            format!("cannot read the roles directory: {e}"),
+        ))
+    })?;
+    let mut roles = Vec::new();
+    let mut diags = Diagnostics::default();
+    for name in names {
+        match load_role(dir, &name) {
+            Ok(role) => roles.push(role),
+            Err(d) => {
+                // An included role's problems show up once, not once per includer.
+                for one in d.0 {
+                    if !diags.0.contains(&one) {
+                        diags.push(one);
+                    }
+                }
+            }
+        }
+    }
+    diags.into_result(roles)
+}
+
+/// The role names in `dir`, sorted.
+pub fn list_role_names(dir: &Path) -> std::io::Result<Vec<String>> {
+    let mut names = BTreeSet::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        let ext = path.extension().and_then(|e| e.to_str());
+        if matches!(ext, Some("yaml" | "yml")) && path.is_file() {
+            if let Some(stem) = path.file_stem().and_then(|s| s.to_str()) {
+                names.insert(stem.to_string());
+            }
+        }
+    }
+    Ok(names.into_iter().collect())
+}
+
+fn valid_role_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+        && !name.starts_with('.')
 }
 
 /// One file to render.
@@ -42,7 +282,8 @@ pub struct RenderSpec {
     /// Octal mode such as `"0644"`; default 0644, 0600 when `secret` is true.
     #[serde(default)]
     pub mode: Option<String>,
-    /// Owner `user[:group]` (name or number); default: the user of the role's first service, else root.
+    /// Owner `user[:group]` (name or number, may use `{{ }}`); default: the agent's user (root) for
+    /// plain files; for secret files the `user` of the role's first service (by name) that has one.
     #[serde(default)]
     pub owner: Option<String>,
     /// The file holds secrets: mode 0600 and owned by the service user.

@@ -1,2 +1,219 @@
 //! Service lifecycle as pure data: states, events, actions, the state machine and backoff.
 //! No clocks (time is a parameter), no syscalls.
+//!
+//! ```text
+//!             DependenciesReady          Started               ProbePassed(Ready)
+//!   Waiting ------------------> Starting -------> Running(not ready) ------------> Running(ready)
+//!      ^                          |  ^              |  Exited / SpawnFailed            |
+//!      | Start/RestartRequested   |  | BackoffElapsed                                  |
+//!   Stopped, Failed <-- GiveUp -- Backoff <----- restart policy says restart <---------+
+//!                                                   StopRequested: Stopping --GraceElapsed--> KillGroup
+//! ```
+
+pub mod backoff;
+pub mod fsm;
+
+use std::time::{Duration, Instant};
+
+use crate::config::role::{BackoffSpec, RestartPolicy};
+use crate::error::ProcessEnd;
+
+pub use backoff::{Backoff, Verdict};
+pub use fsm::step;
+
+/// Where a service is in its lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Not started yet: waits until every service in `after` is ready.
+    Waiting,
+    /// A spawn was asked for; the supervisor answers with `Started` or `SpawnFailed`.
+    Starting,
+    /// The process runs (see [`ServiceState::ready`]).
+    Running,
+    /// Ended; restarts when the backoff timer elapses.
+    Backoff,
+    /// The stop signal was sent to its process group; SIGKILL when the grace elapses.
+    Stopping,
+    /// Stopped on request, or ended and not to be restarted with a success code.
+    Stopped,
+    /// Failed for good: a crash loop, or ended with a failure and not to be restarted.
+    Failed,
+}
+
+/// Which probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ProbeKind {
+    /// Readiness: passes once, then the service is ready (dependents may start).
+    Ready,
+    /// Liveness while running: `threshold` consecutive failures restart the service.
+    Health,
+}
+
+/// What happens once a stopping service has ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterStop {
+    /// Stay stopped (operator stop, shutdown).
+    Stay,
+    /// Start again at once (operator restart, changed config).
+    Restart,
+    /// Restart through the backoff and crash-loop accounting (failed health check).
+    Recover,
+}
+
+/// The one timer a service can have at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimerKind {
+    /// The backoff delay before a restart.
+    Backoff,
+    /// The stop grace before SIGKILL.
+    Grace,
+}
+
+/// A pending deadline; the supervisor turns it into `BackoffElapsed`/`GraceElapsed` when due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timer {
+    /// What it is for.
+    pub kind: TimerKind,
+    /// When it is due.
+    pub at: Instant,
+}
+
+/// The parts of a service definition the state machine needs (from the role's `ServiceSpec`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Policy {
+    /// When to restart.
+    pub restart: RestartPolicy,
+    /// Backoff and crash-loop limits.
+    pub backoff: BackoffSpec,
+    /// Signal number sent to the process group to stop it.
+    pub stop_signal: i32,
+    /// Time between the stop signal and SIGKILL.
+    pub grace: Duration,
+    /// A readiness probe is configured (else the service is ready once exec'd).
+    pub ready_probe: bool,
+    /// A liveness probe is configured, with its failure threshold.
+    pub health_threshold: Option<u32>,
+}
+
+/// Past-tense facts fed to [`step`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// Every service in `after` is ready (and nothing is shutting down).
+    DependenciesReady,
+    /// The process was exec'd with this pid (its process group id too).
+    Started {
+        /// Its pid.
+        pid: i32,
+    },
+    /// It could not be exec'd; `end` is the shell-style code (127 not found, 126 not executable).
+    SpawnFailed {
+        /// As if it had exited like this.
+        end: ProcessEnd,
+    },
+    /// The process ended.
+    Exited {
+        /// How.
+        end: ProcessEnd,
+    },
+    /// A probe attempt succeeded.
+    ProbePassed(ProbeKind),
+    /// A probe attempt failed or timed out.
+    ProbeFailed(ProbeKind),
+    /// The backoff timer is due.
+    BackoffElapsed,
+    /// The stop grace is over.
+    GraceElapsed,
+    /// Stop it (operator or shutdown); SIGKILL no later than `deadline` when given.
+    StopRequested {
+        /// Latest time for SIGKILL (the shutdown's total grace).
+        deadline: Option<Instant>,
+    },
+    /// Start a stopped or failed service (waits for its dependencies again).
+    StartRequested,
+    /// Restart it now (operator, or its rendered config changed).
+    RestartRequested,
+}
+
+/// Imperatives the supervisor carries out after a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Spawn the process; answer with `Started` or `SpawnFailed`.
+    Spawn,
+    /// Send this signal to the service's process group.
+    SignalGroup(i32),
+    /// SIGKILL the process group.
+    KillGroup,
+    /// Begin probing (first attempt at once, then every interval).
+    StartProbe(ProbeKind),
+    /// Stop every probe of this service and ignore results still in flight.
+    StopProbes,
+}
+
+/// Everything the supervisor knows about one service's lifecycle.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceState {
+    /// Lifecycle phase.
+    pub phase: Phase,
+    /// The running process (also its process group id), if any.
+    pub pid: Option<i32>,
+    /// When the current (or last) process was started.
+    pub started_at: Option<Instant>,
+    /// Ready for dependents (readiness probe passed, or no probe and exec'd).
+    pub ready: bool,
+    /// The liveness probe has not failed past its threshold.
+    pub healthy: bool,
+    /// How many times it was started again after the first start.
+    pub restarts: u32,
+    /// How the last process ended.
+    pub last_exit: Option<ProcessEnd>,
+    /// Consecutive failed liveness attempts.
+    pub health_failures: u32,
+    /// The current process group got SIGKILL after its grace.
+    pub killed: bool,
+    /// What follows a stop (meaningful in `Stopping`).
+    pub after_stop: AfterStop,
+    /// The pending timer.
+    pub timer: Option<Timer>,
+    /// Restart backoff.
+    pub backoff: Backoff,
+}
+
+impl ServiceState {
+    /// A service that has not started yet.
+    pub fn new(policy: &Policy, seed: u64) -> Self {
+        Self {
+            phase: Phase::Waiting,
+            pid: None,
+            started_at: None,
+            ready: false,
+            healthy: true,
+            restarts: 0,
+            last_exit: None,
+            health_failures: 0,
+            killed: false,
+            after_stop: AfterStop::Stay,
+            timer: None,
+            backoff: Backoff::new(&policy.backoff, seed),
+        }
+    }
+
+    /// The state as operators see it: waiting, starting, running, backoff, stopping, stopped, failed.
+    /// A process that runs but is not ready yet is `starting`.
+    pub fn label(&self) -> &'static str {
+        match self.phase {
+            Phase::Waiting => "waiting",
+            Phase::Starting => "starting",
+            Phase::Running if self.ready => "running",
+            Phase::Running => "starting",
+            Phase::Backoff => "backoff",
+            Phase::Stopping => "stopping",
+            Phase::Stopped => "stopped",
+            Phase::Failed => "failed",
+        }
+    }
+
+    /// Stopped, failed or waiting: no process and none coming without a request or dependency.
+    pub fn is_down(&self) -> bool {
+        matches!(self.phase, Phase::Stopped | Phase::Failed | Phase::Waiting)
+    }
+}

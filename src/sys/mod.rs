@@ -1,6 +1,10 @@
 //! Every `unsafe`, `nix` and `caps` call of sparkvisor lives under this module, behind a narrow seam.
 
+pub mod caps;
 pub mod host;
+pub mod peercred;
+pub mod privileges;
 pub mod process;
 pub mod reaper;
 pub mod signals;
+pub mod spawn;

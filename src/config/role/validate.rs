@@ -1,0 +1,497 @@
+//! Loading a role file, merging its includes, and the semantic checks `check` and `run` share.
+//! Every problem is collected (never the first only); positions are found in the file text.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use super::{
+    capability_known, role_file, signal_known, valid_role_name, LoadedRole, Probe, RoleDef,
+};
+use crate::error::{Diagnostic, Diagnostics};
+
+/// Reads, parses and merges role `name` (and, recursively, its includes). `stack` holds the roles
+/// being merged, to report include cycles. `None` when something was wrong (reported in `diags`).
+pub(super) fn merge(
+    dir: &Path,
+    name: &str,
+    stack: &mut Vec<String>,
+    diags: &mut Diagnostics,
+) -> Option<LoadedRole> {
+    let file = role_file(dir, name);
+    let text = match std::fs::read_to_string(&file) {
+        Ok(t) => t,
+        Err(e) => {
+            diags.push(Diagnostic::new(
+                file.display().to_string(),
+                format!("cannot read the role file: {e}"),
+            ));
+            return None;
+        }
+    };
+    let def: RoleDef = match serde_yaml::from_str(&text) {
+        Ok(d) => d,
+        Err(e) => {
+            diags.push(yaml_diagnostic(&file, &e));
+            return None;
+        }
+    };
+    let mut merged = LoadedRole {
+        name: name.to_string(),
+        file: file.clone(),
+        def: RoleDef {
+            description: def.description.clone(),
+            include: def.include.clone(),
+            defaults: BTreeMap::new(),
+            render: Vec::new(),
+            services: BTreeMap::new(),
+            adjust: BTreeMap::new(),
+        },
+        service_files: BTreeMap::new(),
+        render_files: Vec::new(),
+    };
+    let mut ok = true;
+    stack.push(name.to_string());
+    for include in &def.include {
+        if stack.contains(include) {
+            let chain = stack
+                .iter()
+                .chain(std::iter::once(include))
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(" -> ");
+            diags.push(at(
+                &file,
+                &text,
+                Some("include"),
+                include,
+                format!("include cycle: {chain}"),
+            ));
+            ok = false;
+        } else if !valid_role_name(include) || !role_file(dir, include).is_file() {
+            diags.push(at(
+                &file,
+                &text,
+                Some("include"),
+                include,
+                format!("included role {include:?} not found in {}", dir.display()),
+            ));
+            ok = false;
+        } else if let Some(sub) = merge(dir, include, stack, diags) {
+            ok &= absorb(&mut merged, sub, &file, &text, diags);
+        } else {
+            ok = false;
+        }
+    }
+    stack.pop();
+
+    for spec in def.render {
+        if !merged.def.render.contains(&spec) {
+            merged.def.render.push(spec);
+            merged.render_files.push(file.clone());
+        }
+    }
+    merged.def.defaults.extend(def.defaults);
+    for (service, spec) in def.services {
+        if let Some(from) = merged.service_files.get(&service) {
+            diags.push(at(
+                &file,
+                &text,
+                Some("services"),
+                &format!("{service}:"),
+                format!(
+                    "service {service:?} is already defined by {}; change it with `adjust:` instead",
+                    from.display()
+                ),
+            ));
+            ok = false;
+        } else {
+            merged.service_files.insert(service.clone(), file.clone());
+            merged.def.services.insert(service, spec);
+        }
+    }
+    for (service, adjust) in &def.adjust {
+        match merged.def.services.get_mut(service) {
+            Some(spec) => adjust.apply(spec),
+            None => {
+                diags.push(at(
+                    &file,
+                    &text,
+                    Some("adjust"),
+                    &format!("{service}:"),
+                    format!("`adjust` names {service:?}, which no included role defines"),
+                ));
+                ok = false;
+            }
+        }
+    }
+    ok.then_some(merged)
+}
+
+/// Adds an included role's parts to `merged`; a service defined differently by two includes is an
+/// error (the same service reached twice through a diamond is fine).
+fn absorb(
+    merged: &mut LoadedRole,
+    sub: LoadedRole,
+    file: &Path,
+    text: &str,
+    diags: &mut Diagnostics,
+) -> bool {
+    let mut ok = true;
+    for (spec, from) in sub.def.render.into_iter().zip(sub.render_files) {
+        if !merged.def.render.contains(&spec) {
+            merged.def.render.push(spec);
+            merged.render_files.push(from);
+        }
+    }
+    merged.def.defaults.extend(sub.def.defaults);
+    for (service, spec) in sub.def.services {
+        let from = sub
+            .service_files
+            .get(&service)
+            .cloned()
+            .unwrap_or_else(|| sub.file.clone());
+        match merged.def.services.get(&service) {
+            Some(existing) if *existing == spec => {}
+            Some(_) => {
+                diags.push(at(
+                    file,
+                    text,
+                    Some("include"),
+                    &sub.name,
+                    format!(
+                        "service {service:?} from {} conflicts with another included definition",
+                        from.display()
+                    ),
+                ));
+                ok = false;
+            }
+            None => {
+                merged.service_files.insert(service.clone(), from);
+                merged.def.services.insert(service, spec);
+            }
+        }
+    }
+    ok
+}
+
+/// The semantic checks on a merged role: names, references, cycles, signals, capabilities, probes,
+/// modes. Template checks (missing files, syntax, undefined variables) are `render::check_role`'s.
+pub(super) fn check_role(role: &LoadedRole, diags: &mut Diagnostics) {
+    let mut texts = Texts::default();
+    for (i, spec) in role.def.render.iter().enumerate() {
+        let file = role.render_files.get(i).unwrap_or(&role.file);
+        if let Err(why) = template_name_problem(&spec.template) {
+            diags.push(texts.at(file, Some("render"), &spec.template, why));
+        }
+        if spec.to.trim().is_empty() {
+            diags.push(texts.at(file, Some("render"), "to:", "`to` is empty".into()));
+        }
+        if let Some(mode) = &spec.mode {
+            if parse_octal(mode, 0o7777).is_none() {
+                diags.push(texts.at(
+                    file,
+                    Some(&spec.template),
+                    mode,
+                    format!("invalid mode {mode:?}: expected octal such as \"0644\""),
+                ));
+            }
+        }
+    }
+    for (name, service) in &role.def.services {
+        let file = role.file_of_service(name);
+        let anchor = format!("{name}:");
+        let anchor = Some(anchor.as_str());
+        let mut problem = |needle: &str, message: String| {
+            let d = texts.at(file, anchor, needle, message);
+            diags.push(d);
+        };
+        if !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            || name.is_empty()
+        {
+            problem(
+                name,
+                format!("invalid service name {name:?}: use letters, digits, '-', '_' and '.'"),
+            );
+        }
+        match service.command.first() {
+            None => problem("command", "`command` is empty".into()),
+            Some(argv0) if argv0.trim().is_empty() => {
+                problem("command", "the command's program is empty".into())
+            }
+            Some(_) => {}
+        }
+        for dep in &service.after {
+            if dep == name {
+                problem(dep, format!("service {name:?} cannot start after itself"));
+            } else if !role.def.services.contains_key(dep) {
+                problem(
+                    dep,
+                    format!(
+                        "`after` names {dep:?}, which is not a service of role {:?} (services: {})",
+                        role.name,
+                        role.def
+                            .services
+                            .keys()
+                            .cloned()
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                );
+            }
+        }
+        if !signal_known(&service.stop.signal) {
+            problem(
+                &service.stop.signal,
+                format!("unknown signal name {:?} in `stop`", service.stop.signal),
+            );
+        }
+        for sig in &service.forward_signals {
+            if !signal_known(sig) {
+                problem(
+                    sig,
+                    format!("unknown signal name {sig:?} in `forward_signals`"),
+                );
+            }
+        }
+        for cap in &service.capabilities {
+            if !capability_known(cap) {
+                problem(cap, format!("unknown capability {cap:?}"));
+            }
+        }
+        if let Some(umask) = &service.umask {
+            if parse_octal(umask, 0o777).is_none() {
+                problem(
+                    umask,
+                    format!("invalid umask {umask:?}: expected octal such as \"0022\""),
+                );
+            }
+        }
+        for key in service.environment.keys() {
+            if key.is_empty() || key.contains('=') || key.contains('\0') {
+                problem(key, format!("invalid environment variable name {key:?}"));
+            }
+        }
+        let backoff = &service.backoff;
+        if !backoff.factor.is_finite() || backoff.factor < 1.0 {
+            problem(
+                "factor",
+                format!("backoff factor must be at least 1, not {}", backoff.factor),
+            );
+        }
+        for (what, probe) in [("ready", &service.ready), ("health", &service.health)] {
+            if let Some(probe) = probe {
+                if let Some(why) = probe_problem(probe) {
+                    problem(what, format!("`{what}` probe: {why}"));
+                }
+            }
+        }
+    }
+    for cycle in dependency_cycles(&role.def.services) {
+        let first = cycle.first().cloned().unwrap_or_default();
+        let file = role.file_of_service(&first);
+        diags.push(texts.at(
+            file,
+            Some(&format!("{first}:")),
+            "after",
+            format!("dependency cycle: {}", cycle.join(" -> ")),
+        ));
+    }
+}
+
+/// Why a `template:` name is not acceptable (absolute, `..`, empty), if it is not.
+pub fn template_name_problem(name: &str) -> Result<(), String> {
+    let path = Path::new(name);
+    if name.trim().is_empty() {
+        return Err("`template` is empty".into());
+    }
+    if path.is_absolute()
+        || path
+            .components()
+            .any(|c| !matches!(c, std::path::Component::Normal(_)))
+    {
+        return Err(format!(
+            "template {name:?} must be a relative path under the templates directory (no `..`)"
+        ));
+    }
+    Ok(())
+}
+
+/// Parses an octal mode or umask no larger than `max`.
+pub fn parse_octal(text: &str, max: u32) -> Option<u32> {
+    let t = text.trim();
+    let digits = t.strip_prefix("0o").unwrap_or(t);
+    if digits.is_empty() {
+        return None;
+    }
+    u32::from_str_radix(digits, 8).ok().filter(|m| *m <= max)
+}
+
+fn probe_problem(probe: &Probe) -> Option<String> {
+    let kinds = [
+        probe.http.is_some(),
+        probe.tcp.is_some(),
+        probe.exec.is_some(),
+    ]
+    .iter()
+    .filter(|k| **k)
+    .count();
+    if kinds != 1 {
+        return Some("set exactly one of `http`, `tcp` or `exec`".into());
+    }
+    if probe.json.is_some() && probe.http.is_none() {
+        return Some("`json` needs `http`".into());
+    }
+    if probe.exec.as_ref().is_some_and(Vec::is_empty) {
+        return Some("`exec` is empty".into());
+    }
+    if probe.threshold == 0 {
+        return Some("`threshold` must be at least 1".into());
+    }
+    None
+}
+
+/// Every dependency cycle among the services' `after` lists, each once (as `a -> b -> a`).
+fn dependency_cycles(services: &BTreeMap<String, super::ServiceSpec>) -> Vec<Vec<String>> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        Visiting,
+        Done,
+    }
+    fn visit(
+        node: &str,
+        services: &BTreeMap<String, super::ServiceSpec>,
+        marks: &mut BTreeMap<String, Mark>,
+        path: &mut Vec<String>,
+        cycles: &mut Vec<Vec<String>>,
+    ) {
+        match marks.get(node) {
+            Some(Mark::Done) => return,
+            Some(Mark::Visiting) => {
+                if let Some(start) = path.iter().position(|p| p == node) {
+                    let mut cycle: Vec<String> = path.get(start..).unwrap_or(&[]).to_vec();
+                    cycle.push(node.to_string());
+                    cycles.push(cycle);
+                }
+                return;
+            }
+            None => {}
+        }
+        marks.insert(node.to_string(), Mark::Visiting);
+        path.push(node.to_string());
+        if let Some(spec) = services.get(node) {
+            for dep in &spec.after {
+                if services.contains_key(dep) && dep != node {
+                    visit(dep, services, marks, path, cycles);
+                }
+            }
+        }
+        path.pop();
+        marks.insert(node.to_string(), Mark::Done);
+    }
+    let mut marks = BTreeMap::new();
+    let mut cycles = Vec::new();
+    for name in services.keys() {
+        visit(name, services, &mut marks, &mut Vec::new(), &mut cycles);
+    }
+    cycles
+}
+
+/// Turns a YAML/serde error into a diagnostic at its line and column.
+pub(super) fn yaml_diagnostic(file: &Path, e: &serde_yaml::Error) -> Diagnostic {
+    let message = e.to_string();
+    match e.location() {
+        Some(loc) => {
+            // serde_norway appends " at line L column C"; the diagnostic prints the position itself.
+            let message = match message.find(" at line ") {
+                Some(i) => message.get(..i).unwrap_or(&message).to_string(),
+                None => message.clone(),
+            };
+            Diagnostic::at(
+                file.display().to_string(),
+                loc.line(),
+                loc.column(),
+                message,
+            )
+        }
+        None => Diagnostic::new(file.display().to_string(), message),
+    }
+}
+
+/// Role file texts read on demand, to put line numbers on semantic problems.
+#[derive(Default)]
+struct Texts(BTreeMap<PathBuf, String>);
+
+impl Texts {
+    fn at(
+        &mut self,
+        file: &Path,
+        anchor: Option<&str>,
+        needle: &str,
+        message: String,
+    ) -> Diagnostic {
+        let text = self
+            .0
+            .entry(file.to_path_buf())
+            .or_insert_with(|| std::fs::read_to_string(file).unwrap_or_default());
+        at(file, text, anchor, needle, message)
+    }
+}
+
+/// A diagnostic at the first `needle` after `anchor` in `text` (or the first `needle` at all).
+fn at(file: &Path, text: &str, anchor: Option<&str>, needle: &str, message: String) -> Diagnostic {
+    match locate(text, anchor, needle) {
+        Some((line, column)) => Diagnostic::at(file.display().to_string(), line, column, message),
+        None => Diagnostic::new(file.display().to_string(), message),
+    }
+}
+
+/// 1-based line and column of `needle`, searched after the first `anchor` when there is one.
+pub fn locate(text: &str, anchor: Option<&str>, needle: &str) -> Option<(usize, usize)> {
+    if needle.is_empty() {
+        return None;
+    }
+    let from = anchor.and_then(|a| text.find(a)).unwrap_or(0);
+    let offset = text
+        .get(from..)
+        .and_then(|rest| rest.find(needle))
+        .map(|i| i + from)
+        .or_else(|| text.find(needle))?;
+    let before = text.get(..offset)?;
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    Some((line, column))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locate_finds_line_and_column() {
+        let text = "a:\n  b: x\nc:\n  b: y\n";
+        assert_eq!(locate(text, None, "x"), Some((2, 6)));
+        assert_eq!(locate(text, Some("c:"), "b:"), Some((4, 3)));
+        assert_eq!(locate(text, Some("zz"), "y"), Some((4, 6)));
+        assert_eq!(locate(text, None, "q"), None);
+    }
+
+    #[test]
+    fn octal() {
+        assert_eq!(parse_octal("0644", 0o7777), Some(0o644));
+        assert_eq!(parse_octal("600", 0o7777), Some(0o600));
+        assert_eq!(parse_octal("0o022", 0o777), Some(0o22));
+        assert_eq!(parse_octal("0999", 0o7777), None);
+        assert_eq!(parse_octal("07777", 0o777), None);
+    }
+
+    #[test]
+    fn template_names() {
+        assert!(template_name_problem("spark/spark-env.sh").is_ok());
+        assert!(template_name_problem("../etc/passwd").is_err());
+        assert!(template_name_problem("/etc/passwd").is_err());
+        assert!(template_name_problem("a/../../b").is_err());
+        assert!(template_name_problem("").is_err());
+    }
+}

@@ -1,0 +1,334 @@
+//! The templates directory loaded into one tera instance: only files under that directory can be
+//! rendered or included (tera resolves `{% include %}` among loaded templates only).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use tera::ast::{ExprVal, Node};
+use tera::{Context, Tera};
+
+use super::escape::Format;
+use crate::error::{Diagnostic, Diagnostics};
+
+/// Every template under one directory, parsed.
+pub struct Templates {
+    tera: Tera,
+    dir: PathBuf,
+    sources: BTreeMap<String, String>,
+}
+
+impl Templates {
+    /// Loads and parses every file under `dir` (recursively; names use `/`). Reports every syntax
+    /// error with its template file, line and column.
+    pub fn load(dir: &Path) -> Result<Templates, Diagnostics> {
+        let mut diags = Diagnostics::default();
+        let mut sources = BTreeMap::new();
+        let root = match dir.canonicalize() {
+            Ok(r) => r,
+            Err(e) => {
+                return Err(Diagnostic::new(
+                    dir.display().to_string(),
+                    format!("cannot read the templates directory: {e}"),
+                )
+                .into())
+            }
+        };
+        collect(&root, &root, &mut sources, &mut diags);
+        // Parse each on its own first so every syntax error is reported, not just the first.
+        for (name, text) in &sources {
+            let mut scratch = Tera::default();
+            if let Err(e) = scratch.add_raw_template(name, text) {
+                let message = error_chain(&e);
+                // A missing `extends` parent is resolved below, with all templates loaded.
+                if !message.contains("doesn't exist") {
+                    diags.push(template_diagnostic(dir, name, text, &message));
+                }
+            }
+        }
+        if !diags.is_empty() {
+            return Err(diags);
+        }
+        let mut tera = Tera::default();
+        tera.register_filter("number", number);
+        // Every template is escaped; the escape function is chosen per render by format.
+        tera.autoescape_on(vec![""]);
+        if let Err(e) =
+            tera.add_raw_templates(sources.iter().map(|(n, t)| (n.as_str(), t.as_str())))
+        {
+            return Err(Diagnostic::new(dir.display().to_string(), error_chain(&e)).into());
+        }
+        for (name, text) in &sources {
+            if let Ok(template) = tera.get_template(name) {
+                let mut problems = Vec::new();
+                lint(&template.ast, &mut problems);
+                for (needle, why) in problems {
+                    let file = dir.join(name).display().to_string();
+                    diags.push(match crate::config::role::locate(text, None, &needle) {
+                        Some((line, column)) => Diagnostic::at(file, line, column, why),
+                        None => Diagnostic::new(file, why),
+                    });
+                }
+            }
+        }
+        if !diags.is_empty() {
+            return Err(diags);
+        }
+        Ok(Templates {
+            tera,
+            dir: dir.to_path_buf(),
+            sources,
+        })
+    }
+
+    /// The directory the templates came from.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// True when a template of this name was loaded.
+    pub fn contains(&self, name: &str) -> bool {
+        self.sources.contains_key(name)
+    }
+
+    /// Template names, sorted.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.sources.keys().map(String::as_str)
+    }
+
+    /// Renders `name` with `format`'s escaping applied to every substituted string value.
+    pub fn render(
+        &mut self,
+        name: &str,
+        format: Format,
+        context: &Value,
+    ) -> Result<String, Diagnostic> {
+        let ctx = Context::from_value(context.clone()).map_err(|e| {
+            Diagnostic::new(
+                self.path_of(name),
+                format!("invalid context: {}", error_chain(&e)),
+            )
+        })?;
+        self.tera.set_escape_fn(format.escape_fn());
+        self.tera.render(name, &ctx).map_err(|e| {
+            let message = error_chain(&e);
+            // The failing template may be an included one: tera names it last.
+            let failing = rendering_template(&message).unwrap_or(name).to_string();
+            let text = self.sources.get(&failing).map_or("", String::as_str);
+            template_diagnostic(&self.dir, &failing, text, &message)
+        })
+    }
+
+    fn path_of(&self, name: &str) -> String {
+        self.dir.join(name).display().to_string()
+    }
+}
+
+/// Finds `{{ }}` blocks tera would print without the format's escaping: a string concatenation
+/// (`{{ a ~ b }}`: tera does not escape it), `| safe`, and a list printed whole (`{{ peers.master }}`).
+/// Each problem is `(text to locate, message)`.
+fn lint(nodes: &[Node], problems: &mut Vec<(String, String)>) {
+    for node in nodes {
+        match node {
+            Node::VariableBlock(_, expr) => {
+                if matches!(expr.val, ExprVal::StringConcat(_)) && expr.filters.is_empty() {
+                    problems.push((
+                        "~".into(),
+                        "`{{ a ~ b }}` is not escaped by tera: `{% set v = a ~ b %}` then `{{ v }}`".into(),
+                    ));
+                }
+                if expr.filters.iter().any(|f| f.name == "safe") {
+                    problems.push((
+                        "safe".into(),
+                        "`| safe` would insert a value unescaped; values are escaped for the file's format".into(),
+                    ));
+                }
+                if let ExprVal::Ident(ident) = &expr.val {
+                    let list = ident == "peers"
+                        || ident.starts_with("peers.")
+                        || ident.starts_with("peers[")
+                        || ident == "resources.sources";
+                    if list && expr.filters.is_empty() {
+                        problems.push((
+                            ident.clone(),
+                            format!("`{{{{ {ident} }}}}` prints a list unescaped: use `| join(sep=\",\")`"),
+                        ));
+                    }
+                }
+            }
+            Node::MacroDefinition(_, m, _) => lint(&m.body, problems),
+            Node::FilterSection(_, f, _) => lint(&f.body, problems),
+            Node::Block(_, b, _) => lint(&b.body, problems),
+            Node::Forloop(_, f, _) => {
+                lint(&f.body, problems);
+                if let Some(empty) = &f.empty_body {
+                    lint(empty, problems);
+                }
+            }
+            Node::If(i, _) => {
+                for (_, _, body) in &i.conditions {
+                    lint(body, problems);
+                }
+                if let Some((_, body)) = &i.otherwise {
+                    lint(body, problems);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The `number` filter: a string or number that must be an integer, printed unescaped (JSON ports
+/// and counts). Unlike tera's `int`, anything else is an error, never a silent 0.
+fn number(value: &Value, _args: &std::collections::HashMap<String, Value>) -> tera::Result<Value> {
+    match value {
+        Value::Number(n) if n.is_i64() || n.is_u64() => Ok(value.clone()),
+        Value::String(s) => s
+            .trim()
+            .parse::<i64>()
+            .map(|n| Value::Number(n.into()))
+            .map_err(|_| tera::Error::msg(format!("`number`: {s:?} is not an integer"))),
+        other => Err(tera::Error::msg(format!(
+            "`number`: {other} is not an integer"
+        ))),
+    }
+}
+
+/// Expands `{{ }}` in one string without any escaping (argv, paths, environment values).
+pub fn expand_str(input: &str, context: &Value) -> Result<String, String> {
+    if !input.contains("{{") && !input.contains("{%") && !input.contains("{#") {
+        return Ok(input.to_string());
+    }
+    let ctx = Context::from_value(context.clone()).map_err(|e| error_chain(&e))?;
+    Tera::one_off(input, &ctx, false).map_err(|e| tidy(&error_chain(&e)))
+}
+
+fn collect(
+    root: &Path,
+    dir: &Path,
+    sources: &mut BTreeMap<String, String>,
+    diags: &mut Diagnostics,
+) {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) => {
+            diags.push(Diagnostic::new(
+                dir.display().to_string(),
+                format!("cannot read: {e}"),
+            ));
+            return;
+        }
+    };
+    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    paths.sort();
+    for path in paths {
+        // Symlinks may point anywhere: only what resolves under the directory is a template.
+        let Ok(real) = path.canonicalize() else {
+            continue;
+        };
+        if !real.starts_with(root) {
+            diags.push(Diagnostic::new(
+                path.display().to_string(),
+                "points outside the templates directory",
+            ));
+            continue;
+        }
+        if real.is_dir() {
+            collect(root, &path, sources, diags);
+            continue;
+        }
+        let Ok(rel) = path.strip_prefix(root) else {
+            continue;
+        };
+        let name = rel
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join("/");
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                sources.insert(name, text);
+            }
+            Err(e) => diags.push(Diagnostic::new(
+                path.display().to_string(),
+                format!("cannot read the template: {e}"),
+            )),
+        }
+    }
+}
+
+/// A tera error with its causes, one line.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut message = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        message.push_str(": ");
+        message.push_str(&s.to_string());
+        source = s.source();
+    }
+    message
+}
+
+/// Shortens tera's messages: drops the one-off template's internal name and the code excerpt.
+fn tidy(message: &str) -> String {
+    message
+        .replace(" while rendering '__tera_one_off'", "")
+        .replace("Failed to render '__tera_one_off': ", "")
+        .replace("Failed to parse '__tera_one_off': ", "")
+}
+
+/// The template tera was rendering when it failed (`... while rendering 'NAME'` or
+/// `Failed to render 'NAME'`, the innermost one).
+fn rendering_template(message: &str) -> Option<&str> {
+    let key = if message.contains("while rendering '") {
+        "while rendering '"
+    } else {
+        "Failed to render '"
+    };
+    let start = message.rfind(key)? + key.len();
+    let rest = message.get(start..)?;
+    rest.get(..rest.find('\'')?)
+}
+
+/// A diagnostic in template `name`: at tera's ` --> L:C` for parse errors, else at the first
+/// mention of the variable tera could not find.
+fn template_diagnostic(dir: &Path, name: &str, text: &str, message: &str) -> Diagnostic {
+    let file = dir.join(name).display().to_string();
+    let summary = summarize(message);
+    if let Some((line, column)) = parse_position(message) {
+        return Diagnostic::at(file, line, column, summary);
+    }
+    if let Some(var) = missing_variable(message) {
+        if let Some((line, column)) = crate::config::role::locate(text, None, var) {
+            return Diagnostic::at(file, line, column, summary);
+        }
+    }
+    Diagnostic::new(file, summary)
+}
+
+/// One readable line out of tera's multi-line message.
+fn summarize(message: &str) -> String {
+    if let Some(var) = missing_variable(message) {
+        return format!("undefined variable `{var}`");
+    }
+    // Parse errors: "Failed to parse 'x': --> 1:5\n  |\n1 | {{ a b }}\n  |      ^---\n  |\n  = expected ..."
+    if let Some(expected) = message.lines().find_map(|l| l.trim().strip_prefix("= ")) {
+        return format!("template syntax error: {expected}");
+    }
+    message.lines().next().unwrap_or(message).trim().to_string()
+}
+
+fn missing_variable(message: &str) -> Option<&str> {
+    let start = message.find("Variable `")? + "Variable `".len();
+    let rest = message.get(start..)?;
+    let end = rest.find("` not found")?;
+    rest.get(..end)
+}
+
+fn parse_position(message: &str) -> Option<(usize, usize)> {
+    let start = message.find("--> ")? + 4;
+    let rest = message.get(start..)?;
+    let end = rest.find(|c: char| !(c.is_ascii_digit() || c == ':'))?;
+    let (line, column) = rest.get(..end)?.split_once(':')?;
+    Some((line.parse().ok()?, column.parse().ok()?))
+}

@@ -1,0 +1,251 @@
+//! Writing rendered files: atomically (temp file in the same directory, fsync, rename), with mode
+//! and owner; a destination the user mounted over is left alone and reported.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
+
+use super::RenderedFile;
+
+/// What [`write_files`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WriteReport {
+    /// Files written (final paths, re-rooted when a root was given).
+    pub written: Vec<PathBuf>,
+    /// Destinations that are mount points (a file the user bind-mounted over ours): not touched.
+    pub left_alone: Vec<PathBuf>,
+}
+
+/// Why writing failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    /// A file system operation failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path involved.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A file's owner could not be resolved.
+    #[error("{path}: owner {owner:?}: {reason}")]
+    Owner {
+        /// The file.
+        path: PathBuf,
+        /// The owner as written.
+        owner: String,
+        /// Why it could not be used.
+        reason: String,
+    },
+}
+
+/// Writes every file atomically with its mode and owner. With `root` (`render --out DIR`) each path
+/// is re-rooted under it and ownership is not changed (a preview owned by whoever ran it).
+/// Destinations that are mount points are left alone and listed in the report.
+pub fn write_files(
+    files: &[RenderedFile],
+    root: Option<&Path>,
+) -> Result<WriteReport, RenderError> {
+    let mounts = mount_points();
+    let mut report = WriteReport::default();
+    for file in files {
+        let dest = match root {
+            Some(root) => reroot(root, &file.path),
+            None => file.path.clone(),
+        };
+        if is_mount_point(&dest, &mounts) {
+            report.left_alone.push(dest);
+            continue;
+        }
+        let owner = match (&file.owner, root) {
+            (Some(owner), None) => {
+                Some(resolve_owner(owner).map_err(|reason| RenderError::Owner {
+                    path: dest.clone(),
+                    owner: owner.clone(),
+                    reason,
+                })?)
+            }
+            _ => None,
+        };
+        write_atomically(&dest, file.contents.as_bytes(), file.mode, owner)?;
+        report.written.push(dest);
+    }
+    Ok(report)
+}
+
+/// `root` + `path` without its leading `/` (and without `..`, so nothing escapes `root`).
+fn reroot(root: &Path, path: &Path) -> PathBuf {
+    let mut out = root.to_path_buf();
+    for c in path.components() {
+        if let Component::Normal(part) = c {
+            out.push(part);
+        }
+    }
+    out
+}
+
+fn write_atomically(
+    dest: &Path,
+    contents: &[u8],
+    mode: u32,
+    owner: Option<(Option<u32>, Option<u32>)>,
+) -> Result<(), RenderError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| RenderError::Io { path, source }
+    };
+    let parent = dest.parent().unwrap_or(Path::new("/"));
+    let name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    fs::create_dir_all(parent).map_err(io(parent))?;
+    let tmp = parent.join(format!(".{name}.sparkvisor-{}.tmp", std::process::id()));
+    let _ = fs::remove_file(&tmp);
+    let result = (|| {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&tmp)
+            .map_err(io(&tmp))?;
+        // The mode given to open() is masked by the umask; set it exactly.
+        f.set_permissions(fs::Permissions::from_mode(mode))
+            .map_err(io(&tmp))?;
+        if let Some((uid, gid)) = owner {
+            std::os::unix::fs::fchown(&f, uid, gid).map_err(io(&tmp))?;
+        }
+        f.write_all(contents).map_err(io(&tmp))?;
+        f.sync_all().map_err(io(&tmp))?;
+        fs::rename(&tmp, dest).map_err(io(dest))
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result?;
+    // The rename is durable once the directory is synced.
+    File::open(parent)
+        .and_then(|d| d.sync_all())
+        .map_err(io(parent))
+}
+
+/// `uid[:gid]` or `user[:group]` (names looked up in /etc/passwd and /etc/group).
+fn resolve_owner(owner: &str) -> Result<(Option<u32>, Option<u32>), String> {
+    let (user, group) = match owner.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (owner, None),
+    };
+    let (uid, primary_gid) = match user.parse::<u32>() {
+        Ok(uid) => (uid, None),
+        Err(_) => {
+            let entry = lookup("/etc/passwd", user)
+                .ok_or_else(|| format!("no user {user:?} in /etc/passwd"))?;
+            (entry.0, entry.1)
+        }
+    };
+    let gid = match group {
+        Some(g) if !g.is_empty() => Some(match g.parse::<u32>() {
+            Ok(gid) => gid,
+            Err(_) => {
+                lookup("/etc/group", g)
+                    .ok_or_else(|| format!("no group {g:?} in /etc/group"))?
+                    .0
+            }
+        }),
+        _ => primary_gid,
+    };
+    Ok((Some(uid), gid))
+}
+
+/// The third and fourth fields of the line for `name` in a passwd/group-format file.
+// Minimal on purpose: replaced by the `privileges` branch's users.rs parser when it lands.
+fn lookup(file: &str, name: &str) -> Option<(u32, Option<u32>)> {
+    let text = fs::read_to_string(file).ok()?;
+    text.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        if fields.next()? != name {
+            return None;
+        }
+        let _password = fields.next();
+        let id = fields.next()?.parse().ok()?;
+        let second = fields.next().and_then(|g| g.parse().ok());
+        Some((id, second))
+    })
+}
+
+/// Mount points from /proc/self/mountinfo (empty when it cannot be read).
+fn mount_points() -> Vec<PathBuf> {
+    fs::read_to_string("/proc/self/mountinfo")
+        .map(|t| parse_mountinfo(&t))
+        .unwrap_or_default()
+}
+
+/// The mount point (fifth field, octal escapes decoded) of every mountinfo line.
+pub fn parse_mountinfo(text: &str) -> Vec<PathBuf> {
+    text.lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .map(|field| PathBuf::from(unescape_octal(field)))
+        .collect()
+}
+
+fn unescape_octal(field: &str) -> String {
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        if b == b'\\' {
+            if let Some(code) = bytes
+                .get(i + 1..i + 4)
+                .and_then(|d| std::str::from_utf8(d).ok())
+                .and_then(|d| u8::from_str_radix(d, 8).ok())
+            {
+                out.push(code);
+                i += 4;
+                continue;
+            }
+        }
+        out.push(b);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn is_mount_point(dest: &Path, mounts: &[PathBuf]) -> bool {
+    let real = dest.canonicalize().ok();
+    mounts
+        .iter()
+        .any(|m| m == dest || real.as_deref() == Some(m.as_path()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mountinfo_fields() {
+        let text = "36 35 98:0 / /mnt1 rw,noatime master:1 - ext3 /dev/root rw\n\
+                    40 35 0:33 /x /opt/spark/conf/spark\\040env.sh rw - ext4 /dev/sda rw\n";
+        assert_eq!(
+            parse_mountinfo(text),
+            vec![
+                PathBuf::from("/mnt1"),
+                PathBuf::from("/opt/spark/conf/spark env.sh")
+            ]
+        );
+    }
+
+    #[test]
+    fn reroot_stays_inside() {
+        assert_eq!(
+            reroot(Path::new("/out"), Path::new("/opt/../etc/x")),
+            PathBuf::from("/out/opt/etc/x")
+        );
+    }
+
+    #[test]
+    fn numeric_owner() {
+        assert_eq!(resolve_owner("1000:1001"), Ok((Some(1000), Some(1001))));
+        assert_eq!(resolve_owner("0"), Ok((Some(0), None)));
+    }
+}

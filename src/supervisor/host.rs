@@ -1,0 +1,416 @@
+//! The real [`super::Sys`]: spawns through `sys::spawn` (services, exec probes) and
+//! `sys::process` (the main command), signals through `sys::process`, reaps through `sys::reaper`,
+//! runs network probes in short-lived threads, and hands service output to the forwarders.
+//! Also the signal thread and the status-socket [`Backend`] of the supervisor.
+
+use std::collections::BTreeSet;
+use std::ffi::OsString;
+use std::sync::mpsc::{Receiver, Sender};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use super::{Control, Msg, ProbeTicket, Reply, Request, ServiceDef, ServiceInfo, Snapshot, Sys};
+use crate::config::role::{Probe, ServiceSpec};
+use crate::error::{exit_code, ProcessEnd};
+use crate::logs::{self, LogFormat, LogStore};
+use crate::status::wire;
+use crate::sys::signals::{InheritedSignals, SignalReader};
+use crate::sys::spawn::{self, SpawnSpec, Stdio};
+use crate::sys::{process, reaper};
+use crate::users::{resolve_service_user, UserDb, UserIds};
+
+/// Stack of a probe thread: one connect and a small read.
+const PROBE_STACK: usize = 64 * 1024;
+
+/// The real system.
+pub struct HostSys {
+    tx: Sender<Msg>,
+    logs: Arc<LogStore>,
+    format: LogFormat,
+    users: UserDb,
+    base_env: Vec<(OsString, OsString)>,
+    inherited: InheritedSignals,
+}
+
+impl HostSys {
+    /// `base_env` is the environment every service starts from (its own `environment` wins);
+    /// `inherited` the signal state the agent started with (for the main command).
+    pub fn new(
+        tx: Sender<Msg>,
+        logs: Arc<LogStore>,
+        format: LogFormat,
+        users: UserDb,
+        base_env: Vec<(OsString, OsString)>,
+        inherited: InheritedSignals,
+    ) -> Self {
+        Self {
+            tx,
+            logs,
+            format,
+            users,
+            base_env,
+            inherited,
+        }
+    }
+
+    fn spec_for(&self, def: &ServiceDef, argv: &[String]) -> Result<SpawnSpec, String> {
+        let spec = &def.spec;
+        let mut env = self.base_env.clone();
+        for (k, v) in &spec.environment {
+            let key = OsString::from(k);
+            env.retain(|(ek, _)| *ek != key);
+            env.push((key, OsString::from(v)));
+        }
+        let mut s = SpawnSpec::new(argv.iter().map(OsString::from).collect(), env);
+        s.user = service_user(spec, &self.users)?;
+        s.capabilities.clone_from(&spec.capabilities);
+        s.umask = service_umask(spec)?;
+        s.cwd = spec.working_dir.as_ref().map(Into::into);
+        Ok(s)
+    }
+}
+
+/// The ids a service runs as (`None`: the agent's own). Also used to validate roles before start.
+pub fn service_user(spec: &ServiceSpec, users: &UserDb) -> Result<Option<UserIds>, String> {
+    resolve_service_user(
+        spec.user.as_deref(),
+        spec.group.as_deref(),
+        spec.groups.as_deref(),
+        users,
+    )
+}
+
+/// The service's umask (octal text, default 022).
+pub fn service_umask(spec: &ServiceSpec) -> Result<u32, String> {
+    match spec.umask.as_deref() {
+        None => Ok(0o022),
+        Some(text) => u32::from_str_radix(text.trim_start_matches("0o"), 8)
+            .ok()
+            .filter(|m| *m <= 0o777)
+            .ok_or_else(|| format!("invalid umask {text:?}: expected octal such as 0022")),
+    }
+}
+
+fn spawn_failure(what: &str, e: &spawn::SpawnError) -> ProcessEnd {
+    log::error!("{what}: cannot start: {e}");
+    ProcessEnd::Exited(e.exit_code())
+}
+
+impl Sys for HostSys {
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+
+    fn spawn_service(&mut self, def: &ServiceDef) -> Result<i32, ProcessEnd> {
+        let spec = self.spec_for(def, &def.spec.command).map_err(|e| {
+            log::error!("{}: {e}", def.name);
+            ProcessEnd::Exited(exit_code::CANNOT_EXECUTE)
+        })?;
+        let spawned = spawn::spawn(&spec).map_err(|e| spawn_failure(&def.name, &e))?;
+        let outputs = [
+            (spawned.stdout, wire::Stream::Stdout),
+            (spawned.stderr, wire::Stream::Stderr),
+        ];
+        for (pipe, stream) in outputs {
+            let Some(pipe) = pipe else { continue };
+            let started = match stream {
+                wire::Stream::Stdout => logs::forward(
+                    pipe,
+                    def.name.clone(),
+                    stream,
+                    self.format,
+                    Arc::clone(&self.logs),
+                    std::io::stdout(),
+                ),
+                wire::Stream::Stderr => logs::forward(
+                    pipe,
+                    def.name.clone(),
+                    stream,
+                    self.format,
+                    Arc::clone(&self.logs),
+                    std::io::stderr(),
+                ),
+            };
+            if let Err(e) = started {
+                log::error!("{}: cannot start its output forwarder: {e}", def.name);
+            }
+        }
+        Ok(spawned.pid)
+    }
+
+    fn spawn_main(&mut self, argv: &[OsString]) -> Result<i32, ProcessEnd> {
+        process::spawn_foreground_child(argv, &self.inherited).map_err(|e| {
+            let program = argv
+                .first()
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            eprintln!("sparkvisor: {program}: {e}");
+            if e.kind() == std::io::ErrorKind::NotFound {
+                ProcessEnd::Exited(exit_code::NOT_FOUND)
+            } else {
+                ProcessEnd::Exited(exit_code::CANNOT_EXECUTE)
+            }
+        })
+    }
+
+    fn spawn_probe(&mut self, def: &ServiceDef, argv: &[String]) -> Result<i32, ProcessEnd> {
+        let mut spec = self.spec_for(def, argv).map_err(|e| {
+            log::error!("{}: probe: {e}", def.name);
+            ProcessEnd::Exited(exit_code::CANNOT_EXECUTE)
+        })?;
+        spec.stdio = Stdio::Null;
+        spawn::spawn(&spec)
+            .map(|s| s.pid)
+            .map_err(|e| spawn_failure(&format!("{} probe", def.name), &e))
+    }
+
+    fn start_network_probe(&mut self, probe: &Probe, ticket: ProbeTicket) {
+        let tx = self.tx.clone();
+        let probe = probe.clone();
+        let fallback = ticket.clone();
+        let started = std::thread::Builder::new()
+            .name("probe".into())
+            .stack_size(PROBE_STACK)
+            .spawn(move || {
+                let result = crate::probe::attempt(&probe);
+                if let Err(e) = &result {
+                    log::debug!("probe of service #{}: {e}", ticket.service);
+                }
+                let _ = tx.send(Msg::ProbeResult {
+                    ticket,
+                    ok: result.is_ok(),
+                });
+            });
+        if let Err(e) = started {
+            log::error!("cannot start a probe thread: {e}");
+            let _ = self.tx.send(Msg::ProbeResult {
+                ticket: fallback,
+                ok: false,
+            });
+        }
+    }
+
+    fn signal_process(&mut self, pid: i32, signo: i32) {
+        if let Err(e) = process::send_signal(pid, signo) {
+            if e.raw_os_error() != Some(libc_esrch()) {
+                log::warn!("cannot send signal {signo} to pid {pid}: {e}");
+            }
+        }
+    }
+
+    fn signal_group(&mut self, pgid: i32, signo: i32) {
+        if let Err(e) = process::signal_group(pgid, signo) {
+            if e.raw_os_error() != Some(libc_esrch()) {
+                log::warn!("cannot send signal {signo} to process group {pgid}: {e}");
+            }
+        }
+    }
+
+    fn reap(&mut self, on_exit: &mut dyn FnMut(i32, ProcessEnd)) {
+        reaper::reap_children(on_exit);
+    }
+}
+
+/// ESRCH ("no such process"): the target already ended, which is not worth a warning.
+const fn libc_esrch() -> i32 {
+    3
+}
+
+/// Starts the thread that reads signals (signalfd) and forwards their numbers to the supervisor.
+/// Its death (the signalfd failing) is reported as [`Msg::ThreadDied`].
+pub fn spawn_signal_thread(tx: Sender<Msg>) -> std::io::Result<JoinHandle<()>> {
+    let mut reader = SignalReader::new()?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .stack_size(64 * 1024)
+        .spawn(move || loop {
+            match reader.next() {
+                Ok(sig) => {
+                    if tx.send(Msg::Signal(sig)).is_err() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.send(Msg::ThreadDied(format!("signal reader failed: {e}")));
+                    return;
+                }
+            }
+        })
+}
+
+/// What the status socket shows besides the services (fixed at start).
+#[derive(Debug, Clone)]
+pub struct NodeFacts {
+    /// Identity.
+    pub node: wire::Node,
+    /// Detected resources (JSON).
+    pub resources: serde_json::Value,
+    /// Sizing (JSON).
+    pub sizing: serde_json::Value,
+}
+
+/// The supervisor as the status socket sees it: requests become messages to the one owner loop.
+pub struct SupervisorHandle {
+    tx: Mutex<Sender<Msg>>,
+    logs: Arc<LogStore>,
+    facts: NodeFacts,
+    services: BTreeSet<String>,
+    started_at: u64,
+}
+
+/// How long a status request waits for the supervisor loop.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl SupervisorHandle {
+    /// A handle sending to `tx`; `services` are the names of the role's services.
+    pub fn new(
+        tx: Sender<Msg>,
+        logs: Arc<LogStore>,
+        facts: NodeFacts,
+        services: impl IntoIterator<Item = String>,
+    ) -> Self {
+        Self {
+            tx: Mutex::new(tx),
+            logs,
+            facts,
+            services: services.into_iter().collect(),
+            started_at: unix_secs(SystemTime::now()),
+        }
+    }
+
+    fn ask(&self, request: Request) -> Result<Reply, wire::ApiError> {
+        let (reply_tx, reply_rx) = std::sync::mpsc::channel();
+        let sent = self
+            .tx
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .send(Msg::Request(request, reply_tx));
+        if sent.is_err() {
+            return Err(wire::ApiError::unavailable("the supervisor has stopped"));
+        }
+        wait_reply(&reply_rx)
+    }
+
+    fn known(&self, service: Option<&str>) -> Result<(), wire::ApiError> {
+        match service {
+            Some(s) if !self.services.contains(s) => Err(wire::ApiError::unknown_service(s)),
+            _ => Ok(()),
+        }
+    }
+}
+
+fn wait_reply(rx: &Receiver<Reply>) -> Result<Reply, wire::ApiError> {
+    rx.recv_timeout(REPLY_TIMEOUT)
+        .map_err(|_| wire::ApiError::unavailable("the supervisor did not answer"))
+}
+
+fn unix_secs(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// The wire view of one service.
+pub fn to_wire(info: &ServiceInfo) -> wire::ServiceStatus {
+    use wire::ServiceState as W;
+    let state = match info.state {
+        "waiting" => W::Waiting,
+        "starting" => W::Starting,
+        "running" if info.has_ready_probe => W::Ready,
+        "running" => W::Running,
+        "backoff" => W::Backoff,
+        "stopping" => W::Stopping,
+        "stopped" => W::Stopped,
+        _ => W::Failed,
+    };
+    wire::ServiceStatus {
+        name: info.name.clone(),
+        state,
+        pid: info.pid.and_then(|p| u32::try_from(p).ok()),
+        started_at: info.started_at.map(unix_secs),
+        uptime_secs: info.uptime.map(|d| d.as_secs()),
+        restarts: info.restarts,
+        last_exit: info.last_exit.map(|e| wire::LastExit::from_end(e, None)),
+        ready: info.ready,
+        healthy: info.has_health_probe.then_some(info.healthy),
+        critical: info.critical,
+        required: state != W::Stopped,
+        oom_kills: None,
+    }
+}
+
+fn agent_rss() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+impl SupervisorHandle {
+    fn status_from(&self, snap: &Snapshot) -> wire::Status {
+        wire::Status {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            node: self.facts.node.clone(),
+            resources: self.facts.resources.clone(),
+            sizing: self.facts.sizing.clone(),
+            services: snap.services.iter().map(to_wire).collect(),
+            agent: wire::Agent {
+                pid: std::process::id(),
+                rss_bytes: agent_rss(),
+                zombies_reaped: snap.zombies_reaped,
+                started_at: self.started_at,
+            },
+        }
+    }
+}
+
+impl crate::status::Backend for SupervisorHandle {
+    fn status(&self) -> Result<wire::Status, wire::ApiError> {
+        match self.ask(Request::Snapshot)? {
+            Reply::Snapshot(snap) => Ok(self.status_from(&snap)),
+            other => Err(wire::ApiError::internal(format!(
+                "unexpected reply {other:?}"
+            ))),
+        }
+    }
+
+    fn control(
+        &self,
+        service: &str,
+        action: wire::Action,
+    ) -> Result<wire::ServiceStatus, wire::ApiError> {
+        let action = match action {
+            wire::Action::Start => Control::Start,
+            wire::Action::Stop => Control::Stop,
+            wire::Action::Restart => Control::Restart,
+            wire::Action::Signal(n) => Control::Signal(n),
+        };
+        let request = Request::Control {
+            service: service.to_string(),
+            action,
+        };
+        match self.ask(request)? {
+            Reply::Service(info) => Ok(to_wire(&info)),
+            Reply::UnknownService(name) => Err(wire::ApiError::unknown_service(&name)),
+            Reply::Refused(why) => Err(wire::ApiError::conflict(why)),
+            Reply::Snapshot(_) => Err(wire::ApiError::internal("unexpected reply")),
+        }
+    }
+
+    fn logs(
+        &self,
+        service: Option<&str>,
+        lines: usize,
+    ) -> Result<Vec<wire::LogLine>, wire::ApiError> {
+        self.known(service)?;
+        Ok(self.logs.tail(service, lines))
+    }
+
+    fn follow(&self, service: Option<&str>) -> Result<Receiver<wire::LogLine>, wire::ApiError> {
+        self.known(service)?;
+        Ok(self.logs.follow(service))
+    }
+}

@@ -1,0 +1,551 @@
+//! The supervision logic against a fake system: which processes it spawns and signals, when.
+#![allow(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use super::*;
+use crate::config::role::{BackoffSpec, DurationSpec, RestartPolicy};
+
+#[derive(Default)]
+struct World {
+    now: Option<Instant>,
+    next_pid: i32,
+    log: Vec<String>,
+    pids: BTreeMap<i32, String>,
+    exits: Vec<(i32, ProcessEnd)>,
+    fail_spawn: BTreeMap<String, ProcessEnd>,
+}
+
+#[derive(Clone)]
+struct FakeSys(Rc<RefCell<World>>);
+
+impl FakeSys {
+    fn new() -> Self {
+        let w = World {
+            now: Some(Instant::now()),
+            next_pid: 100,
+            ..World::default()
+        };
+        FakeSys(Rc::new(RefCell::new(w)))
+    }
+    fn advance(&self, d: Duration) {
+        let mut w = self.0.borrow_mut();
+        w.now = w.now.map(|n| n + d);
+    }
+    fn log(&self) -> Vec<String> {
+        self.0.borrow().log.clone()
+    }
+    fn clear(&self) {
+        self.0.borrow_mut().log.clear();
+    }
+    fn pid_of(&self, name: &str) -> i32 {
+        let w = self.0.borrow();
+        *w.pids.iter().rev().find(|(_, n)| *n == name).unwrap().0
+    }
+    fn exit(&self, name: &str, end: ProcessEnd) {
+        let pid = self.pid_of(name);
+        self.0.borrow_mut().exits.push((pid, end));
+    }
+    fn spawn(&self, name: String) -> Result<i32, ProcessEnd> {
+        let mut w = self.0.borrow_mut();
+        if let Some(end) = w.fail_spawn.get(&name).copied() {
+            w.log.push(format!("spawn-failed {name}"));
+            return Err(end);
+        }
+        w.next_pid += 1;
+        let pid = w.next_pid;
+        w.pids.insert(pid, name.clone());
+        w.log.push(format!("spawn {name}"));
+        Ok(pid)
+    }
+    fn name(&self, pid: i32) -> String {
+        self.0
+            .borrow()
+            .pids
+            .get(&pid)
+            .cloned()
+            .unwrap_or_else(|| pid.to_string())
+    }
+}
+
+impl Sys for FakeSys {
+    fn now(&self) -> Instant {
+        self.0.borrow().now.unwrap()
+    }
+    fn spawn_service(&mut self, def: &ServiceDef) -> Result<i32, ProcessEnd> {
+        self.spawn(def.name.clone())
+    }
+    fn spawn_main(&mut self, _argv: &[OsString]) -> Result<i32, ProcessEnd> {
+        self.spawn("main".into())
+    }
+    fn spawn_probe(&mut self, _def: &ServiceDef, argv: &[String]) -> Result<i32, ProcessEnd> {
+        self.spawn(format!("probe {}", argv.join(" ")))
+    }
+    fn start_network_probe(&mut self, _probe: &Probe, ticket: ProbeTicket) {
+        let line = format!(
+            "probe {} {:?} gen {}",
+            ticket.service, ticket.kind, ticket.generation
+        );
+        self.0.borrow_mut().log.push(line);
+    }
+    fn signal_process(&mut self, pid: i32, signo: i32) {
+        let line = format!("kill {} {signo}", self.name(pid));
+        self.0.borrow_mut().log.push(line);
+    }
+    fn signal_group(&mut self, pgid: i32, signo: i32) {
+        // The clean-up SIGKILL to the group of a reaped leader is not interesting here.
+        if !self.0.borrow().pids.contains_key(&pgid) {
+            return;
+        }
+        let line = format!("killpg {} {signo}", self.name(pgid));
+        self.0.borrow_mut().log.push(line);
+    }
+    fn reap(&mut self, on_exit: &mut dyn FnMut(i32, ProcessEnd)) {
+        let exits = std::mem::take(&mut self.0.borrow_mut().exits);
+        for (pid, end) in exits {
+            self.0.borrow_mut().pids.remove(&pid);
+            on_exit(pid, end);
+        }
+    }
+}
+
+fn spec(after: &[&str]) -> ServiceSpec {
+    let yaml = format!("command: [x]\nafter: [{}]\n", after.join(", "));
+    let mut s: ServiceSpec = serde_yaml::from_str(&yaml).unwrap();
+    s.backoff = BackoffSpec {
+        initial: DurationSpec(Duration::from_millis(10)),
+        factor: 2.0,
+        limit: DurationSpec(Duration::from_millis(100)),
+        max_failures: 3,
+        window: DurationSpec(Duration::from_secs(10)),
+    };
+    s.stop.grace = DurationSpec(Duration::from_secs(2));
+    s
+}
+
+fn def(name: &str, spec: ServiceSpec) -> ServiceDef {
+    ServiceDef::new(name, spec, |s| match s {
+        "TERM" => Some(15),
+        "PWR" => Some(30),
+        "USR1" => Some(10),
+        _ => None,
+    })
+    .unwrap()
+}
+
+fn http_probe() -> Probe {
+    serde_yaml::from_str("http: http://127.0.0.1:1/\ninterval: 50ms").unwrap()
+}
+
+fn supervisor(
+    sys: &FakeSys,
+    defs: Vec<ServiceDef>,
+    main: Option<Vec<OsString>>,
+) -> Supervisor<FakeSys> {
+    let mut s = Supervisor::new(
+        sys.clone(),
+        defs,
+        Options {
+            shutdown_grace: Duration::from_secs(9),
+            main,
+            reload: None,
+        },
+    );
+    s.advance();
+    s
+}
+
+/// Delivers a message, then fires due timers and advances, as one loop iteration does.
+fn deliver(s: &mut Supervisor<FakeSys>, msg: Msg) {
+    s.handle(msg);
+    s.fire_timers();
+    s.advance();
+}
+
+fn tick(s: &mut Supervisor<FakeSys>) {
+    s.fire_timers();
+    s.advance();
+}
+
+fn state(s: &Supervisor<FakeSys>, name: &str) -> ServiceInfo {
+    s.snapshot()
+        .services
+        .into_iter()
+        .find(|i| i.name == name)
+        .unwrap()
+}
+
+#[test]
+fn dependents_wait_for_readiness_and_independent_services_start_together() {
+    let sys = FakeSys::new();
+    let mut a = spec(&[]);
+    a.ready = Some(http_probe());
+    let defs = vec![def("a", a), def("b", spec(&["a"])), def("c", spec(&[]))];
+    let mut s = supervisor(&sys, defs, None);
+    assert_eq!(sys.log(), vec!["spawn a", "spawn c"]);
+    tick(&mut s);
+    assert_eq!(sys.log().last().unwrap(), "probe 0 Ready gen 1");
+    assert_eq!(state(&s, "b").state, "waiting");
+    // A failed attempt: still not ready, the next attempt after the interval.
+    let ticket = ProbeTicket {
+        service: 0,
+        kind: ProbeKind::Ready,
+        generation: 1,
+    };
+    deliver(
+        &mut s,
+        Msg::ProbeResult {
+            ticket: ticket.clone(),
+            ok: false,
+        },
+    );
+    assert_eq!(
+        s.next_deadline(),
+        Some(sys.now() + Duration::from_millis(50))
+    );
+    sys.advance(Duration::from_millis(50));
+    sys.clear();
+    tick(&mut s);
+    assert_eq!(sys.log(), vec!["probe 0 Ready gen 1"]);
+    deliver(&mut s, Msg::ProbeResult { ticket, ok: true });
+    assert_eq!(sys.log().last().unwrap(), "spawn b");
+    assert!(state(&s, "a").ready);
+    // No probes left, no timers: the loop would block in recv() (zero wakeups).
+    assert_eq!(s.next_deadline(), None);
+}
+
+#[test]
+fn stale_probe_results_are_ignored() {
+    let sys = FakeSys::new();
+    let mut a = spec(&[]);
+    a.ready = Some(http_probe());
+    let mut s = supervisor(&sys, vec![def("a", a), def("b", spec(&["a"]))], None);
+    tick(&mut s);
+    let stale = ProbeTicket {
+        service: 0,
+        kind: ProbeKind::Ready,
+        generation: 99,
+    };
+    deliver(
+        &mut s,
+        Msg::ProbeResult {
+            ticket: stale,
+            ok: true,
+        },
+    );
+    assert!(!state(&s, "a").ready);
+    assert!(!sys.log().contains(&"spawn b".to_string()));
+}
+
+#[test]
+fn a_crash_is_restarted_after_the_backoff_and_a_crash_loop_fails() {
+    let sys = FakeSys::new();
+    let mut a = spec(&[]);
+    a.critical = false;
+    let mut s = supervisor(&sys, vec![def("a", a)], None);
+    for round in 1..=2 {
+        sys.exit("a", ProcessEnd::Signaled(9));
+        sys.clear();
+        deliver(&mut s, Msg::Signal(signo::CHLD));
+        assert_eq!(state(&s, "a").state, "backoff", "round {round}");
+        let due = s.next_deadline().unwrap();
+        sys.advance(due - sys.now());
+        tick(&mut s);
+        assert_eq!(sys.log().last().unwrap(), "spawn a");
+        assert_eq!(state(&s, "a").restarts, round);
+    }
+    sys.exit("a", ProcessEnd::Exited(4));
+    deliver(&mut s, Msg::Signal(signo::CHLD));
+    let info = state(&s, "a");
+    assert_eq!(
+        (info.state, info.last_exit),
+        ("failed", Some(ProcessEnd::Exited(4)))
+    );
+    // Not critical: the agent keeps running.
+    assert_eq!(s.finished(), None);
+}
+
+#[test]
+fn a_critical_failure_stops_everything_in_reverse_order_with_its_code() {
+    let sys = FakeSys::new();
+    let mut worker = spec(&["master"]);
+    worker.restart = RestartPolicy::Never;
+    let defs = vec![
+        def("master", spec(&[])),
+        def("worker", worker),
+        def("other", spec(&[])),
+    ];
+    let mut s = supervisor(&sys, defs, None);
+    sys.clear();
+    sys.exit("worker", ProcessEnd::Exited(3));
+    deliver(&mut s, Msg::Signal(signo::CHLD));
+    // master and other both have no running dependents: both get TERM now.
+    let log = sys.log();
+    assert!(log.contains(&"killpg master 15".to_string()), "{log:?}");
+    assert!(log.contains(&"killpg other 15".to_string()), "{log:?}");
+    sys.exit("master", ProcessEnd::Signaled(15));
+    sys.exit("other", ProcessEnd::Exited(0));
+    deliver(&mut s, Msg::Signal(signo::CHLD));
+    assert_eq!(s.finished(), Some(3));
+}
+
+#[test]
+fn shutdown_stops_dependents_first_and_kills_after_the_grace() {
+    let sys = FakeSys::new();
+    let defs = vec![def("master", spec(&[])), def("worker", spec(&["master"]))];
+    let mut s = supervisor(&sys, defs, None);
+    sys.clear();
+    deliver(&mut s, Msg::Signal(signo::TERM));
+    assert_eq!(sys.log(), vec!["killpg worker 15"]);
+    assert_eq!(state(&s, "master").state, "running");
+    // The worker ignores TERM: SIGKILL to its group after its 2 s grace, not before.
+    sys.advance(Duration::from_millis(1999));
+    tick(&mut s);
+    assert_eq!(sys.log().len(), 1);
+    sys.advance(Duration::from_millis(1));
+    tick(&mut s);
+    assert_eq!(sys.log().last().unwrap(), "killpg worker 9");
+    sys.exit("worker", ProcessEnd::Signaled(9));
+    deliver(&mut s, Msg::Signal(signo::CHLD));
+    assert!(sys.log().contains(&"killpg master 15".to_string()));
+    assert_eq!(s.finished(), None);
+    sys.exit("master", ProcessEnd::Exited(143));
+    deliver(&mut s, Msg::Signal(signo::CHLD));
+    // A service needed SIGKILL: 137 tells the shutdown was not clean.
+    assert_eq!(s.finished(), Some(137));
+}
+
+#[test]
+fn a_clean_shutdown_exits_zero_and_a_crash_during_it_does_not_respawn() {
+    let sys = FakeSys::new();
+    let defs = vec![def("master", spec(&[])), def("worker", spec(&["master"]))];
+    let mut s = supervisor(&sys, defs, None);
+    deliver(&mut s, Msg::Signal(signo::INT));
+    // The master crashes while the worker is still stopping: it is not restarted.
+    sys.exit("master", ProcessEnd::Exited(1));
+    deliver(&mut s, Msg::Signal(signo::CHLD));
+    sys.advance(Duration::from_secs(1));
+    tick(&mut s);
+    assert_eq!(state(&s, "master").state, "stopped");
+    sys.exit("worker", ProcessEnd::Exited(143));
+    sys.clear();
+    deliver(&mut s, Msg::Signal(signo::CHLD));
+    assert!(!sys.log().iter().any(|l| l.starts_with("spawn")));
+    assert_eq!(s.finished(), Some(0));
+}
+
+#[test]
+fn the_total_grace_caps_every_service_grace() {
+    let sys = FakeSys::new();
+    let mut a = spec(&[]);
+    a.stop.grace = DurationSpec(Duration::from_secs(60));
+    let mut s = supervisor(&sys, vec![def("a", a)], None);
+    deliver(&mut s, Msg::Signal(signo::TERM));
+    assert_eq!(s.next_deadline(), Some(sys.now() + Duration::from_secs(9)));
+}
+
+#[test]
+fn main_command_starts_when_services_are_ready_and_its_code_is_the_exit_code() {
+    let sys = FakeSys::new();
+    let mut a = spec(&[]);
+    a.ready = Some(http_probe());
+    let mut s = supervisor(&sys, vec![def("a", a)], Some(vec!["cmd".into()]));
+    tick(&mut s);
+    assert!(!sys.log().contains(&"spawn main".to_string()));
+    let ticket = ProbeTicket {
+        service: 0,
+        kind: ProbeKind::Ready,
+        generation: 1,
+    };
+    deliver(&mut s, Msg::ProbeResult { ticket, ok: true });
+    assert_eq!(sys.log().last().unwrap(), "spawn main");
+    // Signals other than TERM/INT/HUP/CHLD go to the main command.
+    deliver(&mut s, Msg::Signal(10));
+    assert_eq!(sys.log().last().unwrap(), "kill main 10");
+    sys.exit("main", ProcessEnd::Exited(5));
+    deliver(&mut s, Msg::Signal(signo::CHLD));
+    assert_eq!(sys.log().last().unwrap(), "killpg a 15");
+    sys.exit("a", ProcessEnd::Exited(0));
+    deliver(&mut s, Msg::Signal(signo::CHLD));
+    assert_eq!(s.finished(), Some(5));
+}
+
+#[test]
+fn sigterm_with_a_main_command_stops_it_first_and_exits_with_its_code() {
+    let sys = FakeSys::new();
+    let mut s = supervisor(&sys, vec![def("a", spec(&[]))], Some(vec!["cmd".into()]));
+    sys.clear();
+    deliver(&mut s, Msg::Signal(signo::TERM));
+    assert_eq!(sys.log(), vec!["kill main 15"]);
+    sys.exit("main", ProcessEnd::Signaled(15));
+    deliver(&mut s, Msg::Signal(signo::CHLD));
+    assert_eq!(sys.log().last().unwrap(), "killpg a 15");
+    sys.exit("a", ProcessEnd::Signaled(15));
+    deliver(&mut s, Msg::Signal(signo::CHLD));
+    assert_eq!(s.finished(), Some(143));
+}
+
+#[test]
+fn a_missing_main_command_exits_127_after_stopping_services() {
+    let sys = FakeSys::new();
+    sys.0
+        .borrow_mut()
+        .fail_spawn
+        .insert("main".into(), ProcessEnd::Exited(127));
+    let mut s = supervisor(&sys, vec![def("a", spec(&[]))], Some(vec!["nope".into()]));
+    sys.exit("a", ProcessEnd::Exited(0));
+    deliver(&mut s, Msg::Signal(signo::CHLD));
+    assert_eq!(s.finished(), Some(127));
+}
+
+#[test]
+fn forwarded_signals_reach_only_the_services_that_ask_for_them() {
+    let sys = FakeSys::new();
+    let mut w = spec(&[]);
+    w.forward_signals = vec!["PWR".into()];
+    let mut s = supervisor(&sys, vec![def("w", w), def("m", spec(&[]))], None);
+    sys.clear();
+    deliver(&mut s, Msg::Signal(30));
+    assert_eq!(sys.log(), vec!["killpg w 30"]);
+}
+
+#[test]
+fn operator_control_and_unknown_services() {
+    let sys = FakeSys::new();
+    let mut s = supervisor(&sys, vec![def("a", spec(&[]))], None);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let ctl = |action| Request::Control {
+        service: "a".into(),
+        action,
+    };
+    deliver(&mut s, Msg::Request(ctl(Control::Stop), tx.clone()));
+    let Reply::Service(info) = rx.recv().unwrap() else {
+        panic!()
+    };
+    assert_eq!(info.state, "stopping");
+    sys.exit("a", ProcessEnd::Signaled(15));
+    deliver(&mut s, Msg::Signal(signo::CHLD));
+    assert_eq!(state(&s, "a").state, "stopped");
+    assert_eq!(
+        s.finished(),
+        None,
+        "an operator stop does not end the agent"
+    );
+    sys.clear();
+    deliver(&mut s, Msg::Request(ctl(Control::Start), tx.clone()));
+    let Reply::Service(info) = rx.recv().unwrap() else {
+        panic!()
+    };
+    assert_eq!(info.state, "running");
+    assert_eq!(sys.log(), vec!["spawn a"]);
+    deliver(&mut s, Msg::Request(ctl(Control::Signal(10)), tx.clone()));
+    assert!(matches!(rx.recv().unwrap(), Reply::Service(_)));
+    assert_eq!(sys.log().last().unwrap(), "killpg a 10");
+    let bad = Request::Control {
+        service: "zz".into(),
+        action: Control::Stop,
+    };
+    deliver(&mut s, Msg::Request(bad, tx.clone()));
+    assert_eq!(rx.recv().unwrap(), Reply::UnknownService("zz".into()));
+    deliver(&mut s, Msg::Request(Request::Snapshot, tx));
+    let Reply::Snapshot(snap) = rx.recv().unwrap() else {
+        panic!()
+    };
+    assert_eq!(snap.services.len(), 1);
+}
+
+#[test]
+fn orphans_are_counted_and_exec_probes_come_back_through_the_reaper() {
+    let sys = FakeSys::new();
+    let mut a = spec(&[]);
+    a.ready = Some(serde_yaml::from_str("exec: [check]\ninterval: 10ms").unwrap());
+    let mut s = supervisor(&sys, vec![def("a", a), def("b", spec(&["a"]))], None);
+    tick(&mut s);
+    assert_eq!(sys.log().last().unwrap(), "spawn probe check");
+    sys.0.borrow_mut().exits.push((9999, ProcessEnd::Exited(0)));
+    sys.exit("probe check", ProcessEnd::Exited(0));
+    deliver(&mut s, Msg::Signal(signo::CHLD));
+    assert!(state(&s, "a").ready);
+    assert_eq!(sys.log().last().unwrap(), "spawn b");
+    assert_eq!(s.snapshot().zombies_reaped, 1);
+}
+
+#[test]
+fn thread_death_shuts_down_with_70() {
+    let sys = FakeSys::new();
+    let mut s = supervisor(&sys, vec![def("a", spec(&[]))], None);
+    deliver(&mut s, Msg::ThreadDied("signal thread".into()));
+    sys.exit("a", ProcessEnd::Exited(0));
+    deliver(&mut s, Msg::Signal(signo::CHLD));
+    assert_eq!(s.finished(), Some(70));
+}
+
+#[test]
+fn reload_restarts_only_changed_services() {
+    let a = def("a", spec(&[]));
+    let b = def("b", spec(&[]));
+    let mut a2 = a.clone();
+    a2.spec.environment.insert("X".into(), "2".into());
+    let plan = ReloadPlan {
+        services: vec![a2, b.clone()],
+        changed_files: vec![],
+    };
+    assert_eq!(restart_set(&[a.clone(), b.clone()], &plan), vec![0]);
+    // A changed file mentioned by b's environment: only b.
+    let mut b_conf = b.clone();
+    b_conf
+        .spec
+        .environment
+        .insert("SPARK_CONF_DIR".into(), "/etc/b".into());
+    let plan = ReloadPlan {
+        services: vec![a.clone(), b_conf.clone()],
+        changed_files: vec!["/etc/b/b.conf".into()],
+    };
+    assert_eq!(restart_set(&[a.clone(), b_conf.clone()], &plan), vec![1]);
+    // A changed file no service mentions: everyone.
+    let plan = ReloadPlan {
+        services: vec![a.clone(), b.clone()],
+        changed_files: vec!["/x/y".into()],
+    };
+    assert_eq!(restart_set(&[a.clone(), b.clone()], &plan), vec![0, 1]);
+    // Nothing changed: nobody.
+    let plan = ReloadPlan {
+        services: vec![a.clone(), b.clone()],
+        changed_files: vec![],
+    };
+    assert!(restart_set(&[a, b], &plan).is_empty());
+}
+
+#[test]
+fn sighup_reload_restarts_the_changed_service() {
+    let sys = FakeSys::new();
+    let a = def("a", spec(&[]));
+    let b = def("b", spec(&[]));
+    let mut a2 = a.clone();
+    a2.spec.command = vec!["y".into()];
+    let plan = ReloadPlan {
+        services: vec![a2, b.clone()],
+        changed_files: vec![],
+    };
+    let mut s = Supervisor::new(
+        sys.clone(),
+        vec![a, b],
+        Options {
+            shutdown_grace: Duration::from_secs(9),
+            main: None,
+            reload: Some(Box::new(move || Ok(plan.clone()))),
+        },
+    );
+    s.advance();
+    sys.clear();
+    deliver(&mut s, Msg::Signal(signo::HUP));
+    assert_eq!(sys.log(), vec!["killpg a 15"]);
+    sys.exit("a", ProcessEnd::Signaled(15));
+    deliver(&mut s, Msg::Signal(signo::CHLD));
+    assert_eq!(sys.log().last().unwrap(), "spawn a");
+    assert_eq!(s.services[0].def.spec.command, vec!["y".to_string()]);
+}

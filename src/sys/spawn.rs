@@ -1,0 +1,933 @@
+//! Starting a service (or tini's child): fork, set the child up, exec.
+//!
+//! Our own `fork`/`execve` rather than `std::process::Command`, because:
+//! - std waits for the child itself when exec fails (and panics when another thread's `waitpid(-1)`
+//!   reaped it first); here `spawn` never waits: a child that fails after fork exits with 127/126
+//!   and the one reaper sees its pid like any other;
+//! - std applies `uid()`/`gid()` *before* `pre_exec`, the wrong order for a capability drop;
+//! - the child reports *which* step failed (setgroups, capset, chdir, exec, ...) through a CLOEXEC
+//!   pipe, and the error says so.
+//!
+//! Everything the child uses is computed before `fork` (C strings, pointer arrays, signal set, id
+//! list, capability masks, descriptor list); between fork and exec the child makes only
+//! async-signal-safe system calls: no allocation, no locks, no logging.
+//!
+//! The child, in order: stdio onto 0/1/2 → new session (or process group, optionally taking the
+//! terminal) → signal dispositions and mask → umask → every descriptor ≥ 3 marked close-on-exec →
+//! privilege drop ([`super::privileges`]) → `chdir` (as the service user) → `execve`.
+//!
+//! Signals: a service starts with an empty signal mask and the default disposition for every signal
+//! (signals the agent ignored are reset to `SIG_DFL`), unless [`SpawnSpec::signals`] says otherwise
+//! (tini mode restores the mask and ignored signals it found at startup).
+
+use std::ffi::{CString, OsStr, OsString};
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use super::privileges::{PlanError, PrivilegePlan};
+use crate::users::UserIds;
+
+/// The PATH used to find a program when the service's environment has none (Docker's default).
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Where a child's standard streams go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Stdio {
+    /// stdin from `/dev/null`; stdout and stderr captured in pipes ([`Spawned::stdout`]/`stderr`).
+    #[default]
+    Pipe,
+    /// The agent's own stdin, stdout and stderr (tini mode, `run -- CMD`).
+    Inherit,
+    /// All three on `/dev/null`.
+    Null,
+}
+
+/// The signal state a child starts with when it should not be the default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChildSignals {
+    /// Signals blocked in the child.
+    pub blocked: Vec<i32>,
+    /// Signals left ignored (`SIG_IGN`) in the child; every other signal gets `SIG_DFL`.
+    pub ignored: Vec<i32>,
+}
+
+impl ChildSignals {
+    /// The calling thread's current mask and ignored signals, for a child that should start as this
+    /// process started (tini calls this before blocking signals for itself).
+    pub fn capture() -> io::Result<Self> {
+        let mut current = nix::sys::signal::SigSet::empty();
+        nix::sys::signal::pthread_sigmask(
+            nix::sys::signal::SigmaskHow::SIG_BLOCK,
+            None,
+            Some(&mut current),
+        )?;
+        let blocked = current.iter().map(|s| s as i32).collect();
+        let mut ignored = Vec::new();
+        for sig in 1..=MAX_SIGNAL {
+            // SAFETY: querying (act = NULL) the disposition into a zeroed, writable sigaction.
+            let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+            let rc = unsafe { libc::sigaction(sig, std::ptr::null(), &mut old) };
+            if rc == 0 && old.sa_sigaction == libc::SIG_IGN {
+                ignored.push(sig);
+            }
+        }
+        Ok(Self { blocked, ignored })
+    }
+}
+
+/// Highest signal number whose disposition a child resets (the real-time range included).
+const MAX_SIGNAL: i32 = 64;
+
+/// What to start and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpawnSpec {
+    /// argv; `argv[0]` is looked up in the `PATH` of [`Self::env`] when it has no `/` (empty PATH
+    /// entries are skipped; no PATH: [`DEFAULT_PATH`]).
+    pub argv: Vec<OsString>,
+    /// The complete environment: nothing is inherited from the agent. A later duplicate key
+    /// replaces an earlier one. When [`Self::user`] is set, `HOME`, `USER` and `LOGNAME` are added
+    /// from it unless given here (a value given here wins).
+    pub env: Vec<(OsString, OsString)>,
+    /// Working directory, entered after the privilege drop (as the service user); `None` keeps the
+    /// agent's.
+    pub cwd: Option<PathBuf>,
+    /// Run as this user; `None` keeps the agent's ids.
+    pub user: Option<UserIds>,
+    /// The only capabilities the child keeps (`NET_BIND_SERVICE`, `CAP_CHOWN`, ...), in its bounding,
+    /// permitted, effective, inheritable and ambient sets; every other capability is dropped, also
+    /// for root.
+    pub capabilities: Vec<String>,
+    /// The child's umask.
+    pub umask: u32,
+    /// Set `PR_SET_NO_NEW_PRIVS` (setuid binaries and file capabilities grant nothing).
+    pub no_new_privs: bool,
+    /// `setsid`: own session and process group (pgid = pid), so the group can be signalled.
+    pub new_session: bool,
+    /// Without `new_session`: `setpgid(0, 0)`, own process group in the agent's session.
+    pub new_process_group: bool,
+    /// With `new_process_group`: make the group the terminal's foreground group when stdin is a
+    /// terminal (tini does this so Ctrl-C reaches the child).
+    pub foreground: bool,
+    /// Standard streams.
+    pub stdio: Stdio,
+    /// `None`: empty mask, every signal at its default disposition.
+    pub signals: Option<ChildSignals>,
+}
+
+impl SpawnSpec {
+    /// A service's defaults: environment as given, no capabilities, umask 022, `no_new_privs`, own
+    /// session, output captured.
+    pub fn new(argv: Vec<OsString>, env: Vec<(OsString, OsString)>) -> Self {
+        Self {
+            argv,
+            env,
+            cwd: None,
+            user: None,
+            capabilities: Vec::new(),
+            umask: 0o022,
+            no_new_privs: true,
+            new_session: true,
+            new_process_group: false,
+            foreground: false,
+            stdio: Stdio::Pipe,
+            signals: None,
+        }
+    }
+}
+
+/// A started child. It is not waited for here: the reaper reports its end.
+#[derive(Debug)]
+pub struct Spawned {
+    /// Process id (also the process group and session id with `new_session`).
+    pub pid: i32,
+    /// Read end of the child's stdout (with [`Stdio::Pipe`]).
+    pub stdout: Option<File>,
+    /// Read end of the child's stderr (with [`Stdio::Pipe`]).
+    pub stderr: Option<File>,
+}
+
+/// One step of the child's setup, named in errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum SetupStep {
+    /// dup2 of stdin/stdout/stderr.
+    Stdio = 1,
+    /// setsid.
+    Session,
+    /// setpgid.
+    ProcessGroup,
+    /// tcsetpgrp.
+    Terminal,
+    /// sigprocmask.
+    SignalMask,
+    /// Marking descriptors close-on-exec.
+    Descriptors,
+    /// PR_CAPBSET_DROP.
+    BoundingSet,
+    /// PR_SET_KEEPCAPS.
+    KeepCaps,
+    /// setgroups.
+    Groups,
+    /// setresgid.
+    Gid,
+    /// setresuid.
+    Uid,
+    /// capset.
+    Capabilities,
+    /// PR_CAP_AMBIENT.
+    Ambient,
+    /// PR_SET_NO_NEW_PRIVS.
+    NoNewPrivs,
+    /// chdir.
+    WorkingDir,
+    /// execve.
+    Exec,
+}
+
+impl SetupStep {
+    const ALL: [SetupStep; 16] = [
+        SetupStep::Stdio,
+        SetupStep::Session,
+        SetupStep::ProcessGroup,
+        SetupStep::Terminal,
+        SetupStep::SignalMask,
+        SetupStep::Descriptors,
+        SetupStep::BoundingSet,
+        SetupStep::KeepCaps,
+        SetupStep::Groups,
+        SetupStep::Gid,
+        SetupStep::Uid,
+        SetupStep::Capabilities,
+        SetupStep::Ambient,
+        SetupStep::NoNewPrivs,
+        SetupStep::WorkingDir,
+        SetupStep::Exec,
+    ];
+
+    fn from_u8(byte: u8) -> Option<Self> {
+        Self::ALL.iter().copied().find(|s| *s as u8 == byte)
+    }
+
+    /// The system call, as named in error messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            SetupStep::Stdio => "redirect stdio (dup2)",
+            SetupStep::Session => "start a session (setsid)",
+            SetupStep::ProcessGroup => "start a process group (setpgid)",
+            SetupStep::Terminal => "take the terminal (tcsetpgrp)",
+            SetupStep::SignalMask => "set the signal mask",
+            SetupStep::Descriptors => "close inherited descriptors",
+            SetupStep::BoundingSet => "drop the capability bounding set",
+            SetupStep::KeepCaps => "set PR_SET_KEEPCAPS",
+            SetupStep::Groups => "set supplementary groups (setgroups)",
+            SetupStep::Gid => "set the group id (setresgid)",
+            SetupStep::Uid => "set the user id (setresuid)",
+            SetupStep::Capabilities => "set capabilities (capset)",
+            SetupStep::Ambient => "set ambient capabilities",
+            SetupStep::NoNewPrivs => "set PR_SET_NO_NEW_PRIVS",
+            SetupStep::WorkingDir => "enter the working directory",
+            SetupStep::Exec => "execute",
+        }
+    }
+}
+
+impl std::fmt::Display for SetupStep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Why a child could not be started. When the failure happened after fork, the child has already
+/// exited (127 when not found, else 126) and the reaper reports that pid like any unknown one.
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    /// The program does not exist (not in PATH, or execve gave ENOENT).
+    #[error("{program}: not found")]
+    NotFound {
+        /// `argv[0]`.
+        program: String,
+        /// The child that failed to exec (it exits 127), when the failure came after fork.
+        child: Option<i32>,
+    },
+    /// The program exists but may not be executed (EACCES, EPERM, no execute bit).
+    #[error("{program}: permission denied")]
+    PermissionDenied {
+        /// `argv[0]`.
+        program: String,
+        /// The child that failed to exec (it exits 126), when the failure came after fork.
+        child: Option<i32>,
+    },
+    /// A step of the child's setup failed.
+    #[error("{program}: cannot {step}: {source}")]
+    Setup {
+        /// `argv[0]`.
+        program: String,
+        /// What failed.
+        step: SetupStep,
+        /// The OS error.
+        source: io::Error,
+        /// The child that failed (it exits 126).
+        child: i32,
+    },
+    /// The requested capabilities are unknown or the agent cannot grant them (before fork).
+    #[error("{program}: {source}")]
+    Privileges {
+        /// `argv[0]`.
+        program: String,
+        /// What is wrong.
+        source: PlanError,
+    },
+    /// Anything else: empty argv, NUL bytes, pipe or fork failure.
+    #[error("{program}: {source}")]
+    Other {
+        /// `argv[0]`.
+        program: String,
+        /// The OS error or invalid input.
+        source: io::Error,
+    },
+}
+
+impl SpawnError {
+    /// The shell-style exit code for this failure: 127 not found, 126 anything else (tini's codes).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            SpawnError::NotFound { .. } => crate::error::exit_code::NOT_FOUND,
+            _ => crate::error::exit_code::CANNOT_EXECUTE,
+        }
+    }
+
+    /// The pid of the child that failed after fork and exits on its own; the reaper will report its
+    /// end, and whoever receives that report should ignore it.
+    pub fn child_pid(&self) -> Option<i32> {
+        match self {
+            SpawnError::NotFound { child, .. } | SpawnError::PermissionDenied { child, .. } => {
+                *child
+            }
+            SpawnError::Setup { child, .. } => Some(*child),
+            SpawnError::Privileges { .. } | SpawnError::Other { .. } => None,
+        }
+    }
+}
+
+/// Starts a child as `spec` says. Returns once the child has exec'd (or failed to); never waits for
+/// it. Call it from the thread that owns the reaper or not: nothing here reaps.
+pub fn spawn(spec: &SpawnSpec) -> Result<Spawned, SpawnError> {
+    let program = spec
+        .argv
+        .first()
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let other = |source: io::Error| SpawnError::Other {
+        program: program.clone(),
+        source,
+    };
+    let first = spec
+        .argv
+        .first()
+        .ok_or_else(|| other(invalid("empty command")))?;
+    let path = find_program(first, &spec.env).map_err(|e| match e.kind() {
+        io::ErrorKind::PermissionDenied => SpawnError::PermissionDenied {
+            program: program.clone(),
+            child: None,
+        },
+        io::ErrorKind::NotFound => SpawnError::NotFound {
+            program: program.clone(),
+            child: None,
+        },
+        _ => other(e),
+    })?;
+    let plan = PrivilegePlan::new(spec.user.as_ref(), &spec.capabilities, spec.no_new_privs)
+        .map_err(|source| SpawnError::Privileges {
+            program: program.clone(),
+            source,
+        })?;
+
+    let path = cstring(path.as_os_str()).map_err(other)?;
+    let argv = spec
+        .argv
+        .iter()
+        .map(|a| cstring(a))
+        .collect::<io::Result<Vec<_>>>()
+        .map_err(other)?;
+    let env = environment(spec).map_err(other)?;
+    let cwd = spec
+        .cwd
+        .as_deref()
+        .map(|c| cstring(c.as_os_str()))
+        .transpose()
+        .map_err(other)?;
+    let argv_ptrs = null_terminated(&argv);
+    let env_ptrs = null_terminated(&env);
+
+    let stdio = StdioPlan::new(spec.stdio).map_err(other)?;
+    let signals = SignalPlan::new(spec.signals.as_ref());
+    let fallback_fds = if close_range_works() {
+        Vec::new()
+    } else {
+        open_descriptors()
+    };
+    let (status_read, status_write) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| other(e.into()))?;
+
+    let child = ChildPlan {
+        path: &path,
+        argv: &argv_ptrs,
+        env: &env_ptrs,
+        cwd: cwd.as_ref(),
+        stdio: &stdio,
+        signals: &signals,
+        umask: spec.umask,
+        new_session: spec.new_session,
+        new_process_group: spec.new_process_group,
+        foreground: spec.foreground,
+        fallback_fds: &fallback_fds,
+        privileges: &plan,
+        status_fd: status_write.as_raw_fd(),
+    };
+
+    // SAFETY: the child only runs `child.run`, which makes async-signal-safe system calls on data
+    // prepared above and ends in execve or _exit.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(other(io::Error::last_os_error()));
+    }
+    if pid == 0 {
+        child.run();
+    }
+    drop(status_write);
+    let (stdout, stderr) = stdio.into_parent_ends();
+    match read_child_status(&status_read) {
+        Ok(None) => Ok(Spawned {
+            pid,
+            stdout,
+            stderr,
+        }),
+        Ok(Some((step, errno))) => Err(child_error(program.clone(), pid, step, errno)),
+        Err(e) => Err(other(e)),
+    }
+}
+
+fn child_error(program: String, pid: i32, step: SetupStep, errno: i32) -> SpawnError {
+    let source = io::Error::from_raw_os_error(errno);
+    let child = Some(pid);
+    match (step, errno) {
+        (SetupStep::Exec, libc::ENOENT | libc::ENOTDIR) => SpawnError::NotFound { program, child },
+        (SetupStep::Exec, libc::EACCES | libc::EPERM) => {
+            SpawnError::PermissionDenied { program, child }
+        }
+        _ => SpawnError::Setup {
+            program,
+            step,
+            source,
+            child: pid,
+        },
+    }
+}
+
+/// Reads the child's report: EOF without data means it exec'd; `[step, errno (4 bytes)]` a failure.
+fn read_child_status(fd: &OwnedFd) -> io::Result<Option<(SetupStep, i32)>> {
+    let mut report = [0u8; 5];
+    let mut filled = 0;
+    while filled < report.len() {
+        match nix::unistd::read(fd, report.get_mut(filled..).unwrap_or_default()) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    match (filled, report) {
+        (0, _) => Ok(None),
+        (5, [step, a, b, c, d]) => {
+            let step = SetupStep::from_u8(step).ok_or_else(|| invalid("bad report from child"))?;
+            Ok(Some((step, i32::from_ne_bytes([a, b, c, d]))))
+        }
+        _ => Err(invalid("short report from child")),
+    }
+}
+
+/// What the child does, with everything prepared. Borrowed data only: nothing is allocated.
+struct ChildPlan<'a> {
+    path: &'a CString,
+    argv: &'a [*const libc::c_char],
+    env: &'a [*const libc::c_char],
+    cwd: Option<&'a CString>,
+    stdio: &'a StdioPlan,
+    signals: &'a SignalPlan,
+    umask: u32,
+    new_session: bool,
+    new_process_group: bool,
+    foreground: bool,
+    fallback_fds: &'a [RawFd],
+    privileges: &'a PrivilegePlan,
+    status_fd: RawFd,
+}
+
+impl ChildPlan<'_> {
+    /// Runs in the forked child; never returns.
+    fn run(&self) -> ! {
+        let (step, err) = match self.setup() {
+            Ok(()) => {
+                // SAFETY: NUL-terminated strings and NULL-terminated pointer arrays built before fork.
+                unsafe { libc::execve(self.path.as_ptr(), self.argv.as_ptr(), self.env.as_ptr()) };
+                (SetupStep::Exec, io::Error::last_os_error())
+            }
+            Err(failure) => failure,
+        };
+        let errno = err.raw_os_error().unwrap_or(libc::EINVAL);
+        let [a, b, c, d] = errno.to_ne_bytes();
+        let report = [step as u8, a, b, c, d];
+        // SAFETY: write(2) and _exit(2) are async-signal-safe; the buffer lives on the stack.
+        unsafe {
+            libc::write(self.status_fd, report.as_ptr().cast(), report.len());
+            let not_found =
+                step == SetupStep::Exec && matches!(errno, libc::ENOENT | libc::ENOTDIR);
+            libc::_exit(if not_found {
+                crate::error::exit_code::NOT_FOUND
+            } else {
+                crate::error::exit_code::CANNOT_EXECUTE
+            })
+        }
+    }
+
+    fn setup(&self) -> Result<(), (SetupStep, io::Error)> {
+        self.stdio
+            .apply_in_child()
+            .map_err(|e| (SetupStep::Stdio, e))?;
+        // SAFETY (whole block): plain system calls with integer arguments or pointers to data
+        // prepared before fork.
+        unsafe {
+            if self.new_session {
+                if libc::setsid() < 0 {
+                    return Err((SetupStep::Session, io::Error::last_os_error()));
+                }
+            } else if self.new_process_group {
+                if libc::setpgid(0, 0) < 0 {
+                    return Err((SetupStep::ProcessGroup, io::Error::last_os_error()));
+                }
+                // Ignored for now (reset below), so a background group is not stopped by SIGTTOU.
+                set_disposition(libc::SIGTTOU, true);
+                if self.foreground && libc::tcsetpgrp(libc::STDIN_FILENO, libc::getpgrp()) < 0 {
+                    let err = io::Error::last_os_error();
+                    // No terminal (or none controlling us): nothing to take, as tini does.
+                    if !matches!(err.raw_os_error(), Some(libc::ENOTTY | libc::ENXIO)) {
+                        return Err((SetupStep::Terminal, err));
+                    }
+                }
+            }
+            // Dispositions first, so no agent handler can run between unblocking and exec.
+            for sig in 1..=MAX_SIGNAL {
+                let ignore = self.signals.ignored & (1u64 << (sig - 1)) != 0;
+                // KILL and STOP refuse (EINVAL): nothing to reset there.
+                set_disposition(sig, ignore);
+            }
+            // The raw call: glibc's wrapper would keep its internal signals (32, 33) as they are.
+            let mask: *const libc::sigset_t = &self.signals.mask;
+            if libc::syscall(
+                libc::SYS_rt_sigprocmask,
+                libc::SIG_SETMASK,
+                mask,
+                std::ptr::null_mut::<libc::sigset_t>(),
+                KERNEL_SIGSET_BYTES,
+            ) < 0
+            {
+                return Err((SetupStep::SignalMask, io::Error::last_os_error()));
+            }
+            libc::umask(self.umask as libc::mode_t);
+        }
+        self.mark_descriptors_cloexec()
+            .map_err(|e| (SetupStep::Descriptors, e))?;
+        self.privileges.apply()?;
+        if let Some(cwd) = self.cwd {
+            // SAFETY: a NUL-terminated path built before fork.
+            if unsafe { libc::chdir(cwd.as_ptr()) } < 0 {
+                return Err((SetupStep::WorkingDir, io::Error::last_os_error()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Marks every descriptor ≥ 3 close-on-exec (the status pipe must stay open until exec, so
+    /// close-on-exec rather than close). `close_range` (Linux 5.11+), else the list of descriptors
+    /// read from /proc before fork.
+    fn mark_descriptors_cloexec(&self) -> io::Result<()> {
+        if self.fallback_fds.is_empty() {
+            return close_range_cloexec(3);
+        }
+        for &fd in self.fallback_fds {
+            // SAFETY: fcntl on a descriptor number; EBADF for one closed meanwhile is harmless.
+            unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+        }
+        Ok(())
+    }
+}
+
+/// The kernel's signal set size (64 signals), for the raw signal system calls.
+const KERNEL_SIGSET_BYTES: usize = 8;
+
+/// The kernel's `struct sigaction` (x86_64, aarch64 and the other generic layouts).
+#[repr(C)]
+struct KernelSigaction {
+    handler: libc::sighandler_t,
+    flags: libc::c_ulong,
+    restorer: usize,
+    mask: u64,
+}
+
+/// Sets signal `sig` to `SIG_IGN` or `SIG_DFL` with the raw `rt_sigaction`, which, unlike glibc's
+/// wrapper, also resets the real-time signals glibc reserves (32, 33) when an ancestor ignored them.
+/// Async-signal-safe; errors (KILL, STOP) are ignored.
+fn set_disposition(sig: i32, ignore: bool) {
+    let action = KernelSigaction {
+        handler: if ignore { libc::SIG_IGN } else { libc::SIG_DFL },
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    // SAFETY: a valid kernel sigaction for SIG_IGN/SIG_DFL (no handler code, so no restorer).
+    unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigaction,
+            sig,
+            &action as *const KernelSigaction,
+            std::ptr::null_mut::<KernelSigaction>(),
+            KERNEL_SIGSET_BYTES,
+        );
+    }
+}
+
+/// `close_range(first, ~0, CLOSE_RANGE_CLOEXEC)`. Async-signal-safe.
+fn close_range_cloexec(first: u32) -> io::Result<()> {
+    // SAFETY: close_range with integer arguments only marks descriptors close-on-exec.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Whether this kernel supports `close_range` with `CLOSE_RANGE_CLOEXEC` (checked once, on a range
+/// past any descriptor the agent can have).
+fn close_range_works() -> bool {
+    static WORKS: OnceLock<bool> = OnceLock::new();
+    *WORKS.get_or_init(|| close_range_cloexec(u32::MAX - 1).is_ok())
+}
+
+/// The agent's open descriptors ≥ 3, for kernels without `close_range`.
+fn open_descriptors() -> Vec<RawFd> {
+    std::fs::read_dir("/proc/self/fd")
+        .map(|dir| {
+            dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                .filter(|&fd| fd >= 3)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Descriptors the child puts on 0, 1 and 2 (all ≥ 3 and close-on-exec in the agent).
+struct StdioPlan {
+    /// Child-side descriptors for fd 0, 1, 2; `None` leaves the agent's.
+    child: [Option<OwnedFd>; 3],
+    /// Parent-side read ends of stdout and stderr.
+    parent: [Option<OwnedFd>; 2],
+}
+
+impl StdioPlan {
+    fn new(stdio: Stdio) -> io::Result<Self> {
+        match stdio {
+            Stdio::Inherit => Ok(Self {
+                child: [None, None, None],
+                parent: [None, None],
+            }),
+            Stdio::Null => {
+                let null = || open_dev_null().and_then(above_stdio);
+                Ok(Self {
+                    child: [Some(null()?), Some(null()?), Some(null()?)],
+                    parent: [None, None],
+                })
+            }
+            Stdio::Pipe => {
+                let (out_read, out_write) = pipe()?;
+                let (err_read, err_write) = pipe()?;
+                Ok(Self {
+                    child: [
+                        Some(above_stdio(open_dev_null()?)?),
+                        Some(out_write),
+                        Some(err_write),
+                    ],
+                    parent: [Some(out_read), Some(err_read)],
+                })
+            }
+        }
+    }
+
+    /// dup2 onto 0, 1, 2 (dup2 clears close-on-exec on the copy). Async-signal-safe.
+    fn apply_in_child(&self) -> io::Result<()> {
+        for (target, fd) in (0..).zip(&self.child) {
+            if let Some(fd) = fd {
+                // SAFETY: both descriptors are valid in the child.
+                if unsafe { libc::dup2(fd.as_raw_fd(), target) } < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Closes the child-side descriptors and returns the read ends of stdout and stderr.
+    fn into_parent_ends(self) -> (Option<File>, Option<File>) {
+        let [stdout, stderr] = self.parent;
+        (stdout.map(File::from), stderr.map(File::from))
+    }
+}
+
+fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    Ok((above_stdio(read)?, above_stdio(write)?))
+}
+
+fn open_dev_null() -> io::Result<OwnedFd> {
+    let fd = nix::fcntl::open(
+        "/dev/null",
+        nix::fcntl::OFlag::O_RDWR | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )?;
+    Ok(fd)
+}
+
+/// Moves a descriptor to a number ≥ 3 (when the agent runs with 0/1/2 closed, a new pipe could land
+/// there and be clobbered by the child's dup2 of another stream).
+fn above_stdio(fd: OwnedFd) -> io::Result<OwnedFd> {
+    if fd.as_raw_fd() >= 3 {
+        return Ok(fd);
+    }
+    // SAFETY: F_DUPFD_CLOEXEC returns a new descriptor that we then own exclusively.
+    let copy = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 3) };
+    if copy < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `copy` is a fresh descriptor owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(copy) })
+}
+
+/// The child's signal mask and ignored set, prepared before fork.
+struct SignalPlan {
+    mask: libc::sigset_t,
+    /// Bit `sig - 1` set: `SIG_IGN`.
+    ignored: u64,
+}
+
+impl SignalPlan {
+    fn new(signals: Option<&ChildSignals>) -> Self {
+        // SAFETY: sigemptyset/sigaddset initialise and edit a local sigset_t.
+        let mut mask: libc::sigset_t = unsafe { std::mem::zeroed() };
+        unsafe { libc::sigemptyset(&mut mask) };
+        let mut ignored = 0u64;
+        if let Some(signals) = signals {
+            for &sig in &signals.blocked {
+                unsafe { libc::sigaddset(&mut mask, sig) };
+            }
+            for &sig in &signals.ignored {
+                if (1..=MAX_SIGNAL).contains(&sig) {
+                    ignored |= 1u64 << (sig - 1);
+                }
+            }
+        }
+        Self { mask, ignored }
+    }
+}
+
+/// Finds `program` the way `execvp` would, in the PATH of the child's environment.
+fn find_program(program: &OsStr, env: &[(OsString, OsString)]) -> io::Result<PathBuf> {
+    if program.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            "empty program name",
+        ));
+    }
+    if program.as_bytes().contains(&b'/') {
+        return Ok(PathBuf::from(program));
+    }
+    let path_var = env
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "PATH")
+        .map_or(OsStr::new(DEFAULT_PATH), |(_, v)| v.as_os_str());
+    let mut denied = false;
+    for dir in std::env::split_paths(path_var) {
+        if dir.as_os_str().is_empty() {
+            continue;
+        }
+        let candidate = dir.join(program);
+        if let Ok(meta) = std::fs::metadata(&candidate) {
+            if meta.is_file() && meta.permissions().mode() & 0o111 != 0 {
+                return Ok(candidate);
+            }
+            denied = true;
+        }
+    }
+    Err(if denied {
+        io::ErrorKind::PermissionDenied.into()
+    } else {
+        io::ErrorKind::NotFound.into()
+    })
+}
+
+/// `KEY=VALUE` strings: the given environment (a later duplicate replaces an earlier one, in its
+/// place), plus HOME/USER/LOGNAME of the user when absent.
+fn environment(spec: &SpawnSpec) -> io::Result<Vec<CString>> {
+    let mut pairs: Vec<(&OsStr, &OsStr)> = Vec::with_capacity(spec.env.len() + 3);
+    for (key, value) in &spec.env {
+        match pairs.iter_mut().find(|(k, _)| *k == key.as_os_str()) {
+            Some(pair) => pair.1 = value.as_os_str(),
+            None => pairs.push((key.as_os_str(), value.as_os_str())),
+        }
+    }
+    if let Some(user) = &spec.user {
+        for (key, value) in [
+            ("HOME", user.home.as_str()),
+            ("USER", user.name.as_str()),
+            ("LOGNAME", user.name.as_str()),
+        ] {
+            if !spec.env.iter().any(|(k, _)| k == key) {
+                pairs.push((OsStr::new(key), OsStr::new(value)));
+            }
+        }
+    }
+    pairs
+        .into_iter()
+        .map(|(key, value)| {
+            if key.is_empty() || key.as_bytes().contains(&b'=') {
+                return Err(invalid(&format!(
+                    "invalid environment variable name `{}`",
+                    key.to_string_lossy()
+                )));
+            }
+            let mut entry = Vec::with_capacity(key.len() + value.len() + 1);
+            entry.extend_from_slice(key.as_bytes());
+            entry.push(b'=');
+            entry.extend_from_slice(value.as_bytes());
+            CString::new(entry).map_err(|_| {
+                invalid(&format!(
+                    "environment variable `{}` contains a NUL byte",
+                    key.to_string_lossy()
+                ))
+            })
+        })
+        .collect()
+}
+
+fn cstring(text: &OsStr) -> io::Result<CString> {
+    CString::new(text.as_bytes())
+        .map_err(|_| invalid(&format!("`{}` contains a NUL byte", text.to_string_lossy())))
+}
+
+fn null_terminated(strings: &[CString]) -> Vec<*const libc::c_char> {
+    strings
+        .iter()
+        .map(|s| s.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect()
+}
+
+fn invalid(message: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, message.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(OsString, OsString)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (OsString::from(k), OsString::from(v)))
+            .collect()
+    }
+
+    #[test]
+    fn finds_programs_in_the_child_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let exe = dir.path().join("tool");
+        std::fs::write(&exe, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let noexec = dir.path().join("data");
+        std::fs::write(&noexec, "").unwrap();
+        let path = format!("/nonexistent::{}", dir.path().display());
+        let e = env(&[("PATH", "/bin"), ("PATH", &path)]);
+        assert_eq!(find_program(OsStr::new("tool"), &e).unwrap(), exe);
+        assert_eq!(
+            find_program(OsStr::new("data"), &e).unwrap_err().kind(),
+            io::ErrorKind::PermissionDenied
+        );
+        assert_eq!(
+            find_program(OsStr::new("missing"), &e).unwrap_err().kind(),
+            io::ErrorKind::NotFound
+        );
+        // A name with a slash is used as is; no PATH means Docker's default.
+        assert_eq!(
+            find_program(OsStr::new("./x"), &e).unwrap(),
+            PathBuf::from("./x")
+        );
+        let sh = find_program(OsStr::new("sh"), &[]).unwrap();
+        assert!(sh.is_absolute() && sh.ends_with("sh"), "{}", sh.display());
+    }
+
+    #[test]
+    fn environment_adds_identity_unless_given() {
+        let mut spec = SpawnSpec::new(vec!["x".into()], env(&[("A", "1"), ("HOME", "/opt")]));
+        let strings = |spec: &SpawnSpec| -> Vec<String> {
+            environment(spec)
+                .unwrap()
+                .into_iter()
+                .map(|c| c.into_string().unwrap())
+                .collect()
+        };
+        assert_eq!(strings(&spec), ["A=1", "HOME=/opt"]);
+        spec.env.push(("A".into(), "2".into()));
+        assert_eq!(strings(&spec), ["A=2", "HOME=/opt"]);
+        spec.env.pop();
+        spec.user = Some(UserIds {
+            uid: 7,
+            gid: 7,
+            groups: vec![],
+            name: "7".into(),
+            home: "/".into(),
+        });
+        assert_eq!(strings(&spec), ["A=1", "HOME=/opt", "USER=7", "LOGNAME=7"]);
+        spec.env = env(&[("A=B", "1")]);
+        assert!(environment(&spec).is_err());
+        spec.env = vec![("A".into(), OsString::from("a\0b"))];
+        assert!(environment(&spec).is_err());
+    }
+
+    #[test]
+    fn descriptor_list_for_old_kernels_holds_every_fd_above_stdio() {
+        let file = File::open("/dev/null").unwrap();
+        let fds = open_descriptors();
+        assert!(fds.contains(&file.as_raw_fd()), "{fds:?}");
+        assert!(fds.iter().all(|&fd| fd >= 3), "{fds:?}");
+        assert!(close_range_works(), "this kernel (5.11+) has close_range");
+    }
+
+    #[test]
+    fn setup_steps_round_trip_through_their_byte() {
+        for step in SetupStep::ALL {
+            assert_eq!(SetupStep::from_u8(step as u8), Some(step));
+        }
+        assert_eq!(SetupStep::from_u8(0), None);
+    }
+}

@@ -1,0 +1,25 @@
+{#- Spark sources this file with `set -a`, AFTER the container's environment: every line here wins
+    over a variable the user set. So it holds only what sparkvisor resolved (an explicit user value is
+    already in the resolved config, with source env). Every value is single-quoted by the renderer. #}# Rendered by sparkvisor for role {{ role }} on every start: edit the role's settings, not this file.
+SPARK_HOME={{ spark.home }}
+SPARK_CONF_DIR={{ spark.conf_dir }}
+SPARK_MASTER_HOST={{ spark.master_host }}
+SPARK_MASTER_PORT={{ spark.master_port }}
+SPARK_MASTER_WEBUI_PORT={{ spark.master_webui_port }}
+SPARK_WORKER_WEBUI_PORT={{ spark.worker_webui_port }}
+SPARK_LOCAL_HOSTNAME={{ spark.local_hostname }}
+SPARK_PUBLIC_DNS={{ spark.public_dns }}
+SPARK_WORKER_DIR={{ spark.work_dir }}
+SPARK_LOCAL_DIRS={{ spark.local_dirs }}
+SPARK_LOG_DIR={{ spark.log_dir }}
+{%- if sizing %}
+SPARK_WORKER_CORES={{ sizing.worker_cores }}
+SPARK_WORKER_MEMORY={{ sizing.worker_memory_mb }}m
+SPARK_DAEMON_MEMORY={{ sizing.daemon_memory_mb }}m
+{%- set jvm_opts = "-XX:ActiveProcessorCount=" ~ sizing.cpus %}
+{%- if settings["spark.daemon_java_opts"] %}
+{%- set jvm_opts = jvm_opts ~ " " ~ settings["spark.daemon_java_opts"] %}
+{%- endif %}
+SPARK_DAEMON_JAVA_OPTS={{ jvm_opts }}
+{%- endif %}
+SPARK_NO_DAEMONIZE=1
