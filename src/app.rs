@@ -279,18 +279,12 @@ fn service_base_env(
 /// `sparkvisor render --out DIR`: render the role's files under DIR, start nothing.
 pub fn render(role: Option<String>, out: &Path) -> Result<i32, Fatal> {
     let env: BTreeMap<String, String> = std::env::vars().collect();
-    let roles_dir = crate::config::role::roles_dir(&env);
     let templates_dir = crate::config::role::templates_dir(&env);
-    let name = role
-        .or_else(|| env.get("SPARKVISOR_ROLE").cloned())
-        .or_else(|| env.get("SPARK_MODE").cloned())
-        .unwrap_or_else(|| "master".to_string());
-    let loaded = crate::config::role::load_role(&roles_dir, &name)?;
-    let (config, resources, sizing) = provisional_inputs(&loaded, &env);
-    let context = crate::render::build_context(&config, &resources, sizing.as_ref());
+    let node = resolve_node(role.as_deref(), &env).map_err(Fatal::Config)?;
+    let context = crate::render::build_context(&node.config, &node.resources, Some(&node.sizing));
     let mut diags = Diagnostics::default();
-    let files = crate::render::render_role(&loaded, &context, &templates_dir);
-    let services = crate::render::expand_services(&loaded, &context);
+    let files = crate::render::render_role(&node.role, &context, &templates_dir);
+    let services = crate::render::expand_services(&node.role, &context);
     if let Err(d) = &files {
         diags.extend(d.clone());
     }
@@ -308,7 +302,9 @@ pub fn render(role: Option<String>, out: &Path) -> Result<i32, Fatal> {
         },
         other => Fatal::Config(Diagnostic::new("render", other.to_string()).into()),
     })?;
-    for (file, path) in files.iter().zip(&report.written) {
+    let mut written = report.written.iter();
+    for file in &files {
+        let Some(path) = written.next() else { break };
         println!(
             "rendered {} ({:04o}{}) from {}",
             path.display(),
@@ -323,86 +319,72 @@ pub fn render(role: Option<String>, out: &Path) -> Result<i32, Fatal> {
     Ok(crate::error::exit_code::OK)
 }
 
-/// PROVISIONAL (until the `config` branch's resolver is wired in): a ResolvedConfig from the
-/// environment with the documented defaults, and resources/sizing from `resources` or, while
-/// those are stubs, from the CPU count alone. The lead replaces this function.
-fn provisional_inputs(
-    role: &crate::config::role::LoadedRole,
+/// What `render` (and `run`) need about this node, every problem collected before failing.
+struct Node {
+    role: crate::config::role::LoadedRole,
+    config: crate::config::ResolvedConfig,
+    resources: crate::resources::Resources,
+    sizing: crate::resources::Sizing,
+}
+
+/// Injected config (env, cluster file, configmeta) → role → role definition (its `defaults:` are
+/// the lowest settings layer) → resolved config; cgroups → resources → sizing.
+fn resolve_node(
+    cli_role: Option<&str>,
     env: &BTreeMap<String, String>,
-) -> (
-    crate::config::ResolvedConfig,
-    crate::resources::Resources,
-    Option<crate::resources::Sizing>,
-) {
-    use crate::config::{Source, Sourced};
-    let mut config = crate::render::context::sample_config(role);
-    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "localhost".to_string());
-    let system = |v: &str| {
-        Sourced::new(
-            v.to_string(),
-            Source::System {
-                from: "hostname".into(),
-            },
+) -> Result<Node, Diagnostics> {
+    use crate::config::runtime::{resolve, resolve_role, Inputs};
+    let (inputs, mut problems) = Inputs::gather_all(env.clone());
+    let role_name = resolve_role(&inputs, cli_role)
+        .map_err(|d| problems.extend(d))
+        .ok();
+    let roles_dir = crate::config::role::roles_dir(env);
+    let loaded = role_name.as_ref().and_then(|name| {
+        crate::config::role::load_role(&roles_dir, &name.value)
+            .map_err(|d| problems.extend(d))
+            .ok()
+    });
+    let config = match (&role_name, &loaded) {
+        (Some(name), Some(loaded)) => resolve(
+            &inputs,
+            name.clone(),
+            &loaded.file.display().to_string(),
+            &loaded.def.defaults,
         )
+        .map_err(|d| problems.extend(d))
+        .ok(),
+        _ => None,
     };
-    config.node.hostname = system(&hostname);
-    config.node.fqdn = system(&hostname);
-    config.peers.clear();
-    config.spark_conf.clear();
-    config.secrets.clear();
-    let from_env = [
-        ("spark.home", "SPARK_HOME"),
-        ("spark.conf_dir", "SPARK_CONF_DIR"),
-        ("spark.master_host", "SPARK_MASTER_HOST"),
-        ("spark.master_url", "SPARK_MASTER_URL"),
-        ("spark.public_dns", "SPARK_PUBLIC_DNS"),
-        ("spark.local_hostname", "SPARK_LOCAL_HOSTNAME"),
-    ];
-    for key in [
-        "spark.master_host",
-        "spark.public_dns",
-        "spark.local_hostname",
-    ] {
-        config.settings.insert(key.into(), system(&hostname));
-    }
-    config.settings.insert(
-        "spark.master_url".into(),
-        system(&format!("spark://{hostname}:7077")),
-    );
-    for (key, var) in from_env {
-        if let Some(v) = env.get(var) {
-            config.settings.insert(
-                key.into(),
-                Sourced::new(v.clone(), Source::Env { name: var.into() }),
-            );
+    let resources = crate::resources::detect()
+        .map_err(|d| problems.extend(d))
+        .ok();
+    let sizing = match (&config, &resources) {
+        (Some(c), Some(r)) => crate::resources::size(r, c)
+            .map_err(|d| problems.extend(d))
+            .ok(),
+        _ => None,
+    };
+    match (loaded, config, resources, sizing) {
+        (Some(role), Some(config), Some(resources), Some(sizing)) if problems.is_empty() => {
+            Ok(Node {
+                role,
+                config,
+                resources,
+                sizing,
+            })
+        }
+        _ => {
+            let mut unique = Diagnostics::default();
+            add_unique(&mut unique, problems);
+            Err(unique)
         }
     }
-    if !env.contains_key("SPARK_CONF_DIR") {
-        if let Some(home) = env.get("SPARK_HOME") {
-            config.settings.insert(
-                "spark.conf_dir".into(),
-                Sourced::new(
-                    format!("{home}/conf"),
-                    Source::Derived {
-                        from: "SPARK_HOME".into(),
-                    },
-                ),
-            );
-        }
-    }
-    let resources =
-        crate::resources::detect().unwrap_or_else(|_| crate::render::context::sample_resources());
-    let sizing = crate::resources::size(&resources, &config)
-        .ok()
-        .or_else(|| Some(crate::render::context::sample_sizing()));
-    (config, resources, sizing)
 }
 
 /// `sparkvisor check`: validate roles, templates and the injected config.
 pub fn check(role: Option<String>) -> Result<i32, Fatal> {
     let env: BTreeMap<String, String> = std::env::vars().collect();
+    let role_arg = role.clone();
     let roles_dir = crate::config::role::roles_dir(&env);
     let templates_dir = crate::config::role::templates_dir(&env);
     let mut diags = Diagnostics::default();
@@ -433,8 +415,27 @@ pub fn check(role: Option<String>) -> Result<i32, Fatal> {
         }
         Err(d) => add_unique(&mut diags, d),
     }
-    // Seam for the `config` branch: validate the injected config (env, cluster file, configmeta)
-    // here and add its diagnostics, so `check` reports everything in one pass.
+    // The injected config (env, cluster file, configmeta.json), when this node has a role: an
+    // image build runs `check` with no role and no config, which is fine.
+    let (inputs, problems) = crate::config::runtime::Inputs::gather_all(env.clone());
+    add_unique(&mut diags, problems);
+    match crate::config::runtime::resolve_role(&inputs, role_arg.as_deref()) {
+        Ok(node_role) => {
+            if let Some(loaded) = roles.iter().find(|r| r.name == node_role.value) {
+                if let Err(d) = crate::config::runtime::resolve(
+                    &inputs,
+                    node_role.clone(),
+                    &loaded.file.display().to_string(),
+                    &loaded.def.defaults,
+                ) {
+                    add_unique(&mut diags, d);
+                }
+            }
+        }
+        // No role anywhere is not a problem for `check`; a bad one (e.g. SPARK_MODE=Master!) is.
+        Err(d) if d.0.iter().all(|p| p.message.starts_with("no role")) => {}
+        Err(d) => add_unique(&mut diags, d),
+    }
     if !diags.is_empty() {
         return Err(Fatal::Config(diags));
     }

@@ -22,7 +22,7 @@ pub const RESERVED: &[&str] = &[
 ];
 
 /// The template context (JSON object): `node` {hostname, fqdn}, `role` (name), `peers` {role: [fqdn]},
-/// `resources` (as detected), `sizing` {cpus, worker_cores, worker_memory_mb, daemon_memory_mb} as
+/// `resources` (as detected), `sizing` {cpus, worker_cores, worker_memory_mb, daemon_memory_mb, memory_mb, overhead_mb} as
 /// plain numbers (absent when there is no sizing), `spark_conf` {key: value}, `secrets` {name: value},
 /// `settings` {dotted key: value}, and every dotted setting nested at the top level
 /// (`spark.master_url` → `{{ spark.master_url }}`). Sources stay in the config; templates see values.
@@ -70,6 +70,8 @@ pub fn build_context(
                 "worker_cores": sizing.worker_cores.value,
                 "worker_memory_mb": sizing.worker_memory_mb.value,
                 "daemon_memory_mb": sizing.daemon_memory_mb.value,
+                "memory_mb": sizing.memory_mb.value,
+                "overhead_mb": sizing.overhead_mb.value,
             }),
         );
     }

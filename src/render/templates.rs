@@ -200,7 +200,7 @@ pub fn expand_str(input: &str, context: &Value) -> Result<String, String> {
         return Ok(input.to_string());
     }
     let ctx = Context::from_value(context.clone()).map_err(|e| error_chain(&e))?;
-    Tera::one_off(input, &ctx, false).map_err(|e| tidy(&error_chain(&e)))
+    Tera::one_off(input, &ctx, false).map_err(|e| summarize(&tidy(&error_chain(&e))))
 }
 
 fn collect(

@@ -64,7 +64,7 @@ pub fn signal_known(name: &str) -> bool {
 
 /// `RTMIN`, `RTMIN+N`, `RTMAX`, `RTMAX-N`.
 fn realtime_signal(bare: &str) -> bool {
-    let offset_ok = |rest: &str| rest.is_empty() || rest.parse::<u32>().is_ok_and(|n| n <= 30);
+    let offset_ok = |rest: &str| rest.parse::<u32>().is_ok_and(|n| n <= 30);
     if let Some(rest) = bare.strip_prefix("RTMIN") {
         return rest.is_empty() || rest.strip_prefix('+').is_some_and(offset_ok);
     }

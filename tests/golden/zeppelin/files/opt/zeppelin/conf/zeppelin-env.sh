@@ -1,0 +1,13 @@
+# Rendered by sparkvisor for role 'zeppelin' on every start: edit the role's settings, not this file.
+export ZEPPELIN_ADDR='0.0.0.0'
+export ZEPPELIN_PORT='8090'
+export ZEPPELIN_CONF_DIR='/opt/zeppelin/conf'
+export ZEPPELIN_LOG_DIR='/opt/zeppelin/logs'
+export ZEPPELIN_PID_DIR='/opt/zeppelin/logs'
+export ZEPPELIN_NOTEBOOK_DIR='/opt/zeppelin/notebook'
+export SPARK_HOME='/opt/spark'
+export SPARK_CONF_DIR='/opt/spark/conf'
+export SPARK_MASTER='spark://master-1.example:7077'
+export MASTER='spark://master-1.example:7077'
+export ZEPPELIN_MEM='-Xms512m -Xmx512m'
+export ZEPPELIN_JAVA_OPTS='-XX:ActiveProcessorCount=2'

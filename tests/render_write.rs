@@ -1,0 +1,193 @@
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+//! Writing rendered files: exact modes, owners, atomic replacement, and files the user mounted over
+//! left alone.
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use sparkvisor::render::{write_files, RenderError, RenderedFile};
+
+fn file(path: &Path, contents: &str, mode: u32, owner: Option<&str>) -> RenderedFile {
+    RenderedFile {
+        path: path.to_path_buf(),
+        mode,
+        owner: owner.map(str::to_string),
+        contents: contents.to_string(),
+        secret: mode == 0o600,
+        template: "test".into(),
+    }
+}
+
+fn is_root() -> bool {
+    let dir = tempfile::tempdir().unwrap();
+    let probe = dir.path().join("probe");
+    std::fs::write(&probe, "").unwrap();
+    std::fs::metadata(&probe).unwrap().uid() == 0
+}
+
+fn require_root(what: &str) -> bool {
+    if is_root() {
+        return true;
+    }
+    assert_ne!(
+        std::env::var("CI").as_deref(),
+        Ok("true"),
+        "{what} needs root (CI=true)"
+    );
+    println!("skipped: {what} needs root");
+    false
+}
+
+#[test]
+fn modes_are_exact_and_replacement_is_atomic() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("conf/nested/spark-defaults.conf");
+    let env = dir.path().join("conf/spark-env.sh");
+    std::fs::create_dir_all(conf.parent().unwrap()).unwrap();
+    std::fs::write(&conf, "old contents\n").unwrap();
+    std::fs::set_permissions(&conf, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let report = write_files(
+        &[
+            file(&conf, "spark.authenticate.secret x\n", 0o600, None),
+            file(&env, "A='b'\n", 0o640, None),
+        ],
+        None,
+    )
+    .unwrap();
+    assert_eq!(report.written, vec![conf.clone(), env.clone()]);
+    assert!(report.left_alone.is_empty());
+    assert_eq!(
+        std::fs::read_to_string(&conf).unwrap(),
+        "spark.authenticate.secret x\n"
+    );
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode(&conf), 0o600);
+    assert_eq!(mode(&env), 0o640);
+    // No temp file is left behind.
+    let leftovers: Vec<PathBuf> = std::fs::read_dir(conf.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p != &conf)
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn a_failed_write_leaves_the_old_file_and_no_temp_file() {
+    let dir = tempfile::tempdir().unwrap();
+    // The destination is a non-empty directory: the rename must fail.
+    let dest = dir.path().join("spark-env.sh");
+    std::fs::create_dir(&dest).unwrap();
+    std::fs::write(dest.join("keep"), "x").unwrap();
+    let err = write_files(&[file(&dest, "A=1\n", 0o644, None)], None).unwrap_err();
+    assert!(
+        matches!(err, RenderError::Io { ref path, .. } if path == &dest),
+        "{err}"
+    );
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, vec!["spark-env.sh".to_string()]);
+    assert_eq!(std::fs::read_to_string(dest.join("keep")).unwrap(), "x");
+}
+
+#[test]
+fn owners_by_number_and_name() {
+    if !require_root("chown") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.conf");
+    let b = dir.path().join("b.conf");
+    write_files(
+        &[
+            file(&a, "a\n", 0o600, Some("4321:4322")),
+            file(&b, "b\n", 0o600, Some("nobody")),
+        ],
+        None,
+    )
+    .unwrap();
+    let meta = std::fs::metadata(&a).unwrap();
+    assert_eq!((meta.uid(), meta.gid()), (4321, 4322));
+    let nobody = std::fs::read_to_string("/etc/passwd")
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("nobody:"))
+        .map(|l| l.split(':').nth(2).unwrap().parse::<u32>().unwrap())
+        .unwrap();
+    assert_eq!(std::fs::metadata(&b).unwrap().uid(), nobody);
+    let err = write_files(&[file(&a, "a\n", 0o600, Some("no-such-user-x"))], None).unwrap_err();
+    assert!(matches!(err, RenderError::Owner { .. }), "{err}");
+}
+
+#[test]
+fn a_file_mounted_over_ours_is_left_alone() {
+    if !require_root("bind mounts") {
+        return;
+    }
+    if Command::new("unshare").arg("--version").output().is_err() {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "unshare missing"
+        );
+        println!("skipped: unshare not found");
+        return;
+    }
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let conf = out.join("opt/spark/conf");
+    std::fs::create_dir_all(&conf).unwrap();
+    let mine = dir.path().join("my-spark-env.sh");
+    std::fs::write(&mine, "# the user's own\n").unwrap();
+    std::fs::write(conf.join("spark-env.sh"), "").unwrap();
+    // In a private mount namespace: bind the user's file over the destination, then render.
+    let script = r#"mount --bind "$1" "$2" && "$3" render --role master --out "$4" && cat "$2""#;
+    let result = Command::new("unshare")
+        .args([
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            script,
+            "sh",
+        ])
+        .arg(&mine)
+        .arg(conf.join("spark-env.sh"))
+        .arg(env!("CARGO_BIN_EXE_sparkvisor"))
+        .arg(&out)
+        .env("SPARKVISOR_ROLES", repo.join("roles"))
+        .env("SPARKVISOR_TEMPLATES", repo.join("templates"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&result.stdout);
+    assert!(
+        result.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    assert!(
+        stdout.contains(&format!(
+            "left alone {}",
+            conf.join("spark-env.sh").display()
+        )),
+        "{stdout}"
+    );
+    assert!(stdout.ends_with("# the user's own\n"), "{stdout}");
+    assert_eq!(
+        std::fs::read_to_string(&mine).unwrap(),
+        "# the user's own\n"
+    );
+    // The other files were written.
+    assert!(conf.join("spark-defaults.conf").is_file());
+    assert!(conf.join("log4j2.properties").is_file());
+}
