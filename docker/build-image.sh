@@ -68,11 +68,12 @@ fi
 # 4. The build context, staged (hard links: the wheelhouse is large).
 ctx=target/docker/context
 rm -rf "$ctx"
-mkdir -p "$ctx/roles" "$ctx/templates" "$ctx/wheels"
+mkdir -p "$ctx/rootfs/usr/local/bin" "$ctx/rootfs/etc/sparkvisor/roles" \
+    "$ctx/rootfs/etc/sparkvisor/templates" "$ctx/wheels"
 cp docker/Dockerfile "$ctx/Dockerfile"
-cp "$bin" "$ctx/sparkvisor"
-[ -d roles ] && cp -r roles/. "$ctx/roles/"
-[ -d templates ] && cp -r templates/. "$ctx/templates/"
+cp "$bin" "$ctx/rootfs/usr/local/bin/sparkvisor"
+[ -d roles ] && cp -r roles/. "$ctx/rootfs/etc/sparkvisor/roles/"
+[ -d templates ] && cp -r templates/. "$ctx/rootfs/etc/sparkvisor/templates/"
 [ -n "$pip_no_index" ] && cp -al "$wheels"/. "$ctx/wheels/"
 
 # 5. Content hash: context files (the wheelhouse by name) + the base image id.
