@@ -78,7 +78,7 @@ cp "$bin" "$ctx/rootfs/usr/local/bin/sparkvisor"
 
 # 5. Content hash: context files (the wheelhouse by name) + the base image id.
 hash="$( (cd "$ctx" && find . -path ./wheels -prune -o -type f -print0 | sort -z | xargs -0 sha256sum
-         ls "$ctx/wheels"; docker image inspect --format '{{.Id}}' "$base") | sha256sum | cut -c1-12)"
+         ls wheels; docker image inspect --format '{{.Id}}' "$base") | sha256sum | cut -c1-12)"
 tagged="$repo:h-$hash"
 if docker image inspect "$tagged" >/dev/null 2>&1; then
     echo "build-image: $tagged is up to date"

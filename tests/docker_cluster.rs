@@ -153,7 +153,16 @@ fn cluster_forms_runs_jobs_and_recovers() {
             .next()
             .ok_or_else(|| "no jupyter process".to_string())
     });
-    let (_, environ, _) = exec(&notebook, &["cat", &format!("/proc/{jupyter}/environ")]);
+    // As the service's own user: root in the container lacks CAP_SYS_PTRACE, which reading another
+    // user's environ needs.
+    let environ = docker(&[
+        "exec",
+        "-u",
+        "spark",
+        &notebook,
+        "cat",
+        &format!("/proc/{jupyter}/environ"),
+    ]);
     let env: Vec<&str> = environ.split('\0').collect();
     assert!(
         env.iter()
