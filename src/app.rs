@@ -462,38 +462,29 @@ fn add_unique(all: &mut Diagnostics, more: Diagnostics) {
 ///
 /// Role defaults are not loaded here yet: `resolve` gets an empty map and role file `-`.
 pub fn inspect(role: Option<String>, json: bool) -> Result<i32, Fatal> {
-    use crate::config::runtime::{resolve, resolve_role, Inputs};
+    use crate::config::runtime::{resolve_from_env, without_duplicates};
+    use crate::error::Diagnostics;
 
     let env = std::env::vars_os()
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
         .collect();
-    let (inputs, mut problems) = Inputs::gather_all(env);
-    let no_defaults = std::collections::BTreeMap::new();
-    // Resolve even when the role is missing (with a placeholder) so every problem is listed at once.
-    let role = resolve_role(&inputs, role.as_deref())
-        .map_err(|d| problems.extend(d))
-        .ok();
-    let placeholder =
-        crate::config::Sourced::new("unknown".to_string(), crate::config::Source::Default);
-    let config = resolve(
-        &inputs,
-        role.clone().unwrap_or(placeholder),
-        "-",
-        &no_defaults,
-    )
+    let mut problems = Diagnostics::default();
+    let config = resolve_from_env(env, role.as_deref(), |_| {
+        Ok(("-".to_string(), std::collections::BTreeMap::new()))
+    })
     .map_err(|d| problems.extend(d))
     .ok();
     let resources = crate::resources::detect()
         .map_err(|d| problems.extend(d))
         .ok();
     let sizing = match (&config, &resources) {
-        (Some(c), Some(r)) if role.is_some() => crate::resources::size(r, c)
+        (Some(c), Some(r)) => crate::resources::size(r, c)
             .map_err(|d| problems.extend(d))
             .ok(),
         _ => None,
     };
     match (config, resources, sizing) {
-        (Some(config), Some(resources), Some(sizing)) if problems.is_empty() => {
+        (Some(config), Some(resources), Some(sizing)) => {
             let report = crate::inspect::inspect_report(config, resources, sizing);
             if json {
                 println!("{}", report.to_json());
@@ -504,15 +495,4 @@ pub fn inspect(role: Option<String>, json: bool) -> Result<i32, Fatal> {
         }
         _ => Err(Fatal::Config(without_duplicates(problems))),
     }
-}
-
-/// Drops repeated diagnostics (the role and the rest are resolved from the same files).
-fn without_duplicates(problems: crate::error::Diagnostics) -> crate::error::Diagnostics {
-    let mut out = crate::error::Diagnostics::default();
-    for d in problems.0 {
-        if !out.0.contains(&d) {
-            out.push(d);
-        }
-    }
-    out
 }

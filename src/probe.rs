@@ -168,7 +168,8 @@ pub fn check_response(
     for (key, want) in expected {
         let matches = match body.get(key) {
             Some(serde_json::Value::String(s)) => s == want,
-            Some(other) => *want == other.to_string(),
+            // Numbers and booleans compare by their JSON text (`cores: 4`).
+            Some(other) => serde_json::to_string(other).is_ok_and(|text| text == *want),
             None => false,
         };
         if !matches {

@@ -63,6 +63,7 @@ pub fn render_with(
     let mut diags = Diagnostics::default();
     let mut files = Vec::new();
     let secrets = context::secret_values(context);
+    let mut expander = templates::Expander::new(context);
     for (i, spec) in role.def.render.iter().enumerate() {
         let role_file = role.render_files.get(i).unwrap_or(&role.file);
         let mut problem = |needle: &str, message: String| {
@@ -89,7 +90,7 @@ pub fn render_with(
             continue;
         }
         let format = Format::for_name(&spec.template);
-        let to = match templates::expand_str(&spec.to, context) {
+        let to = match expander.expand(&spec.to) {
             Ok(to) => to,
             Err(e) => {
                 problem(&spec.to, format!("`to`: {e}"));
@@ -148,7 +149,7 @@ pub fn render_with(
                 .then(|| role.def.services.values().find_map(|s| s.user.clone()))
                 .flatten()
         });
-        let owner = match owner_spec.map(|o| templates::expand_str(&o, context)) {
+        let owner = match owner_spec.map(|o| expander.expand(&o)) {
             Some(Ok(o)) => Some(o),
             Some(Err(e)) => {
                 diags.push(diagnostic_in(
@@ -182,11 +183,12 @@ pub fn expand_services(
 ) -> Result<BTreeMap<String, ServiceSpec>, Diagnostics> {
     let mut diags = Diagnostics::default();
     let mut out = BTreeMap::new();
+    let mut expander = templates::Expander::new(context);
     for (name, spec) in &role.def.services {
         let file = role.file_of_service(name);
         let anchor = format!("{name}:");
         let mut expand = |s: &str| -> String {
-            match templates::expand_str(s, context) {
+            match expander.expand(s) {
                 Ok(v) if v.contains('\0') => {
                     diags.push(diagnostic_in(
                         file,
@@ -264,5 +266,164 @@ fn diagnostic_in(file: &Path, anchor: Option<&str>, needle: &str, message: Strin
     match locate(&text, anchor, needle) {
         Some((line, column)) => Diagnostic::at(file.display().to_string(), line, column, message),
         None => Diagnostic::new(file.display().to_string(), message),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::role::{RenderSpec, RoleDef};
+
+    fn role(render: Vec<RenderSpec>, services_yaml: &str) -> LoadedRole {
+        let services: BTreeMap<String, ServiceSpec> = serde_yaml::from_str(services_yaml).unwrap();
+        LoadedRole {
+            name: "t".into(),
+            file: PathBuf::from("/nonexistent/t.yaml"),
+            render_files: render
+                .iter()
+                .map(|_| PathBuf::from("/nonexistent/t.yaml"))
+                .collect(),
+            service_files: BTreeMap::new(),
+            def: RoleDef {
+                description: String::new(),
+                include: Vec::new(),
+                defaults: BTreeMap::new(),
+                render,
+                services,
+                adjust: BTreeMap::new(),
+            },
+        }
+    }
+
+    fn spec(template: &str, to: &str) -> RenderSpec {
+        RenderSpec {
+            template: template.into(),
+            to: to.into(),
+            mode: None,
+            owner: None,
+            secret: false,
+        }
+    }
+
+    fn templates(files: &[(&str, &str)]) -> (tempfile::TempDir, Templates) {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in files {
+            std::fs::write(dir.path().join(name), text).unwrap();
+        }
+        let t = Templates::load(dir.path()).unwrap();
+        (dir, t)
+    }
+
+    fn ctx() -> Value {
+        serde_json::json!({
+            "spark": {"user": "spark", "home": "/opt/spark"},
+            "secrets": {"spark.authenticate.secret": "top secret"},
+            "peers": {"master": ["m1", "m2"]},
+        })
+    }
+
+    #[test]
+    fn a_file_holding_a_secret_is_secret_even_unmarked() {
+        let (_d, mut t) = templates(&[
+            ("a.conf", "s {{ secrets[\"spark.authenticate.secret\"] }}\n"),
+            ("b.conf", "u {{ spark.user }}\n"),
+        ]);
+        let mut marked = spec("b.conf", "/x/b.conf");
+        marked.mode = Some("0644".into());
+        marked.secret = true;
+        let r = role(
+            vec![spec("a.conf", "/x/a.conf"), marked],
+            "svc: {command: [x], user: '{{ spark.user }}'}",
+        );
+        let files = render_with(&r, &ctx(), &mut t).unwrap();
+        // Escaped form (`top\ secret`) detected; default owner: the service user, expanded.
+        assert_eq!(files[0].contents, "s top\\ secret\n");
+        assert!(files[0].secret);
+        assert_eq!(files[0].mode, 0o600);
+        assert_eq!(files[0].owner.as_deref(), Some("spark"));
+        // An explicit mode cannot make a secret file readable by others.
+        assert!(files[1].secret);
+        assert_eq!(files[1].mode, 0o600);
+    }
+
+    #[test]
+    fn plain_files_default_to_0644_and_no_owner() {
+        let (_d, mut t) = templates(&[("b.conf", "u {{ spark.user }}\n")]);
+        let r = role(vec![spec("b.conf", "{{ spark.home }}/conf/b.conf")], "{}");
+        let files = render_with(&r, &ctx(), &mut t).unwrap();
+        assert_eq!(files[0].path, PathBuf::from("/opt/spark/conf/b.conf"));
+        assert_eq!((files[0].mode, files[0].owner.clone()), (0o644, None));
+    }
+
+    #[test]
+    fn destinations_must_be_absolute_and_of_the_same_format() {
+        let (_d, mut t) = templates(&[("b.conf", "x\n")]);
+        let r = role(
+            vec![spec("b.conf", "relative/b.conf"), spec("b.conf", "/x/b.sh")],
+            "{}",
+        );
+        let err = render_with(&r, &ctx(), &mut t).unwrap_err().to_string();
+        assert!(err.contains("absolute path"), "{err}");
+        assert!(err.contains("another format"), "{err}");
+    }
+
+    #[test]
+    fn unescaped_expressions_are_rejected_at_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let bad = [
+            ("concat.sh", "A={{ \"x\" ~ spark.user }}\n"),
+            ("safe.sh", "A={{ spark.user | safe }}\n"),
+            ("list.sh", "A={{ peers.master }}\n"),
+        ];
+        for (name, text) in bad {
+            std::fs::write(dir.path().join(name), text).unwrap();
+        }
+        std::fs::write(
+            dir.path().join("ok.sh"),
+            "A={{ peers.master | join(sep=\",\") }}\n",
+        )
+        .unwrap();
+        let err = Templates::load(dir.path()).err().unwrap();
+        assert_eq!(err.0.len(), 3, "{err}");
+        let text = err.to_string();
+        assert!(
+            text.contains("concat.sh:1:")
+                && text.contains("safe.sh:1:")
+                && text.contains("list.sh:1:"),
+            "{text}"
+        );
+        assert!(!text.contains("ok.sh"), "{text}");
+    }
+
+    #[test]
+    fn joined_lists_are_escaped() {
+        let (_d, mut t) = templates(&[("l.sh", "M={{ peers.master | join(sep=\" \") }}\n")]);
+        let out = t.render("l.sh", Format::Shell, &ctx()).unwrap();
+        assert_eq!(out, "M='m1 m2'\n");
+    }
+
+    #[test]
+    fn number_filter_is_strict() {
+        let (_d, mut t) = templates(&[("n.json", "{{ p | number }}")]);
+        let ok = t.render("n.json", Format::Json, &serde_json::json!({"p": "8888"}));
+        assert_eq!(ok.unwrap(), "8888");
+        let bad = t.render("n.json", Format::Json, &serde_json::json!({"p": "88x"}));
+        assert!(bad.unwrap_err().message.contains("not an integer"));
+    }
+
+    #[test]
+    fn service_strings_expand_without_escaping() {
+        let r = role(
+            vec![],
+            "svc: {command: ['{{ spark.home }}/bin/x', \"it's {{ spark.user }}\"], environment: {A: '{{ spark.user }}'}, ready: {exec: ['{{ spark.home }}']}}",
+        );
+        let services = expand_services(&r, &ctx()).unwrap();
+        let svc = &services["svc"];
+        assert_eq!(svc.command, ["/opt/spark/bin/x", "it's spark"]);
+        assert_eq!(svc.environment["A"], "spark");
+        assert_eq!(
+            svc.ready.as_ref().unwrap().exec.as_ref().unwrap(),
+            &["/opt/spark"]
+        );
     }
 }

@@ -731,6 +731,11 @@ impl<S: Sys> Supervisor<S> {
                 .collect::<Vec<_>>(),
             &plan,
         );
+        log::info!(
+            "SIGHUP: config reloaded ({} rendered file(s) changed), restarting {} service(s)",
+            plan.changed_files.len(),
+            restart.len()
+        );
         for new in plan.services {
             let Some(i) = self.services.iter().position(|m| m.def.name == new.name) else {
                 log::warn!(

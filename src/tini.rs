@@ -204,12 +204,17 @@ impl Log {
     }
 }
 
-fn usage(invoked_as_tini: bool) -> String {
-    let name = if invoked_as_tini {
+/// The name usage and errors use: the one the user typed.
+fn program_name(invoked_as_tini: bool) -> &'static str {
+    if invoked_as_tini {
         "tini"
     } else {
         "sparkvisor"
-    };
+    }
+}
+
+fn usage(invoked_as_tini: bool) -> String {
+    let name = program_name(invoked_as_tini);
     format!(
         "{name} ({version})
 Usage: {name} [OPTIONS] PROGRAM -- [ARGS] | --version
@@ -256,32 +261,27 @@ Behaviour modelled on tini (MIT, Copyright (c) 2015 Thomas Orozco).
 /// Runs tini mode with the arguments after argv[0]; returns the exit code.
 /// `invoked_as_tini` selects tini's `--version` text (`tini version X.Y.Z - git.HASH`).
 pub fn main(args: &[std::ffi::OsString], invoked_as_tini: bool) -> i32 {
+    // Output errors (a closed stdout) are ignored: `print!` would panic, and PID 1 must not.
     match parse(args, &Env::from_process()) {
         Request::Run(options) => run(&options),
         Request::Help => {
-            print!("{}", usage(invoked_as_tini));
+            let _ = std::io::stdout().write_all(usage(invoked_as_tini).as_bytes());
             exit_code::OK
         }
         Request::License => {
-            print!("{LICENSE}");
+            let _ = std::io::stdout().write_all(LICENSE.as_bytes());
             exit_code::OK
         }
         Request::Version => {
-            println!("{}", version_line(invoked_as_tini));
+            let _ = writeln!(std::io::stdout(), "{}", version_line(invoked_as_tini));
             exit_code::OK
         }
         Request::Usage(message) => {
+            let mut stderr = std::io::stderr();
             if let Some(message) = message {
-                eprintln!(
-                    "{}: {message}",
-                    if invoked_as_tini {
-                        "tini"
-                    } else {
-                        "sparkvisor"
-                    }
-                );
+                let _ = writeln!(stderr, "{}: {message}", program_name(invoked_as_tini));
             }
-            eprint!("{}", usage(invoked_as_tini));
+            let _ = stderr.write_all(usage(invoked_as_tini).as_bytes());
             exit_code::FAILURE
         }
     }

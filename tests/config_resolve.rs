@@ -131,6 +131,10 @@ fn cluster_file_yaml_every_key() {
     );
     assert_eq!(cfg.node.hostname.value, "spark-w1");
     assert_eq!(
+        cfg.node.fqdn.value, "spark-w1",
+        "a new hostname without a domain is its own FQDN"
+    );
+    assert_eq!(
         cfg.node.hostname.source,
         Source::Env {
             name: "SPARKVISOR_HOSTNAME".into()
@@ -479,6 +483,16 @@ fn bitnami_compatible_variables() {
         }
     );
     assert!(!format!("{cfg:?}").contains("s3cr3t-value"));
+    let inputs = Inputs::gather(env(&[
+        ("SPARK_RPC_AUTHENTICATION_SECRET", "env-s3cr3t"),
+        ("SPARK_SSL_KEY_PASSWORD_FILE", &secret),
+    ]))
+    .unwrap();
+    let debug = format!("{inputs:?}");
+    assert!(
+        !debug.contains("env-s3cr3t") && !debug.contains("s3cr3t-value"),
+        "{debug}"
+    );
     assert!(!serde_json::to_string(&cfg)
         .unwrap()
         .contains("s3cr3t-value"));

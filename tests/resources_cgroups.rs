@@ -74,6 +74,7 @@ struct Case {
 #[test]
 fn fixture_trees_table() {
     let cases = [
+        // Requests without limits (cpu.weight set, cpu.max max): the visible CPUs, never the weight.
         Case {
             fixture: "v2-unlimited",
             proc_self_cgroup: "0::/\n",
@@ -230,6 +231,20 @@ fn limit_sources_name_the_files() {
     assert!(
         joined.contains(&format!("{}/kubepods/pod1/memory.max", root.display())),
         "{joined}"
+    );
+    // A limit at or above the host's memory limits nothing.
+    let small_host = HostFacts {
+        host_memory: GIB,
+        ..host()
+    };
+    let r = detect_from(Some(&fixture("v2-quota")), "0::/\n", "", small_host);
+    assert_eq!(r.memory_limit, None);
+    assert!(
+        r.sources
+            .iter()
+            .any(|s| s.contains("not below host memory")),
+        "{:#?}",
+        r.sources
     );
     let r = detect_from(Some(&fixture("v2-garbage")), "0::/\n", "", host());
     let joined = r.sources.join("\n");

@@ -224,3 +224,31 @@ fn built_in_roles_pass_check() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("6 role(s)"), "{stdout}");
 }
+
+#[test]
+fn templates_cannot_reach_outside_their_directory() {
+    assert_check_fails(
+        "template-outside",
+        &[(
+            "escape.conf",
+            2,
+            "includes \"../../templates-ok/good.sh\", which is not a template",
+        )],
+    );
+    assert_check_fails(
+        "template-dotdot",
+        &[(
+            "bad.yaml",
+            3,
+            "must be a relative path under the templates directory",
+        )],
+    );
+    let (roles, templates) = case_dirs("template-symlink");
+    let out = run(&["check"], &roles, &templates);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{stderr}");
+    assert!(
+        stderr.contains("passwd.conf: points outside the templates directory"),
+        "{stderr}"
+    );
+}

@@ -44,7 +44,7 @@ fn forwards_signals(as_pid1: bool) {
     for signo in [libc::SIGCHLD, libc::SIGPWR, libc::SIGWINCH, rt] {
         kill(init, signo);
         if signo != libc::SIGCHLD {
-            wait_for_line(&out, &signo.to_string());
+            wait_for_line_while(&mut launcher, &out, &signo.to_string());
         }
     }
     let received = std::fs::read_to_string(&out).unwrap();
@@ -136,4 +136,34 @@ fn parent_death_signal_is_forwarded_to_the_child() {
         let stat = std::fs::read_to_string(format!("/proc/{init}/stat")).ok();
         stat.is_none_or(|s| s.contains(") Z ")).then_some(())
     });
+}
+
+#[test]
+fn group_flag_interrupts_a_shell_waiting_for_its_foreground_command() {
+    if !can_unshare("group_flag_interrupts_a_shell_waiting_for_its_foreground_command") {
+        return;
+    }
+    // The reference table's `sh -c 'sleep 100; echo'` + SIGINT: with -g both the shell and its sleep
+    // get the signal, so the tree ends at once with 130.
+    let dir = tempdir();
+    let ready = dir.path().join("ready");
+    let script = format!("touch {}; sleep 100; echo", ready.display());
+    let mut launcher = pid1(["-g", "--", "sh", "-c", &script])
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let init = first_child(launcher.id());
+    wait_for_file(&ready);
+    // The sleep must exist before the signal, or only the shell would get it.
+    wait_for("the sleep to start", || {
+        let children =
+            std::fs::read_to_string(format!("/proc/{init}/task/{init}/children")).ok()?;
+        let shell: u32 = children.split_whitespace().next()?.parse().ok()?;
+        let grand = std::fs::read_to_string(format!("/proc/{shell}/task/{shell}/children")).ok()?;
+        let sleep: u32 = grand.split_whitespace().next()?.parse().ok()?;
+        let comm = std::fs::read_to_string(format!("/proc/{sleep}/comm")).ok()?;
+        (comm.trim() == "sleep").then_some(())
+    });
+    kill(init, libc::SIGINT);
+    assert_eq!(code(wait_exit(&mut launcher)), 128 + libc::SIGINT);
 }

@@ -195,14 +195,7 @@ pub fn parse_document<T: for<'de> Deserialize<'de> + Default>(
         return Ok(T::default());
     }
     if looks_like_json(text) {
-        serde_json::from_str(text).map_err(|e| {
-            let message = strip_position(&e.to_string());
-            if e.line() > 0 {
-                Diagnostic::at(file, e.line(), e.column().max(1), message)
-            } else {
-                Diagnostic::new(file, message)
-            }
-        })
+        serde_json::from_str(text).map_err(|e| json_diagnostic(file, &e))
     } else {
         serde_yaml::from_str(text).map_err(|e| {
             let message = strip_position(&e.to_string());
@@ -211,6 +204,16 @@ pub fn parse_document<T: for<'de> Deserialize<'de> + Default>(
                 None => Diagnostic::new(file, message),
             }
         })
+    }
+}
+
+/// A JSON parse error as a positioned Diagnostic.
+pub fn json_diagnostic(file: &str, e: &serde_json::Error) -> Diagnostic {
+    let message = strip_position(&e.to_string());
+    if e.line() > 0 {
+        Diagnostic::at(file, e.line(), e.column().max(1), message)
+    } else {
+        Diagnostic::new(file, message)
     }
 }
 

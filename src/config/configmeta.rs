@@ -87,18 +87,7 @@ pub struct Cluster {
 
 /// Parses configmeta.json (always JSON).
 pub fn parse(file: &str, text: &str) -> Result<ConfigMeta, Diagnostic> {
-    serde_json::from_str(text).map_err(|e| {
-        let full = e.to_string();
-        let message = match full.find(" at line ") {
-            Some(i) => full.get(..i).unwrap_or(&full).to_string(),
-            None => full.clone(),
-        };
-        if e.line() > 0 {
-            Diagnostic::at(file, e.line(), e.column().max(1), message)
-        } else {
-            Diagnostic::new(file, message)
-        }
-    })
+    serde_json::from_str(text).map_err(|e| crate::config::cluster_file::json_diagnostic(file, &e))
 }
 
 /// KubeDirector role ids mapped to sparkvisor roles by default (README "Configuration inputs").

@@ -6,10 +6,12 @@
 pub mod cluster_file;
 pub mod configmeta;
 pub mod env;
+pub mod inputs;
 pub mod model;
 pub mod role;
 pub mod runtime;
 pub mod units;
+pub mod validate;
 
 pub use model::{ResolvedConfig, Secret, Source, Sourced};
 pub use role::{RoleDef, ServiceSpec};

@@ -1,247 +1,26 @@
 //! Resolving the injected runtime config: built-in defaults < role defaults < cluster file <
 //! configmeta.json < env < `<NAME>_FILE` secrets, each value keeping its [`crate::config::Source`].
 //!
-//! [`Inputs::gather`] does all the reading (files, hostname, mounts); [`resolve_role`] and
-//! [`resolve`] are pure functions of the gathered inputs, so every precedence rule is unit-testable.
-//! Validation collects every problem before failing (README "Configuration inputs and precedence").
+//! [`Inputs::gather`] (in `config::inputs`) does all the reading (files, hostname, mounts);
+//! [`resolve_role`] and [`resolve`] are pure functions of the gathered inputs, so every precedence
+//! rule is unit-testable. Validation collects every problem before failing (README "Configuration
+//! inputs and precedence"); the value rules live in `config::validate`.
 
 use std::collections::BTreeMap;
-use std::fs;
-use std::io::ErrorKind;
-use std::time::{Duration, Instant};
 
 use crate::config::cluster_file::{self, locate_key, ClusterFile, Scalar, Settings};
 use crate::config::configmeta::{self, ConfigMeta};
 use crate::config::env as vars;
 use crate::config::model::NodeIdentity;
-use crate::config::role::DurationSpec;
 use crate::config::units;
+use crate::config::validate::{check_host, check_property_key};
 use crate::config::{ResolvedConfig, Secret, Source, Sourced};
 use crate::error::{Diagnostic, Diagnostics};
 
-/// A text file read from outside, with the path it came from (for diagnostics and provenance).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InputFile {
-    /// Path as given (shown in diagnostics and sources).
-    pub path: String,
-    /// Whole contents.
-    pub text: String,
-}
-
-/// The value of a `<NAME>_FILE` variable: the file's contents, trailing newline trimmed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FileValue {
-    /// The value read.
-    pub value: String,
-    /// The file it was read from.
-    pub file: String,
-}
-
-/// Everything read from outside, gathered once so resolution is pure and testable.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Inputs {
-    /// The process environment.
-    pub env: BTreeMap<String, String>,
-    /// `<NAME>_FILE` values by NAME (only for the names sparkvisor honours).
-    pub file_values: BTreeMap<String, FileValue>,
-    /// The cluster file (`SPARKVISOR_CONFIG`), when set.
-    pub cluster_file: Option<InputFile>,
-    /// KubeDirector's configmeta.json, when present.
-    pub configmeta: Option<InputFile>,
-    /// The kernel's hostname.
-    pub hostname: String,
-    /// The FQDN found for it (from /etc/hosts or the domain name), else the hostname.
-    pub fqdn: String,
-    /// Where `fqdn` came from (`/etc/hosts`, `/proc/sys/kernel/domainname`, `hostname`).
-    pub fqdn_from: String,
-    /// True when `/data` is a mount point (work and scratch directories go there).
-    pub data_mounted: bool,
-}
-
-impl Inputs {
-    /// Reads what `env` points at: SPARKVISOR_CONFIG (YAML or JSON), configmeta.json
-    /// (SPARKVISOR_CONFIGMETA, default /etc/guestconfig/configmeta.json; optionally waits for it:
-    /// SPARKVISOR_CONFIGMETA_WAIT=<duration>), `<NAME>_FILE` secrets, the hostname/FQDN.
-    pub fn gather(env: BTreeMap<String, String>) -> Result<Inputs, Diagnostics> {
-        let (inputs, problems) = Inputs::gather_all(env);
-        problems.into_result(inputs)
-    }
-
-    /// Like [`Inputs::gather`], but always returns what could be read, with the problems beside it,
-    /// so that a caller can go on resolving and report every problem at once.
-    pub fn gather_all(env: BTreeMap<String, String>) -> (Inputs, Diagnostics) {
-        let mut problems = Diagnostics::default();
-        let mut file_values = BTreeMap::new();
-        for name in vars::file_capable_names() {
-            let var = format!("{name}_FILE");
-            let Some(path) = env.get(&var).filter(|p| !p.is_empty()) else {
-                continue;
-            };
-            match fs::read_to_string(path) {
-                Ok(text) => {
-                    let value = text.trim_end_matches(['\n', '\r']).to_string();
-                    file_values.insert(
-                        name.to_string(),
-                        FileValue {
-                            value,
-                            file: path.clone(),
-                        },
-                    );
-                }
-                Err(e) => problems.push(Diagnostic::new(
-                    path.clone(),
-                    format!("cannot read the file named by {var}: {e}"),
-                )),
-            }
-        }
-        let cluster_file = env
-            .get(vars::CONFIG_VAR)
-            .filter(|p| !p.is_empty())
-            .and_then(|path| match fs::read_to_string(path) {
-                Ok(text) => Some(InputFile {
-                    path: path.clone(),
-                    text,
-                }),
-                Err(e) => {
-                    problems.push(Diagnostic::new(
-                        path.clone(),
-                        format!("cannot read the cluster file ({}): {e}", vars::CONFIG_VAR),
-                    ));
-                    None
-                }
-            });
-        let configmeta = read_configmeta(&env, &mut problems);
-        let hostname = crate::sys::host::hostname()
-            .or_else(|| fs::read_to_string("/proc/sys/kernel/hostname").ok())
-            .map(|h| h.trim().to_string())
-            .filter(|h| !h.is_empty())
-            .unwrap_or_else(|| "localhost".to_string());
-        let hosts = fs::read_to_string("/etc/hosts").unwrap_or_default();
-        let domain = fs::read_to_string("/proc/sys/kernel/domainname").unwrap_or_default();
-        let (fqdn, fqdn_from) = find_fqdn(&hostname, &hosts, &domain);
-        let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        let inputs = Inputs {
-            env,
-            file_values,
-            cluster_file,
-            configmeta,
-            hostname,
-            fqdn,
-            fqdn_from,
-            data_mounted: is_mount_point(&mountinfo, "/data"),
-        };
-        (inputs, problems)
-    }
-}
-
-/// Reads configmeta.json. A missing default file is fine (not on KubeDirector); a missing explicit
-/// one is an error. With SPARKVISOR_CONFIGMETA_WAIT, waits until the file exists and parses (it is
-/// written after the container starts), checking every 50 ms up to the deadline: a bounded wait
-/// before anything starts, never during supervision.
-fn read_configmeta(
-    env: &BTreeMap<String, String>,
-    problems: &mut Diagnostics,
-) -> Option<InputFile> {
-    let explicit = env.get(vars::CONFIGMETA_VAR).filter(|p| !p.is_empty());
-    let path = explicit
-        .cloned()
-        .unwrap_or_else(|| vars::DEFAULT_CONFIGMETA.to_string());
-    let wait = match env.get(vars::CONFIGMETA_WAIT_VAR).filter(|w| !w.is_empty()) {
-        Some(text) => match DurationSpec::parse(text) {
-            Ok(d) => Some(d.0),
-            Err(message) => {
-                problems.push(Diagnostic::new(
-                    format!("env {}", vars::CONFIGMETA_WAIT_VAR),
-                    message,
-                ));
-                None
-            }
-        },
-        None => None,
-    };
-    let deadline = Instant::now() + wait.unwrap_or(Duration::ZERO);
-    loop {
-        let expired = Instant::now() >= deadline;
-        match fs::read_to_string(&path) {
-            Ok(text) => {
-                if wait.is_none() || expired || configmeta::parse(&path, &text).is_ok() {
-                    return Some(InputFile { path, text });
-                }
-            }
-            Err(e) if e.kind() == ErrorKind::NotFound => match wait {
-                Some(w) if expired => {
-                    problems.push(Diagnostic::new(
-                        path,
-                        format!(
-                            "configmeta.json did not appear within {} ({})",
-                            DurationSpec(w),
-                            vars::CONFIGMETA_WAIT_VAR
-                        ),
-                    ));
-                    return None;
-                }
-                Some(_) => {}
-                None if explicit.is_some() => {
-                    problems.push(Diagnostic::new(
-                        path,
-                        format!(
-                            "cannot read configmeta.json ({}): {e}",
-                            vars::CONFIGMETA_VAR
-                        ),
-                    ));
-                    return None;
-                }
-                None => return None,
-            },
-            Err(e) => {
-                problems.push(Diagnostic::new(
-                    path,
-                    format!("cannot read configmeta.json: {e}"),
-                ));
-                return None;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// The FQDN for `hostname`: a dotted name starting with `hostname.` on an /etc/hosts line that
-/// names the host (what `hostname -f` finds on Docker and Kubernetes), else `hostname.domainname`
-/// when the kernel domain name is set (`docker run --domainname`), else the hostname itself.
-pub fn find_fqdn(hostname: &str, hosts: &str, domainname: &str) -> (String, String) {
-    let prefix = format!("{hostname}.");
-    for line in hosts.lines() {
-        let line = line.split('#').next().unwrap_or("");
-        let names: Vec<&str> = line.split_whitespace().skip(1).collect();
-        let names_host = names
-            .iter()
-            .any(|n| *n == hostname || n.starts_with(&prefix));
-        if !names_host {
-            continue;
-        }
-        if let Some(fqdn) = names
-            .iter()
-            .find(|n| n.starts_with(&prefix) && n.len() > prefix.len())
-        {
-            return (fqdn.to_string(), "/etc/hosts".to_string());
-        }
-    }
-    let domain = domainname.trim();
-    if !domain.is_empty() && domain != "(none)" && valid_host(domain) {
-        return (
-            format!("{hostname}.{domain}"),
-            "/proc/sys/kernel/domainname".to_string(),
-        );
-    }
-    (hostname.to_string(), "hostname".to_string())
-}
-
-/// True when `/proc/self/mountinfo` lists `path` as a mount point.
-pub fn is_mount_point(mountinfo: &str, path: &str) -> bool {
-    mountinfo
-        .lines()
-        .any(|line| line.split(' ').nth(4) == Some(path))
-}
+pub use crate::config::inputs::{find_fqdn, is_mount_point, FileValue, InputFile, Inputs};
+pub use crate::config::validate::{
+    check_role_name, check_setting_key, check_setting_value, RESERVED_ROOTS,
+};
 
 /// The file (or pseudo-file such as `env SPARK_MODE`) a value from `source` is reported against.
 pub fn source_location(source: &Source) -> String {
@@ -399,29 +178,6 @@ fn mapped_role(map: &BTreeMap<String, String>, kd_role: &str) -> String {
         .unwrap_or_else(|| kd_role.to_string())
 }
 
-/// A role name: 1 to 63 characters, lowercase letters, digits, `-` and `_`, starting with a letter
-/// or digit (it names a file in the roles directory and appears in peers and templates).
-pub fn check_role_name(name: &str) -> Result<(), String> {
-    if name.is_empty() {
-        return Err("the role is empty".into());
-    }
-    let ok = name.len() <= 63
-        && name
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "invalid role name {name:?}: use 1-63 lowercase letters, digits, '-' or '_' (e.g. master, worker)"
-        ))
-    }
-}
-
 /// The node's role: --role flag > SPARKVISOR_ROLE > SPARK_MODE > configmeta node.role_id (mapped
 /// through the role map) > cluster file `nodes:` entry for this host > cluster file `role`.
 pub fn resolve_role(
@@ -486,137 +242,6 @@ fn pick_role(
     }
     let role = cluster.role.clone()?;
     Some((role, parsed.cluster_origin("role")?))
-}
-
-/// Names no setting may start with: the template context's own top-level names.
-pub const RESERVED_ROOTS: &[&str] = &[
-    "node",
-    "role",
-    "peers",
-    "resources",
-    "sizing",
-    "spark_conf",
-    "secrets",
-    "env",
-];
-
-/// A setting key: dot-separated segments of ASCII letters, digits and `_`, each starting with a
-/// letter or `_` (so templates reach it as `{{ a.b }}`), whose first segment is not reserved.
-pub fn check_setting_key(key: &str) -> Result<(), String> {
-    let segment_ok = |s: &str| {
-        s.chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-            && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-    };
-    if key.is_empty() || !key.split('.').all(segment_ok) {
-        return Err(format!(
-            "invalid setting name {key:?}: use dot-separated names of letters, digits and '_' (e.g. spark.master_port)"
-        ));
-    }
-    let root = key.split('.').next().unwrap_or(key);
-    if RESERVED_ROOTS.contains(&root) {
-        return Err(format!(
-            "setting {key:?} uses the reserved name {root:?} (reserved: {})",
-            RESERVED_ROOTS.join(", ")
-        ));
-    }
-    Ok(())
-}
-
-/// A spark-defaults.conf property or secret name: letters, digits, `.`, `_`, `-`.
-fn check_property_key(key: &str) -> Result<(), String> {
-    if !key.is_empty()
-        && key
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-    {
-        Ok(())
-    } else {
-        Err(format!(
-            "invalid property name {key:?}: use letters, digits, '.', '_' and '-'"
-        ))
-    }
-}
-
-/// A host name or IP address as Spark and DNS accept it.
-fn valid_host(host: &str) -> bool {
-    !host.is_empty()
-        && host.len() <= 253
-        && host
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':'))
-}
-
-fn check_host(host: &str) -> Result<(), String> {
-    if valid_host(host) {
-        Ok(())
-    } else {
-        Err(format!(
-            "invalid host name {host:?}: use letters, digits, '.', '-' (at most 253 characters)"
-        ))
-    }
-}
-
-fn check_path(path: &str) -> Result<(), String> {
-    if path.starts_with('/') && !path.contains(['\n', '\r', '\0']) {
-        Ok(())
-    } else {
-        Err(format!("invalid path {path:?}: must be absolute, one line"))
-    }
-}
-
-/// Checks the value of a well-known setting (README "Environment variables"); others are free text.
-pub fn check_setting_value(key: &str, value: &str) -> Result<(), String> {
-    use crate::resources::knobs;
-    match key {
-        "spark.worker_cores" => units::parse_cores(value).map(drop),
-        "spark.worker_memory" | "spark.daemon_memory" => units::parse_memory_mb(value).map(drop),
-        "spark.master_port"
-        | "spark.master_webui_port"
-        | "spark.worker_webui_port"
-        | "spark.worker_port" => units::parse_port(value).map(drop),
-        "spark.master_host" | "spark.public_dns" | "spark.local_hostname" | "spark.local_ip" => {
-            check_host(value)
-        }
-        "spark.master_url" => check_master_url(value),
-        "spark.home" | "spark.conf_dir" | "spark.work_dir" | "spark.log_dir" => check_path(value),
-        "spark.local_dirs" => value.split(',').try_for_each(check_path),
-        "spark.user" => {
-            if !value.is_empty()
-                && value
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'))
-            {
-                Ok(())
-            } else {
-                Err(format!(
-                    "invalid user {value:?}: expected a name or uid[:gid]"
-                ))
-            }
-        }
-        knobs::CPU_OVERCOMMIT => units::parse_factor(value).map(drop),
-        knobs::DAEMON_MEMORY_MAX_MB
-        | knobs::DAEMON_MEMORY_MIN_MB
-        | knobs::OVERHEAD_MB
-        | knobs::MIN_WORKER_MEMORY_MB => units::parse_mib(value).map(drop),
-        knobs::OVERHEAD_PERCENT => units::parse_percent(value).map(drop),
-        knobs::REQUIRE_WORKER_MEMORY => units::parse_bool(value).map(drop),
-        _ => Ok(()),
-    }
-}
-
-/// `spark://host:port[,host:port...]`.
-fn check_master_url(url: &str) -> Result<(), String> {
-    let bad = || format!("invalid master URL {url:?}: expected spark://HOST:PORT[,HOST2:PORT2]");
-    let rest = url.strip_prefix("spark://").ok_or_else(bad)?;
-    for hostport in rest.split(',') {
-        let (host, port) = hostport.rsplit_once(':').ok_or_else(bad)?;
-        if !valid_host(host) || units::parse_port(port).is_err() {
-            return Err(bad());
-        }
-    }
-    Ok(())
 }
 
 /// Settings being layered, each with where it was given.
@@ -788,6 +413,54 @@ fn check_file_roles(parsed: &Parsed, map: &BTreeMap<String, String>, problems: &
     }
 }
 
+/// The whole resolution as `run`, `render`, `check` and `inspect` need it: [`Inputs::gather_all`] →
+/// [`resolve_role`] → `defaults_for(role)` (the role file's path and `defaults:`) → [`resolve`].
+/// Goes on after a problem where it can (a placeholder role when none resolves) so that every
+/// problem is listed, each once.
+pub fn resolve_from_env<F>(
+    env: BTreeMap<String, String>,
+    cli_role: Option<&str>,
+    defaults_for: F,
+) -> Result<ResolvedConfig, Diagnostics>
+where
+    F: FnOnce(&str) -> Result<(String, BTreeMap<String, String>), Diagnostics>,
+{
+    let (inputs, mut problems) = Inputs::gather_all(env);
+    let role = resolve_role(&inputs, cli_role)
+        .map_err(|d| problems.extend(d))
+        .ok();
+    let (role_file, defaults) = match &role {
+        Some(r) => defaults_for(&r.value)
+            .map_err(|d| problems.extend(d))
+            .unwrap_or_else(|()| ("-".to_string(), BTreeMap::new())),
+        None => ("-".to_string(), BTreeMap::new()),
+    };
+    let placeholder = || Sourced::new("unknown".to_string(), Source::Default);
+    let config = resolve(
+        &inputs,
+        role.clone().unwrap_or_else(placeholder),
+        &role_file,
+        &defaults,
+    )
+    .map_err(|d| problems.extend(d))
+    .ok();
+    match config {
+        Some(config) if problems.is_empty() && role.is_some() => Ok(config),
+        _ => Err(without_duplicates(problems)),
+    }
+}
+
+/// Drops repeated diagnostics (the role and the rest are resolved from the same files).
+pub fn without_duplicates(problems: Diagnostics) -> Diagnostics {
+    let mut out = Diagnostics::default();
+    for d in problems.0 {
+        if !out.0.contains(&d) {
+            out.push(d);
+        }
+    }
+    out
+}
+
 /// Hostname and FQDN: system < configmeta `node.hostname`/`node.fqdn` < SPARKVISOR_HOSTNAME/_FQDN.
 fn resolve_identity(inputs: &Inputs, parsed: &Parsed, problems: &mut Diagnostics) -> NodeIdentity {
     let mut hostname = (
@@ -816,6 +489,10 @@ fn resolve_identity(inputs: &Inputs, parsed: &Parsed, problems: &mut Diagnostics
         }
     }
     if let Some(found) = env_value(inputs, vars::HOSTNAME_VAR) {
+        // A system FQDN belongs to the system hostname: a new name without a domain is its own FQDN.
+        if matches!(fqdn.1.source, Source::System { .. }) {
+            fqdn = found.clone();
+        }
         hostname = found;
     }
     if let Some(found) = env_value(inputs, vars::FQDN_VAR) {
@@ -1197,54 +874,5 @@ fn bitnami_rules(conf: &mut Props, secrets: &Props, layers: &Layers, problems: &
                 )
             });
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn fqdn_from_hosts_and_domain() {
-        let hosts = "127.0.0.1 localhost\n10.1.2.3 kdss-x-0.kdhs-y.ns.svc.cluster.local kdss-x-0\n";
-        assert_eq!(
-            find_fqdn("kdss-x-0", hosts, "(none)").0,
-            "kdss-x-0.kdhs-y.ns.svc.cluster.local"
-        );
-        assert_eq!(
-            find_fqdn("abc", "172.18.0.2 abc\n", "example.org\n"),
-            (
-                "abc.example.org".to_string(),
-                "/proc/sys/kernel/domainname".to_string()
-            )
-        );
-        assert_eq!(find_fqdn("abc", "172.18.0.2 abc\n", "(none)").0, "abc");
-    }
-
-    #[test]
-    fn setting_keys() {
-        assert!(check_setting_key("spark.master_port").is_ok());
-        assert!(check_setting_key("sizing.cpus").is_err());
-        assert!(check_setting_key("env").is_err());
-        assert!(check_setting_key("a..b").is_err());
-        assert!(check_setting_key("a.1b").is_err());
-        assert!(check_setting_key("").is_err());
-    }
-
-    #[test]
-    fn master_urls() {
-        assert!(check_master_url("spark://m1:7077,m2:7077").is_ok());
-        assert!(check_master_url("spark://m1").is_err());
-        assert!(check_master_url("http://m1:7077").is_err());
-        assert!(check_master_url("spark://m 1:7077").is_err());
-    }
-
-    #[test]
-    fn role_names() {
-        assert!(check_role_name("worker").is_ok());
-        assert!(check_role_name("").is_err());
-        assert!(check_role_name("Worker").is_err());
-        assert!(check_role_name("a b").is_err());
-        assert!(check_role_name("$(id)").is_err());
     }
 }

@@ -218,6 +218,7 @@ pub fn sample_sizing() -> Sizing {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::role::RoleDef;
 
     #[test]
     fn nesting_keeps_the_shorter_key() {
@@ -229,5 +230,43 @@ mod tests {
             Value::Object(root),
             serde_json::json!({"a": {"b": "1", "d": "3"}})
         );
+    }
+
+    #[test]
+    fn settings_nest_sizing_flattens_and_reserved_names_stay_flat() {
+        let role = LoadedRole {
+            name: "r".into(),
+            file: "r.yaml".into(),
+            def: RoleDef {
+                description: String::new(),
+                include: Vec::new(),
+                defaults: [("node.evil".to_string(), "x".to_string())]
+                    .into_iter()
+                    .collect(),
+                render: Vec::new(),
+                services: BTreeMap::new(),
+                adjust: BTreeMap::new(),
+            },
+            service_files: BTreeMap::new(),
+            render_files: Vec::new(),
+        };
+        let ctx = build_context(
+            &sample_config(&role),
+            &sample_resources(),
+            Some(&sample_sizing()),
+        );
+        assert_eq!(ctx["spark"]["master_url"], "spark://master-1.example:7077");
+        assert_eq!(
+            ctx["settings"]["spark.master_url"],
+            "spark://master-1.example:7077"
+        );
+        assert_eq!(ctx["sizing"]["worker_cores"], 2);
+        assert_eq!(ctx["node"]["fqdn"], "node-1.example");
+        assert!(ctx["node"].get("evil").is_none());
+        assert_eq!(ctx["settings"]["node.evil"], "x");
+        assert_eq!(ctx["secrets"]["spark.authenticate.secret"], "sample-secret");
+        assert_eq!(ctx["peers"]["master"][0], "master-1.example");
+        let without = build_context(&sample_config(&role), &sample_resources(), None);
+        assert!(without.get("sizing").is_none());
     }
 }

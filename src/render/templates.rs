@@ -34,21 +34,7 @@ impl Templates {
                 .into())
             }
         };
-        collect(&root, &root, &mut sources, &mut diags);
-        // Parse each on its own first so every syntax error is reported, not just the first.
-        for (name, text) in &sources {
-            let mut scratch = Tera::default();
-            if let Err(e) = scratch.add_raw_template(name, text) {
-                let message = error_chain(&e);
-                // A missing `extends` parent is resolved below, with all templates loaded.
-                if !message.contains("doesn't exist") {
-                    diags.push(template_diagnostic(dir, name, text, &message));
-                }
-            }
-        }
-        if !diags.is_empty() {
-            return Err(diags);
-        }
+        collect(dir, &root, &root, &mut sources, &mut diags);
         let mut tera = Tera::default();
         tera.register_filter("number", number);
         // Every template is escaped; the escape function is chosen per render by format.
@@ -56,7 +42,21 @@ impl Templates {
         if let Err(e) =
             tera.add_raw_templates(sources.iter().map(|(n, t)| (n.as_str(), t.as_str())))
         {
-            return Err(Diagnostic::new(dir.display().to_string(), error_chain(&e)).into());
+            // Parse each on its own so every syntax error is reported, not just the first.
+            for (name, text) in &sources {
+                let mut scratch = Tera::default();
+                if let Err(e) = scratch.add_raw_template(name, text) {
+                    let message = error_chain(&e);
+                    // A missing `extends` parent is not this file's syntax error.
+                    if !message.contains("doesn't exist") {
+                        diags.push(template_diagnostic(dir, name, text, &message));
+                    }
+                }
+            }
+            if diags.is_empty() {
+                diags.push(Diagnostic::new(dir.display().to_string(), error_chain(&e)));
+            }
+            return Err(diags);
         }
         for (name, text) in &sources {
             if let Ok(template) = tera.get_template(name) {
@@ -194,28 +194,65 @@ fn number(value: &Value, _args: &std::collections::HashMap<String, Value>) -> te
     }
 }
 
-/// Expands `{{ }}` in one string without any escaping (argv, paths, environment values).
-pub fn expand_str(input: &str, context: &Value) -> Result<String, String> {
-    if !input.contains("{{") && !input.contains("{%") && !input.contains("{#") {
-        return Ok(input.to_string());
-    }
-    let ctx = Context::from_value(context.clone()).map_err(|e| error_chain(&e))?;
-    Tera::one_off(input, &ctx, false).map_err(|e| summarize(&tidy(&error_chain(&e))))
+/// Expands `{{ }}` in single strings without any escaping (argv, paths, environment values): one
+/// tera instance and one context for all the strings of a role, built on first use.
+pub struct Expander<'a> {
+    context: &'a Value,
+    engine: Option<(Tera, Context)>,
 }
 
+impl<'a> Expander<'a> {
+    /// An expander over `context`.
+    pub fn new(context: &'a Value) -> Self {
+        Self {
+            context,
+            engine: None,
+        }
+    }
+
+    /// `input` with its `{{ }}` expanded; a string without tera markers is returned as it is.
+    pub fn expand(&mut self, input: &str) -> Result<String, String> {
+        if !input.contains("{{") && !input.contains("{%") && !input.contains("{#") {
+            return Ok(input.to_string());
+        }
+        if self.engine.is_none() {
+            let ctx = Context::from_value(self.context.clone()).map_err(|e| error_chain(&e))?;
+            let mut tera = Tera::default();
+            tera.autoescape_on(Vec::new());
+            self.engine = Some((tera, ctx));
+        }
+        let Some((tera, ctx)) = self.engine.as_mut() else {
+            return Err("no template engine".into());
+        };
+        tera.render_str(input, ctx)
+            .map_err(|e| summarize(&tidy(&error_chain(&e))))
+    }
+}
+
+/// Expands `{{ }}` in one string without any escaping (see [`Expander`] for many strings).
+pub fn expand_str(input: &str, context: &Value) -> Result<String, String> {
+    Expander::new(context).expand(input)
+}
+
+/// Reads every file under `dir` (inside the canonical `root`); diagnostics name paths under `shown`,
+/// the directory as the user gave it.
 fn collect(
+    shown: &Path,
     root: &Path,
     dir: &Path,
     sources: &mut BTreeMap<String, String>,
     diags: &mut Diagnostics,
 ) {
+    let display = |p: &Path| {
+        p.strip_prefix(root)
+            .map_or_else(|_| p.to_path_buf(), |rel| shown.join(rel))
+            .display()
+            .to_string()
+    };
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) => {
-            diags.push(Diagnostic::new(
-                dir.display().to_string(),
-                format!("cannot read: {e}"),
-            ));
+            diags.push(Diagnostic::new(display(dir), format!("cannot read: {e}")));
             return;
         }
     };
@@ -228,13 +265,13 @@ fn collect(
         };
         if !real.starts_with(root) {
             diags.push(Diagnostic::new(
-                path.display().to_string(),
+                display(&path),
                 "points outside the templates directory",
             ));
             continue;
         }
         if real.is_dir() {
-            collect(root, &path, sources, diags);
+            collect(shown, root, &path, sources, diags);
             continue;
         }
         let Ok(rel) = path.strip_prefix(root) else {
@@ -250,7 +287,7 @@ fn collect(
                 sources.insert(name, text);
             }
             Err(e) => diags.push(Diagnostic::new(
-                path.display().to_string(),
+                display(&path),
                 format!("cannot read the template: {e}"),
             )),
         }
@@ -303,6 +340,14 @@ fn template_diagnostic(dir: &Path, name: &str, text: &str, message: &str) -> Dia
             return Diagnostic::at(file, line, column, summary);
         }
     }
+    if let Some(included) = missing_include(message) {
+        let summary =
+            format!("includes {included:?}, which is not a template under the templates directory");
+        return match crate::config::role::locate(text, None, included) {
+            Some((line, column)) => Diagnostic::at(file, line, column, summary),
+            None => Diagnostic::new(file, summary),
+        };
+    }
     Diagnostic::new(file, summary)
 }
 
@@ -316,6 +361,14 @@ fn summarize(message: &str) -> String {
         return format!("template syntax error: {expected}");
     }
     message.lines().next().unwrap_or(message).trim().to_string()
+}
+
+/// `Template '[a, b]' not found` (tera's message for a failed `{% include %}`) → `a`.
+fn missing_include(message: &str) -> Option<&str> {
+    let start = message.find("Template '[")? + "Template '[".len();
+    let rest = message.get(start..)?;
+    let end = rest.find("]' not found")?;
+    rest.get(..end)?.split(", ").next()
 }
 
 fn missing_variable(message: &str) -> Option<&str> {

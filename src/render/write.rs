@@ -1,7 +1,7 @@
-//! Writing rendered files: atomically (temp file in the same directory, fsync, rename), with mode
+//! Writing rendered files: atomically (temp file in the same directory, then rename), with mode
 //! and owner; a destination the user mounted over is left alone and reported.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
@@ -117,61 +117,21 @@ fn write_atomically(
             std::os::unix::fs::fchown(&f, uid, gid).map_err(io(&tmp))?;
         }
         f.write_all(contents).map_err(io(&tmp))?;
-        f.sync_all().map_err(io(&tmp))?;
+        // No fsync: the rename already makes the switch atomic for readers, and every start renders
+        // the files again, so surviving a power loss buys nothing, while an fsync costs 2-15 ms per
+        // file (the whole start budget is 5 ms).
         fs::rename(&tmp, dest).map_err(io(dest))
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }
-    result?;
-    // The rename is durable once the directory is synced.
-    File::open(parent)
-        .and_then(|d| d.sync_all())
-        .map_err(io(parent))
+    result
 }
 
-/// `uid[:gid]` or `user[:group]` (names looked up in /etc/passwd and /etc/group).
+/// `uid[:gid]` or `user[:group]`, names looked up in /etc/passwd and /etc/group (`users`).
 fn resolve_owner(owner: &str) -> Result<(Option<u32>, Option<u32>), String> {
-    let (user, group) = match owner.split_once(':') {
-        Some((u, g)) => (u, Some(g)),
-        None => (owner, None),
-    };
-    let (uid, primary_gid) = match user.parse::<u32>() {
-        Ok(uid) => (uid, None),
-        Err(_) => {
-            let entry = lookup("/etc/passwd", user)
-                .ok_or_else(|| format!("no user {user:?} in /etc/passwd"))?;
-            (entry.0, entry.1)
-        }
-    };
-    let gid = match group {
-        Some(g) if !g.is_empty() => Some(match g.parse::<u32>() {
-            Ok(gid) => gid,
-            Err(_) => {
-                lookup("/etc/group", g)
-                    .ok_or_else(|| format!("no group {g:?} in /etc/group"))?
-                    .0
-            }
-        }),
-        _ => primary_gid,
-    };
-    Ok((Some(uid), gid))
-}
-
-/// The third and fourth fields of the line for `name` in a passwd/group-format file.
-// Minimal on purpose: replaced by the `privileges` branch's users.rs parser when it lands.
-fn lookup(file: &str, name: &str) -> Option<(u32, Option<u32>)> {
-    let text = fs::read_to_string(file).ok()?;
-    text.lines().find_map(|line| {
-        let mut fields = line.split(':');
-        if fields.next()? != name {
-            return None;
-        }
-        let _password = fields.next();
-        let id = fields.next()?.parse().ok()?;
-        let second = fields.next().and_then(|g| g.parse().ok());
-        Some((id, second))
-    })
+    let ids = crate::users::resolve_user(owner, None, None, &crate::users::UserDb::system())?;
+    Ok((Some(ids.uid), Some(ids.gid)))
 }
 
 /// Mount points from /proc/self/mountinfo (empty when it cannot be read).
@@ -245,7 +205,7 @@ mod tests {
 
     #[test]
     fn numeric_owner() {
-        assert_eq!(resolve_owner("1000:1001"), Ok((Some(1000), Some(1001))));
-        assert_eq!(resolve_owner("0"), Ok((Some(0), None)));
+        assert_eq!(resolve_owner("4321:4322"), Ok((Some(4321), Some(4322))));
+        assert!(resolve_owner("no-such-user-x").is_err());
     }
 }

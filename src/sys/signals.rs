@@ -70,13 +70,6 @@ impl InheritedSignals {
         nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&self.mask), None)?;
         Ok(())
     }
-
-    /// True when `signo` was blocked in the inherited mask.
-    pub fn was_blocked(&self, signo: i32) -> bool {
-        Signal::try_from(signo)
-            .map(|s| self.mask.contains(s))
-            .unwrap_or(false)
-    }
 }
 
 /// A signalfd over every blocked signal (CLOEXEC). [`SignalReader::next`] blocks until a signal arrives.

@@ -161,6 +161,22 @@ pub fn wait_for_line(path: &Path, line: &str) {
     });
 }
 
+/// Waits until the file at `path` has a line equal to `line`, failing at once (with its exit status)
+/// if `child` exits meanwhile.
+pub fn wait_for_line_while(child: &mut Child, path: &Path, line: &str) {
+    wait_for(&format!("line {line:?} in {}", path.display()), || {
+        if let Some(status) = child.try_wait().unwrap() {
+            let text = std::fs::read_to_string(path).unwrap_or_default();
+            panic!(
+                "exited ({status:?}) before {line:?} appeared in {}: {text:?}",
+                path.display()
+            );
+        }
+        let text = std::fs::read_to_string(path).ok()?;
+        text.lines().any(|l| l == line).then_some(())
+    });
+}
+
 /// A fresh temporary directory for one test.
 pub fn tempdir() -> tempfile::TempDir {
     tempfile::Builder::new()

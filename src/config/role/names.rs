@@ -1,11 +1,5 @@
-//! Signal and capability names a role may use (pure tables: validation happens before any `sys` call).
-
-/// Linux signal names without the `SIG` prefix (x86_64/aarch64 numbering is `sys`'s business).
-const SIGNALS: &[&str] = &[
-    "HUP", "INT", "QUIT", "ILL", "TRAP", "ABRT", "IOT", "BUS", "FPE", "KILL", "USR1", "SEGV",
-    "USR2", "PIPE", "ALRM", "TERM", "STKFLT", "CHLD", "CONT", "STOP", "TSTP", "TTIN", "TTOU",
-    "URG", "XCPU", "XFSZ", "VTALRM", "PROF", "WINCH", "IO", "POLL", "PWR", "SYS",
-];
+//! Signal and capability names a role may use (signals: `sys::signals`' table; capabilities: a pure
+//! table, so validation needs no capability call).
 
 /// Linux capability names without the `CAP_` prefix (capability.h, up to CAP_CHECKPOINT_RESTORE).
 const CAPABILITIES: &[&str] = &[
@@ -52,26 +46,9 @@ const CAPABILITIES: &[&str] = &[
     "CHECKPOINT_RESTORE",
 ];
 
-/// True for a known signal name (`TERM`, `SIGTERM`, case-insensitive) or a number 1..=64.
+/// True for a signal name or number sparkvisor can send (`TERM`, `SIGTERM`, `15`, `RTMIN+2`).
 pub fn signal_known(name: &str) -> bool {
-    if let Ok(n) = name.parse::<u32>() {
-        return (1..=64).contains(&n);
-    }
-    let upper = name.to_ascii_uppercase();
-    let bare = upper.strip_prefix("SIG").unwrap_or(&upper);
-    SIGNALS.contains(&bare) || realtime_signal(bare)
-}
-
-/// `RTMIN`, `RTMIN+N`, `RTMAX`, `RTMAX-N`.
-fn realtime_signal(bare: &str) -> bool {
-    let offset_ok = |rest: &str| rest.parse::<u32>().is_ok_and(|n| n <= 30);
-    if let Some(rest) = bare.strip_prefix("RTMIN") {
-        return rest.is_empty() || rest.strip_prefix('+').is_some_and(offset_ok);
-    }
-    if let Some(rest) = bare.strip_prefix("RTMAX") {
-        return rest.is_empty() || rest.strip_prefix('-').is_some_and(offset_ok);
-    }
-    false
+    crate::sys::signals::signal_by_name(name).is_some()
 }
 
 /// True for a known capability name (`NET_BIND_SERVICE`, `CAP_NET_BIND_SERVICE`, case-insensitive).

@@ -1,0 +1,187 @@
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+//! The rendered Spark files work with real Spark: a master and a worker started with the built-in
+//! roles' expanded commands read spark-env.sh (cores, memory from the sizing) and spark-defaults.conf
+//! (RPC authentication with a secret full of special characters), and the worker registers.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use sparkvisor::config::role::load_role;
+use sparkvisor::config::{Secret, Source, Sourced};
+use sparkvisor::render::context::{sample_config, sample_resources, sample_sizing};
+use sparkvisor::render::{build_context, expand_services, render_role, write_files};
+
+fn spark_home() -> Option<PathBuf> {
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import pyspark, os; print(os.path.dirname(pyspark.__file__))",
+        ])
+        .output()
+        .ok()?;
+    let home = PathBuf::from(String::from_utf8(out.stdout).ok()?.trim());
+    (out.status.success() && home.join("bin/spark-class").is_file()).then_some(home)
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn http_get(port: u16, path: &str) -> Option<String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut body = String::new();
+    s.read_to_string(&mut body).ok()?;
+    body.split_once("\r\n\r\n").map(|(_, b)| b.to_string())
+}
+
+/// Kills the JVM when the test ends, however it ends.
+struct Jvm(Child);
+impl Drop for Jvm {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start(service: &sparkvisor::config::ServiceSpec, log: &Path) -> Jvm {
+    let log = std::fs::File::create(log).unwrap();
+    Jvm(Command::new(&service.command[0])
+        .args(&service.command[1..])
+        .envs(&service.environment)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap())
+}
+
+#[test]
+fn master_and_worker_run_on_the_rendered_files() {
+    let Some(home) = spark_home() else {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "pyspark missing with CI=true"
+        );
+        println!("skipped: pyspark (Spark) not found");
+        return;
+    };
+    if Command::new("java").arg("-version").output().is_err() {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "java missing with CI=true"
+        );
+        println!("skipped: java not found");
+        return;
+    }
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    let (master_port, master_ui, worker_ui) = (free_port(), free_port(), free_port());
+    let role = load_role(&repo.join("roles"), "all-in-one").unwrap();
+    let mut config = sample_config(&role);
+    let set = |c: &mut sparkvisor::config::ResolvedConfig, k: &str, v: String| {
+        c.settings
+            .insert(k.into(), Sourced::new(v, Source::Default));
+    };
+    let d = |p: &str| dir.path().join(p).display().to_string();
+    set(&mut config, "spark.home", home.display().to_string());
+    set(&mut config, "spark.conf_dir", d("conf"));
+    set(&mut config, "spark.master_host", "127.0.0.1".into());
+    set(&mut config, "spark.local_hostname", "127.0.0.1".into());
+    set(&mut config, "spark.public_dns", "127.0.0.1".into());
+    set(&mut config, "spark.master_port", master_port.to_string());
+    set(
+        &mut config,
+        "spark.master_webui_port",
+        master_ui.to_string(),
+    );
+    set(
+        &mut config,
+        "spark.worker_webui_port",
+        worker_ui.to_string(),
+    );
+    set(
+        &mut config,
+        "spark.master_url",
+        format!("spark://127.0.0.1:{master_port}"),
+    );
+    set(&mut config, "spark.work_dir", d("work"));
+    set(&mut config, "spark.local_dirs", d("local"));
+    set(&mut config, "spark.log_dir", d("logs"));
+    config.spark_conf.insert(
+        "spark.authenticate".into(),
+        Sourced::new("true".into(), Source::Default),
+    );
+    config.secrets.insert(
+        "spark.authenticate.secret".into(),
+        Secret::new("s3cr=t: #!\\ 'q\" $(x) é".into(), Source::Default),
+    );
+    let sizing = sample_sizing(); // 2 cores, 2560 MiB for executors, 512 MiB daemon heap
+    let ctx = build_context(&config, &sample_resources(), Some(&sizing));
+    let files = render_role(&role, &ctx, &repo.join("templates")).unwrap();
+    // Only Spark's own files: the Jupyter ones would go to /etc.
+    let spark_files: Vec<_> = files
+        .into_iter()
+        .filter(|f| f.path.starts_with(dir.path()))
+        .map(|mut f| {
+            f.owner = None; // run as whoever runs the test
+            f
+        })
+        .collect();
+    assert_eq!(spark_files.len(), 3);
+    write_files(&spark_files, None).unwrap();
+    let services = expand_services(&role, &ctx).unwrap();
+
+    let _master = start(&services["spark-master"], &dir.path().join("master.log"));
+    let _worker = start(&services["spark-worker"], &dir.path().join("worker.log"));
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Some(body) = http_get(master_ui, "/json/") {
+            if let Ok(state) = serde_json::from_str::<serde_json::Value>(&body) {
+                let alive: Vec<&serde_json::Value> = state["workers"]
+                    .as_array()
+                    .map(|w| w.iter().filter(|w| w["state"] == "ALIVE").collect())
+                    .unwrap_or_default();
+                if state["status"] == "ALIVE" && alive.len() == 1 {
+                    assert_eq!(alive[0]["cores"], 2, "SPARK_WORKER_CORES from the sizing");
+                    assert_eq!(
+                        alive[0]["memory"], 2560,
+                        "SPARK_WORKER_MEMORY from the sizing"
+                    );
+                    assert_eq!(alive[0]["host"], "127.0.0.1", "SPARK_LOCAL_HOSTNAME");
+                    break;
+                }
+            }
+        }
+        if Instant::now() > deadline {
+            let log = |n: &str| std::fs::read_to_string(dir.path().join(n)).unwrap_or_default();
+            panic!(
+                "worker did not register\n--- master\n{}\n--- worker\n{}",
+                log("master.log"),
+                log("worker.log")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // log4j2.properties sends Spark's log to the console (our captured stdout/stderr).
+    let master_log = std::fs::read_to_string(dir.path().join("master.log")).unwrap();
+    assert!(
+        master_log.contains("Master: Starting Spark master"),
+        "{master_log}"
+    );
+}

@@ -1,0 +1,259 @@
+//! Real Spark (pyspark 4's jars, Java 17) started by sparkvisor with the built-in `master` and
+//! `worker` roles on 127.0.0.1: the worker registers ALIVE with the derived cores and memory, a
+//! PySpark job computing pi completes, `kill -9` of the worker JVM brings a new worker ALIVE, and
+//! SIGTERM ends each agent cleanly within the grace.
+//!
+//! The Spark services run as root with `capabilities: []` (SPARK_DAEMON_USER=root): pyspark is
+//! installed under /root (mode 0700), which the usual `spark` user cannot read on this machine.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod supervisor_support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use supervisor_support::*;
+
+fn spark_home() -> Option<PathBuf> {
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import os, pyspark; print(os.path.dirname(pyspark.__file__))",
+        ])
+        .output()
+        .ok()?;
+    let home = PathBuf::from(String::from_utf8(out.stdout).ok()?.trim());
+    (out.status.success() && home.join("bin/spark-class").exists()).then_some(home)
+}
+
+fn java_ok() -> bool {
+    Command::new("java")
+        .arg("-version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// GET http://127.0.0.1:PORT/json/ → the parsed body.
+fn master_json(port: u16) -> Option<serde_json::Value> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET /json/ HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    serde_json::from_str(text.split_once("\r\n\r\n")?.1).ok()
+}
+
+fn alive_workers(port: u16) -> Vec<serde_json::Value> {
+    master_json(port)
+        .and_then(|j| j["workers"].as_array().cloned())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|w| w["state"] == "ALIVE")
+        .collect()
+}
+
+struct Node {
+    scene: Scene,
+    env: Vec<(String, String)>,
+}
+
+impl Node {
+    fn new(roles: &Path, templates: &Path, env: Vec<(String, String)>) -> Self {
+        let scene = Scene::new();
+        let mut env = env;
+        let root = scene.path().display().to_string();
+        env.extend([
+            ("SPARKVISOR_ROLES".into(), roles.display().to_string()),
+            (
+                "SPARKVISOR_TEMPLATES".into(),
+                templates.display().to_string(),
+            ),
+            ("SPARK_CONF_DIR".into(), format!("{root}/conf")),
+            ("SPARK_WORKER_DIR".into(), format!("{root}/work")),
+            ("SPARK_LOCAL_DIRS".into(), format!("{root}/local")),
+            ("SPARK_LOG_DIR".into(), format!("{root}/logs")),
+            ("SPARK_DAEMON_USER".into(), "root".into()),
+            ("SPARK_LOCAL_IP".into(), "127.0.0.1".into()),
+            ("SPARK_LOCAL_HOSTNAME".into(), "127.0.0.1".into()),
+            ("SPARK_PUBLIC_DNS".into(), "127.0.0.1".into()),
+            ("SPARKVISOR_HOSTNAME".into(), "localhost".into()),
+            ("SPARKVISOR_SOCKET".into(), format!("{root}/agent.sock")),
+        ]);
+        Self { scene, env }
+    }
+    fn command(&self, pid1: bool, args: &[&str]) -> Command {
+        let mut cmd = self.scene.agent(pid1, args);
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+    fn socket(&self) -> PathBuf {
+        self.scene.path().join("agent.sock")
+    }
+}
+
+#[test]
+fn spark_master_and_worker_under_sparkvisor() {
+    let Some(home) = spark_home() else {
+        skip_unless(false, "pyspark with bin/spark-class is not installed");
+        return;
+    };
+    if skip_unless(java_ok(), "java is not installed") || skip_unless(is_root(), "needs root") {
+        return;
+    }
+    let started = Instant::now();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let (roles, templates) = (repo.join("roles"), repo.join("templates"));
+    let (master_port, master_ui, worker_ui) = (free_port(), free_port(), free_port());
+    // A cgroup v2 fixture: 2 CPUs, 3 GiB.
+    let cgroup = tempfile::tempdir().unwrap();
+    for (file, text) in [
+        ("cgroup.controllers", "cpuset cpu io memory pids\n"),
+        ("cpu.max", "200000 100000\n"),
+        ("memory.max", "3221225472\n"),
+    ] {
+        std::fs::write(cgroup.path().join(file), text).unwrap();
+    }
+    let common = |extra: &[(&str, String)]| -> Vec<(String, String)> {
+        let mut env: Vec<(String, String)> = vec![
+            ("SPARK_HOME".into(), home.display().to_string()),
+            ("SPARK_MASTER_HOST".into(), "127.0.0.1".into()),
+            ("SPARK_MASTER_PORT".into(), master_port.to_string()),
+            ("SPARK_MASTER_WEBUI_PORT".into(), master_ui.to_string()),
+            ("SPARK_WORKER_WEBUI_PORT".into(), worker_ui.to_string()),
+            (
+                "SPARKVISOR_CGROUP_ROOT".into(),
+                cgroup.path().display().to_string(),
+            ),
+        ];
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
+        env
+    };
+    let master = Node::new(&roles, &templates, common(&[]));
+    let master_url = format!("spark://127.0.0.1:{master_port}");
+    let worker = Node::new(
+        &roles,
+        &templates,
+        common(&[("SPARK_MASTER_URL", master_url.clone())]),
+    );
+
+    // The master as a real PID 1, the worker as a subreaper.
+    let mut master_agent = master
+        .scene
+        .start(&mut master.command(true, &["run", "--role", "master"]));
+    wait_until(Duration::from_secs(60), "master ALIVE", || {
+        master_json(master_ui).is_some_and(|j| j["status"] == "ALIVE")
+    });
+    let mut worker_agent = worker
+        .scene
+        .start(&mut worker.command(false, &["run", "--role", "worker"]));
+    wait_until(Duration::from_secs(60), "worker registered", || {
+        alive_workers(master_ui).len() == 1
+    });
+    // What sparkvisor derived for the worker from the fixture limits, as rendered in spark-env.sh.
+    let env_sh = std::fs::read_to_string(worker.scene.path().join("conf/spark-env.sh")).unwrap();
+    let value = |key: &str| -> String {
+        env_sh
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}=")))
+            .unwrap_or_else(|| panic!("{key} not in spark-env.sh:\n{env_sh}"))
+            .trim_matches('\'')
+            .to_string()
+    };
+    let cores: u64 = value("SPARK_WORKER_CORES").parse().unwrap();
+    let memory_mb: u64 = value("SPARK_WORKER_MEMORY")
+        .trim_end_matches('m')
+        .parse()
+        .unwrap();
+    assert_eq!(cores, 2, "the cgroup fixture was not used:\n{env_sh}");
+    let first = alive_workers(master_ui).remove(0);
+    assert_eq!(first["cores"].as_u64(), Some(cores), "{first}");
+    assert_eq!(first["memory"].as_u64(), Some(memory_mb), "{first}");
+    // The master's service is reported ready on the status socket.
+    let status = get(&master.socket(), "/v1/status");
+    assert!(status.contains("\"ready\":true"), "{status}");
+
+    // A PySpark job computing pi on the cluster.
+    let job = r#"
+import sys
+from random import random
+from pyspark.sql import SparkSession
+spark = (SparkSession.builder.master(sys.argv[1]).appName("pi")
+         .config("spark.driver.host", "127.0.0.1").config("spark.driver.bindAddress", "127.0.0.1")
+         .config("spark.executor.memory", "512m").config("spark.ui.enabled", "false").getOrCreate())
+n = 200000
+inside = spark.sparkContext.parallelize(range(n), 4).filter(lambda _: random() ** 2 + random() ** 2 <= 1).count()
+print("PI=%f" % (4.0 * inside / n))
+spark.stop()
+"#;
+    let out = Command::new("python3")
+        .args(["-c", job, &master_url])
+        .env("SPARK_HOME", &home)
+        .env("SPARK_LOCAL_IP", "127.0.0.1")
+        .env("PYSPARK_PYTHON", "python3")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "pi job failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pi: f64 = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("PI="))
+        .expect("no PI line")
+        .parse()
+        .unwrap();
+    assert!((pi - std::f64::consts::PI).abs() < 0.1, "pi = {pi}");
+
+    // kill -9 of the worker JVM: restarted, a new worker registers ALIVE.
+    let status: serde_json::Value =
+        serde_json::from_str(&get(&worker.socket(), "/v1/status")).unwrap();
+    let jvm = status["services"][0]["pid"].as_i64().expect("worker pid") as i32;
+    assert_eq!(unsafe { libc::kill(jvm, libc::SIGKILL) }, 0);
+    let old_id = first["id"].as_str().unwrap().to_string();
+    wait_until(Duration::from_secs(60), "a new worker ALIVE", || {
+        alive_workers(master_ui)
+            .iter()
+            .any(|w| w["id"].as_str() != Some(old_id.as_str()))
+    });
+    let status: serde_json::Value =
+        serde_json::from_str(&get(&worker.socket(), "/v1/status")).unwrap();
+    assert_eq!(
+        status["services"][0]["restarts"].as_u64(),
+        Some(1),
+        "{status}"
+    );
+
+    // SIGTERM to each agent: a clean exit (0) within Docker's 10 s.
+    for (agent, pid1, name) in [
+        (&mut worker_agent, false, "worker"),
+        (&mut master_agent, true, "master"),
+    ] {
+        let t0 = Instant::now();
+        agent.signal(pid1, libc::SIGTERM);
+        let code = Agent::code(agent.wait(Duration::from_secs(15)));
+        let took = t0.elapsed();
+        assert_eq!(code, 0, "{name} agent: {}", agent.stderr());
+        assert!(took < Duration::from_secs(10), "{name} agent took {took:?}");
+    }
+    println!("spark test took {:?}", started.elapsed());
+}
