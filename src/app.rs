@@ -302,16 +302,17 @@ pub fn render(role: Option<String>, out: &Path) -> Result<i32, Fatal> {
         },
         other => Fatal::Config(Diagnostic::new("render", other.to_string()).into()),
     })?;
-    let mut written = report.written.iter();
     for file in &files {
-        let Some(path) = written.next() else { break };
-        println!(
-            "rendered {} ({:04o}{}) from {}",
-            path.display(),
-            file.mode,
-            if file.secret { ", secret" } else { "" },
-            file.template
-        );
+        let path = crate::render::write::destination(&file.path, Some(out));
+        if report.written.contains(&path) {
+            println!(
+                "rendered {} ({:04o}{}) from {}",
+                path.display(),
+                file.mode,
+                if file.secret { ", secret" } else { "" },
+                file.template
+            );
+        }
     }
     for path in &report.left_alone {
         println!("left alone {} (a mount point)", path.display());

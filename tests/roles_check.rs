@@ -252,3 +252,20 @@ fn templates_cannot_reach_outside_their_directory() {
         "{stderr}"
     );
 }
+
+#[test]
+fn check_validates_the_injected_config_of_a_node_with_a_role() {
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new(env!("CARGO_BIN_EXE_sparkvisor"))
+        .arg("check")
+        .env("SPARKVISOR_ROLES", repo.join("roles"))
+        .env("SPARKVISOR_TEMPLATES", repo.join("templates"))
+        .env("SPARK_MODE", "worker")
+        .env("SPARK_WORKER_CORES", "1.5")
+        .env_remove("SPARKVISOR_ROLE")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{stderr}");
+    assert!(stderr.contains("env SPARK_WORKER_CORES"), "{stderr}");
+}

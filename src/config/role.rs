@@ -189,10 +189,10 @@ pub fn role_file(dir: &Path, name: &str) -> PathBuf {
 /// reported at once, each with its file and (where known) line and column.
 pub fn load_role(dir: &Path, name: &str) -> Result<LoadedRole, Diagnostics> {
     let mut diags = Diagnostics::default();
-    if !valid_role_name(name) {
+    if let Err(why) = crate::config::runtime::check_role_name(name) {
         diags.push(Diagnostic::new(
-            dir.display().to_string(),
-            format!("invalid role name {name:?}: use letters, digits, '-' and '_'"),
+            role_file(dir, name).display().to_string(),
+            why,
         ));
         return Err(diags);
     }
@@ -263,12 +263,9 @@ pub fn list_role_names(dir: &Path) -> std::io::Result<Vec<String>> {
     Ok(names.into_iter().collect())
 }
 
+/// A role name as the config resolver accepts it (`config::runtime::check_role_name`).
 fn valid_role_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
-        && !name.starts_with('.')
+    crate::config::runtime::check_role_name(name).is_ok()
 }
 
 /// One file to render.

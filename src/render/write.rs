@@ -50,10 +50,7 @@ pub fn write_files(
     let mounts = mount_points();
     let mut report = WriteReport::default();
     for file in files {
-        let dest = match root {
-            Some(root) => reroot(root, &file.path),
-            None => file.path.clone(),
-        };
+        let dest = destination(&file.path, root);
         if is_mount_point(&dest, &mounts) {
             report.left_alone.push(dest);
             continue;
@@ -72,6 +69,14 @@ pub fn write_files(
         report.written.push(dest);
     }
     Ok(report)
+}
+
+/// Where `path` is written: itself, or re-rooted under `root` (`render --out`).
+pub fn destination(path: &Path, root: Option<&Path>) -> PathBuf {
+    match root {
+        Some(root) => reroot(root, path),
+        None => path.to_path_buf(),
+    }
 }
 
 /// `root` + `path` without its leading `/` (and without `..`, so nothing escapes `root`).
