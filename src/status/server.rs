@@ -11,6 +11,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsFd;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -71,20 +72,25 @@ impl ServerOptions {
     pub fn from_env() -> Result<Self, ServerError> {
         let mut opts = Self::new(super::socket_path());
         if let Some(value) = std::env::var_os(super::METRICS_ADDR_ENV) {
-            let text = value.to_string_lossy().into_owned();
-            if !text.trim().is_empty() {
-                let addr =
-                    text.trim()
-                        .parse::<SocketAddr>()
-                        .map_err(|e| ServerError::MetricsAddr {
-                            value: text.clone(),
-                            reason: e.to_string(),
-                        })?;
-                opts.metrics_addr = Some(addr);
-            }
+            opts.metrics_addr = parse_metrics_addr(&value.to_string_lossy())?;
         }
         Ok(opts)
     }
+}
+
+/// Reads a `SPARKVISOR_METRICS_ADDR` value: `HOST:PORT` with a literal IP (`0.0.0.0:9090`,
+/// `[::]:9090`); empty means off.
+pub fn parse_metrics_addr(text: &str) -> Result<Option<SocketAddr>, ServerError> {
+    let t = text.trim();
+    if t.is_empty() {
+        return Ok(None);
+    }
+    t.parse::<SocketAddr>()
+        .map(Some)
+        .map_err(|e| ServerError::MetricsAddr {
+            value: text.to_string(),
+            reason: e.to_string(),
+        })
 }
 
 /// Why the server could not start.
@@ -145,6 +151,9 @@ pub enum ServerError {
     /// A server thread could not be started.
     #[error("cannot start a status server thread: {0}")]
     Thread(io::Error),
+    /// The listening socket could not be duplicated (out of file descriptors).
+    #[error("cannot duplicate the status listener: {0}")]
+    Dup(io::Error),
 }
 
 impl From<ServerError> for Fatal {
@@ -154,7 +163,8 @@ impl From<ServerError> for Fatal {
             | ServerError::Bind { ref source, .. }
             | ServerError::Permissions { ref source, .. }
             | ServerError::MetricsBind { ref source, .. }
-            | ServerError::Thread(ref source) => io::Error::new(source.kind(), e.to_string()),
+            | ServerError::Thread(ref source)
+            | ServerError::Dup(ref source) => io::Error::new(source.kind(), e.to_string()),
             _ => io::Error::other(e.to_string()),
         };
         Fatal::Sys {
@@ -172,6 +182,8 @@ pub struct Server {
     metrics_addr: Option<SocketAddr>,
     stopping: Arc<AtomicBool>,
     acceptors: Vec<JoinHandle<()>>,
+    /// Duplicates of the listening sockets, shut down to wake the acceptors.
+    wake: Vec<std::os::fd::OwnedFd>,
 }
 
 impl Server {
@@ -194,18 +206,15 @@ impl Server {
         if self.stopping.swap(true, Ordering::SeqCst) {
             return;
         }
-        // Wake the acceptors blocked in accept(); they see `stopping` and return.
-        let _ = UnixStream::connect(&self.socket);
-        if let Some(addr) = self.metrics_addr {
-            let mut wake = addr;
-            if wake.ip().is_unspecified() {
-                wake.set_ip(if addr.is_ipv4() {
-                    std::net::Ipv4Addr::LOCALHOST.into()
-                } else {
-                    std::net::Ipv6Addr::LOCALHOST.into()
-                });
-            }
-            let _ = TcpStream::connect_timeout(&wake, Duration::from_millis(200));
+        // Wake the acceptors blocked in accept(); they see `stopping` and return. Only join
+        // them when the wake-up worked, so a failed shutdown can never hang the agent's exit.
+        let woke = self
+            .wake
+            .iter()
+            .all(|fd| peercred::wake_acceptor(fd).is_ok());
+        if !woke {
+            log::warn!("status socket: cannot wake the acceptor; leaving it");
+            self.acceptors.clear();
         }
         for a in self.acceptors.drain(..) {
             let _ = a.join();
@@ -239,6 +248,10 @@ pub fn serve(backend: Arc<dyn Backend>, opts: ServerOptions) -> Result<Server, S
         None => None,
     };
     let metrics_addr = tcp.as_ref().and_then(|l| l.local_addr().ok());
+    let mut wake = vec![dup_fd(unix.as_fd())?];
+    if let Some(l) = &tcp {
+        wake.push(dup_fd(l.as_fd())?);
+    }
 
     let stopping = Arc::new(AtomicBool::new(false));
     let shared = Arc::new(Shared {
@@ -289,7 +302,12 @@ pub fn serve(backend: Arc<dyn Backend>, opts: ServerOptions) -> Result<Server, S
         metrics_addr,
         stopping,
         acceptors,
+        wake,
     })
+}
+
+fn dup_fd(fd: std::os::fd::BorrowedFd<'_>) -> Result<std::os::fd::OwnedFd, ServerError> {
+    fd.try_clone_to_owned().map_err(ServerError::Dup)
 }
 
 /// Creates the parent directory (0755), replaces a stale socket nobody answers on, binds, and sets

@@ -1,0 +1,297 @@
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+//! Shared helpers of the status socket tests: an in-memory [`Backend`] (a unit of the server, not of
+//! supervision), a server on a unique temp socket, and a curl wrapper.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use sparkvisor::status::wire::*;
+use sparkvisor::status::{serve, Backend, Server, ServerOptions};
+
+/// Services kept in memory; control actions change them the way a supervisor would.
+pub struct FakeBackend {
+    pub services: Mutex<Vec<ServiceStatus>>,
+    pub followers: Mutex<Vec<Sender<LogLine>>>,
+    pub log: Mutex<Vec<LogLine>>,
+    pub next_pid: Mutex<u32>,
+}
+
+pub fn service(name: &str, pid: u32) -> ServiceStatus {
+    ServiceStatus {
+        name: name.into(),
+        state: ServiceState::Ready,
+        pid: Some(pid),
+        started_at: Some(1_700_000_000),
+        uptime_secs: Some(65),
+        restarts: 0,
+        last_exit: None,
+        ready: true,
+        healthy: None,
+        critical: true,
+        required: true,
+        oom_kills: Some(0),
+    }
+}
+
+impl FakeBackend {
+    pub fn new(names: &[&str]) -> Arc<Self> {
+        let services = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| service(n, 100 + i as u32))
+            .collect();
+        Arc::new(Self {
+            services: Mutex::new(services),
+            followers: Mutex::new(Vec::new()),
+            log: Mutex::new(Vec::new()),
+            next_pid: Mutex::new(1000),
+        })
+    }
+
+    /// Appends a line and sends it to every follower.
+    pub fn emit(&self, service: &str, message: &str) {
+        let line = LogLine {
+            time: 1.5,
+            service: service.into(),
+            stream: Stream::Stdout,
+            message: message.into(),
+        };
+        self.log.lock().unwrap().push(line.clone());
+        self.followers
+            .lock()
+            .unwrap()
+            .retain(|tx| tx.send(line.clone()).is_ok());
+    }
+
+    /// Changes one service in place.
+    pub fn update(&self, name: &str, f: impl FnOnce(&mut ServiceStatus)) {
+        let mut services = self.services.lock().unwrap();
+        f(services.iter_mut().find(|s| s.name == name).unwrap());
+    }
+
+    /// Closes every follow stream (as the supervisor does at shutdown).
+    pub fn end_follows(&self) {
+        self.followers.lock().unwrap().clear();
+    }
+}
+
+impl Backend for FakeBackend {
+    fn status(&self) -> Result<Status, ApiError> {
+        Ok(Status {
+            version: "test".into(),
+            node: Node {
+                hostname: "node1".into(),
+                fqdn: "node1.cluster.local".into(),
+                role: "worker".into(),
+            },
+            resources: serde_json::json!({"host_cpus": 2, "memory_limit": 1073741824u64}),
+            sizing: serde_json::json!({"worker_cores": {"value": 2, "source": {"kind": "default"}}}),
+            services: self.services.lock().unwrap().clone(),
+            agent: Agent {
+                pid: std::process::id(),
+                rss_bytes: 2 << 20,
+                zombies_reaped: 7,
+                started_at: 1_700_000_000,
+            },
+        })
+    }
+
+    fn control(&self, name: &str, action: Action) -> Result<ServiceStatus, ApiError> {
+        let mut services = self.services.lock().unwrap();
+        let s = services
+            .iter_mut()
+            .find(|s| s.name == name)
+            .ok_or_else(|| ApiError::unknown_service(name))?;
+        let mut next_pid = self.next_pid.lock().unwrap();
+        match action {
+            Action::Stop => {
+                s.state = ServiceState::Stopped;
+                s.pid = None;
+                s.ready = false;
+                s.required = false;
+            }
+            Action::Start | Action::Restart => {
+                *next_pid += 1;
+                s.pid = Some(*next_pid);
+                s.state = ServiceState::Ready;
+                s.ready = true;
+                s.required = true;
+                if action == Action::Restart {
+                    s.restarts += 1;
+                }
+            }
+            Action::Signal(n) => {
+                if s.pid.is_none() {
+                    return Err(ApiError::conflict(format!("{name} is not running")));
+                }
+                s.last_exit = Some(LastExit {
+                    code: None,
+                    signal: Some(n),
+                    at: None,
+                });
+            }
+        }
+        Ok(s.clone())
+    }
+
+    fn logs(&self, service: Option<&str>, lines: usize) -> Result<Vec<LogLine>, ApiError> {
+        let all: Vec<LogLine> = self
+            .log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| service.is_none_or(|s| s == l.service))
+            .cloned()
+            .collect();
+        Ok(all[all.len().saturating_sub(lines)..].to_vec())
+    }
+
+    fn follow(&self, _service: Option<&str>) -> Result<Receiver<LogLine>, ApiError> {
+        let (tx, rx) = mpsc::channel();
+        self.followers.lock().unwrap().push(tx);
+        Ok(rx)
+    }
+}
+
+/// A server on a socket in its own temp dir (world-traversable so other uids can reach it).
+/// Fields drop in order: the server (removing its socket) before the directory.
+pub struct TestServer {
+    pub server: Option<Server>,
+    pub socket: PathBuf,
+    pub dir: tempfile::TempDir,
+}
+
+pub fn start(backend: Arc<dyn Backend>, tweak: impl FnOnce(&mut ServerOptions)) -> TestServer {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let socket = dir.path().join("run").join("sparkvisor.sock");
+    let mut opts = ServerOptions::new(&socket);
+    tweak(&mut opts);
+    let server = serve(backend, opts).unwrap();
+    TestServer {
+        server: Some(server),
+        socket,
+        dir,
+    }
+}
+
+/// `curl --unix-socket SOCKET -s -o - -w '\n%{http_code}' ARGS... http://localhost/PATH`:
+/// returns (HTTP status, body).
+pub fn curl(socket: &Path, args: &[&str], path: &str) -> (u16, String) {
+    curl_as(None, socket, args, path)
+}
+
+/// As [`curl`], run as another uid/gid through `setpriv` when `uid` is given.
+pub fn curl_as(uid: Option<u32>, socket: &Path, args: &[&str], path: &str) -> (u16, String) {
+    let mut cmd = match uid {
+        Some(uid) => {
+            let mut c = Command::new("setpriv");
+            c.args([
+                format!("--reuid={uid}"),
+                format!("--regid={uid}"),
+                "--clear-groups".into(),
+                "curl".into(),
+            ]);
+            c
+        }
+        None => Command::new("curl"),
+    };
+    let out = cmd
+        .arg("--unix-socket")
+        .arg(socket)
+        .args([
+            "-s",
+            "-S",
+            "--max-time",
+            "10",
+            "-o",
+            "-",
+            "-w",
+            "\n%{http_code}",
+        ])
+        .args(args)
+        .arg(format!("http://localhost{path}"))
+        .output()
+        .unwrap();
+    parse_curl(&out)
+}
+
+fn parse_curl(out: &Output) -> (u16, String) {
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+    let code = code.trim().parse().unwrap_or_else(|_| {
+        panic!(
+            "curl gave no status: {text:?} {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (code, body.to_string())
+}
+
+/// The sparkvisor binary, run with `SPARKVISOR_SOCKET` pointing at `socket`.
+pub fn cli(socket: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sparkvisor"))
+        .env("SPARKVISOR_SOCKET", socket)
+        .env_remove("NO_COLOR")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// True when running as root (needed for setpriv to another uid).
+pub fn is_root() -> bool {
+    // The effective uid is the third field of `Uid:` in /proc/self/status.
+    std::fs::read_to_string("/proc/self/status")
+        .map(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2))
+                == Some("0")
+        })
+        .unwrap_or(false)
+}
+
+/// Skip (or fail under CI=true) when a prerequisite is missing.
+pub fn require(ok: bool, what: &str) -> bool {
+    if ok {
+        return true;
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("prerequisite missing under CI: {what}");
+    }
+    eprintln!("skipped: {what}");
+    false
+}
+
+/// Polls `cond` every few ms until it holds or `timeout` passes.
+pub fn wait_for(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    cond()
+}
+
+pub fn has_command(name: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {name} >/dev/null")])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
