@@ -242,10 +242,21 @@ fn cluster_forms_runs_jobs_and_recovers() {
         format!("{EXIT_AFTER_DOCKER_STOP} false"),
         "exit code after docker stop"
     );
+    // The agent, not Docker, ended the JVM: it logged the shutdown, the worker's end, and no SIGKILL.
     let logs = docker_logs(&worker2);
+    let shutdown = logs
+        .find("stopping every service")
+        .unwrap_or_else(|| panic!("no shutdown in the agent's log:\n{logs}"));
+    let after = &logs[shutdown..];
     assert!(
-        logs.contains("spark-worker"),
-        "the agent's log should show it stopping spark-worker:\n{logs}"
+        after
+            .lines()
+            .any(|l| l.contains("spark-worker: pid") && l.contains("ended")),
+        "the agent did not see the worker JVM end:\n{after}"
+    );
+    assert!(
+        !after.contains("SIGKILL"),
+        "a service needed SIGKILL:\n{after}"
     );
 }
 
