@@ -5,7 +5,7 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, OnceLock};
@@ -277,8 +277,8 @@ pub struct Project {
     file: PathBuf,
 }
 
-// Compose v1 is not safe to run concurrently against one engine for `up` of two projects at the
-// same moment on this machine (network creation races); serialise `up` and `down`.
+// `up` and `down` of different projects are serialised: they are short next to the tests, and it
+// keeps two tests from competing for the 2 cores while both pull up JVMs at once.
 static COMPOSE_LOCK: Mutex<()> = Mutex::new(());
 
 impl Project {
@@ -414,9 +414,4 @@ pub fn temp_file(name: &str, text: &str) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     path
-}
-
-/// True when `path` exists (small helper for skip messages).
-pub fn exists(path: &Path) -> bool {
-    path.exists()
 }
