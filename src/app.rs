@@ -98,6 +98,25 @@ pub fn run(role: Option<String>, command: Vec<OsString>) -> Result<i32, Fatal> {
         }
     };
 
+    // KubeDirector rewrites configmeta.json when the cluster changes: reload as on SIGHUP.
+    let watched: Vec<std::path::PathBuf> = [
+        env.get(crate::config::env::CONFIGMETA_VAR)
+            .map_or(crate::config::env::DEFAULT_CONFIGMETA, String::as_str),
+        env.get(crate::config::env::CONFIG_VAR)
+            .map_or("", String::as_str),
+    ]
+    .into_iter()
+    .filter(|p| !p.is_empty())
+    .map(std::path::PathBuf::from)
+    .collect();
+    let watch_tx = tx.clone();
+    if let Err(e) = crate::sys::watch::watch_files(&watched, move |path| {
+        watch_tx
+            .send(crate::supervisor::Msg::ConfigChanged(path.to_path_buf()))
+            .is_ok()
+    }) {
+        log::warn!("cannot watch the config files for changes (SIGHUP still reloads): {e}");
+    }
     let base_env = service_base_env(&env, &prepared.config);
     let sys = HostSys::new(tx, store, format, users, base_env, inherited);
     let reload_role = role.clone();
@@ -129,10 +148,37 @@ pub fn run(role: Option<String>, command: Vec<OsString>) -> Result<i32, Fatal> {
         },
     );
     let code = supervisor.run(&rx);
+    // Requests still queued get "disconnected" at once instead of waiting for a reply that never
+    // comes (which would delay the exit past the container's grace).
+    drop(rx);
     if let Some(server) = server {
         server.shutdown();
     }
+    if !pid1 {
+        // As PID 1 the kernel ends the whole namespace with us. As a subreaper, orphans that escaped
+        // their service's process group (setsid daemons) are our children now: they end with us.
+        kill_leftover_children();
+    }
     Ok(code)
+}
+
+/// SIGKILLs every remaining child of the agent (they are re-parented to init, which reaps them).
+fn kill_leftover_children() {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return;
+    };
+    for task in tasks.flatten() {
+        let Ok(children) = std::fs::read_to_string(task.path().join("children")) else {
+            continue;
+        };
+        for pid in children
+            .split_whitespace()
+            .filter_map(|p| p.parse::<i32>().ok())
+        {
+            log::info!("pid {pid} outlived its service: SIGKILL");
+            let _ = crate::sys::process::send_signal(pid, crate::supervisor::signo::KILL);
+        }
+    }
 }
 
 /// The agent's own messages go to stderr as `sparkvisor: LEVEL: message`; `SPARKVISOR_LOG` sets the

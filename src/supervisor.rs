@@ -125,6 +125,8 @@ pub enum Msg {
     },
     /// An operator request; the answer goes to `reply`.
     Request(Request, Sender<Reply>),
+    /// A watched input file (configmeta.json, the cluster file) was rewritten: reload as on SIGHUP.
+    ConfigChanged(PathBuf),
     /// A helper thread (signals, status socket) died: shut down with exit code 70.
     ThreadDied(String),
 }
@@ -250,7 +252,15 @@ struct ProbeRun {
     /// Next attempt (None while one is in flight).
     next_at: Option<Instant>,
     /// An exec probe's process and its kill deadline.
-    exec: Option<(i32, Instant)>,
+    exec: Option<ExecAttempt>,
+}
+
+/// An exec probe's process in flight.
+#[derive(Clone, Copy)]
+struct ExecAttempt {
+    pid: i32,
+    /// When it gets SIGKILL for taking longer than the probe's timeout (None once sent).
+    kill_at: Option<Instant>,
 }
 
 struct Managed {
@@ -397,7 +407,8 @@ impl<S: Sys> Supervisor<S> {
                     }
                 }
             }
-            Msg::Signal(signo::HUP) => self.reload(),
+            Msg::Signal(signo::HUP) => self.reload("SIGHUP"),
+            Msg::ConfigChanged(path) => self.reload(&format!("{} changed", path.display())),
             Msg::Signal(sig) => self.forward(sig),
             Msg::ProbeResult { ticket, ok } => self.probe_result(&ticket, ok),
             Msg::Request(req, reply) => {
@@ -545,8 +556,8 @@ impl<S: Sys> Supervisor<S> {
                 let Some(m) = self.services.get_mut(i) else {
                     return;
                 };
-                if let Some((pid, _)) = m.probe.take().and_then(|p| p.exec) {
-                    self.sys.signal_process(pid, signo::KILL);
+                if let Some(attempt) = m.probe.take().and_then(|p| p.exec) {
+                    self.sys.signal_process(attempt.pid, signo::KILL);
                 }
             }
         }
@@ -573,6 +584,10 @@ impl<S: Sys> Supervisor<S> {
     fn begin_shutdown(&mut self, reason: Reason) {
         let deadline = self.sys.now() + self.grace;
         let signalled = matches!(reason, Reason::Signal(_));
+        // Only SIGKILLs of this shutdown count for its exit code.
+        for m in &mut self.services {
+            m.state.killed = false;
+        }
         self.shutdown = Some(ShutdownState { reason, deadline });
         if let Some(m) = self.main.as_mut() {
             m.kill_at = Some(deadline);
@@ -603,7 +618,7 @@ impl<S: Sys> Supervisor<S> {
             m.probe
                 .as_ref()
                 .and_then(|p| p.exec)
-                .is_some_and(|(p, _)| p == pid)
+                .is_some_and(|attempt| attempt.pid == pid)
         });
         if let Some(i) = probe_owner {
             let ticket = self
@@ -687,7 +702,10 @@ impl<S: Sys> Supervisor<S> {
             match result {
                 Ok(pid) => {
                     if let Some(run) = self.services.get_mut(i).and_then(|m| m.probe.as_mut()) {
-                        run.exec = Some((pid, now + probe.timeout.0));
+                        run.exec = Some(ExecAttempt {
+                            pid,
+                            kill_at: Some(now + probe.timeout.0),
+                        });
                     }
                 }
                 Err(_) => self.probe_result(&ticket, false),
@@ -708,9 +726,9 @@ impl<S: Sys> Supervisor<S> {
         }
     }
 
-    fn reload(&mut self) {
+    fn reload(&mut self, why: &str) {
         let Some(reload) = self.reload.as_mut() else {
-            log::info!("SIGHUP: no reload configured");
+            log::info!("{why}: no reload configured");
             return;
         };
         if self.shutdown.is_some() {
@@ -719,7 +737,7 @@ impl<S: Sys> Supervisor<S> {
         let plan = match reload() {
             Ok(plan) => plan,
             Err(e) => {
-                log::error!("SIGHUP: reload failed, keeping the running config: {e}");
+                log::error!("{why}: reload failed, keeping the running config: {e}");
                 return;
             }
         };
@@ -732,14 +750,14 @@ impl<S: Sys> Supervisor<S> {
             &plan,
         );
         log::info!(
-            "SIGHUP: config reloaded ({} rendered file(s) changed), restarting {} service(s)",
+            "{why}: config reloaded ({} rendered file(s) changed), restarting {} service(s)",
             plan.changed_files.len(),
             restart.len()
         );
         for new in plan.services {
             let Some(i) = self.services.iter().position(|m| m.def.name == new.name) else {
                 log::warn!(
-                    "SIGHUP: new service {} needs a restart of the agent",
+                    "{why}: new service {} needs a restart of the agent",
                     new.name
                 );
                 continue;
@@ -773,11 +791,20 @@ impl<S: Sys> Supervisor<S> {
             let Some(run) = self.services.get(i).and_then(|m| m.probe.as_ref()) else {
                 continue;
             };
-            if let Some((pid, _)) = run.exec.filter(|(_, at)| *at <= now) {
-                // Timed out: its end (SIGKILL) comes back through the reaper as a failure.
+            let timed_out = run
+                .exec
+                .filter(|a| a.kill_at.is_some_and(|at| at <= now))
+                .map(|a| a.pid);
+            if let Some(pid) = timed_out {
+                // Its end (SIGKILL) comes back through the reaper as a failed attempt.
                 self.sys.signal_process(pid, signo::KILL);
-                if let Some(run) = self.services.get_mut(i).and_then(|m| m.probe.as_mut()) {
-                    run.exec = run.exec.map(|(p, _)| (p, now + Duration::from_secs(3600)));
+                if let Some(a) = self
+                    .services
+                    .get_mut(i)
+                    .and_then(|m| m.probe.as_mut())
+                    .and_then(|p| p.exec.as_mut())
+                {
+                    a.kill_at = None;
                 }
             } else if run.next_at.is_some_and(|at| at <= now) {
                 self.start_probe_attempt(i, now);
@@ -799,7 +826,7 @@ impl<S: Sys> Supervisor<S> {
             let probe = m
                 .probe
                 .as_ref()
-                .and_then(|p| p.next_at.or(p.exec.map(|(_, at)| at)));
+                .and_then(|p| p.next_at.or(p.exec.and_then(|a| a.kill_at)));
             timer.into_iter().chain(probe)
         });
         let main = self.main.as_ref().and_then(|m| m.pid.and(m.kill_at));
@@ -936,11 +963,6 @@ impl<S: Sys> Supervisor<S> {
                 None => exit_code::OK,
             },
         })
-    }
-
-    /// Pids of services still running (for the final cleanup when the agent is not PID 1).
-    pub fn live_groups(&self) -> Vec<i32> {
-        self.services.iter().filter_map(|m| m.state.pid).collect()
     }
 }
 

@@ -334,8 +334,10 @@ services:
     let mut agent = s.start(&mut s.agent(false, &["run", "--role", "fds"]));
     wait_until(LONG, "pid file", || s.exists("pid"));
     let pid: i32 = s.read("pid").unwrap().trim().parse().unwrap();
-    wait_until(LONG, "exec of sleep", || {
-        std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "sleep")
+    // Wait until sleep is in its nanosleep: during its start-up it briefly opens locale files itself.
+    wait_until(LONG, "sleep in nanosleep", || {
+        std::fs::read_to_string(format!("/proc/{pid}/syscall"))
+            .is_ok_and(|c| matches!(c.split_whitespace().next(), Some("35" | "230")))
     });
     let mut fds: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
         .unwrap()
@@ -394,7 +396,8 @@ fn bad_role_is_78_and_starts_nothing() {
     assert!(err.contains("bad.yaml"), "{err}");
 }
 
-/// No service outlives the agent when it is not PID 1: at exit the service groups are gone.
+/// No service outlives the agent when it is not PID 1: at exit the service groups are gone, and
+/// so is a daemon that left its group with setsid (re-parented to the agent, a subreaper).
 #[test]
 fn no_service_outlives_the_agent() {
     let s = Scene::new();
@@ -403,19 +406,27 @@ fn no_service_outlives_the_agent() {
         r#"
 services:
   tree:
-    command: ["sh", "-c", "sleep 1000 & echo $! > @WORK@/grandchild; trap '' TERM; wait"]
+    command: ["sh", "-c", "sleep 1000 & echo $! > @WORK@/t; mv @WORK@/t @WORK@/grandchild; trap '' TERM; wait"]
     stop: { grace: 200ms }
+  daemon:
+    command: ["sh", "-c", "setsid sh -c 'sleep 1000 & echo $! > @WORK@/d; mv @WORK@/d @WORK@/daemon'; exec sleep 1000"]
 "#,
     );
     let mut agent = s.start(&mut s.agent(false, &["run", "--role", "tree"]));
-    wait_until(LONG, "grandchild", || {
-        s.read("grandchild").is_some_and(|t| t.ends_with('\n'))
+    agent.wait_for(LONG, "grandchild and daemon", || {
+        s.exists("grandchild") && s.exists("daemon")
     });
     let grandchild: i32 = s.read("grandchild").unwrap().trim().parse().unwrap();
-    assert!(alive(grandchild));
+    let daemon: i32 = s.read("daemon").unwrap().trim().parse().unwrap();
+    assert!(alive(grandchild) && alive(daemon));
+    let agent_pid = agent.host_pid(false);
+    wait_until(LONG, "the daemon re-parented to the agent", || {
+        state_and_parent(daemon).is_some_and(|(_, ppid)| ppid == agent_pid)
+    });
     agent.signal(false, libc::SIGTERM);
     agent.wait(LONG);
     wait_until(LONG, "grandchild gone", || !alive(grandchild));
+    wait_until(LONG, "daemon gone", || !alive(daemon));
 }
 
 /// A liveness probe failing `threshold` times in a row restarts the service (even with
@@ -463,7 +474,7 @@ fn role_privileges_reach_the_service_as_pid1() {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(s.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::set_permissions(s.work(""), std::fs::Permissions::from_mode(0o777)).unwrap();
-    let bind = "import socket, sys\ntry:\n    socket.socket().bind(('0.0.0.0', 80)); r = 'bound'\nexcept OSError as e:\n    r = 'denied'\nopen(sys.argv[1] + '.status', 'w').write(open('/proc/self/status').read())\nopen(sys.argv[1], 'w').write(r)\n";
+    let bind = "import socket, sys\ntry:\n    socket.socket().bind(('0.0.0.0', 80)); r = 'bound'\nexcept OSError as e:\n    r = 'denied'\nopen(sys.argv[1] + '.status', 'w').write(open('/proc/self/status').read())\nimport os\nopen(sys.argv[1] + '.env', 'w').write(''.join(k + '=' + v + '\\n' for k, v in os.environ.items()))\nopen(sys.argv[1] + '.tmp', 'w').write(r)\nimport os\nos.rename(sys.argv[1] + '.tmp', sys.argv[1])\n";
     std::fs::write(s.work("bind.py"), bind).unwrap();
     s.role(
         "privs",
@@ -519,8 +530,122 @@ services:
         assert_eq!(field(set), "0000000000000400", "{set}");
     }
     assert_eq!(field("NoNewPrivs"), "1");
+    let env = s.read("web.env").unwrap();
+    assert!(
+        env.contains("HOME=/nonexistent\n") || env.contains("HOME=/\n"),
+        "{env}"
+    );
+    assert!(
+        !env.contains("SPARKVISOR_"),
+        "internal variables leak: {env}"
+    );
     let plain = s.read("plain.status").unwrap();
     assert!(plain.contains("CapEff:\t0000000000000000"), "{plain}");
     agent.signal(true, libc::SIGTERM);
     assert_eq!(Agent::code(agent.wait(LONG)), 0, "{}", agent.stderr());
+}
+
+/// A rewritten cluster file (as KubeDirector rewrites configmeta.json) reloads without a SIGHUP.
+#[test]
+fn a_rewritten_config_file_reloads_by_itself() {
+    let s = Scene::new();
+    let cluster = s.path().join("cluster.yaml");
+    std::fs::write(&cluster, "settings:\n  demo:\n    color: red\n").unwrap();
+    s.role(
+        "watch",
+        r#"
+services:
+  tinted:
+    command: ["sh", "-c", "echo $COLOR >> @WORK@/tinted.runs; exec sleep 1000"]
+    environment: { COLOR: "{{ demo.color }}" }
+"#,
+    );
+    let mut cmd = s.agent(false, &["run", "--role", "watch"]);
+    cmd.env("SPARKVISOR_CONFIG", &cluster);
+    let mut agent = s.start(&mut cmd);
+    agent.wait_for(LONG, "first run", || s.exists("tinted.runs"));
+    // Replaced atomically, as a config manager does.
+    let tmp = s.path().join("cluster.yaml.tmp");
+    std::fs::write(&tmp, "settings:\n  demo:\n    color: green\n").unwrap();
+    std::fs::rename(&tmp, &cluster).unwrap();
+    agent.wait_for(LONG, "restart with the new value", || {
+        s.read("tinted.runs")
+            .is_some_and(|t| t.lines().last() == Some("green"))
+    });
+    agent.signal(false, libc::SIGTERM);
+    assert_eq!(Agent::code(agent.wait(LONG)), 0, "{}", agent.stderr());
+}
+
+/// The status socket is served by the supervisor: state and logs come from it, control requests
+/// go through it (restart → a new pid, stop → stopped, start → running again).
+#[test]
+fn status_socket_reads_and_controls_the_supervisor() {
+    let s = Scene::new();
+    s.role(
+        "ctl",
+        "services:\n  svc:\n    command: [sh, -c, 'echo started $$; exec sleep 1000']\n",
+    );
+    let mut agent = s.start(&mut s.agent(false, &["run", "--role", "ctl"]));
+    let sock = s.path().join("agent.sock");
+    let status = |sock: &std::path::Path| -> serde_json::Value {
+        serde_json::from_str(&get(sock, "/v1/services/svc")).unwrap()
+    };
+    agent.wait_for(LONG, "socket and service", || {
+        sock.exists() && get(&sock, "/v1/status").contains("\"state\":\"running\"")
+    });
+    let pid = status(&sock)["pid"].as_i64().unwrap();
+    agent.wait_for(LONG, "log line", || {
+        get(&sock, "/v1/logs?n=10").contains(&format!("started {pid}"))
+    });
+    let after: serde_json::Value =
+        serde_json::from_str(&request(&sock, "POST", "/v1/services/svc/restart")).unwrap();
+    assert_eq!(after["state"], "stopping", "{after}");
+    agent.wait_for(LONG, "a new pid", || {
+        let st = status(&sock);
+        st["state"] == "running" && st["pid"].as_i64() != Some(pid)
+    });
+    assert_eq!(status(&sock)["restarts"], 1);
+    request(&sock, "POST", "/v1/services/svc/stop");
+    agent.wait_for(LONG, "stopped", || status(&sock)["state"] == "stopped");
+    request(&sock, "POST", "/v1/services/svc/start");
+    agent.wait_for(LONG, "running again", || {
+        status(&sock)["state"] == "running"
+    });
+    let unknown = request(&sock, "POST", "/v1/services/nope/stop");
+    assert!(unknown.contains("nope"), "{unknown}");
+    agent.signal(false, libc::SIGTERM);
+    assert_eq!(Agent::code(agent.wait(LONG)), 0, "{}", agent.stderr());
+}
+
+/// `forward_signals`: a signal the agent receives reaches the process group of the services that
+/// list it (SIGPWR, the Spark worker's decommission signal), and only those.
+#[test]
+fn listed_signals_are_forwarded_to_the_service_group_as_pid1() {
+    if needs_root() {
+        return;
+    }
+    let s = Scene::new();
+    s.role(
+        "fwd",
+        r#"
+services:
+  worker:
+    command: ["sh", "-c", "trap 'touch @WORK@/worker.pwr' PWR; touch @WORK@/worker.up; while :; do sleep 0.02; done"]
+    forward_signals: [PWR]
+  other:
+    command: ["sh", "-c", "trap 'touch @WORK@/other.pwr' PWR; touch @WORK@/other.up; while :; do sleep 0.02; done"]
+"#,
+    );
+    let mut agent = s.start(&mut s.agent(true, &["run", "--role", "fwd"]));
+    agent.wait_for(LONG, "services up", || {
+        s.exists("worker.up") && s.exists("other.up")
+    });
+    agent.signal(true, libc::SIGPWR);
+    agent.wait_for(LONG, "worker got PWR", || s.exists("worker.pwr"));
+    agent.signal(true, libc::SIGTERM);
+    assert_eq!(Agent::code(agent.wait(LONG)), 0, "{}", agent.stderr());
+    assert!(
+        !s.exists("other.pwr"),
+        "PWR reached a service that did not ask for it"
+    );
 }

@@ -7,8 +7,9 @@ Figures (targets from issue 5):
   respawn    crash-to-respawn latency without backoff, median (target < 2 ms)
   idle       context switches of all the agent's threads over an idle period (target 0)
 
-Usage: bench/supervisor/bench.py [--quick] [--bin PATH]   (default: target/release/sparkvisor,
-built with `cargo build --release` when missing). Needs supervisord (`apt-get install supervisor`).
+Usage: bench/supervisor/bench.py [--quick] [--bin PATH]   (default: the static musl build
+target/x86_64-unknown-linux-musl/release/sparkvisor when it exists — the build to ship, see README
+"Building a static binary" — else target/release/sparkvisor, built when missing). Needs supervisord (`apt-get install supervisor`).
 Prints a table with ratios supervisord / sparkvisor. Never asserts anything.
 """
 import argparse
@@ -200,8 +201,11 @@ def measure_respawn(tool, runs):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--bin", default=os.path.join(ROOT, "target", "release", "sparkvisor"))
+    musl = os.path.join(ROOT, "target", "x86_64-unknown-linux-musl", "release", "sparkvisor")
+    glibc = os.path.join(ROOT, "target", "release", "sparkvisor")
+    ap.add_argument("--bin", default=musl if os.path.exists(musl) else glibc)
     args = ap.parse_args()
+    print(f"sparkvisor binary: {os.path.relpath(args.bin, ROOT)}")
     if not os.path.exists(args.bin):
         subprocess.run(["cargo", "build", "--release"], cwd=ROOT, check=True)
     tools = [Sparkvisor(args.bin)]

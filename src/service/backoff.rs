@@ -87,7 +87,10 @@ impl Backoff {
         } else {
             1.0
         };
-        self.current = base.mul_f64(factor).min(limit);
+        // try_from: a huge factor saturates at the limit instead of overflowing.
+        self.current = Duration::try_from_secs_f64(base.as_secs_f64() * factor)
+            .unwrap_or(limit)
+            .min(limit);
         Verdict::RestartAfter(jittered)
     }
 
@@ -228,6 +231,22 @@ mod tests {
         assert_eq!(b.recent_failures(), 0);
         assert_ne!(b.on_end(&spec, Some(now), now), Verdict::GiveUp);
         assert_eq!(b.on_end(&spec, Some(now), now), Verdict::GiveUp);
+    }
+
+    #[test]
+    fn absurd_factors_saturate_at_the_limit() {
+        let now = Instant::now();
+        for factor in [1e300, f64::INFINITY, f64::NAN, 0.5, -3.0] {
+            let mut s = spec(100, 1_000, 0, 1_000);
+            s.factor = factor;
+            let mut b = Backoff::new(&s, 9);
+            for _ in 0..5 {
+                let Verdict::RestartAfter(d) = b.on_end(&s, Some(now), now) else {
+                    panic!("gave up")
+                };
+                assert!(d <= ms(1_000), "factor {factor}: {d:?}");
+            }
+        }
     }
 
     #[test]

@@ -41,11 +41,11 @@ pub fn step(
         }
         (Phase::Starting, Event::SpawnFailed { end }) => {
             s.started_at = Some(now);
-            ended(policy, &mut s, end, now, &mut actions, false);
+            ended(policy, &mut s, end, now, false);
         }
         (Phase::Running, Event::Exited { end }) => {
             actions.push(Action::StopProbes);
-            ended(policy, &mut s, end, now, &mut actions, false);
+            ended(policy, &mut s, end, now, false);
         }
 
         (Phase::Running, Event::ProbePassed(ProbeKind::Ready)) if !s.ready => {
@@ -89,7 +89,7 @@ pub fn step(
                     s.backoff.reset(&policy.backoff);
                     spawn(&mut s, &mut actions, true);
                 }
-                AfterStop::Recover => ended(policy, &mut s, end, now, &mut actions, true),
+                AfterStop::Recover => ended(policy, &mut s, end, now, true),
             }
         }
         (Phase::Stopping, Event::GraceElapsed) if timer_due(&s, TimerKind::Grace, now) => {
@@ -183,7 +183,6 @@ fn ended(
     s: &mut ServiceState,
     end: ProcessEnd,
     now: Instant,
-    actions: &mut Vec<Action>,
     force_restart: bool,
 ) {
     s.pid = None;
@@ -206,7 +205,8 @@ fn ended(
     }
     match s.backoff.on_end(&policy.backoff, s.started_at, now) {
         Verdict::GiveUp => s.phase = Phase::Failed,
-        Verdict::RestartAfter(delay) if delay.is_zero() => spawn(s, actions, true),
+        // Even a zero delay goes through the timer: the respawn then happens in the next loop
+        // turn, so a command that keeps failing to exec cannot recurse without bound.
         Verdict::RestartAfter(delay) => {
             s.phase = Phase::Backoff;
             s.timer = Some(Timer {
@@ -332,6 +332,27 @@ mod tests {
         assert_eq!(s.phase, Phase::Failed);
         assert_eq!(s.last_exit, Some(ProcessEnd::Signaled(9)));
         assert_eq!(a, vec![Action::StopProbes]);
+    }
+
+    #[test]
+    fn zero_backoff_still_goes_through_the_timer() {
+        let mut p = policy(RestartPolicy::Always);
+        p.backoff.initial = DurationSpec(Duration::ZERO);
+        p.backoff.max_failures = 0;
+        let t0 = Instant::now();
+        let (s, _) = step(&p, ServiceState::new(&p, 1), Event::DependenciesReady, t0);
+        let (s, a) = step(
+            &p,
+            s,
+            Event::SpawnFailed {
+                end: ProcessEnd::Exited(127),
+            },
+            t0,
+        );
+        assert_eq!((s.phase, a.len()), (Phase::Backoff, 0));
+        assert_eq!(s.timer.map(|t| t.at), Some(t0));
+        let (s, a) = step(&p, s, Event::BackoffElapsed, t0);
+        assert_eq!((s.phase, a), (Phase::Starting, vec![Action::Spawn]));
     }
 
     #[test]

@@ -56,14 +56,20 @@ impl HostSys {
 
     fn spec_for(&self, def: &ServiceDef, argv: &[String]) -> Result<SpawnSpec, String> {
         let spec = &def.spec;
+        let user = service_user(spec, &self.users)?;
         let mut env = self.base_env.clone();
+        if user.is_some() {
+            // The agent's own identity must not leak into a service running as another user:
+            // spawn sets these from the service's user (the service's `environment` still wins).
+            env.retain(|(k, _)| !matches!(k.to_str(), Some("HOME" | "USER" | "LOGNAME")));
+        }
         for (k, v) in &spec.environment {
             let key = OsString::from(k);
             env.retain(|(ek, _)| *ek != key);
             env.push((key, OsString::from(v)));
         }
         let mut s = SpawnSpec::new(argv.iter().map(OsString::from).collect(), env);
-        s.user = service_user(spec, &self.users)?;
+        s.user = user;
         s.capabilities.clone_from(&spec.capabilities);
         s.umask = service_umask(spec)?;
         s.cwd = spec.working_dir.as_ref().map(Into::into);

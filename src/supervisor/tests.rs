@@ -549,3 +549,32 @@ fn sighup_reload_restarts_the_changed_service() {
     assert_eq!(sys.log().last().unwrap(), "spawn a");
     assert_eq!(s.services[0].def.spec.command, vec!["y".to_string()]);
 }
+
+#[test]
+fn an_exec_probe_past_its_timeout_is_killed_and_counts_as_failed() {
+    let sys = FakeSys::new();
+    let mut a = spec(&[]);
+    a.ready = Some(serde_yaml::from_str("exec: [check]\ninterval: 10ms\ntimeout: 50ms").unwrap());
+    let mut s = supervisor(&sys, vec![def("a", a)], None);
+    tick(&mut s);
+    assert_eq!(sys.log().last().unwrap(), "spawn probe check");
+    assert_eq!(
+        s.next_deadline(),
+        Some(sys.now() + Duration::from_millis(50))
+    );
+    sys.advance(Duration::from_millis(50));
+    tick(&mut s);
+    assert_eq!(sys.log().last().unwrap(), "kill probe check 9");
+    assert_eq!(
+        s.next_deadline(),
+        None,
+        "no timer while waiting for the killed probe"
+    );
+    sys.exit("probe check", ProcessEnd::Signaled(9));
+    deliver(&mut s, Msg::Signal(signo::CHLD));
+    assert!(!state(&s, "a").ready);
+    assert_eq!(
+        s.next_deadline(),
+        Some(sys.now() + Duration::from_millis(10))
+    );
+}

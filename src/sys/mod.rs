@@ -8,3 +8,4 @@ pub mod process;
 pub mod reaper;
 pub mod signals;
 pub mod spawn;
+pub mod watch;

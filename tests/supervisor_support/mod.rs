@@ -238,12 +238,17 @@ pub fn now_nanos() -> u128 {
 
 /// One HTTP GET over the agent's Unix socket; returns the body.
 pub fn get(socket: &Path, path: &str) -> String {
+    request(socket, "GET", path)
+}
+
+/// One HTTP request without a body over the agent's Unix socket; returns the body.
+pub fn request(socket: &Path, method: &str, path: &str) -> String {
     use std::io::{Read, Write};
     let mut s = std::os::unix::net::UnixStream::connect(socket).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
     )
     .unwrap();
     let mut text = String::new();
