@@ -7,7 +7,7 @@
 //! only slows the forwarders (and, once the pipe is full, the service that writes), never the loop.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, Read, Write};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
@@ -47,6 +47,24 @@ impl LogFormat {
             "plain" => Some(Self::Plain),
             "json" => Some(Self::Json),
             _ => None,
+        }
+    }
+
+    /// Appends one line as it goes to the container's stream: `raw` is the line as the service wrote
+    /// it (prefix and plain pass its bytes through unchanged), `line` its kept form (for JSON).
+    pub fn append(self, raw: &[u8], line: &LogLine, out: &mut Vec<u8>) {
+        match self {
+            Self::Prefix => {
+                out.extend_from_slice(line.service.as_bytes());
+                out.extend_from_slice(b" | ");
+                out.extend_from_slice(raw);
+                out.push(b'\n');
+            }
+            Self::Plain => {
+                out.extend_from_slice(raw);
+                out.push(b'\n');
+            }
+            Self::Json => out.extend_from_slice(self.format(line).as_bytes()),
         }
     }
 
@@ -95,22 +113,29 @@ impl LogStore {
     /// Keeps a line and hands it to the followers of its service (dropping it for a follower whose
     /// buffer is full; forgetting followers that went away).
     pub fn push(&self, line: LogLine) {
+        self.push_all(vec![line]);
+    }
+
+    /// [`Self::push`] for many lines under one lock.
+    pub fn push_all(&self, lines: Vec<LogLine>) {
         let mut inner = self.lock();
-        inner.followers.retain(|(service, tx)| {
-            if service.as_ref().is_some_and(|s| *s != line.service) {
-                return true;
-            }
-            !matches!(
-                tx.try_send(line.clone()),
-                Err(TrySendError::Disconnected(_))
-            )
-        });
         let capacity = self.capacity;
-        let ring = inner.lines.entry(line.service.clone()).or_default();
-        if ring.len() >= capacity {
-            ring.pop_front();
+        for line in lines {
+            inner.followers.retain(|(service, tx)| {
+                if service.as_ref().is_some_and(|s| *s != line.service) {
+                    return true;
+                }
+                !matches!(
+                    tx.try_send(line.clone()),
+                    Err(TrySendError::Disconnected(_))
+                )
+            });
+            let ring = inner.lines.entry(line.service.clone()).or_default();
+            if ring.len() >= capacity {
+                ring.pop_front();
+            }
+            ring.push_back(line);
         }
-        ring.push_back(line);
     }
 
     /// The last `n` lines of one service, or of all services merged by time; oldest first.
@@ -166,46 +191,81 @@ pub fn forward(
         .spawn(move || copy_lines(pipe, &service, stream, format, &store, out))
 }
 
+/// Bytes read from a pipe at once: output is handled a chunk at a time (one write to the container's
+/// stream and one lock of the store per chunk, not per line).
+const CHUNK: usize = 64 * 1024;
+
 /// The forwarder's body: read, keep, write; a write error (stdout closed) stops only the writing.
+/// A line is forwarded once its newline (or the end of the output) arrives; longer than
+/// [`MAX_LINE`], it is split.
 pub fn copy_lines(
-    pipe: impl Read,
+    mut pipe: impl Read,
     service: &str,
     stream: Stream,
     format: LogFormat,
     store: &LogStore,
     mut out: impl Write,
 ) {
-    let mut reader = BufReader::with_capacity(MAX_LINE, pipe);
-    let mut buf = Vec::with_capacity(256);
+    let mut chunk = vec![0u8; CHUNK];
+    let mut pending: Vec<u8> = Vec::with_capacity(CHUNK);
+    let mut text: Vec<u8> = Vec::with_capacity(CHUNK + CHUNK / 4);
     let mut writable = true;
     loop {
-        buf.clear();
-        match (&mut reader)
-            .take(MAX_LINE as u64)
-            .read_until(b'\n', &mut buf)
-        {
-            Ok(0) => return,
-            Ok(_) => {}
+        let (n, eof) = match pipe.read(&mut chunk) {
+            Ok(0) => (0, true),
+            Ok(n) => (n, false),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(_) => return,
-        }
-        if buf.last() == Some(&b'\n') {
-            buf.pop();
-        }
-        let line = LogLine {
-            time: unix_now(),
-            service: service.to_string(),
-            stream,
-            message: String::from_utf8_lossy(&buf).into_owned(),
+            Err(_) => (0, true),
         };
-        if writable {
-            let text = format.format(&line);
-            writable = out
-                .write_all(text.as_bytes())
-                .and_then(|()| out.flush())
-                .is_ok();
+        pending.extend_from_slice(chunk.get(..n).unwrap_or_default());
+        let mut lines: Vec<&[u8]> = Vec::new();
+        let mut start = 0;
+        while let Some(i) = pending
+            .get(start..)
+            .and_then(|rest| rest.iter().position(|&b| b == b'\n'))
+        {
+            let line = pending.get(start..start + i).unwrap_or_default();
+            if line.is_empty() {
+                lines.push(line);
+            } else {
+                lines.extend(line.chunks(MAX_LINE));
+            }
+            start += i + 1;
         }
-        store.push(line);
+        let rest = pending.get(start..).unwrap_or_default();
+        if eof && !rest.is_empty() {
+            lines.extend(rest.chunks(MAX_LINE));
+            start = pending.len();
+        } else if rest.len() > MAX_LINE {
+            // A line longer than MAX_LINE without its newline yet: forward the full pieces now.
+            let full = rest.len() / MAX_LINE * MAX_LINE;
+            lines.extend(rest.get(..full).unwrap_or_default().chunks(MAX_LINE));
+            start += full;
+        }
+        if !lines.is_empty() {
+            let time = unix_now();
+            let kept: Vec<LogLine> = lines
+                .iter()
+                .map(|l| LogLine {
+                    time,
+                    service: service.to_string(),
+                    stream,
+                    message: String::from_utf8_lossy(l).into_owned(),
+                })
+                .collect();
+            if writable {
+                text.clear();
+                for (raw, line) in lines.iter().zip(&kept) {
+                    format.append(raw, line, &mut text);
+                }
+                writable = out.write_all(&text).and_then(|()| out.flush()).is_ok();
+            }
+            store.push_all(kept);
+        }
+        pending.drain(..start);
+        if eof {
+            return;
+        }
     }
 }
 
@@ -311,6 +371,42 @@ mod tests {
             .collect();
         assert_eq!(parts, vec![MAX_LINE, MAX_LINE, 5]);
         assert_eq!(store.tail(None, 100).len(), 6);
+    }
+
+    /// A reader that hands out at most 3 bytes per read, as a slow pipe does.
+    struct Trickle<'a>(&'a [u8]);
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.0.len().min(3).min(buf.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn lines_split_across_reads_come_out_whole_and_bytes_pass_through() {
+        let store = LogStore::new(10);
+        let sink = Sink::default();
+        let input = b"first line\n\nsecond \xff line\nlast";
+        copy_lines(
+            Trickle(input),
+            "s",
+            Stream::Stdout,
+            LogFormat::Plain,
+            &store,
+            sink.clone(),
+        );
+        assert_eq!(
+            sink.0.lock().unwrap().as_slice(),
+            b"first line\n\nsecond \xff line\nlast\n"
+        );
+        let kept: Vec<String> = store
+            .tail(Some("s"), 10)
+            .into_iter()
+            .map(|l| l.message)
+            .collect();
+        assert_eq!(kept, vec!["first line", "", "second \u{fffd} line", "last"]);
     }
 
     #[test]
