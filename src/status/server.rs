@@ -39,9 +39,9 @@ pub struct ServerOptions {
     pub socket: PathBuf,
     /// `HOST:PORT` of the read-only metrics listener; `None` = off (the default).
     pub metrics_addr: Option<SocketAddr>,
-    /// Connection worker threads.
+    /// Worker threads answering complete requests.
     pub workers: usize,
-    /// Connections accepted and not yet finished (queued, being served, following logs).
+    /// Open connections (being read, being answered, or following logs).
     pub max_connections: usize,
     /// Concurrent `logs?follow=true` streams.
     pub max_followers: usize,
@@ -565,11 +565,16 @@ impl IoLoop {
             for (p, readable) in pending.into_iter().zip(conn_ready) {
                 let step = if readable {
                     read_some(p, &self.shared.opts.limits)
-                } else if p.deadline(&self.shared.opts) <= now {
-                    expire(p);
-                    Step::Done
                 } else {
                     Step::Keep(p)
+                };
+                // Checked after reading too, so a client dripping bytes cannot outlive its deadline.
+                let step = match step {
+                    Step::Keep(p) if p.deadline(&self.shared.opts) <= now => {
+                        expire(p);
+                        Step::Done
+                    }
+                    other => other,
                 };
                 match step {
                     Step::Keep(p) => self.pending.push(p),
