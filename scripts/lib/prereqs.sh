@@ -10,7 +10,7 @@ apt_missing() {
 }
 
 install_prereqs() {
-  local pkgs=(tini tini-static dumb-init supervisor debootstrap curl jq procps libcap2-bin iproute2 util-linux openjdk-17-jre-headless)
+  local pkgs=(tini tini-static dumb-init supervisor debootstrap docker-compose curl jq procps libcap2-bin iproute2 util-linux openjdk-17-jre-headless)
   mapfile -t need < <(apt_missing "${pkgs[@]}" | sed '/^$/d')
   if [ "${#need[@]}" -gt 0 ]; then
     echo "== apt-get install ${need[*]}"
@@ -23,5 +23,6 @@ install_prereqs() {
     python3 -m pip install -q 'pyspark>=4.0,<5' notebook
   fi
   rustup component add clippy rustfmt >/dev/null 2>&1 || true
+  rustup target add x86_64-unknown-linux-musl >/dev/null 2>&1 || true
   export SPARK_HOME="${SPARK_HOME:-$(python3 -c 'import pyspark, os; print(os.path.dirname(pyspark.__file__))')}"
 }
