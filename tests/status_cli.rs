@@ -239,3 +239,35 @@ fn control_by_another_uid_exits_77_and_reads_still_work() {
         stderr(&out)
     );
 }
+
+#[test]
+fn status_is_coloured_on_a_terminal_unless_no_color() {
+    if !require(
+        has_command("script"),
+        "script(1) not installed: no pseudo-terminal",
+    ) {
+        return;
+    }
+    let t = start(FakeBackend::new(&["svc"]), |_| {});
+    let on_tty = |no_color: bool| {
+        let mut cmd = Command::new("script");
+        cmd.args(["-q", "-e", "-c"])
+            .arg(format!("{} status", env!("CARGO_BIN_EXE_sparkvisor")))
+            .arg("/dev/null")
+            .env("SPARKVISOR_SOCKET", &t.socket)
+            .env_remove("NO_COLOR");
+        if no_color {
+            cmd.env("NO_COLOR", "1");
+        }
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out)
+    };
+    let coloured = on_tty(false);
+    assert!(coloured.contains("\x1b[32mready\x1b[0m"), "{coloured:?}");
+    let plain = on_tty(true);
+    assert!(
+        plain.contains("ready") && !plain.contains('\x1b'),
+        "{plain:?}"
+    );
+}

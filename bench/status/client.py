@@ -87,19 +87,12 @@ def worker(path, request, seconds, start_at, out):
     out.put((latencies, errors))
 
 
-def main():
-    p = argparse.ArgumentParser()
-    p.add_argument("--socket", required=True)
-    p.add_argument("--connections", type=int, default=4)
-    p.add_argument("--seconds", type=float, default=5.0)
-    p.add_argument("--path", default="/v1/status")
-    p.add_argument("--xmlrpc", help="call this XML-RPC method on /RPC2 (supervisord)")
-    args = p.parse_args()
-    request = build_request(args)
+def run_load(path, request, connections, seconds):
+    """Runs `connections` processes for `seconds`; returns the figures as a dict."""
     out = mp.Queue()
     start_at = time.time() + 0.5
-    procs = [mp.Process(target=worker, args=(args.socket, request, args.seconds, start_at, out))
-             for _ in range(args.connections)]
+    procs = [mp.Process(target=worker, args=(path, request, seconds, start_at, out))
+             for _ in range(connections)]
     for pr in procs:
         pr.start()
     latencies, errors = [], 0
@@ -116,14 +109,25 @@ def main():
             return None
         return latencies[min(len(latencies) - 1, int(q * len(latencies)))] / 1e6
 
-    print(json.dumps({
+    return {
         "requests": len(latencies),
         "errors": errors,
-        "req_per_s": round(len(latencies) / args.seconds),
+        "req_per_s": round(len(latencies) / seconds),
         "p50_ms": pct(0.50),
         "p99_ms": pct(0.99),
-        "connections": args.connections,
-    }))
+        "connections": connections,
+    }
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--socket", required=True)
+    p.add_argument("--connections", type=int, default=4)
+    p.add_argument("--seconds", type=float, default=5.0)
+    p.add_argument("--path", default="/v1/status")
+    p.add_argument("--xmlrpc", help="call this XML-RPC method on /RPC2 (supervisord)")
+    args = p.parse_args()
+    print(json.dumps(run_load(args.socket, build_request(args), args.connections, args.seconds)))
 
 
 if __name__ == "__main__":

@@ -1,22 +1,26 @@
-//! The status server: a Unix socket (and optionally a read-only TCP listener for `/metrics`), a
-//! fixed pool of worker threads, and hard limits, so that no client behaviour can slow supervision.
+//! The status server: a Unix socket (and optionally a read-only TCP listener for `/metrics`), one
+//! I/O thread, a fixed pool of worker threads, and hard limits, so that no client behaviour can
+//! slow supervision or tie up the server.
 //!
-//! Threads: one acceptor per listener, `workers` connection workers, and at most `max_followers`
-//! threads streaming `logs -f`. All of them block in `accept`/`recv`/`read` (no timers while idle).
-//! Limits: `max_connections` accepted-but-unfinished connections (the next one is answered 503 and
-//! closed by the acceptor); request head, header count and body size ([`Limits`]); a deadline for
-//! each request from its first byte (`request_timeout`) and for idle keep-alive connections
-//! (`idle_timeout`); a keep-alive connection is closed after an answer whenever other connections
-//! are queued, so a few clients cannot starve the rest.
+//! The I/O thread owns every connection that is not being answered: it accepts, reads without
+//! blocking (`poll`), parses, and enforces the deadlines; only a complete request goes to a
+//! worker, which asks the [`Backend`], writes the answer and hands a keep-alive connection back.
+//! So silent, slow or half-sent requests cost a slot in a list, never a thread. Threads: the I/O
+//! thread, `workers` workers, and at most `max_followers` threads streaming `logs -f`. All block
+//! while idle; the I/O thread wakes only for I/O or the nearest connection deadline (none when no
+//! connection is open).
+//! Limits: `max_connections` open connections (the next one is answered 503 and closed at once);
+//! request head, header count and body size ([`Limits`]); a deadline for each request from its
+//! first byte (`request_timeout`, then 408) and for idle connections (`idle_timeout`).
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -35,9 +39,9 @@ pub struct ServerOptions {
     pub socket: PathBuf,
     /// `HOST:PORT` of the read-only metrics listener; `None` = off (the default).
     pub metrics_addr: Option<SocketAddr>,
-    /// Connection worker threads.
+    /// Worker threads answering complete requests.
     pub workers: usize,
-    /// Connections accepted and not yet finished (queued, being served, following logs).
+    /// Open connections (being read, being answered, or following logs).
     pub max_connections: usize,
     /// Concurrent `logs?follow=true` streams.
     pub max_followers: usize,
@@ -151,9 +155,9 @@ pub enum ServerError {
     /// A server thread could not be started.
     #[error("cannot start a status server thread: {0}")]
     Thread(io::Error),
-    /// The listening socket could not be duplicated (out of file descriptors).
-    #[error("cannot duplicate the status listener: {0}")]
-    Dup(io::Error),
+    /// Setting up the listeners or the wake-up pair failed (out of file descriptors).
+    #[error("cannot set up the status listener: {0}")]
+    Setup(io::Error),
 }
 
 impl From<ServerError> for Fatal {
@@ -164,7 +168,7 @@ impl From<ServerError> for Fatal {
             | ServerError::Permissions { ref source, .. }
             | ServerError::MetricsBind { ref source, .. }
             | ServerError::Thread(ref source)
-            | ServerError::Dup(ref source) => io::Error::new(source.kind(), e.to_string()),
+            | ServerError::Setup(ref source) => io::Error::new(source.kind(), e.to_string()),
             _ => io::Error::other(e.to_string()),
         };
         Fatal::Sys {
@@ -174,16 +178,15 @@ impl From<ServerError> for Fatal {
     }
 }
 
-/// A running server. Dropping it (or [`Server::shutdown`]) stops accepting and removes the socket.
+/// A running server. Dropping it (or [`Server::shutdown`]) stops it and removes the socket.
 #[derive(Debug)]
 pub struct Server {
     socket: PathBuf,
     socket_inode: Option<(u64, u64)>,
     metrics_addr: Option<SocketAddr>,
     stopping: Arc<AtomicBool>,
-    acceptors: Vec<JoinHandle<()>>,
-    /// Duplicates of the listening sockets, shut down to wake the acceptors.
-    wake: Vec<std::os::fd::OwnedFd>,
+    waker: Arc<UnixStream>,
+    io_thread: Option<JoinHandle<()>>,
 }
 
 impl Server {
@@ -197,7 +200,7 @@ impl Server {
         self.metrics_addr
     }
 
-    /// Stops accepting, lets workers finish their current request, removes the socket file.
+    /// Stops accepting and reading, removes the socket file. Requests being answered finish.
     pub fn shutdown(mut self) {
         self.stop();
     }
@@ -206,18 +209,11 @@ impl Server {
         if self.stopping.swap(true, Ordering::SeqCst) {
             return;
         }
-        // Wake the acceptors blocked in accept(); they see `stopping` and return. Only join
-        // them when the wake-up worked, so a failed shutdown can never hang the agent's exit.
-        let woke = self
-            .wake
-            .iter()
-            .all(|fd| peercred::wake_acceptor(fd).is_ok());
-        if !woke {
-            log::warn!("status socket: cannot wake the acceptor; leaving it");
-            self.acceptors.clear();
-        }
-        for a in self.acceptors.drain(..) {
-            let _ = a.join();
+        // Only join the I/O thread when it was told; a failed wake-up must not hang the exit.
+        if (&*self.waker).write(&[1]).is_ok() {
+            if let Some(t) = self.io_thread.take() {
+                let _ = t.join();
+            }
         }
         // Remove the socket only if it is still ours (another agent may have replaced it).
         if let (Ok(meta), Some(ino)) = (std::fs::symlink_metadata(&self.socket), self.socket_inode)
@@ -248,10 +244,15 @@ pub fn serve(backend: Arc<dyn Backend>, opts: ServerOptions) -> Result<Server, S
         None => None,
     };
     let metrics_addr = tcp.as_ref().and_then(|l| l.local_addr().ok());
-    let mut wake = vec![dup_fd(unix.as_fd())?];
+    let setup = |r: io::Result<()>| r.map_err(ServerError::Setup);
+    setup(unix.set_nonblocking(true))?;
     if let Some(l) = &tcp {
-        wake.push(dup_fd(l.as_fd())?);
+        setup(l.set_nonblocking(true))?;
     }
+    let (wake_rx, wake_tx) = UnixStream::pair().map_err(ServerError::Setup)?;
+    setup(wake_rx.set_nonblocking(true))?;
+    setup(wake_tx.set_nonblocking(true))?;
+    let waker = Arc::new(wake_tx);
 
     let stopping = Arc::new(AtomicBool::new(false));
     let shared = Arc::new(Shared {
@@ -260,54 +261,44 @@ pub fn serve(backend: Arc<dyn Backend>, opts: ServerOptions) -> Result<Server, S
             agent_uid: opts.agent_uid,
         },
         opts: opts.clone(),
-        active: AtomicUsize::new(0),
-        queued: AtomicUsize::new(0),
+        open: AtomicUsize::new(0),
         followers: AtomicUsize::new(0),
         stopping: stopping.clone(),
+        waker: waker.clone(),
     });
-    let (tx, rx) = mpsc::sync_channel::<Conn>(opts.max_connections.max(1));
-    let rx = Arc::new(Mutex::new(rx));
+    let (job_tx, job_rx) = mpsc::channel::<Job>();
+    let (back_tx, back_rx) = mpsc::channel::<Returned>();
+    let job_rx = Arc::new(Mutex::new(job_rx));
     for i in 0..opts.workers.max(1) {
-        let rx = rx.clone();
+        let job_rx = job_rx.clone();
+        let back_tx = back_tx.clone();
         let shared = shared.clone();
         thread::Builder::new()
             .name(format!("status-worker-{i}"))
-            .spawn(move || worker(&rx, &shared))
+            .spawn(move || worker(&job_rx, &back_tx, &shared))
             .map_err(ServerError::Thread)?;
     }
-
-    let mut acceptors = Vec::new();
-    {
-        let shared = shared.clone();
-        let tx = tx.clone();
-        acceptors.push(
-            thread::Builder::new()
-                .name("status-accept".into())
-                .spawn(move || accept_unix(&unix, &tx, &shared))
-                .map_err(ServerError::Thread)?,
-        );
-    }
-    if let Some(tcp) = tcp {
-        let shared = shared.clone();
-        acceptors.push(
-            thread::Builder::new()
-                .name("metrics-accept".into())
-                .spawn(move || accept_tcp(&tcp, &tx, &shared))
-                .map_err(ServerError::Thread)?,
-        );
-    }
+    let io = IoLoop {
+        unix,
+        tcp,
+        wake_rx,
+        pending: Vec::new(),
+        jobs: job_tx,
+        returned: back_rx,
+        shared,
+    };
+    let io_thread = thread::Builder::new()
+        .name("status-io".into())
+        .spawn(move || io.run())
+        .map_err(ServerError::Thread)?;
     Ok(Server {
         socket: opts.socket,
         socket_inode,
         metrics_addr,
         stopping,
-        acceptors,
-        wake,
+        waker,
+        io_thread: Some(io_thread),
     })
-}
-
-fn dup_fd(fd: std::os::fd::BorrowedFd<'_>) -> Result<std::os::fd::OwnedFd, ServerError> {
-    fd.try_clone_to_owned().map_err(ServerError::Dup)
 }
 
 /// Creates the parent directory (0755), replaces a stale socket nobody answers on, binds, and sets
@@ -373,13 +364,13 @@ struct Shared {
     backend: Arc<dyn Backend>,
     policy: Policy,
     opts: ServerOptions,
-    /// Accepted connections not yet finished.
-    active: AtomicUsize,
-    /// Accepted connections waiting for a worker.
-    queued: AtomicUsize,
+    /// Open connections (waiting in the I/O thread, being answered, or following logs).
+    open: AtomicUsize,
     /// Live follow streams.
     followers: AtomicUsize,
     stopping: Arc<AtomicBool>,
+    /// Written to (one byte) to wake the I/O thread: a connection came back, or stop.
+    waker: Arc<UnixStream>,
 }
 
 /// One accepted connection.
@@ -405,6 +396,12 @@ impl Stream {
         match self {
             Stream::Unix(s) => s.set_nonblocking(on),
             Stream::Tcp(s) => s.set_nonblocking(on),
+        }
+    }
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Stream::Unix(s) => s.as_fd(),
+            Stream::Tcp(s) => s.as_fd(),
         }
     }
 }
@@ -453,43 +450,208 @@ impl Drop for Slot {
     }
 }
 
-fn accept_unix(listener: &UnixListener, tx: &SyncSender<Conn>, shared: &Arc<Shared>) {
-    loop {
-        let accepted = listener.accept();
-        if shared.stopping.load(Ordering::SeqCst) {
-            return;
+/// A complete request for a worker, with the connection and any bytes that followed it.
+struct Job {
+    conn: Conn,
+    request: http::Request,
+    rest: Vec<u8>,
+}
+
+/// A keep-alive connection a worker hands back, with bytes of a next request already read.
+struct Returned {
+    conn: Conn,
+    rest: Vec<u8>,
+}
+
+/// A connection the I/O thread is reading a request from.
+struct Pending {
+    conn: Conn,
+    buf: Vec<u8>,
+    /// When it became idle (accepted, or its last answer was written).
+    since: Instant,
+    /// When the first byte of the current request arrived.
+    first_byte: Option<Instant>,
+}
+
+impl Pending {
+    fn new(conn: Conn, buf: Vec<u8>) -> Self {
+        let now = Instant::now();
+        let first_byte = (!buf.is_empty()).then_some(now);
+        Self {
+            conn,
+            buf,
+            since: now,
+            first_byte,
         }
-        match accepted {
-            Ok((stream, _)) => {
-                let uid = peercred::peer_uid(&stream).ok();
-                let peer = Peer {
-                    uid,
-                    listener: Listener::Unix,
-                };
-                admit(Stream::Unix(stream), peer, tx, shared);
-            }
-            Err(e) => accept_failed(&e),
+    }
+
+    fn deadline(&self, opts: &ServerOptions) -> Instant {
+        match self.first_byte {
+            Some(t) => t + opts.request_timeout,
+            None => self.since + opts.idle_timeout,
         }
     }
 }
 
-fn accept_tcp(listener: &TcpListener, tx: &SyncSender<Conn>, shared: &Arc<Shared>) {
-    loop {
-        let accepted = listener.accept();
-        if shared.stopping.load(Ordering::SeqCst) {
+/// What reading from a pending connection led to.
+enum Step {
+    /// Still waiting for bytes.
+    Keep(Pending),
+    /// A complete request, for a worker.
+    Dispatch(Job),
+    /// Closed (by the client, or after an error answer).
+    Done,
+}
+
+/// The I/O thread: accepting, non-blocking reads, parsing, deadlines.
+struct IoLoop {
+    unix: UnixListener,
+    tcp: Option<TcpListener>,
+    wake_rx: UnixStream,
+    pending: Vec<Pending>,
+    jobs: Sender<Job>,
+    returned: Receiver<Returned>,
+    shared: Arc<Shared>,
+}
+
+impl IoLoop {
+    fn run(mut self) {
+        loop {
+            if self.shared.stopping.load(Ordering::SeqCst) {
+                return;
+            }
+            for r in self.returned.try_iter() {
+                self.pending.push(Pending::new(r.conn, r.rest));
+            }
+            let opts = &self.shared.opts;
+            let now = Instant::now();
+            let timeout = self
+                .pending
+                .iter()
+                .map(|p| p.deadline(opts).saturating_duration_since(now))
+                .min();
+            let ready = {
+                let mut fds: Vec<BorrowedFd<'_>> = Vec::with_capacity(self.pending.len() + 3);
+                fds.push(self.wake_rx.as_fd());
+                fds.push(self.unix.as_fd());
+                if let Some(t) = &self.tcp {
+                    fds.push(t.as_fd());
+                }
+                fds.extend(self.pending.iter().map(|p| p.conn.stream.as_fd()));
+                match peercred::wait_readable(&fds, timeout) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        log::warn!("status socket: poll failed: {e}");
+                        thread::sleep(Duration::from_millis(10));
+                        continue;
+                    }
+                }
+            };
+            let mut flags = ready.into_iter();
+            if flags.next() == Some(true) {
+                let mut scratch = [0u8; 64];
+                while matches!((&self.wake_rx).read(&mut scratch), Ok(n) if n > 0) {}
+            }
+            let unix_ready = flags.next() == Some(true);
+            let tcp_ready = if self.tcp.is_some() {
+                flags.next() == Some(true)
+            } else {
+                false
+            };
+            let conn_ready: Vec<bool> = flags.collect();
+
+            let now = Instant::now();
+            let pending = std::mem::take(&mut self.pending);
+            for (p, readable) in pending.into_iter().zip(conn_ready) {
+                let step = if readable {
+                    read_some(p, &self.shared.opts.limits)
+                } else {
+                    Step::Keep(p)
+                };
+                // Checked after reading too, so a client dripping bytes cannot outlive its deadline.
+                let step = match step {
+                    Step::Keep(p) if p.deadline(&self.shared.opts) <= now => {
+                        expire(p);
+                        Step::Done
+                    }
+                    other => other,
+                };
+                match step {
+                    Step::Keep(p) => self.pending.push(p),
+                    Step::Dispatch(job) => {
+                        // Workers outlive this thread's sender; a failed send only drops the connection.
+                        let _ = self.jobs.send(job);
+                    }
+                    Step::Done => {}
+                }
+            }
+            if unix_ready {
+                self.accept_unix();
+            }
+            if tcp_ready {
+                self.accept_tcp();
+            }
+        }
+    }
+
+    fn accept_unix(&mut self) {
+        loop {
+            match self.unix.accept() {
+                Ok((stream, _)) => {
+                    let peer = Peer {
+                        uid: peercred::peer_uid(&stream).ok(),
+                        listener: Listener::Unix,
+                    };
+                    self.admit(Stream::Unix(stream), peer);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) => return accept_failed(&e),
+            }
+        }
+    }
+
+    fn accept_tcp(&mut self) {
+        let Some(listener) = &self.tcp else { return };
+        let mut accepted = Vec::new();
+        loop {
+            match listener.accept() {
+                Ok((stream, _)) => {
+                    let _ = stream.set_nodelay(true);
+                    accepted.push(stream);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    accept_failed(&e);
+                    break;
+                }
+            }
+        }
+        for stream in accepted {
+            let peer = Peer {
+                uid: None,
+                listener: Listener::MetricsTcp,
+            };
+            self.admit(Stream::Tcp(stream), peer);
+        }
+    }
+
+    /// Takes a new connection into the pending list, or answers 503 at once when full.
+    fn admit(&mut self, stream: Stream, peer: Peer) {
+        if self.shared.open.load(Ordering::SeqCst) >= self.shared.opts.max_connections
+            || stream.set_nonblocking(true).is_err()
+        {
+            refuse(
+                stream,
+                "too many connections to the status socket; try again",
+            );
             return;
         }
-        match accepted {
-            Ok((stream, _)) => {
-                let _ = stream.set_nodelay(true);
-                let peer = Peer {
-                    uid: None,
-                    listener: Listener::MetricsTcp,
-                };
-                admit(Stream::Tcp(stream), peer, tx, shared);
-            }
-            Err(e) => accept_failed(&e),
-        }
+        let conn = Conn {
+            stream,
+            peer,
+            _slot: Slot::take(&self.shared, |s| &s.open),
+        };
+        self.pending.push(Pending::new(conn, Vec::new()));
     }
 }
 
@@ -502,29 +664,63 @@ fn accept_failed(e: &io::Error) {
     thread::sleep(Duration::from_millis(10));
 }
 
-/// Queues a connection for the workers, or answers 503 at once when the server is full.
-fn admit(stream: Stream, peer: Peer, tx: &SyncSender<Conn>, shared: &Arc<Shared>) {
-    if shared.active.load(Ordering::SeqCst) >= shared.opts.max_connections {
-        refuse(
-            stream,
-            "too many connections to the status socket; try again",
-        );
-        return;
+/// Reads what is available (never blocks) and parses.
+fn read_some(mut p: Pending, limits: &Limits) -> Step {
+    let mut chunk = [0u8; 4096];
+    loop {
+        match p.conn.stream.read(&mut chunk) {
+            Ok(0) => {
+                if !p.buf.is_empty() {
+                    let e = http::HttpError::Malformed("connection closed mid-request".into());
+                    answer_and_close(p.conn, &e.response());
+                }
+                return Step::Done;
+            }
+            Ok(n) => {
+                p.buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
+                p.first_byte.get_or_insert_with(Instant::now);
+                // Parse as soon as there is enough, so a flood cannot grow the buffer unbounded.
+                if p.buf.len() > limits.max_head_bytes + limits.max_body_bytes {
+                    break;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return Step::Done,
+        }
     }
-    let slot = Slot::take(shared, |s| &s.active);
-    shared.queued.fetch_add(1, Ordering::SeqCst);
-    let conn = Conn {
-        stream,
-        peer,
-        _slot: slot,
-    };
-    if let Err(e) = tx.try_send(conn) {
-        shared.queued.fetch_sub(1, Ordering::SeqCst);
-        let conn = match e {
-            mpsc::TrySendError::Full(c) | mpsc::TrySendError::Disconnected(c) => c,
-        };
-        refuse(conn.stream, "the status server is busy; try again");
+    match http::parse(&p.buf, limits) {
+        Ok(Parsed::Complete(request, used)) => {
+            let rest = p.buf.split_off(used.min(p.buf.len()));
+            Step::Dispatch(Job {
+                conn: p.conn,
+                request,
+                rest,
+            })
+        }
+        Ok(Parsed::Partial) => Step::Keep(p),
+        Err(e) => {
+            answer_and_close(p.conn, &e.response());
+            Step::Done
+        }
     }
+}
+
+/// A connection past its deadline: 408 when a request had begun, silence when it was idle.
+fn expire(p: Pending) {
+    if p.first_byte.is_some() {
+        let mut r = Response::error(&ApiError::bad_request("request not received in time"));
+        r.status = 408;
+        answer_and_close(p.conn, &r);
+    }
+}
+
+/// Best-effort error answer on a non-blocking connection, then close.
+fn answer_and_close(mut conn: Conn, response: &Response) {
+    let mut out = Vec::new();
+    response.write_to(&mut out, true);
+    let _ = conn.stream.set_nonblocking(true);
+    let _ = conn.stream.write(&out);
 }
 
 /// Writes a 503 without waiting on the client and closes.
@@ -535,132 +731,73 @@ fn refuse(mut stream: Stream, message: &str) {
     let _ = stream.write(&out);
 }
 
-fn worker(rx: &Mutex<Receiver<Conn>>, shared: &Arc<Shared>) {
+fn worker(jobs: &Mutex<Receiver<Job>>, back: &Sender<Returned>, shared: &Arc<Shared>) {
     loop {
-        let next = match rx.lock() {
+        let next = match jobs.lock() {
             Ok(guard) => guard.recv(),
             Err(_) => return,
         };
-        let Ok(conn) = next else { return };
-        shared.queued.fetch_sub(1, Ordering::SeqCst);
-        serve_connection(conn, shared);
+        let Ok(job) = next else { return };
+        if let Some(returned) = answer(job, shared) {
+            if back.send(returned).is_err() {
+                return;
+            }
+            let _ = (&*shared.waker).write(&[1]);
+        }
     }
 }
 
-/// Why reading a request ended without one.
-enum ReadEnd {
-    /// The client closed, or stayed idle past the idle timeout: just close.
-    Closed,
-    /// The request was bad or too slow: answer this, then close.
-    Answer(Response),
-}
-
-fn serve_connection(mut conn: Conn, shared: &Arc<Shared>) {
+/// Answers a request (and any complete requests pipelined after it); gives the connection back
+/// for keep-alive, or `None` when it is closed or handed to a follower.
+fn answer(job: Job, shared: &Arc<Shared>) -> Option<Returned> {
+    let Job {
+        mut conn,
+        mut request,
+        mut rest,
+    } = job;
     let opts = &shared.opts;
-    let _ = conn.stream.set_write_timeout(Some(opts.request_timeout));
-    let mut buf: Vec<u8> = Vec::with_capacity(1024);
+    conn.stream.set_nonblocking(false).ok()?;
+    conn.stream
+        .set_write_timeout(Some(opts.request_timeout))
+        .ok()?;
     loop {
-        let req = match read_request(&mut conn.stream, &mut buf, opts) {
-            Ok(r) => r,
-            Err(ReadEnd::Closed) => return,
-            Err(ReadEnd::Answer(resp)) => {
-                let mut out = Vec::new();
-                resp.write_to(&mut out, true);
-                let _ = conn.stream.write_all(&out);
-                return;
-            }
-        };
-        let head_only = req.method == "HEAD";
-        match api::handle(&req, &conn.peer, &shared.policy, shared.backend.as_ref()) {
+        let head_only = request.method == "HEAD";
+        match api::handle(
+            &request,
+            &conn.peer,
+            &shared.policy,
+            shared.backend.as_ref(),
+        ) {
             Outcome::Reply(resp) => {
-                // Close after answering when others wait for a worker, so a few keep-alive
-                // clients cannot starve the rest; and when shutting down.
-                let close = req.close
-                    || shared.queued.load(Ordering::SeqCst) > 0
-                    || shared.stopping.load(Ordering::SeqCst);
+                let close = request.close || shared.stopping.load(Ordering::SeqCst);
                 let mut out = Vec::with_capacity(resp.body.len() + 160);
                 resp.write_to(&mut out, close);
                 if head_only {
                     out.truncate(out.len().saturating_sub(resp.body.len()));
                 }
                 if conn.stream.write_all(&out).is_err() || close {
-                    return;
+                    return None;
                 }
             }
             Outcome::Follow { backlog, lines } => {
                 start_follower(conn, backlog, lines, shared);
-                return;
+                return None;
+            }
+        }
+        match http::parse(&rest, &opts.limits) {
+            Ok(Parsed::Complete(next, used)) => {
+                rest.drain(..used.min(rest.len()));
+                request = next;
+            }
+            Ok(Parsed::Partial) => break,
+            Err(e) => {
+                answer_and_close(conn, &e.response());
+                return None;
             }
         }
     }
-}
-
-/// Reads until `buf` holds a whole request, enforcing the limits and deadlines.
-fn read_request(
-    stream: &mut Stream,
-    buf: &mut Vec<u8>,
-    opts: &ServerOptions,
-) -> Result<http::Request, ReadEnd> {
-    let idle_since = Instant::now();
-    let mut first_byte: Option<Instant> = (!buf.is_empty()).then(Instant::now);
-    let mut chunk = [0u8; 4096];
-    loop {
-        match http::parse(buf, &opts.limits) {
-            Ok(Parsed::Complete(req, used)) => {
-                buf.drain(..used.min(buf.len()));
-                return Ok(req);
-            }
-            Ok(Parsed::Partial) => {}
-            Err(e) => return Err(ReadEnd::Answer(e.response())),
-        }
-        let deadline = match first_byte {
-            Some(t) => t + opts.request_timeout,
-            None => idle_since + opts.idle_timeout,
-        };
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(timed_out(first_byte.is_some()));
-        }
-        if stream.set_read_timeout(Some(left)).is_err() {
-            return Err(ReadEnd::Closed);
-        }
-        match stream.read(&mut chunk) {
-            Ok(0) => {
-                return Err(if buf.is_empty() {
-                    ReadEnd::Closed
-                } else {
-                    ReadEnd::Answer(
-                        http::HttpError::Malformed("connection closed mid-request".into())
-                            .response(),
-                    )
-                })
-            }
-            Ok(n) => {
-                buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
-                first_byte.get_or_insert_with(Instant::now);
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                return Err(timed_out(first_byte.is_some()));
-            }
-            Err(_) => return Err(ReadEnd::Closed),
-        }
-    }
-}
-
-fn timed_out(mid_request: bool) -> ReadEnd {
-    if mid_request {
-        let mut r = Response::error(&ApiError::bad_request("request not received in time"));
-        r.status = 408;
-        ReadEnd::Answer(r)
-    } else {
-        ReadEnd::Closed
-    }
+    conn.stream.set_nonblocking(true).ok()?;
+    Some(Returned { conn, rest })
 }
 
 /// Hands a follow stream to its own thread (bounded by `max_followers`), freeing the worker.
@@ -680,6 +817,7 @@ fn start_follower(
         return;
     }
     let slot = Slot::take(shared, |s| &s.followers);
+    let _ = conn.stream.set_read_timeout(None);
     let spawned = thread::Builder::new()
         .name("status-follow".into())
         .spawn(move || {

@@ -1,11 +1,13 @@
 //! Socket calls of the status server: who is on the other end of a Unix socket (`SO_PEERCRED`),
-//! who the agent is, and waking a thread blocked in `accept`.
+//! who the agent is, and waiting for readable sockets (`poll`).
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::BorrowedFd;
 use std::os::unix::net::UnixStream;
+use std::time::Duration;
 
-use nix::sys::socket::{getsockopt, shutdown, sockopt::PeerCredentials, Shutdown};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
 
 /// The uid of the process that connected `stream` (captured by the kernel at `connect`).
 pub fn peer_uid(stream: &UnixStream) -> io::Result<u32> {
@@ -18,10 +20,29 @@ pub fn effective_uid() -> u32 {
     nix::unistd::geteuid().as_raw()
 }
 
-/// Shuts a listening socket down so that a thread blocked in `accept` on it returns at once (with
-/// `EINVAL` on Linux); `listener` may be a duplicate of the one being accepted on.
-pub fn wake_acceptor(listener: &impl AsFd) -> io::Result<()> {
-    shutdown(listener.as_fd().as_raw_fd(), Shutdown::Both).map_err(io::Error::from)
+/// Waits until any of `fds` is readable, hung up or in error, or `timeout` passes (`None`: no
+/// limit); returns, for each fd, whether it is ready. An interrupted wait returns all false.
+pub fn wait_readable(fds: &[BorrowedFd<'_>], timeout: Option<Duration>) -> io::Result<Vec<bool>> {
+    let mut polls: Vec<PollFd<'_>> = fds
+        .iter()
+        .map(|fd| PollFd::new(*fd, PollFlags::POLLIN))
+        .collect();
+    let timeout = match timeout {
+        None => PollTimeout::NONE,
+        // Round up, so a deadline less than a millisecond away does not spin.
+        Some(d) => PollTimeout::try_from(d.saturating_add(Duration::from_micros(999)))
+            .unwrap_or(PollTimeout::MAX),
+    };
+    match poll(&mut polls, timeout) {
+        Ok(_) => {}
+        Err(nix::errno::Errno::EINTR) => return Ok(vec![false; fds.len()]),
+        Err(e) => return Err(e.into()),
+    }
+    let ready = PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR | PollFlags::POLLNVAL;
+    Ok(polls
+        .iter()
+        .map(|p| p.revents().is_some_and(|r| r.intersects(ready)))
+        .collect())
 }
 
 #[cfg(test)]
@@ -35,12 +56,15 @@ mod tests {
     }
 
     #[test]
-    fn shutdown_wakes_a_blocked_accept() {
-        let dir = tempfile::tempdir().unwrap();
-        let listener = std::os::unix::net::UnixListener::bind(dir.path().join("s")).unwrap();
-        let dup = listener.try_clone().unwrap();
-        let t = std::thread::spawn(move || listener.accept().is_err());
-        wake_acceptor(&dup).unwrap();
-        assert!(t.join().unwrap(), "accept returned an error after shutdown");
+    fn wait_readable_reports_each_fd() {
+        use std::io::Write;
+        use std::os::fd::AsFd;
+        let (a, mut b) = UnixStream::pair().unwrap();
+        let (c, _d) = UnixStream::pair().unwrap();
+        let r = wait_readable(&[a.as_fd(), c.as_fd()], Some(Duration::from_millis(1))).unwrap();
+        assert_eq!(r, vec![false, false]);
+        b.write_all(b"x").unwrap();
+        let r = wait_readable(&[a.as_fd(), c.as_fd()], None).unwrap();
+        assert_eq!(r, vec![true, false]);
     }
 }

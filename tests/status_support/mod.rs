@@ -295,3 +295,122 @@ pub fn has_command(name: &str) -> bool {
         .map(|s| s.success())
         .unwrap_or(false)
 }
+
+/// A real agent (`sparkvisor run --role R`) with a role written into a temp dir, its socket in
+/// that dir (made world-traversable so other uids can reach the socket).
+pub struct RealAgent {
+    pub child: std::process::Child,
+    pub socket: PathBuf,
+    pub dir: tempfile::TempDir,
+}
+
+impl RealAgent {
+    /// Starts the agent with `role_yaml` as role `r`; `@WORK@` in it becomes a work directory.
+    /// With `pid1`, the agent is PID 1 of a new PID namespace (`unshare`, root only).
+    pub fn start(role_yaml: &str, pid1: bool) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("sv-status-")
+            .tempdir()
+            .unwrap();
+        std::fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        for sub in ["roles", "templates", "work"] {
+            std::fs::create_dir_all(dir.path().join(sub)).unwrap();
+        }
+        let work = dir.path().join("work");
+        std::fs::write(
+            dir.path().join("roles").join("r.yaml"),
+            role_yaml.replace("@WORK@", &work.display().to_string()),
+        )
+        .unwrap();
+        let socket = dir.path().join("agent.sock");
+        let bin = env!("CARGO_BIN_EXE_sparkvisor");
+        let mut cmd = if pid1 {
+            let mut c = Command::new("unshare");
+            c.args(["--pid", "--fork", "--mount-proc", "--kill-child", bin]);
+            c
+        } else {
+            Command::new(bin)
+        };
+        cmd.args(["run", "--role", "r"])
+            .env("SPARKVISOR_ROLES", dir.path().join("roles"))
+            .env("SPARKVISOR_TEMPLATES", dir.path().join("templates"))
+            .env("SPARKVISOR_SOCKET", &socket)
+            .env("SPARK_HOME", dir.path().join("spark-home"))
+            .env_remove("SPARKVISOR_ROLE")
+            .env_remove("SPARK_MODE")
+            .env_remove("SPARKVISOR_CONFIG")
+            .env_remove("SPARKVISOR_CONFIGMETA")
+            .env_remove("SPARKVISOR_METRICS_ADDR")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::fs::File::create(dir.path().join("out.log")).unwrap())
+            .stderr(std::fs::File::create(dir.path().join("err.log")).unwrap());
+        let child = cmd.spawn().unwrap();
+        let agent = Self { child, socket, dir };
+        agent.wait(Duration::from_secs(30), "the status socket", || {
+            agent.socket.exists() && curl(&agent.socket, &[], "/v1/health").0 == 200
+        });
+        agent
+    }
+
+    pub fn work(&self, name: &str) -> PathBuf {
+        self.dir.path().join("work").join(name)
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("err.log")).unwrap_or_default()
+    }
+
+    /// Polls `cond` until it holds; panics with the agent's stderr after `limit`.
+    pub fn wait(&self, limit: Duration, what: &str, cond: impl FnMut() -> bool) {
+        assert!(
+            wait_for(limit, cond),
+            "timed out waiting for {what}\nagent stderr:\n{}",
+            self.stderr()
+        );
+    }
+
+    /// GET a JSON document.
+    pub fn json(&self, path: &str) -> serde_json::Value {
+        let (code, body) = curl(&self.socket, &[], path);
+        assert_eq!(code, 200, "{path}: {body}");
+        serde_json::from_str(&body).unwrap()
+    }
+
+    /// The pid of the agent process itself as this namespace sees it.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for RealAgent {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            // SIGTERM first, so the agent stops its services and removes its socket.
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.child.id().to_string()])
+                .status();
+            if !wait_for(Duration::from_secs(10), || {
+                matches!(self.child.try_wait(), Ok(Some(_)))
+            }) {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+            }
+        }
+    }
+}
+
+/// Threads of a process (`Threads:` in /proc/PID/status).
+pub fn threads_of(pid: u32) -> usize {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Threads:"))
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
