@@ -6,6 +6,7 @@ Figures (targets from issue 5):
   first-exec time from launching the agent to the first service's exec (target < 5 ms)
   respawn    crash-to-respawn latency without backoff, median (target < 2 ms)
   idle       context switches of all the agent's threads over an idle period (target 0)
+  output     service output forwarded to the container's stdout, MB/s (DESIGN target >= 500)
 
 Usage: bench/supervisor/bench.py [--quick] [--bin PATH]   (default: the static musl build
 target/x86_64-unknown-linux-musl/release/sparkvisor when it exists — the build to ship, see README
@@ -198,6 +199,24 @@ def measure_respawn(tool, runs):
     return statistics.median(gaps)
 
 
+def measure_throughput(tool, megabytes):
+    """MB/s of service output forwarded (100-byte lines) with the container's stdout on /dev/null."""
+    line = "0123456789" * 9 + "012345678"
+    with tempfile.TemporaryDirectory() as tmp:
+        done = os.path.join(tmp, "done")
+        cmd = f"yes {line} | head -c {megabytes * 1000000}; touch {done}"
+        # supervisord cannot log to /dev/null ("Illegal seek"): it gets a file in the temp dir.
+        out = "/dev/null" if tool.name == "sparkvisor" else os.path.join(tmp, "out")
+        t0 = time.monotonic()
+        proc, _ = tool.start(tmp, [("flood", ["sh", "-c", cmd], False)], out)
+        try:
+            wait_for(lambda: os.path.exists(done), limit=60)
+            elapsed = time.monotonic() - t0
+        finally:
+            tool.stop(proc)
+    return megabytes / elapsed
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
@@ -224,12 +243,19 @@ def main():
             respawn = measure_respawn(tool, respawns if tool.name == "sparkvisor" else 5)
         except TimeoutError:
             respawn = float("nan")
-        results[tool.name] = dict(rss=rss / 1024, idle=idle, first=first, respawn=respawn)
+        mb = 200 if args.quick else 1000
+        try:
+            throughput = measure_throughput(tool, mb if tool.name == "sparkvisor" else mb // 10)
+        except TimeoutError:
+            throughput = float("nan")
+        results[tool.name] = dict(rss=rss / 1024, idle=idle, first=first, respawn=respawn,
+                                  throughput=throughput)
     rows = [
         ("RSS, 4 services (MiB)", "rss", "{:.2f}"),
         (f"wakeups idle {idle_secs}s (ctx switches)", "idle", "{:d}"),
         ("launch -> first service exec (ms)", "first", "{:.2f}"),
         ("crash -> respawn, no backoff (ms, median)", "respawn", "{:.2f}"),
+        ("output forwarded, 100-byte lines (MB/s)", "throughput", "{:.0f}"),
     ]
     names = [t.name for t in tools]
     print(f"{'figure':44}" + "".join(f"{n:>14}" for n in names) + ("   ratio" if len(names) > 1 else ""))
@@ -238,6 +264,8 @@ def main():
         ratio = ""
         if len(names) > 1:
             a, b = results["sparkvisor"][key], results["supervisord"][key]
+            if key == "throughput":
+                a, b = b, a  # higher is better
             ratio = f"   {b / a:.1f}x" if a else ("   (sparkvisor: 0)" if key == "idle" else "")
         print(f"{label:44}{cells}{ratio}")
 
