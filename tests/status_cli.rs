@@ -209,14 +209,23 @@ fn control_by_another_uid_exits_77_and_reads_still_work() {
     // A copy of the binary that uid 65534 can execute wherever the build directory is.
     let bin = t.dir.path().join("sparkvisor");
     std::fs::copy(env!("CARGO_BIN_EXE_sparkvisor"), &bin).unwrap();
+    // The copy's write descriptor can live on for a moment in a child another test thread is
+    // forking (until that child execs), and exec'ing the copy then fails with ETXTBSY: retry that.
     let run_as_nobody = |args: &[&str]| {
-        Command::new("setpriv")
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-            .arg(&bin)
-            .args(args)
-            .env("SPARKVISOR_SOCKET", &t.socket)
-            .output()
-            .unwrap()
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let out = Command::new("setpriv")
+                .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+                .arg(&bin)
+                .args(args)
+                .env("SPARKVISOR_SOCKET", &t.socket)
+                .output()
+                .unwrap();
+            if !stderr(&out).contains("Text file busy") || std::time::Instant::now() > deadline {
+                return out;
+            }
+            std::thread::yield_now();
+        }
     };
     let out = run_as_nobody(&["stop", "svc"]);
     assert_eq!(out.status.code(), Some(77), "{}", stderr(&out));
