@@ -25,5 +25,4 @@ install_prereqs() {
   fi
   rustup component add clippy rustfmt >/dev/null 2>&1 || true
   rustup target add x86_64-unknown-linux-musl >/dev/null 2>&1 || true
-  export SPARK_HOME="${SPARK_HOME:-$(python3 -c 'import pyspark, os; print(os.path.dirname(pyspark.__file__))')}"
 }
