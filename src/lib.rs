@@ -14,10 +14,12 @@
 
 pub mod app;
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod error;
 pub mod inspect;
 pub mod logs;
+pub mod node;
 pub mod probe;
 pub mod render;
 pub mod resources;

@@ -146,12 +146,15 @@ impl Sys for HostSys {
     }
 
     fn spawn_main(&mut self, argv: &[OsString]) -> Result<i32, ProcessEnd> {
-        spawn::spawn(&SpawnSpec::foreground(argv.to_vec(), self.inherited.clone()))
-            .map(|s| s.pid)
-            .map_err(|e| {
-                eprintln!("sparkvisor: {e}");
-                ProcessEnd::Exited(e.exit_code())
-            })
+        spawn::spawn(&SpawnSpec::foreground(
+            argv.to_vec(),
+            self.inherited.clone(),
+        ))
+        .map(|s| s.pid)
+        .map_err(|e| {
+            eprintln!("sparkvisor: {e}");
+            ProcessEnd::Exited(e.exit_code())
+        })
     }
 
     fn spawn_probe(&mut self, def: &ServiceDef, argv: &[String]) -> Result<i32, ProcessEnd> {
