@@ -19,6 +19,7 @@ pub mod config;
 pub mod error;
 pub mod inspect;
 pub mod logs;
+pub mod mountinfo;
 pub mod node;
 pub mod probe;
 pub mod render;
