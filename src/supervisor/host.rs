@@ -114,30 +114,30 @@ impl Sys for HostSys {
             ProcessEnd::Exited(exit_code::CANNOT_EXECUTE)
         })?;
         let spawned = spawn::spawn(&spec).map_err(|e| spawn_failure(&def.name, &e))?;
-        let outputs = [
-            (spawned.stdout, wire::Stream::Stdout),
-            (spawned.stderr, wire::Stream::Stderr),
+        // Each stream goes to the agent's own stream of the same kind (boxed: one call site for two
+        // writer types; one virtual call per forwarded chunk).
+        let outputs: [(_, _, Box<dyn std::io::Write + Send>); 2] = [
+            (
+                spawned.stdout,
+                wire::Stream::Stdout,
+                Box::new(std::io::stdout()),
+            ),
+            (
+                spawned.stderr,
+                wire::Stream::Stderr,
+                Box::new(std::io::stderr()),
+            ),
         ];
-        for (pipe, stream) in outputs {
+        for (pipe, stream, out) in outputs {
             let Some(pipe) = pipe else { continue };
-            let started = match stream {
-                wire::Stream::Stdout => logs::forward(
-                    pipe,
-                    def.name.clone(),
-                    stream,
-                    self.format,
-                    Arc::clone(&self.logs),
-                    std::io::stdout(),
-                ),
-                wire::Stream::Stderr => logs::forward(
-                    pipe,
-                    def.name.clone(),
-                    stream,
-                    self.format,
-                    Arc::clone(&self.logs),
-                    std::io::stderr(),
-                ),
-            };
+            let started = logs::forward(
+                pipe,
+                def.name.clone(),
+                stream,
+                self.format,
+                Arc::clone(&self.logs),
+                out,
+            );
             if let Err(e) = started {
                 log::error!("{}: cannot start its output forwarder: {e}", def.name);
             }
