@@ -10,7 +10,9 @@ use std::io::Write;
 use crate::error::{exit_code, ProcessEnd};
 use crate::sys::process;
 use crate::sys::reaper::reap_children;
-use crate::sys::signals::{block_signals, signal_by_name, signal_name, SignalReader};
+use crate::sys::signals::{
+    block_signals, signal_by_name, signal_name, SignalReader, SIGCHLD, SIGTTIN, SIGTTOU,
+};
 use crate::sys::spawn::{spawn, SpawnError, SpawnSpec};
 
 /// The tini release whose behaviour (and `--version` shape, parsed by `docker info`) we reproduce.
@@ -351,12 +353,12 @@ sparkvisor as a child subreaper, or run sparkvisor as PID 1.",
                 return exit_code::FAILURE;
             }
         };
-        if signo == libc::SIGTTIN || signo == libc::SIGTTOU {
+        if signo == SIGTTIN || signo == SIGTTOU {
             // As tini (which ignores them): terminal job-control stops are not passed on.
             log.debug(&format!("Ignoring signal: '{}'", signal_name(signo)));
             continue;
         }
-        if signo != libc::SIGCHLD {
+        if signo != SIGCHLD {
             log.debug(&format!("Passing signal: '{}'", signal_name(signo)));
             forward_signal(&log, options, child, signo);
             continue;
@@ -386,7 +388,7 @@ fn forward_signal(log: &Log, options: &Options, child: i32, signo: i32) {
         process::send_signal(child, signo)
     };
     if let Err(e) = sent {
-        if e.raw_os_error() == Some(libc::ESRCH) {
+        if process::is_no_such_process(&e) {
             log.warn("Child was dead when forwarding signal");
         } else {
             log.fatal(&format!("Unexpected error when forwarding signal: {e}"));
@@ -398,15 +400,15 @@ fn forward_signal(log: &Log, options: &Options, child: i32, signo: i32) {
 /// failed setup step in the child), 1 when no child could be forked at all.
 fn exec_failure(log: &Log, program: Option<&OsStr>, error: &SpawnError) -> i32 {
     let name = program.map(OsStr::to_string_lossy).unwrap_or_default();
+    let os_reason = || {
+        error
+            .exec_os_error()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+    };
     let (code, reason) = match error {
-        SpawnError::NotFound { .. } => (
-            exit_code::NOT_FOUND,
-            std::io::Error::from_raw_os_error(libc::ENOENT).to_string(),
-        ),
-        SpawnError::PermissionDenied { .. } => (
-            exit_code::CANNOT_EXECUTE,
-            std::io::Error::from_raw_os_error(libc::EACCES).to_string(),
-        ),
+        SpawnError::NotFound { .. } => (exit_code::NOT_FOUND, os_reason()),
+        SpawnError::PermissionDenied { .. } => (exit_code::CANNOT_EXECUTE, os_reason()),
         SpawnError::Setup { step, source, .. } => (
             exit_code::CANNOT_EXECUTE,
             format!("cannot {step}: {source}"),
@@ -465,7 +467,7 @@ mod tests {
         assert!(o.subreaper && o.kill_process_group && o.warn_on_reap);
         assert_eq!(o.verbosity, 3);
         assert_eq!(o.remap_to_zero, vec![143, 3]);
-        assert_eq!(o.parent_death_signal, Some(libc::SIGUSR1));
+        assert_eq!(o.parent_death_signal, Some(crate::sys::signals::SIGUSR1));
         assert_eq!(o.command, args(&["sh", "-c", "x"]));
     }
 

@@ -15,6 +15,23 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
+/// Signal numbers the rest of the crate names (the platform's values, from libc).
+pub const SIGHUP: i32 = libc::SIGHUP;
+/// SIGINT.
+pub const SIGINT: i32 = libc::SIGINT;
+/// SIGKILL.
+pub const SIGKILL: i32 = libc::SIGKILL;
+/// SIGTERM.
+pub const SIGTERM: i32 = libc::SIGTERM;
+/// SIGCHLD.
+pub const SIGCHLD: i32 = libc::SIGCHLD;
+/// SIGUSR1.
+pub const SIGUSR1: i32 = libc::SIGUSR1;
+/// SIGTTIN (terminal job control).
+pub const SIGTTIN: i32 = libc::SIGTTIN;
+/// SIGTTOU (terminal job control).
+pub const SIGTTOU: i32 = libc::SIGTTOU;
+
 /// Synchronous faults: delivered to the faulting thread, so they are never blocked (blocking them would turn
 /// a crash into an endless loop).
 const SYNCHRONOUS_FAULTS: [Signal; 7] = [
