@@ -254,7 +254,9 @@ impl SignalReader {
             match self.try_next() {
                 Ok(Some(signo)) => return Ok(signo),
                 // Only a non-blocking reader yields None; wait for readability instead of spinning.
-                Ok(None) => wait_readable(self.fd.as_fd())?,
+                Ok(None) => {
+                    super::poll::wait_readable(&[self.fd.as_fd()], None)?;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
@@ -268,15 +270,6 @@ impl SignalReader {
             Ok(None) => Ok(None),
             Err(e) => Err(e.into()),
         }
-    }
-}
-
-fn wait_readable(fd: BorrowedFd<'_>) -> io::Result<()> {
-    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-    let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
-    match poll(&mut fds, PollTimeout::NONE) {
-        Ok(_) | Err(nix::errno::Errno::EINTR) => Ok(()),
-        Err(e) => Err(e.into()),
     }
 }
 
