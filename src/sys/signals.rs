@@ -336,6 +336,14 @@ fn rt_max() -> i32 {
     libc::SIGRTMAX()
 }
 
+/// The name of a standard (non-real-time) signal without `SIG`: `15` → `TERM`.
+pub fn standard_signal_name(signo: i32) -> Option<&'static str> {
+    NAMES
+        .iter()
+        .find(|(_, n)| *n == signo)
+        .map(|(name, _)| *name)
+}
+
 /// Parses a signal given by name or number: `TERM`, `SIGTERM`, `term`, `15`, `RTMIN+2`, `SIGRTMAX-1`.
 /// Returns `None` for anything that is not a valid signal number.
 pub fn signal_by_name(name: &str) -> Option<i32> {
@@ -372,7 +380,7 @@ fn parse_offset(rest: &str, sign: char) -> Option<i32> {
 
 /// The conventional name of a signal: `SIGTERM`, `SIGRTMIN+2`; unknown numbers print as `SIG<n>`.
 pub fn signal_name(signo: i32) -> String {
-    if let Some((name, _)) = NAMES.iter().find(|(_, n)| *n == signo) {
+    if let Some(name) = standard_signal_name(signo) {
         return format!("SIG{name}");
     }
     if (rt_min()..=rt_max()).contains(&signo) {
