@@ -172,38 +172,30 @@ struct Log {
 
 impl Log {
     fn fatal(&self, message: &str) {
-        let _ = writeln!(
-            std::io::stderr(),
-            "[FATAL sparkvisor ({})] {message}",
-            self.pid
-        );
+        self.emit(0, "FATAL", message);
     }
     fn warn(&self, message: &str) {
-        if self.verbosity > 0 {
-            let _ = writeln!(
-                std::io::stderr(),
-                "[WARN  sparkvisor ({})] {message}",
-                self.pid
-            );
-        }
+        self.emit(1, "WARN ", message);
     }
     fn info(&self, message: &str) {
-        if self.verbosity > 1 {
-            let _ = writeln!(
-                std::io::stdout(),
-                "[INFO  sparkvisor ({})] {message}",
-                self.pid
-            );
-        }
+        self.emit(2, "INFO ", message);
     }
     fn debug(&self, message: &str) {
-        if self.verbosity > 2 {
-            let _ = writeln!(
-                std::io::stdout(),
-                "[DEBUG sparkvisor ({})] {message}",
-                self.pid
-            );
+        self.emit(3, "DEBUG", message);
+    }
+    /// Writes `message` when the verbosity is at least `level` (fatal and warnings to stderr, the
+    /// rest to stdout, as tini does).
+    fn emit(&self, level: u8, label: &str, message: &str) {
+        if self.verbosity < level {
+            return;
         }
+        // One write per line, so lines from the init and its child do not interleave mid-line.
+        let line = format!("[{label} sparkvisor ({})] {message}\n", self.pid);
+        let _ = if level <= 1 {
+            std::io::stderr().write_all(line.as_bytes())
+        } else {
+            std::io::stdout().write_all(line.as_bytes())
+        };
     }
 }
 
