@@ -91,9 +91,7 @@ pub fn service_user(spec: &ServiceSpec, users: &UserDb) -> Result<Option<UserIds
 pub fn service_umask(spec: &ServiceSpec) -> Result<u32, String> {
     match spec.umask.as_deref() {
         None => Ok(0o022),
-        Some(text) => u32::from_str_radix(text.trim_start_matches("0o"), 8)
-            .ok()
-            .filter(|m| *m <= 0o777)
+        Some(text) => crate::config::role::parse_octal(text, 0o777)
             .ok_or_else(|| format!("invalid umask {text:?}: expected octal such as 0022")),
     }
 }
