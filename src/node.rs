@@ -125,3 +125,78 @@ pub fn render_error(e: RenderError) -> Fatal {
         other => Fatal::Config(Diagnostic::new("render", other.to_string()).into()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A roles directory with one role `probe` whose `defaults:` set `probe.greeting`.
+    struct RolesDir(std::path::PathBuf);
+    impl RolesDir {
+        fn new(tag: &str) -> RolesDir {
+            let dir =
+                std::env::temp_dir().join(format!("sparkvisor-node-{tag}-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(
+                dir.join("probe.yaml"),
+                "description: test role\ndefaults:\n  probe.greeting: from-role\nservices: {}\n",
+            )
+            .unwrap();
+            RolesDir(dir)
+        }
+    }
+    impl Drop for RolesDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn env(roles: &RolesDir, extra: &[(&str, &str)]) -> BTreeMap<String, String> {
+        let mut env: BTreeMap<String, String> = [
+            ("SPARKVISOR_ROLES", roles.0.display().to_string()),
+            ("SPARKVISOR_CONFIGMETA", String::new()),
+            ("SPARKVISOR_HOSTNAME", "node1".into()),
+            ("SPARKVISOR_FQDN", "node1.example.org".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        env
+    }
+
+    #[test]
+    fn role_defaults_are_the_lowest_layer() {
+        let roles = RolesDir::new("defaults");
+        let node = match resolve_node(Some("probe"), &env(&roles, &[])) {
+            Ok(node) => node,
+            Err(d) => panic!("{d}"),
+        };
+        let greeting = &node.config.settings["probe.greeting"];
+        assert_eq!(greeting.value, "from-role");
+        assert!(
+            matches!(&greeting.source, Source::Role { file } if file.ends_with("probe.yaml")),
+            "{:?}",
+            greeting.source
+        );
+    }
+
+    #[test]
+    fn every_problem_is_reported_once() {
+        let roles = RolesDir::new("problems");
+        // A role that does not exist and a malformed settings mapping: both are reported.
+        let err = match resolve_node(
+            Some("nosuch"),
+            &env(&roles, &[("SPARKVISOR_SETTINGS", "[not a mapping")]),
+        ) {
+            Ok(_) => panic!("resolved a role that does not exist"),
+            Err(d) => d,
+        };
+        let text = err.to_string();
+        assert!(text.contains("nosuch"), "{text}");
+        assert!(text.contains("SPARKVISOR_SETTINGS"), "{text}");
+        for (i, d) in err.0.iter().enumerate() {
+            assert!(!err.0[..i].contains(d), "listed twice: {d}\n{text}");
+        }
+    }
+}
