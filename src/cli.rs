@@ -185,9 +185,9 @@ pub fn main(args: Vec<OsString>) -> i32 {
 fn dispatch(command: Command) -> Result<i32, Fatal> {
     match command {
         Command::Run { role, command } => crate::app::run(role, command),
-        Command::Render { role, out } => crate::app::render(role, &out),
-        Command::Check { role } => crate::app::check(role),
-        Command::Inspect { json, role } => crate::app::inspect(role, json),
+        Command::Render { role, out } => crate::commands::render(role, &out),
+        Command::Check { role } => crate::commands::check(role),
+        Command::Inspect { json, role } => crate::commands::inspect(role, json),
         Command::Status { json, service } => {
             crate::status::client::status(service.as_deref(), json)
         }

@@ -94,6 +94,15 @@ impl Diagnostics {
     pub fn extend(&mut self, other: Diagnostics) {
         self.0.extend(other.0);
     }
+    /// Moves the problems of `other` not already listed into `self` (an included role's, or a
+    /// file's read by two pipeline stages, appear once).
+    pub fn extend_unique(&mut self, other: Diagnostics) {
+        for d in other.0 {
+            if !self.0.contains(&d) {
+                self.0.push(d);
+            }
+        }
+    }
     /// `Ok(value)` when empty, else `Err(self)`.
     pub fn into_result<T>(self, value: T) -> Result<T, Diagnostics> {
         if self.is_empty() {

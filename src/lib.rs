@@ -14,10 +14,13 @@
 
 pub mod app;
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod error;
 pub mod inspect;
 pub mod logs;
+pub mod mountinfo;
+pub mod node;
 pub mod probe;
 pub mod render;
 pub mod resources;

@@ -192,10 +192,9 @@ fn layout_name(root: Option<&Path>, mountinfo: &str, found: [&Option<Hierarchy>;
         .collect();
     let has_v1 = versions.contains(&Version::V1);
     let has_v2_mount = root.is_none()
-        && mountinfo.lines().any(|l| {
-            l.split_once(" - ")
-                .is_some_and(|(_, post)| post.starts_with("cgroup2 "))
-        });
+        && crate::mountinfo::parse(mountinfo)
+            .iter()
+            .any(|m| m.fs_type == "cgroup2");
     match (has_v1, versions.contains(&Version::V2)) {
         (true, _) if has_v2_mount => "hybrid",
         (true, _) => "v1",
@@ -220,7 +219,7 @@ pub fn detect() -> Result<Resources, Diagnostics> {
         }
     }
     let proc_self_cgroup = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mountinfo = crate::mountinfo::read_self();
     Ok(detect_from(
         root.as_deref(),
         &proc_self_cgroup,

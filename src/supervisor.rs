@@ -18,19 +18,19 @@ use crate::config::role::{Probe, ServiceSpec};
 use crate::error::{exit_code, ProcessEnd};
 use crate::service::{self, Action, Event, Phase, Policy, ProbeKind, ServiceState, TimerKind};
 
-/// Signal numbers the loop gives a meaning to (Linux values; the same on every Linux architecture
-/// sparkvisor targets).
+/// Signal numbers the loop gives a meaning to (the platform's, from [`crate::sys::signals`]).
 pub mod signo {
+    use crate::sys::signals;
     /// SIGHUP: reload.
-    pub const HUP: i32 = 1;
+    pub const HUP: i32 = signals::SIGHUP;
     /// SIGINT: shutdown.
-    pub const INT: i32 = 2;
+    pub const INT: i32 = signals::SIGINT;
     /// SIGKILL.
-    pub const KILL: i32 = 9;
+    pub const KILL: i32 = signals::SIGKILL;
     /// SIGTERM: shutdown.
-    pub const TERM: i32 = 15;
+    pub const TERM: i32 = signals::SIGTERM;
     /// SIGCHLD: reap.
-    pub const CHLD: i32 = 17;
+    pub const CHLD: i32 = signals::SIGCHLD;
 }
 
 /// One service as the supervisor runs it: its expanded spec and what the state machine needs.

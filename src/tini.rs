@@ -10,7 +10,9 @@ use std::io::Write;
 use crate::error::{exit_code, ProcessEnd};
 use crate::sys::process;
 use crate::sys::reaper::reap_children;
-use crate::sys::signals::{block_signals, signal_by_name, signal_name, SignalReader};
+use crate::sys::signals::{
+    block_signals, signal_by_name, signal_name, SignalReader, SIGCHLD, SIGTTIN, SIGTTOU,
+};
 use crate::sys::spawn::{spawn, SpawnError, SpawnSpec};
 
 /// The tini release whose behaviour (and `--version` shape, parsed by `docker info`) we reproduce.
@@ -170,38 +172,30 @@ struct Log {
 
 impl Log {
     fn fatal(&self, message: &str) {
-        let _ = writeln!(
-            std::io::stderr(),
-            "[FATAL sparkvisor ({})] {message}",
-            self.pid
-        );
+        self.emit(0, "FATAL", message);
     }
     fn warn(&self, message: &str) {
-        if self.verbosity > 0 {
-            let _ = writeln!(
-                std::io::stderr(),
-                "[WARN  sparkvisor ({})] {message}",
-                self.pid
-            );
-        }
+        self.emit(1, "WARN ", message);
     }
     fn info(&self, message: &str) {
-        if self.verbosity > 1 {
-            let _ = writeln!(
-                std::io::stdout(),
-                "[INFO  sparkvisor ({})] {message}",
-                self.pid
-            );
-        }
+        self.emit(2, "INFO ", message);
     }
     fn debug(&self, message: &str) {
-        if self.verbosity > 2 {
-            let _ = writeln!(
-                std::io::stdout(),
-                "[DEBUG sparkvisor ({})] {message}",
-                self.pid
-            );
+        self.emit(3, "DEBUG", message);
+    }
+    /// Writes `message` when the verbosity is at least `level` (fatal and warnings to stderr, the
+    /// rest to stdout, as tini does).
+    fn emit(&self, level: u8, label: &str, message: &str) {
+        if self.verbosity < level {
+            return;
         }
+        // One write per line, so lines from the init and its child do not interleave mid-line.
+        let line = format!("[{label} sparkvisor ({})] {message}\n", self.pid);
+        let _ = if level <= 1 {
+            std::io::stderr().write_all(line.as_bytes())
+        } else {
+            std::io::stdout().write_all(line.as_bytes())
+        };
     }
 }
 
@@ -351,12 +345,12 @@ sparkvisor as a child subreaper, or run sparkvisor as PID 1.",
                 return exit_code::FAILURE;
             }
         };
-        if signo == libc::SIGTTIN || signo == libc::SIGTTOU {
+        if signo == SIGTTIN || signo == SIGTTOU {
             // As tini (which ignores them): terminal job-control stops are not passed on.
             log.debug(&format!("Ignoring signal: '{}'", signal_name(signo)));
             continue;
         }
-        if signo != libc::SIGCHLD {
+        if signo != SIGCHLD {
             log.debug(&format!("Passing signal: '{}'", signal_name(signo)));
             forward_signal(&log, options, child, signo);
             continue;
@@ -386,7 +380,7 @@ fn forward_signal(log: &Log, options: &Options, child: i32, signo: i32) {
         process::send_signal(child, signo)
     };
     if let Err(e) = sent {
-        if e.raw_os_error() == Some(libc::ESRCH) {
+        if process::is_no_such_process(&e) {
             log.warn("Child was dead when forwarding signal");
         } else {
             log.fatal(&format!("Unexpected error when forwarding signal: {e}"));
@@ -398,15 +392,15 @@ fn forward_signal(log: &Log, options: &Options, child: i32, signo: i32) {
 /// failed setup step in the child), 1 when no child could be forked at all.
 fn exec_failure(log: &Log, program: Option<&OsStr>, error: &SpawnError) -> i32 {
     let name = program.map(OsStr::to_string_lossy).unwrap_or_default();
+    let os_reason = || {
+        error
+            .exec_os_error()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+    };
     let (code, reason) = match error {
-        SpawnError::NotFound { .. } => (
-            exit_code::NOT_FOUND,
-            std::io::Error::from_raw_os_error(libc::ENOENT).to_string(),
-        ),
-        SpawnError::PermissionDenied { .. } => (
-            exit_code::CANNOT_EXECUTE,
-            std::io::Error::from_raw_os_error(libc::EACCES).to_string(),
-        ),
+        SpawnError::NotFound { .. } => (exit_code::NOT_FOUND, os_reason()),
+        SpawnError::PermissionDenied { .. } => (exit_code::CANNOT_EXECUTE, os_reason()),
         SpawnError::Setup { step, source, .. } => (
             exit_code::CANNOT_EXECUTE,
             format!("cannot {step}: {source}"),
@@ -465,7 +459,7 @@ mod tests {
         assert!(o.subreaper && o.kill_process_group && o.warn_on_reap);
         assert_eq!(o.verbosity, 3);
         assert_eq!(o.remap_to_zero, vec![143, 3]);
-        assert_eq!(o.parent_death_signal, Some(libc::SIGUSR1));
+        assert_eq!(o.parent_death_signal, Some(crate::sys::signals::SIGUSR1));
         assert_eq!(o.command, args(&["sh", "-c", "x"]));
     }
 

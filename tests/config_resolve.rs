@@ -589,6 +589,10 @@ fn inspect_redacts_secrets() {
                 "SPARKVISOR_CGROUP_ROOT",
                 Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cgroups/v2-quota"),
             )
+            .env(
+                "SPARKVISOR_ROLES",
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("roles"),
+            )
             .env("SPARK_MODE", "master")
             .env("SPARK_RPC_AUTHENTICATION_ENABLED", "yes")
             .env("SPARK_RPC_AUTHENTICATION_SECRET_FILE", &secret)

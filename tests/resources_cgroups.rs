@@ -444,7 +444,11 @@ fn clean_env(mut cmd: Command) -> Command {
         .env("PATH", "/usr/bin:/bin")
         .env("SPARKVISOR_CONFIGMETA", "")
         .env("SPARKVISOR_HOSTNAME", "node1")
-        .env("SPARKVISOR_FQDN", "node1.example.org");
+        .env("SPARKVISOR_FQDN", "node1.example.org")
+        .env(
+            "SPARKVISOR_ROLES",
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("roles"),
+        );
     cmd
 }
 

@@ -138,7 +138,7 @@ impl Inputs {
         let hosts = fs::read_to_string("/etc/hosts").unwrap_or_default();
         let domain = fs::read_to_string("/proc/sys/kernel/domainname").unwrap_or_default();
         let (fqdn, fqdn_from) = find_fqdn(&hostname, &hosts, &domain);
-        let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let mountinfo = crate::mountinfo::read_self();
         let inputs = Inputs {
             env,
             file_values,
@@ -261,9 +261,7 @@ pub fn find_fqdn(hostname: &str, hosts: &str, domainname: &str) -> (String, Stri
 
 /// True when `/proc/self/mountinfo` lists `path` as a mount point.
 pub fn is_mount_point(mountinfo: &str, path: &str) -> bool {
-    mountinfo
-        .lines()
-        .any(|line| line.split(' ').nth(4) == Some(path))
+    crate::mountinfo::is_mount_point(mountinfo, std::path::Path::new(path))
 }
 
 #[cfg(test)]

@@ -413,54 +413,6 @@ fn check_file_roles(parsed: &Parsed, map: &BTreeMap<String, String>, problems: &
     }
 }
 
-/// The whole resolution as `run`, `render`, `check` and `inspect` need it: [`Inputs::gather_all`] →
-/// [`resolve_role`] → `defaults_for(role)` (the role file's path and `defaults:`) → [`resolve`].
-/// Goes on after a problem where it can (a placeholder role when none resolves) so that every
-/// problem is listed, each once.
-pub fn resolve_from_env<F>(
-    env: BTreeMap<String, String>,
-    cli_role: Option<&str>,
-    defaults_for: F,
-) -> Result<ResolvedConfig, Diagnostics>
-where
-    F: FnOnce(&str) -> Result<(String, BTreeMap<String, String>), Diagnostics>,
-{
-    let (inputs, mut problems) = Inputs::gather_all(env);
-    let role = resolve_role(&inputs, cli_role)
-        .map_err(|d| problems.extend(d))
-        .ok();
-    let (role_file, defaults) = match &role {
-        Some(r) => defaults_for(&r.value)
-            .map_err(|d| problems.extend(d))
-            .unwrap_or_else(|()| ("-".to_string(), BTreeMap::new())),
-        None => ("-".to_string(), BTreeMap::new()),
-    };
-    let placeholder = || Sourced::new("unknown".to_string(), Source::Default);
-    let config = resolve(
-        &inputs,
-        role.clone().unwrap_or_else(placeholder),
-        &role_file,
-        &defaults,
-    )
-    .map_err(|d| problems.extend(d))
-    .ok();
-    match config {
-        Some(config) if problems.is_empty() && role.is_some() => Ok(config),
-        _ => Err(without_duplicates(problems)),
-    }
-}
-
-/// Drops repeated diagnostics (the role and the rest are resolved from the same files).
-pub fn without_duplicates(problems: Diagnostics) -> Diagnostics {
-    let mut out = Diagnostics::default();
-    for d in problems.0 {
-        if !out.0.contains(&d) {
-            out.push(d);
-        }
-    }
-    out
-}
-
 /// Hostname and FQDN: system < configmeta `node.hostname`/`node.fqdn` < SPARKVISOR_HOSTNAME/_FQDN.
 fn resolve_identity(inputs: &Inputs, parsed: &Parsed, problems: &mut Diagnostics) -> NodeIdentity {
     let mut hostname = (

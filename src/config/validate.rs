@@ -27,7 +27,8 @@ pub fn check_role_name(name: &str) -> Result<(), String> {
     }
 }
 
-/// Names no setting may start with: the template context's own top-level names.
+/// Names no setting may start with: the template context's own top-level names (the context
+/// builder, `render::context`, uses this list too).
 pub const RESERVED_ROOTS: &[&str] = &[
     "node",
     "role",

@@ -5,21 +5,9 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value};
 
 use crate::config::role::LoadedRole;
+use crate::config::validate::RESERVED_ROOTS;
 use crate::config::{model::NodeIdentity, ResolvedConfig, Secret, Source, Sourced};
 use crate::resources::{Resources, Sizing};
-
-/// Top-level names the context reserves; a setting whose first segment is one of them is only
-/// reachable as `settings["..."]`.
-pub const RESERVED: &[&str] = &[
-    "node",
-    "role",
-    "peers",
-    "resources",
-    "sizing",
-    "spark_conf",
-    "secrets",
-    "settings",
-];
 
 /// The template context (JSON object): `node` {hostname, fqdn}, `role` (name), `peers` {role: [fqdn]},
 /// `resources` (as detected), `sizing` {cpus, worker_cores, worker_memory_mb, daemon_memory_mb, memory_mb, overhead_mb} as
@@ -36,7 +24,8 @@ pub fn build_context(
     for (key, value) in &config.settings {
         settings.insert(key.clone(), Value::String(value.value.clone()));
         let first = key.split('.').next().unwrap_or_default();
-        if !RESERVED.contains(&first) {
+        // A setting under a reserved name is only reachable as `settings["..."]`.
+        if !RESERVED_ROOTS.contains(&first) {
             insert_nested(&mut root, key, &value.value);
         }
     }

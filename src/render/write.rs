@@ -139,41 +139,12 @@ fn resolve_owner(owner: &str) -> Result<(Option<u32>, Option<u32>), String> {
     Ok((Some(ids.uid), Some(ids.gid)))
 }
 
-/// Mount points from /proc/self/mountinfo (empty when it cannot be read).
+/// Mount points from /proc/self/mountinfo (none when it cannot be read).
 fn mount_points() -> Vec<PathBuf> {
-    fs::read_to_string("/proc/self/mountinfo")
-        .map(|t| parse_mountinfo(&t))
-        .unwrap_or_default()
-}
-
-/// The mount point (fifth field, octal escapes decoded) of every mountinfo line.
-pub fn parse_mountinfo(text: &str) -> Vec<PathBuf> {
-    text.lines()
-        .filter_map(|line| line.split(' ').nth(4))
-        .map(|field| PathBuf::from(unescape_octal(field)))
+    crate::mountinfo::parse(&crate::mountinfo::read_self())
+        .into_iter()
+        .map(|m| m.mount_point)
         .collect()
-}
-
-fn unescape_octal(field: &str) -> String {
-    let bytes = field.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        if b == b'\\' {
-            if let Some(code) = bytes
-                .get(i + 1..i + 4)
-                .and_then(|d| std::str::from_utf8(d).ok())
-                .and_then(|d| u8::from_str_radix(d, 8).ok())
-            {
-                out.push(code);
-                i += 4;
-                continue;
-            }
-        }
-        out.push(b);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn is_mount_point(dest: &Path, mounts: &[PathBuf]) -> bool {
@@ -186,19 +157,6 @@ fn is_mount_point(dest: &Path, mounts: &[PathBuf]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn mountinfo_fields() {
-        let text = "36 35 98:0 / /mnt1 rw,noatime master:1 - ext3 /dev/root rw\n\
-                    40 35 0:33 /x /opt/spark/conf/spark\\040env.sh rw - ext4 /dev/sda rw\n";
-        assert_eq!(
-            parse_mountinfo(text),
-            vec![
-                PathBuf::from("/mnt1"),
-                PathBuf::from("/opt/spark/conf/spark env.sh")
-            ]
-        );
-    }
 
     #[test]
     fn reroot_stays_inside() {

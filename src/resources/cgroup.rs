@@ -79,58 +79,28 @@ struct CgroupMount {
     controllers: Vec<String>,
 }
 
-/// mountinfo escapes space, tab, newline and backslash as `\ooo`.
-fn unescape_mountinfo(field: &str) -> String {
-    let bytes = field.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        if b == b'\\' {
-            if let Some(oct) = bytes.get(i + 1..i + 4) {
-                if let Ok(code) = u8::from_str_radix(&String::from_utf8_lossy(oct), 8) {
-                    out.push(code);
-                    i += 4;
-                    continue;
-                }
-            }
-        }
-        out.push(b);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn parse_mountinfo(mountinfo: &str) -> Vec<CgroupMount> {
-    let mut mounts = Vec::new();
-    for line in mountinfo.lines() {
-        let Some((pre, post)) = line.split_once(" - ") else {
-            continue;
-        };
-        let pre: Vec<&str> = pre.split(' ').collect();
-        let post: Vec<&str> = post.split(' ').collect();
-        let (Some(root), Some(mount_point)) = (pre.get(3), pre.get(4)) else {
-            continue;
-        };
-        let version = match post.first() {
-            Some(&"cgroup2") => Version::V2,
-            Some(&"cgroup") => Version::V1,
-            _ => continue,
-        };
-        let controllers = match version {
-            Version::V2 => Vec::new(),
-            Version::V1 => post
-                .get(2)
-                .map(|opts| opts.split(',').map(str::to_string).collect())
-                .unwrap_or_default(),
-        };
-        mounts.push(CgroupMount {
-            version,
-            root: unescape_mountinfo(root),
-            mount_point: PathBuf::from(unescape_mountinfo(mount_point)),
-            controllers,
-        });
-    }
-    mounts
+/// The cgroup filesystems among the mounts in `mountinfo`.
+fn cgroup_mounts(mountinfo: &str) -> Vec<CgroupMount> {
+    crate::mountinfo::parse(mountinfo)
+        .into_iter()
+        .filter_map(|m| {
+            let version = match m.fs_type.as_str() {
+                "cgroup2" => Version::V2,
+                "cgroup" => Version::V1,
+                _ => return None,
+            };
+            let controllers = match version {
+                Version::V2 => Vec::new(),
+                Version::V1 => m.super_options.split(',').map(str::to_string).collect(),
+            };
+            Some(CgroupMount {
+                version,
+                root: m.root,
+                mount_point: m.mount_point,
+                controllers,
+            })
+        })
+        .collect()
 }
 
 /// The process's cgroup path for a controller: the v1 line naming it, or the v2 `0::` line.
@@ -207,7 +177,7 @@ pub(crate) fn locate(
             leaf,
         });
     }
-    let mounts = parse_mountinfo(mountinfo);
+    let mounts = cgroup_mounts(mountinfo);
     // A v1 hierarchy with the controller wins (hybrid hosts also mount an empty v2 tree).
     let v1 = mounts
         .iter()
@@ -434,7 +404,7 @@ mod tests {
         let info = "32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct\n\
                     41 31 0:38 /docker/abc /sys/fs/cgroup\\040x rw shared:1 - cgroup2 cgroup2 rw\n\
                     12 1 0:1 / / rw - ext4 /dev/sda rw\n";
-        let mounts = parse_mountinfo(info);
+        let mounts = cgroup_mounts(info);
         assert_eq!(mounts.len(), 2);
         assert_eq!(mounts[0].controllers, vec!["rw", "cpu", "cpuacct"]);
         assert_eq!(mounts[1].mount_point, PathBuf::from("/sys/fs/cgroup x"));

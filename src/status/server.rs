@@ -538,7 +538,7 @@ impl IoLoop {
                     fds.push(t.as_fd());
                 }
                 fds.extend(self.pending.iter().map(|p| p.conn.stream.as_fd()));
-                match peercred::wait_readable(&fds, timeout) {
+                match crate::sys::poll::wait_readable(&fds, timeout) {
                     Ok(r) => r,
                     Err(e) => {
                         log::warn!("status socket: poll failed: {e}");

@@ -338,65 +338,16 @@ pub struct ErrorBody {
     pub error: ApiError,
 }
 
-/// Parses a signal given as a name (`TERM`, `SIGTERM`, `term`) or a number (`15`) into its Linux
-/// number. Only the standard signals 1..=31 and real-time signals `RTMIN+n`/numbers up to 64.
+/// Parses a signal given as a name (`TERM`, `SIGTERM`, `term`, `RTMIN+2`) or a number (`15`),
+/// as [`crate::sys::signals::signal_by_name`] does (one table for the agent and the client).
 pub fn parse_signal(text: &str) -> Option<i32> {
-    let t = text.trim();
-    if let Ok(n) = t.parse::<i32>() {
-        return (1..=64).contains(&n).then_some(n);
-    }
-    let upper = t.to_ascii_uppercase();
-    let name = upper.strip_prefix("SIG").unwrap_or(&upper);
-    SIGNAL_NAMES
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, num)| *num)
+    crate::sys::signals::signal_by_name(text)
 }
 
-/// The name of a standard signal number (`15` → `TERM`), for messages and tables.
+/// The name of a standard signal number without `SIG` (`15` → `TERM`), for messages and tables.
 pub fn signal_name(number: i32) -> Option<&'static str> {
-    SIGNAL_NAMES
-        .iter()
-        .find(|(_, n)| *n == number)
-        .map(|(name, _)| *name)
+    crate::sys::signals::standard_signal_name(number)
 }
-
-/// Linux x86/arm signal numbers (signal(7)); `IOT`/`POLL` aliases accepted on input.
-const SIGNAL_NAMES: &[(&str, i32)] = &[
-    ("HUP", 1),
-    ("INT", 2),
-    ("QUIT", 3),
-    ("ILL", 4),
-    ("TRAP", 5),
-    ("ABRT", 6),
-    ("IOT", 6),
-    ("BUS", 7),
-    ("FPE", 8),
-    ("KILL", 9),
-    ("USR1", 10),
-    ("SEGV", 11),
-    ("USR2", 12),
-    ("PIPE", 13),
-    ("ALRM", 14),
-    ("TERM", 15),
-    ("STKFLT", 16),
-    ("CHLD", 17),
-    ("CONT", 18),
-    ("STOP", 19),
-    ("TSTP", 20),
-    ("TTIN", 21),
-    ("TTOU", 22),
-    ("URG", 23),
-    ("XCPU", 24),
-    ("XFSZ", 25),
-    ("VTALRM", 26),
-    ("PROF", 27),
-    ("WINCH", 28),
-    ("IO", 29),
-    ("POLL", 29),
-    ("PWR", 30),
-    ("SYS", 31),
-];
 
 #[cfg(test)]
 mod tests {

@@ -91,9 +91,7 @@ pub fn service_user(spec: &ServiceSpec, users: &UserDb) -> Result<Option<UserIds
 pub fn service_umask(spec: &ServiceSpec) -> Result<u32, String> {
     match spec.umask.as_deref() {
         None => Ok(0o022),
-        Some(text) => u32::from_str_radix(text.trim_start_matches("0o"), 8)
-            .ok()
-            .filter(|m| *m <= 0o777)
+        Some(text) => crate::config::role::parse_octal(text, 0o777)
             .ok_or_else(|| format!("invalid umask {text:?}: expected octal such as 0022")),
     }
 }
@@ -114,30 +112,30 @@ impl Sys for HostSys {
             ProcessEnd::Exited(exit_code::CANNOT_EXECUTE)
         })?;
         let spawned = spawn::spawn(&spec).map_err(|e| spawn_failure(&def.name, &e))?;
-        let outputs = [
-            (spawned.stdout, wire::Stream::Stdout),
-            (spawned.stderr, wire::Stream::Stderr),
+        // Each stream goes to the agent's own stream of the same kind (boxed: one call site for two
+        // writer types; one virtual call per forwarded chunk).
+        let outputs: [(_, _, Box<dyn std::io::Write + Send>); 2] = [
+            (
+                spawned.stdout,
+                wire::Stream::Stdout,
+                Box::new(std::io::stdout()),
+            ),
+            (
+                spawned.stderr,
+                wire::Stream::Stderr,
+                Box::new(std::io::stderr()),
+            ),
         ];
-        for (pipe, stream) in outputs {
+        for (pipe, stream, out) in outputs {
             let Some(pipe) = pipe else { continue };
-            let started = match stream {
-                wire::Stream::Stdout => logs::forward(
-                    pipe,
-                    def.name.clone(),
-                    stream,
-                    self.format,
-                    Arc::clone(&self.logs),
-                    std::io::stdout(),
-                ),
-                wire::Stream::Stderr => logs::forward(
-                    pipe,
-                    def.name.clone(),
-                    stream,
-                    self.format,
-                    Arc::clone(&self.logs),
-                    std::io::stderr(),
-                ),
-            };
+            let started = logs::forward(
+                pipe,
+                def.name.clone(),
+                stream,
+                self.format,
+                Arc::clone(&self.logs),
+                out,
+            );
             if let Err(e) = started {
                 log::error!("{}: cannot start its output forwarder: {e}", def.name);
             }

@@ -3,6 +3,7 @@
 pub mod caps;
 pub mod host;
 pub mod peercred;
+pub mod poll;
 pub mod privileges;
 pub mod process;
 pub mod reaper;

@@ -26,6 +26,11 @@ fn kill_raw(target: i32, signo: i32) -> io::Result<()> {
     }
 }
 
+/// True when `e` says the target process (or group) does not exist any more (ESRCH).
+pub fn is_no_such_process(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(libc::ESRCH)
+}
+
 /// Registers the calling process as a child subreaper (`PR_SET_CHILD_SUBREAPER`): orphaned descendants are
 /// re-parented to it instead of to PID 1.
 pub fn set_child_subreaper() -> io::Result<()> {

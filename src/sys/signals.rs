@@ -15,6 +15,23 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
+/// Signal numbers the rest of the crate names (the platform's values, from libc).
+pub const SIGHUP: i32 = libc::SIGHUP;
+/// SIGINT.
+pub const SIGINT: i32 = libc::SIGINT;
+/// SIGKILL.
+pub const SIGKILL: i32 = libc::SIGKILL;
+/// SIGTERM.
+pub const SIGTERM: i32 = libc::SIGTERM;
+/// SIGCHLD.
+pub const SIGCHLD: i32 = libc::SIGCHLD;
+/// SIGUSR1.
+pub const SIGUSR1: i32 = libc::SIGUSR1;
+/// SIGTTIN (terminal job control).
+pub const SIGTTIN: i32 = libc::SIGTTIN;
+/// SIGTTOU (terminal job control).
+pub const SIGTTOU: i32 = libc::SIGTTOU;
+
 /// Synchronous faults: delivered to the faulting thread, so they are never blocked (blocking them would turn
 /// a crash into an endless loop).
 const SYNCHRONOUS_FAULTS: [Signal; 7] = [
@@ -237,7 +254,9 @@ impl SignalReader {
             match self.try_next() {
                 Ok(Some(signo)) => return Ok(signo),
                 // Only a non-blocking reader yields None; wait for readability instead of spinning.
-                Ok(None) => wait_readable(self.fd.as_fd())?,
+                Ok(None) => {
+                    super::poll::wait_readable(&[self.fd.as_fd()], None)?;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
@@ -251,15 +270,6 @@ impl SignalReader {
             Ok(None) => Ok(None),
             Err(e) => Err(e.into()),
         }
-    }
-}
-
-fn wait_readable(fd: BorrowedFd<'_>) -> io::Result<()> {
-    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-    let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
-    match poll(&mut fds, PollTimeout::NONE) {
-        Ok(_) | Err(nix::errno::Errno::EINTR) => Ok(()),
-        Err(e) => Err(e.into()),
     }
 }
 
@@ -326,6 +336,14 @@ fn rt_max() -> i32 {
     libc::SIGRTMAX()
 }
 
+/// The name of a standard (non-real-time) signal without `SIG`: `15` → `TERM`.
+pub fn standard_signal_name(signo: i32) -> Option<&'static str> {
+    NAMES
+        .iter()
+        .find(|(_, n)| *n == signo)
+        .map(|(name, _)| *name)
+}
+
 /// Parses a signal given by name or number: `TERM`, `SIGTERM`, `term`, `15`, `RTMIN+2`, `SIGRTMAX-1`.
 /// Returns `None` for anything that is not a valid signal number.
 pub fn signal_by_name(name: &str) -> Option<i32> {
@@ -362,7 +380,7 @@ fn parse_offset(rest: &str, sign: char) -> Option<i32> {
 
 /// The conventional name of a signal: `SIGTERM`, `SIGRTMIN+2`; unknown numbers print as `SIG<n>`.
 pub fn signal_name(signo: i32) -> String {
-    if let Some((name, _)) = NAMES.iter().find(|(_, n)| *n == signo) {
+    if let Some(name) = standard_signal_name(signo) {
         return format!("SIG{name}");
     }
     if (rt_min()..=rt_max()).contains(&signo) {

@@ -314,6 +314,18 @@ pub enum SpawnError {
 }
 
 impl SpawnError {
+    /// For [`SpawnError::NotFound`] and [`SpawnError::PermissionDenied`], the OS error execve
+    /// reports for them (ENOENT, EACCES): its text is what tini prints.
+    pub fn exec_os_error(&self) -> Option<io::Error> {
+        match self {
+            SpawnError::NotFound { .. } => Some(io::Error::from_raw_os_error(libc::ENOENT)),
+            SpawnError::PermissionDenied { .. } => Some(io::Error::from_raw_os_error(libc::EACCES)),
+            _ => None,
+        }
+    }
+}
+
+impl SpawnError {
     /// The shell-style exit code for this failure: 127 not found, 126 anything else (tini's codes).
     pub fn exit_code(&self) -> i32 {
         match self {

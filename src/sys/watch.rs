@@ -19,7 +19,6 @@ use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
 
 /// Watches one file for creation and rewrites through its directory.
@@ -104,22 +103,16 @@ impl FileWatcher {
                 return Ok(true);
             }
             let timeout = match deadline {
-                None => PollTimeout::NONE,
+                None => None,
                 Some(deadline) => {
                     let left = deadline.saturating_duration_since(Instant::now());
                     if left.is_zero() {
                         return Ok(false);
                     }
-                    // Round up, so the wait does not end just before the deadline and spin.
-                    let millis = left.as_micros().div_ceil(1000);
-                    PollTimeout::try_from(millis).unwrap_or(PollTimeout::MAX)
+                    Some(left)
                 }
             };
-            let mut fds = [PollFd::new(self.inotify.as_fd(), PollFlags::POLLIN)];
-            match poll(&mut fds, timeout) {
-                Ok(_) | Err(nix::errno::Errno::EINTR) => {}
-                Err(e) => return Err(e.into()),
-            }
+            super::poll::wait_readable(&[self.inotify.as_fd()], timeout)?;
         }
     }
 
@@ -223,13 +216,9 @@ pub fn watch_files(
         .name("watch".into())
         .stack_size(64 * 1024)
         .spawn(move || loop {
-            let mut fds: Vec<PollFd<'_>> = watchers
-                .iter()
-                .map(|w| PollFd::new(w.as_fd(), PollFlags::POLLIN))
-                .collect();
-            match poll(&mut fds, PollTimeout::NONE) {
-                Ok(_) | Err(nix::errno::Errno::EINTR) => {}
-                Err(_) => return,
+            let fds: Vec<_> = watchers.iter().map(|w| w.as_fd()).collect();
+            if super::poll::wait_readable(&fds, None).is_err() {
+                return;
             }
             drop(fds);
             for watcher in &mut watchers {

@@ -1,0 +1,105 @@
+//! The offline role-mode commands: `render`, `check` and `inspect` resolve this node like `run`
+//! does ([`crate::node`]) and report; they start nothing.
+
+use std::path::Path;
+
+use crate::error::{Diagnostic, Diagnostics, Fatal};
+use crate::node::{process_env, render_error, resolve_node};
+
+/// `sparkvisor render --out DIR`: render the role's files under DIR, start nothing.
+pub fn render(role: Option<String>, out: &Path) -> Result<i32, Fatal> {
+    let env = process_env();
+    let node = resolve_node(role.as_deref(), &env).map_err(Fatal::Config)?;
+    let (files, _services) = node
+        .render(&crate::config::role::templates_dir(&env))
+        .map_err(Fatal::Config)?;
+    let report = crate::render::write_files(&files, Some(out)).map_err(render_error)?;
+    for file in &files {
+        let path = crate::render::write::destination(&file.path, Some(out));
+        if report.written.contains(&path) {
+            println!(
+                "rendered {} ({:04o}{}) from {}",
+                path.display(),
+                file.mode,
+                if file.secret { ", secret" } else { "" },
+                file.template
+            );
+        }
+    }
+    for path in &report.left_alone {
+        println!("left alone {} (a mount point)", path.display());
+    }
+    Ok(crate::error::exit_code::OK)
+}
+
+/// `sparkvisor check`: validate roles, templates and the injected config.
+pub fn check(role: Option<String>) -> Result<i32, Fatal> {
+    let env = process_env();
+    let roles_dir = crate::config::role::roles_dir(&env);
+    let templates_dir = crate::config::role::templates_dir(&env);
+    let mut diags = Diagnostics::default();
+    let names = match &role {
+        Some(name) => vec![name.clone()],
+        None => crate::config::role::list_role_names(&roles_dir).map_err(|e| {
+            Fatal::Config(
+                Diagnostic::new(
+                    roles_dir.display().to_string(),
+                    format!("cannot read the roles directory: {e}"),
+                )
+                .into(),
+            )
+        })?,
+    };
+    let mut roles = Vec::new();
+    for name in &names {
+        match crate::config::role::load_role(&roles_dir, name) {
+            Ok(r) => roles.push(r),
+            Err(d) => diags.extend_unique(d),
+        }
+    }
+    match crate::render::Templates::load(&templates_dir) {
+        Ok(mut templates) => {
+            for r in &roles {
+                diags.extend_unique(crate::render::check_role(r, &mut templates));
+            }
+        }
+        Err(d) => diags.extend_unique(d),
+    }
+    // The injected config (env, cluster file, configmeta.json), resolved as `run` would. No role
+    // anywhere is not a problem for `check` (an image build runs it with no role and no config);
+    // a bad one (e.g. SPARK_MODE=Master!) is.
+    if let Err(problems) = resolve_node(role.as_deref(), &env) {
+        diags.extend_unique(Diagnostics(
+            problems
+                .0
+                .into_iter()
+                .filter(|p| !p.message.starts_with("no role"))
+                .collect(),
+        ));
+    }
+    if !diags.is_empty() {
+        return Err(Fatal::Config(diags));
+    }
+    println!(
+        "ok: {} role(s) in {} ({}), templates in {}",
+        roles.len(),
+        roles_dir.display(),
+        names.join(", "),
+        templates_dir.display()
+    );
+    Ok(crate::error::exit_code::OK)
+}
+
+/// `sparkvisor inspect`: resolved config (role defaults included) with sources, resources and
+/// sizing.
+pub fn inspect(role: Option<String>, json: bool) -> Result<i32, Fatal> {
+    let env = process_env();
+    let node = resolve_node(role.as_deref(), &env).map_err(Fatal::Config)?;
+    let report = crate::inspect::inspect_report(node.config, node.resources, node.sizing);
+    if json {
+        println!("{}", report.to_json());
+    } else {
+        print!("{report}");
+    }
+    Ok(crate::error::exit_code::OK)
+}

@@ -1,0 +1,202 @@
+//! The one node-resolution pipeline behind `run` (and its reloads), `render`, `check` and
+//! `inspect`: injected config → role → role definition (its `defaults:` are the lowest settings
+//! layer) → resolved config; cgroups → resources → sizing; then, for the commands that need them,
+//! the role's files rendered in memory and its services expanded.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::config::role::{LoadedRole, ServiceSpec};
+use crate::config::{ResolvedConfig, Source, Sourced};
+use crate::error::{Diagnostic, Diagnostics, Fatal};
+use crate::render::{RenderError, RenderedFile};
+use crate::resources::{Resources, Sizing};
+
+/// What every role-mode command needs to know about this node.
+pub struct Node {
+    /// The role definition, includes merged.
+    pub role: LoadedRole,
+    /// The resolved settings, each with its source.
+    pub config: ResolvedConfig,
+    /// The detected CPU and memory limits.
+    pub resources: Resources,
+    /// The Spark sizing derived from `resources` and `config`.
+    pub sizing: Sizing,
+}
+
+/// The process environment as UTF-8 pairs (a variable that is not UTF-8 cannot be a setting and
+/// is left out rather than aborting).
+pub fn process_env() -> BTreeMap<String, String> {
+    std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect()
+}
+
+/// Resolves this node from the environment `env` (and the files it points to) and the cgroups;
+/// `cli_role` is `--role`. Every stage runs as far as its inputs allow, so every problem is
+/// reported at once (each only once).
+pub fn resolve_node(
+    cli_role: Option<&str>,
+    env: &BTreeMap<String, String>,
+) -> Result<Node, Diagnostics> {
+    use crate::config::runtime::{resolve, resolve_role, Inputs};
+    let (inputs, gathered) = Inputs::gather_all(env.clone());
+    let mut problems = Diagnostics::default();
+    problems.extend_unique(gathered);
+    let role_name = resolve_role(&inputs, cli_role)
+        .map_err(|d| problems.extend_unique(d))
+        .ok();
+    let roles_dir = crate::config::role::roles_dir(env);
+    let loaded = role_name.as_ref().and_then(|name| {
+        crate::config::role::load_role(&roles_dir, &name.value)
+            .map_err(|d| problems.extend_unique(d))
+            .ok()
+    });
+    // Without a role (or its definition) the settings are still resolved, against a placeholder
+    // role and no role defaults, so that their problems are listed too.
+    let placeholder = || Sourced::new("unknown".to_string(), Source::Default);
+    let (role_file, no_defaults) = ("-".to_string(), BTreeMap::new());
+    let (role_file, defaults) = match &loaded {
+        Some(loaded) => (loaded.file.display().to_string(), &loaded.def.defaults),
+        None => (role_file, &no_defaults),
+    };
+    let config = resolve(
+        &inputs,
+        role_name.clone().unwrap_or_else(placeholder),
+        &role_file,
+        defaults,
+    )
+    .map_err(|d| problems.extend_unique(d))
+    .ok();
+    let resources = crate::resources::detect()
+        .map_err(|d| problems.extend_unique(d))
+        .ok();
+    // Sizing depends on the role: none for the placeholder.
+    let sizing = match (&config, &resources) {
+        (Some(c), Some(r)) if loaded.is_some() => crate::resources::size(r, c)
+            .map_err(|d| problems.extend_unique(d))
+            .ok(),
+        _ => None,
+    };
+    match (loaded, config, resources, sizing) {
+        (Some(role), Some(config), Some(resources), Some(sizing)) if problems.is_empty() => {
+            Ok(Node {
+                role,
+                config,
+                resources,
+                sizing,
+            })
+        }
+        _ => Err(problems),
+    }
+}
+
+impl Node {
+    /// The role's files rendered in memory and its services expanded, from templates under
+    /// `templates_dir`; the problems of both are reported together.
+    pub fn render(
+        &self,
+        templates_dir: &Path,
+    ) -> Result<(Vec<RenderedFile>, BTreeMap<String, ServiceSpec>), Diagnostics> {
+        let context =
+            crate::render::build_context(&self.config, &self.resources, Some(&self.sizing));
+        let files = crate::render::render_role(&self.role, &context, templates_dir);
+        let services = crate::render::expand_services(&self.role, &context);
+        match (files, services) {
+            (Ok(files), Ok(services)) => Ok((files, services)),
+            (files, services) => {
+                let mut problems = Diagnostics::default();
+                for d in [files.err(), services.err()].into_iter().flatten() {
+                    problems.extend(d);
+                }
+                Err(problems)
+            }
+        }
+    }
+}
+
+/// A failure writing rendered files: an I/O error is the system's, anything else the config's.
+pub fn render_error(e: RenderError) -> Fatal {
+    match e {
+        RenderError::Io { path, source } => Fatal::Sys {
+            context: format!("writing {}", path.display()),
+            source,
+        },
+        other => Fatal::Config(Diagnostic::new("render", other.to_string()).into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A roles directory with one role `probe` whose `defaults:` set `probe.greeting`.
+    struct RolesDir(std::path::PathBuf);
+    impl RolesDir {
+        fn new(tag: &str) -> RolesDir {
+            let dir =
+                std::env::temp_dir().join(format!("sparkvisor-node-{tag}-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(
+                dir.join("probe.yaml"),
+                "description: test role\ndefaults:\n  probe.greeting: from-role\nservices: {}\n",
+            )
+            .unwrap();
+            RolesDir(dir)
+        }
+    }
+    impl Drop for RolesDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn env(roles: &RolesDir, extra: &[(&str, &str)]) -> BTreeMap<String, String> {
+        let mut env: BTreeMap<String, String> = [
+            ("SPARKVISOR_ROLES", roles.0.display().to_string()),
+            ("SPARKVISOR_CONFIGMETA", String::new()),
+            ("SPARKVISOR_HOSTNAME", "node1".into()),
+            ("SPARKVISOR_FQDN", "node1.example.org".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        env
+    }
+
+    #[test]
+    fn role_defaults_are_the_lowest_layer() {
+        let roles = RolesDir::new("defaults");
+        let node = match resolve_node(Some("probe"), &env(&roles, &[])) {
+            Ok(node) => node,
+            Err(d) => panic!("{d}"),
+        };
+        let greeting = &node.config.settings["probe.greeting"];
+        assert_eq!(greeting.value, "from-role");
+        assert!(
+            matches!(&greeting.source, Source::Role { file } if file.ends_with("probe.yaml")),
+            "{:?}",
+            greeting.source
+        );
+    }
+
+    #[test]
+    fn every_problem_is_reported_once() {
+        let roles = RolesDir::new("problems");
+        // A role that does not exist and a malformed settings mapping: both are reported.
+        let err = match resolve_node(
+            Some("nosuch"),
+            &env(&roles, &[("SPARKVISOR_SETTINGS", "[not a mapping")]),
+        ) {
+            Ok(_) => panic!("resolved a role that does not exist"),
+            Err(d) => d,
+        };
+        let text = err.to_string();
+        assert!(text.contains("nosuch"), "{text}");
+        assert!(text.contains("SPARKVISOR_SETTINGS"), "{text}");
+        for (i, d) in err.0.iter().enumerate() {
+            assert!(!err.0[..i].contains(d), "listed twice: {d}\n{text}");
+        }
+    }
+}
