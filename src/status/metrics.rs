@@ -177,6 +177,7 @@ mod tests {
                 rss_bytes: 1234,
                 zombies_reaped: 7,
                 started_at: 5,
+                oom_kills_total: Some(0),
             },
         };
         let text = render(&status);
