@@ -197,6 +197,12 @@ services:
                 && l.ends_with(" 1")),
         "{metrics}"
     );
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == format!("sparkvisor_cgroup_oom_kills_total {total}")),
+        "{metrics}"
+    );
     agent.signal(false, libc::SIGTERM);
     let code = Agent::code(agent.wait(LONG));
     assert_eq!(code, 0, "{}", agent.stderr());
