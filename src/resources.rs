@@ -3,6 +3,7 @@
 //! section "Sizing policy").
 
 mod cgroup;
+pub mod oom;
 
 use std::path::{Path, PathBuf};
 
@@ -13,6 +14,7 @@ use crate::config::{ResolvedConfig, Source, Sourced};
 use crate::error::{Diagnostic, Diagnostics};
 
 use self::cgroup::{Controller, Hierarchy, Version};
+pub use self::oom::OomCounter;
 
 /// What the container may use, with the files each figure came from.
 #[derive(Debug, Clone, PartialEq, Serialize)]

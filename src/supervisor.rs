@@ -109,6 +109,9 @@ pub trait Sys {
     fn signal_group(&mut self, pgid: i32, signo: i32);
     /// Reaps every ended child (the only `waitpid(-1)`), calling `on_exit` for each.
     fn reap(&mut self, on_exit: &mut dyn FnMut(i32, ProcessEnd));
+    /// The OOM-kill counter of the agent's memory cgroup (services share it); None when the
+    /// kernel does not provide one here.
+    fn oom_kill_count(&self) -> Option<u64>;
 }
 
 /// What other threads tell the supervisor.
@@ -180,6 +183,9 @@ pub struct Snapshot {
     pub zombies_reaped: u64,
     /// The agent is shutting down.
     pub shutting_down: bool,
+    /// The OOM-kill counter of the agent's memory cgroup now (every process in it, services or
+    /// not, since the cgroup was created); None when there is no counter.
+    pub oom_kills_total: Option<u64>,
 }
 
 /// One service, as operators see it.
@@ -209,6 +215,9 @@ pub struct ServiceInfo {
     pub has_ready_probe: bool,
     /// A liveness probe is configured.
     pub has_health_probe: bool,
+    /// Its processes the kernel's OOM killer killed since the agent started; None when the
+    /// cgroup has no OOM-kill counter.
+    pub oom_kills: Option<u64>,
 }
 
 /// What a SIGHUP reload found: the newly expanded services and the rendered files that changed.
@@ -270,6 +279,10 @@ struct Managed {
     started_wall: Option<SystemTime>,
     stop_sent: bool,
     probe: Option<ProbeRun>,
+    /// An operator sent SIGKILL to the current process (its SIGKILL death is then no OOM kill).
+    operator_killed: bool,
+    /// OOM kills attributed to it (see [`Supervisor::note_oom_kill`]).
+    oom_kills: u64,
 }
 
 struct MainProc {
@@ -294,6 +307,8 @@ pub struct Supervisor<S: Sys> {
     reload: Option<Reloader>,
     generation: u64,
     zombies_reaped: u64,
+    /// The cgroup's OOM-kill counter when last read (at start and at unexplained SIGKILLs).
+    oom_seen: Option<u64>,
 }
 
 impl<S: Sys> Supervisor<S> {
@@ -325,9 +340,12 @@ impl<S: Sys> Supervisor<S> {
                     started_wall: None,
                     stop_sent: false,
                     probe: None,
+                    operator_killed: false,
+                    oom_kills: 0,
                 }
             })
             .collect();
+        let oom_seen = sys.oom_kill_count();
         Self {
             sys,
             services,
@@ -342,6 +360,7 @@ impl<S: Sys> Supervisor<S> {
             reload: options.reload,
             generation: 0,
             zombies_reaped: 0,
+            oom_seen,
         }
     }
 
@@ -429,16 +448,19 @@ impl<S: Sys> Supervisor<S> {
     /// The current state of every service.
     pub fn snapshot(&self) -> Snapshot {
         let now = self.sys.now();
+        let oom_kills_total = self.sys.oom_kill_count();
         Snapshot {
             services: (0..self.services.len())
-                .filter_map(|i| self.info(i, now))
+                .filter_map(|i| self.info(i, now, oom_kills_total.is_some()))
                 .collect(),
             zombies_reaped: self.zombies_reaped,
             shutting_down: self.shutdown.is_some(),
+            oom_kills_total,
         }
     }
 
-    fn info(&self, i: usize, now: Instant) -> Option<ServiceInfo> {
+    /// Service `i` as operators see it; `oom_counted`: the cgroup has an OOM-kill counter.
+    fn info(&self, i: usize, now: Instant, oom_counted: bool) -> Option<ServiceInfo> {
         let m = self.services.get(i)?;
         let s = &m.state;
         Some(ServiceInfo {
@@ -457,6 +479,7 @@ impl<S: Sys> Supervisor<S> {
             critical: m.def.spec.critical,
             has_ready_probe: m.def.policy.ready_probe,
             has_health_probe: m.def.policy.health_threshold.is_some(),
+            oom_kills: oom_counted.then_some(m.oom_kills),
         })
     }
 
@@ -475,14 +498,20 @@ impl<S: Sys> Supervisor<S> {
             Control::Start => self.feed(i, Event::StartRequested),
             Control::Stop => self.feed(i, Event::StopRequested { deadline: None }),
             Control::Restart => self.feed(i, Event::RestartRequested),
-            Control::Signal(sig) => match self.services.get(i).and_then(|m| m.state.pid) {
-                Some(pid) => self.sys.signal_group(pid, sig),
-                None => return Reply::Refused(format!("service {name} has no process")),
-            },
+            Control::Signal(sig) => {
+                let Some(m) = self.services.get_mut(i).filter(|m| m.state.pid.is_some()) else {
+                    return Reply::Refused(format!("service {name} has no process"));
+                };
+                m.operator_killed |= sig == signo::KILL;
+                if let Some(pid) = m.state.pid {
+                    self.sys.signal_group(pid, sig);
+                }
+            }
         }
         self.advance();
         let now = self.sys.now();
-        match self.info(i, now) {
+        let oom_counted = self.sys.oom_kill_count().is_some();
+        match self.info(i, now, oom_counted) {
             Some(info) => Reply::Service(info),
             None => Reply::UnknownService(name),
         }
@@ -517,6 +546,7 @@ impl<S: Sys> Supervisor<S> {
                 let result = self.sys.spawn_service(&m.def);
                 if let Some(m) = self.services.get_mut(i) {
                     m.started_wall = Some(SystemTime::now());
+                    m.operator_killed = false;
                 }
                 match result {
                     Ok(pid) => {
@@ -609,6 +639,7 @@ impl<S: Sys> Supervisor<S> {
     fn child_ended(&mut self, pid: i32, end: ProcessEnd) {
         if let Some(i) = self.services.iter().position(|m| m.state.pid == Some(pid)) {
             log::info!("{}: pid {pid} ended ({})", self.name(i), describe(end));
+            self.note_oom_kill(i, end);
             // What is left of its process group does not outlive it.
             self.sys.signal_group(pid, signo::KILL);
             self.feed(i, Event::Exited { end });
@@ -647,6 +678,33 @@ impl<S: Sys> Supervisor<S> {
         }
         self.zombies_reaped += 1;
         log::debug!("reaped orphan pid {pid}");
+    }
+
+    /// Counts service `i`'s end as OOM kills when it died of a SIGKILL sparkvisor did not send
+    /// (no stop, restart or shutdown escalation, no operator `signal KILL`) and the cgroup's
+    /// OOM-kill counter rose since it was last read: the kernel raises the counter before it
+    /// sends the SIGKILL, so the rise is visible by the time the process is reaped. The counter is
+    /// read at every service end, so a rise another death explains is not charged to a later one.
+    fn note_oom_kill(&mut self, i: usize, end: ProcessEnd) {
+        let now = self.sys.oom_kill_count();
+        let before = self.oom_seen;
+        self.oom_seen = now.or(before);
+        let delta = match (before, now) {
+            (Some(before), Some(now)) => now.saturating_sub(before),
+            _ => 0,
+        };
+        let Some(m) = self.services.get_mut(i) else {
+            return;
+        };
+        let sent_by_us = m.state.phase == Phase::Stopping || m.state.killed || m.operator_killed;
+        if delta == 0 || end != ProcessEnd::Signaled(signo::KILL) || sent_by_us {
+            return;
+        }
+        m.oom_kills = m.oom_kills.saturating_add(delta);
+        log::warn!(
+            "{}: killed by the kernel's OOM killer (the container's memory limit)",
+            m.def.name
+        );
     }
 
     fn probe_result(&mut self, ticket: &ProbeTicket, ok: bool) {

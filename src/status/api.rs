@@ -344,6 +344,7 @@ pub(crate) mod tests {
                     rss_bytes: 1 << 20,
                     zombies_reaped: 3,
                     started_at: 1000,
+                    oom_kills_total: Some(0),
                 },
             })
         }

@@ -580,6 +580,7 @@ mod tests {
                 rss_bytes: 0,
                 zombies_reaped: 0,
                 started_at: 0,
+                oom_kills_total: Some(0),
             },
         };
         let plain = table(&status, 1000 + 3723, false);

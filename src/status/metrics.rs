@@ -52,7 +52,7 @@ pub fn render(status: &Status) -> String {
         (
             "sparkvisor_service_oom_kills_total",
             "counter",
-            "OOM kills seen in the service's cgroup.",
+            "Times the kernel's OOM killer killed the service's process since the agent started.",
         ),
     ];
     for (index, (name, kind, help)) in SERVICE_METRICS.iter().enumerate() {
@@ -114,6 +114,16 @@ pub fn render(status: &Status) -> String {
     for (name, kind, help, value) in agent_metrics {
         header(&mut out, name, kind, help);
         let _ = writeln!(out, "{name} {value}");
+    }
+    if let Some(total) = agent.oom_kills_total {
+        let name = "sparkvisor_cgroup_oom_kills_total";
+        header(
+            &mut out,
+            name,
+            "counter",
+            "OOM kills in the container's memory cgroup (every process in it).",
+        );
+        let _ = writeln!(out, "{name} {total}");
     }
     out
 }
@@ -177,6 +187,7 @@ mod tests {
                 rss_bytes: 1234,
                 zombies_reaped: 7,
                 started_at: 5,
+                oom_kills_total: Some(2),
             },
         };
         let text = render(&status);
@@ -189,6 +200,7 @@ mod tests {
             format!("sparkvisor_service_oom_kills_total{label} 1"),
             "sparkvisor_agent_resident_memory_bytes 1234".to_string(),
             "sparkvisor_zombies_reaped_total 7".to_string(),
+            "sparkvisor_cgroup_oom_kills_total 2".to_string(),
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line}\n{text}");
         }

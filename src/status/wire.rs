@@ -122,8 +122,9 @@ pub struct ServiceStatus {
     /// services that finished cleanly under `restart: never|on-failure`.
     #[serde(default = "yes")]
     pub required: bool,
-    /// OOM kills seen in the service's cgroup (`memory.events` `oom_kill`, v1 `memory.oom_control`);
-    /// `None` when the agent cannot read them.
+    /// Times the kernel's OOM killer killed this service's process since the agent started: it
+    /// died of a SIGKILL sparkvisor did not send while the cgroup's OOM-kill counter
+    /// (`memory.events` `oom_kill`, v1 `memory.oom_control`) rose; `None` when there is no counter.
     pub oom_kills: Option<u64>,
 }
 
@@ -153,6 +154,10 @@ pub struct Agent {
     pub zombies_reaped: u64,
     /// When it started (unix seconds).
     pub started_at: u64,
+    /// OOM kills in the container's memory cgroup (every process in it, since the cgroup was
+    /// created); `None` when the kernel provides no counter there.
+    #[serde(default)]
+    pub oom_kills_total: Option<u64>,
 }
 
 /// `GET /v1/status`: the whole node.
@@ -412,6 +417,7 @@ mod tests {
                 rss_bytes: 0,
                 zombies_reaped: 0,
                 started_at: 0,
+                oom_kills_total: Some(0),
             },
         };
         let h = Health::of(&status);

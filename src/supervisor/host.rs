@@ -14,6 +14,7 @@ use super::{Control, Msg, ProbeTicket, Reply, Request, ServiceDef, ServiceInfo, 
 use crate::config::role::{Probe, ServiceSpec};
 use crate::error::{exit_code, ProcessEnd};
 use crate::logs::{self, LogFormat, LogStore};
+use crate::resources::OomCounter;
 use crate::status::wire;
 use crate::sys::signals::{ChildSignals, SignalReader};
 use crate::sys::spawn::{self, SpawnSpec, Stdio};
@@ -31,11 +32,13 @@ pub struct HostSys {
     users: UserDb,
     base_env: Vec<(OsString, OsString)>,
     inherited: ChildSignals,
+    oom: OomCounter,
 }
 
 impl HostSys {
     /// `base_env` is the environment every service starts from (its own `environment` wins);
-    /// `inherited` the signal state the agent started with (for the main command).
+    /// `inherited` the signal state the agent started with (for the main command). The OOM-kill
+    /// counter of the agent's memory cgroup is located here, once.
     pub fn new(
         tx: Sender<Msg>,
         logs: Arc<LogStore>,
@@ -51,6 +54,7 @@ impl HostSys {
             users,
             base_env,
             inherited,
+            oom: OomCounter::locate(),
         }
     }
 
@@ -211,6 +215,10 @@ impl Sys for HostSys {
     fn reap(&mut self, on_exit: &mut dyn FnMut(i32, ProcessEnd)) {
         reaper::reap_children(on_exit);
     }
+
+    fn oom_kill_count(&self) -> Option<u64> {
+        self.oom.read()
+    }
 }
 
 /// ESRCH ("no such process"): the target already ended, which is not worth a warning.
@@ -335,7 +343,7 @@ pub fn to_wire(info: &ServiceInfo) -> wire::ServiceStatus {
         healthy: info.has_health_probe.then_some(info.healthy),
         critical: info.critical,
         required: state != W::Stopped,
-        oom_kills: None,
+        oom_kills: info.oom_kills,
     }
 }
 
@@ -363,6 +371,7 @@ impl SupervisorHandle {
                 rss_bytes: agent_rss(),
                 zombies_reaped: snap.zombies_reaped,
                 started_at: self.started_at,
+                oom_kills_total: snap.oom_kills_total,
             },
         }
     }

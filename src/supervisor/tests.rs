@@ -18,6 +18,8 @@ struct World {
     pids: BTreeMap<i32, String>,
     exits: Vec<(i32, ProcessEnd)>,
     fail_spawn: BTreeMap<String, ProcessEnd>,
+    /// The cgroup's OOM-kill counter (None: no counter).
+    oom_kills: Option<u64>,
 }
 
 #[derive(Clone)]
@@ -61,6 +63,9 @@ impl FakeSys {
         w.pids.insert(pid, name.clone());
         w.log.push(format!("spawn {name}"));
         Ok(pid)
+    }
+    fn set_oom_kills(&self, n: Option<u64>) {
+        self.0.borrow_mut().oom_kills = n;
     }
     fn name(&self, pid: i32) -> String {
         self.0
@@ -110,6 +115,9 @@ impl Sys for FakeSys {
             self.0.borrow_mut().pids.remove(&pid);
             on_exit(pid, end);
         }
+    }
+    fn oom_kill_count(&self) -> Option<u64> {
+        self.0.borrow().oom_kills
     }
 }
 
@@ -577,4 +585,122 @@ fn an_exec_probe_past_its_timeout_is_killed_and_counts_as_failed() {
         s.next_deadline(),
         Some(sys.now() + Duration::from_millis(10))
     );
+}
+
+/// A supervisor over services `a` and `b` (restarted on any end) with the cgroup counter at 3.
+fn oom_supervisor(sys: &FakeSys) -> Supervisor<FakeSys> {
+    sys.set_oom_kills(Some(3));
+    let defs = vec![def("a", spec(&[])), def("b", spec(&[]))];
+    supervisor(sys, defs, None)
+}
+
+/// Ends `name` with `end` while the cgroup counter becomes `counter`, and restarts it.
+fn end_with(s: &mut Supervisor<FakeSys>, sys: &FakeSys, name: &str, end: ProcessEnd, counter: u64) {
+    sys.set_oom_kills(Some(counter));
+    sys.exit(name, end);
+    deliver(s, Msg::Signal(signo::CHLD));
+    if let Some(due) = s.next_deadline() {
+        sys.advance(due.saturating_duration_since(sys.now()));
+        tick(s);
+    }
+}
+
+fn oom_kills(s: &Supervisor<FakeSys>) -> Vec<(String, Option<u64>)> {
+    s.snapshot()
+        .services
+        .into_iter()
+        .map(|i| (i.name, i.oom_kills))
+        .collect()
+}
+
+#[test]
+fn an_unexplained_sigkill_while_the_counter_rises_counts_for_that_service_only() {
+    let sys = FakeSys::new();
+    let mut s = oom_supervisor(&sys);
+    assert_eq!(
+        oom_kills(&s),
+        vec![("a".into(), Some(0)), ("b".into(), Some(0))]
+    );
+    end_with(&mut s, &sys, "a", ProcessEnd::Signaled(signo::KILL), 4);
+    assert_eq!(
+        oom_kills(&s),
+        vec![("a".into(), Some(1)), ("b".into(), Some(0))]
+    );
+    assert_eq!(state(&s, "a").restarts, 1, "an OOM kill is still a crash");
+    // Two kills counted by the kernel since the last reading (e.g. a child of b's too): all to b.
+    end_with(&mut s, &sys, "b", ProcessEnd::Signaled(signo::KILL), 6);
+    assert_eq!(
+        oom_kills(&s),
+        vec![("a".into(), Some(1)), ("b".into(), Some(2))]
+    );
+    assert_eq!(s.snapshot().oom_kills_total, Some(6));
+}
+
+#[test]
+fn no_oom_kill_without_a_counter_rise_or_for_other_deaths() {
+    let sys = FakeSys::new();
+    let mut s = oom_supervisor(&sys);
+    // `kill -9` by someone else: the counter did not move.
+    end_with(&mut s, &sys, "a", ProcessEnd::Signaled(signo::KILL), 3);
+    // Other deaths never count, even if the counter rose meanwhile (another process's OOM kill).
+    end_with(&mut s, &sys, "a", ProcessEnd::Exited(137), 4);
+    end_with(&mut s, &sys, "a", ProcessEnd::Signaled(signo::TERM), 5);
+    assert_eq!(
+        oom_kills(&s),
+        vec![("a".into(), Some(0)), ("b".into(), Some(0))]
+    );
+    assert_eq!(s.snapshot().oom_kills_total, Some(5));
+}
+
+#[test]
+fn sigkills_sparkvisor_sent_are_not_oom_kills() {
+    let sys = FakeSys::new();
+    let mut s = oom_supervisor(&sys);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let ctl = |service: &str, action| Request::Control {
+        service: service.into(),
+        action,
+    };
+    // An operator's `signal KILL`.
+    deliver(
+        &mut s,
+        Msg::Request(ctl("a", Control::Signal(9)), tx.clone()),
+    );
+    assert!(matches!(rx.recv().unwrap(), Reply::Service(_)));
+    end_with(&mut s, &sys, "a", ProcessEnd::Signaled(signo::KILL), 4);
+    assert_eq!(state(&s, "a").state, "running", "restarted");
+    // The restarted process is counted again: the operator's SIGKILL was for the previous one.
+    end_with(&mut s, &sys, "a", ProcessEnd::Signaled(signo::KILL), 5);
+    assert_eq!(state(&s, "a").oom_kills, Some(1));
+    // A stop escalated to SIGKILL after the grace.
+    deliver(&mut s, Msg::Request(ctl("b", Control::Stop), tx));
+    assert!(matches!(rx.recv().unwrap(), Reply::Service(_)));
+    let due = s.next_deadline().unwrap();
+    sys.advance(due - sys.now());
+    sys.clear();
+    tick(&mut s);
+    assert_eq!(sys.log(), vec!["killpg b 9"]);
+    end_with(&mut s, &sys, "b", ProcessEnd::Signaled(signo::KILL), 6);
+    assert_eq!(state(&s, "b").state, "stopped");
+    assert_eq!(state(&s, "b").oom_kills, Some(0));
+    // A shutdown escalated to SIGKILL.
+    deliver(&mut s, Msg::Signal(signo::TERM));
+    let due = s.next_deadline().unwrap();
+    sys.advance(due - sys.now());
+    tick(&mut s);
+    end_with(&mut s, &sys, "a", ProcessEnd::Signaled(signo::KILL), 7);
+    assert_eq!(
+        oom_kills(&s),
+        vec![("a".into(), Some(1)), ("b".into(), Some(0))]
+    );
+}
+
+#[test]
+fn without_a_counter_oom_kills_are_unknown() {
+    let sys = FakeSys::new();
+    let mut s = supervisor(&sys, vec![def("a", spec(&[]))], None);
+    sys.exit("a", ProcessEnd::Signaled(signo::KILL));
+    deliver(&mut s, Msg::Signal(signo::CHLD));
+    assert_eq!(oom_kills(&s), vec![("a".into(), None)]);
+    assert_eq!(s.snapshot().oom_kills_total, None);
 }

@@ -101,6 +101,7 @@ impl Backend for FakeBackend {
                 rss_bytes: 2 << 20,
                 zombies_reaped: 7,
                 started_at: 1_700_000_000,
+                oom_kills_total: Some(0),
             },
         })
     }
