@@ -8,6 +8,7 @@
 //! allocates 200 MiB, the kernel's OOM killer kills it, and `sparkvisor status --json` shows it as
 //! an OOM kill of that service (and in the container-wide counter).
 
+mod common;
 mod supervisor_support;
 
 use std::fs;

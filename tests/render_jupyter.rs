@@ -9,23 +9,17 @@
 //! `pyspark` kernel wired to the master URL.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{free_port, has_command, require};
 use sparkvisor::config::role::load_role;
 use sparkvisor::config::{Secret, Source, Sourced};
 use sparkvisor::render::context::{sample_config, sample_resources, sample_sizing};
 use sparkvisor::render::{build_context, expand_services, render_role, write_files};
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// (status line, body)
 fn http_get(port: u16, path: &str) -> Option<(String, String)> {
@@ -48,16 +42,10 @@ impl Drop for Proc {
 
 #[test]
 fn jupyter_accepts_the_rendered_config_and_kernel() {
-    if Command::new("jupyter").arg("--version").output().is_err() {
-        assert_ne!(
-            std::env::var("CI").as_deref(),
-            Ok("true"),
-            "jupyter missing with CI=true"
-        );
-        println!("skipped: jupyter not found");
+    if !require(has_command("jupyter"), "jupyter not found") {
         return;
     }
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let repo = common::repo();
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let role = load_role(&repo.join("roles"), "notebook").unwrap();

@@ -9,35 +9,18 @@
 //! (RPC authentication with a secret full of special characters), and the worker registers.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::net::TcpStream;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{free_port, require_spark};
 use sparkvisor::config::role::load_role;
 use sparkvisor::config::{Secret, Source, Sourced};
 use sparkvisor::render::context::{sample_config, sample_resources, sample_sizing};
 use sparkvisor::render::{build_context, expand_services, render_role, write_files};
-
-fn spark_home() -> Option<PathBuf> {
-    let out = Command::new("python3")
-        .args([
-            "-c",
-            "import pyspark, os; print(os.path.dirname(pyspark.__file__))",
-        ])
-        .output()
-        .ok()?;
-    let home = PathBuf::from(String::from_utf8(out.stdout).ok()?.trim());
-    (out.status.success() && home.join("bin/spark-class").is_file()).then_some(home)
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn http_get(port: u16, path: &str) -> Option<String> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
@@ -71,25 +54,10 @@ fn start(service: &sparkvisor::config::ServiceSpec, log: &Path) -> Jvm {
 
 #[test]
 fn master_and_worker_run_on_the_rendered_files() {
-    let Some(home) = spark_home() else {
-        assert_ne!(
-            std::env::var("CI").as_deref(),
-            Ok("true"),
-            "pyspark missing with CI=true"
-        );
-        println!("skipped: pyspark (Spark) not found");
+    let Some(home) = require_spark() else {
         return;
     };
-    if Command::new("java").arg("-version").output().is_err() {
-        assert_ne!(
-            std::env::var("CI").as_deref(),
-            Ok("true"),
-            "java missing with CI=true"
-        );
-        println!("skipped: java not found");
-        return;
-    }
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let repo = common::repo();
     let dir = tempfile::tempdir().unwrap();
     let (master_port, master_ui, worker_ui) = (free_port(), free_port(), free_port());
     let role = load_role(&repo.join("roles"), "all-in-one").unwrap();

@@ -12,6 +12,7 @@
     clippy::indexing_slicing
 )]
 
+mod common;
 mod supervisor_support;
 
 use std::io::{Read, Write};
@@ -20,34 +21,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::{free_port, has_java, spark_home};
 use supervisor_support::*;
-
-fn spark_home() -> Option<PathBuf> {
-    let out = Command::new("python3")
-        .args([
-            "-c",
-            "import os, pyspark; print(os.path.dirname(pyspark.__file__))",
-        ])
-        .output()
-        .ok()?;
-    let home = PathBuf::from(String::from_utf8(out.stdout).ok()?.trim());
-    (out.status.success() && home.join("bin/spark-class").exists()).then_some(home)
-}
-
-fn java_ok() -> bool {
-    Command::new("java")
-        .arg("-version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// GET http://127.0.0.1:PORT/json/ → the parsed body.
 fn master_json(port: u16) -> Option<serde_json::Value> {
@@ -115,7 +90,7 @@ fn spark_master_and_worker_under_sparkvisor() {
         skip_unless(false, "pyspark with bin/spark-class is not installed");
         return;
     };
-    if skip_unless(java_ok(), "java is not installed") || skip_unless(is_root(), "needs root") {
+    if skip_unless(has_java(), "java is not installed") || skip_unless(is_root(), "needs root") {
         return;
     }
     let started = Instant::now();

@@ -7,6 +7,7 @@
 //! The operator CLI (`sparkvisor status|health|start|stop|restart|signal|logs`) against a real
 //! server on a Unix socket with an in-memory backend.
 
+mod common;
 mod status_support;
 
 use std::io::{BufRead, BufReader};
