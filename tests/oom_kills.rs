@@ -116,7 +116,7 @@ fn in_cgroup(cmd: &Command, cgroup: &Path) -> Command {
 
 /// `sparkvisor status --json` against the scene's socket, parsed (None while it does not answer).
 fn status_json(socket: &Path) -> Option<Value> {
-    let out = Command::new(env!("CARGO_BIN_EXE_sparkvisor"))
+    let out = Command::new(common::bin())
         .args(["status", "--json"])
         .env("SPARKVISOR_SOCKET", socket)
         .output()

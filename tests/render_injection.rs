@@ -8,12 +8,11 @@
 //! in every rendered format (sourced shell, XML, JSON, Java properties) or be refused with a reason.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::process::Command;
 
 mod common;
 
-use common::{has_command, has_java, require};
+use common::{has_command, has_java, repo, require};
 use sparkvisor::config::role::{load_role, LoadedRole};
 use sparkvisor::config::{ResolvedConfig, Secret, Source, Sourced};
 use sparkvisor::render::context::{sample_config, sample_resources, sample_sizing};
@@ -43,10 +42,6 @@ const CORPUS: &[&str] = &[
     "tab\there\r\nCRLF",
     "",
 ];
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn role(name: &str) -> LoadedRole {
     load_role(&repo().join("roles"), name).unwrap()

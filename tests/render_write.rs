@@ -122,7 +122,7 @@ fn a_file_mounted_over_ours_is_left_alone() {
     if !require(has_command("unshare"), "unshare not found") {
         return;
     }
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let repo = common::repo();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     let conf = out.join("opt/spark/conf");
@@ -144,7 +144,7 @@ fn a_file_mounted_over_ours_is_left_alone() {
         ])
         .arg(&mine)
         .arg(conf.join("spark-env.sh"))
-        .arg(env!("CARGO_BIN_EXE_sparkvisor"))
+        .arg(common::bin())
         .arg(&out)
         .env("SPARKVISOR_ROLES", repo.join("roles"))
         .env("SPARKVISOR_TEMPLATES", repo.join("templates"))

@@ -21,9 +21,7 @@ use sparkvisor::resources::{detect_from, size, HostFacts, Resources};
 const GIB: u64 = 1024 * 1024 * 1024;
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/cgroups")
-        .join(name)
+    common::repo().join("tests/fixtures/cgroups").join(name)
 }
 
 fn host() -> HostFacts {
@@ -444,10 +442,7 @@ fn clean_env(mut cmd: Command) -> Command {
         .env("SPARKVISOR_CONFIGMETA", "")
         .env("SPARKVISOR_HOSTNAME", "node1")
         .env("SPARKVISOR_FQDN", "node1.example.org")
-        .env(
-            "SPARKVISOR_ROLES",
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("roles"),
-        );
+        .env("SPARKVISOR_ROLES", common::repo().join("roles"));
     cmd
 }
 

@@ -94,7 +94,7 @@ fn spark_master_and_worker_under_sparkvisor() {
         return;
     }
     let started = Instant::now();
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let repo = common::repo();
     let (roles, templates) = (repo.join("roles"), repo.join("templates"));
     let (master_port, master_ui, worker_ui) = (free_port(), free_port(), free_port());
     // A cgroup v2 fixture: 2 CPUs, 3 GiB.
