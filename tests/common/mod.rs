@@ -72,6 +72,18 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_sparkvisor")
 }
 
+/// A command running the binary under test: as PID 1 of a fresh PID namespace with its own /proc
+/// (`--kill-child`: the namespace dies with the test if it fails half-way), or as a plain child.
+pub fn sparkvisor(pid1: bool) -> Command {
+    if pid1 {
+        let mut cmd = Command::new("unshare");
+        cmd.args(["--pid", "--fork", "--mount-proc", "--kill-child", bin()]);
+        cmd
+    } else {
+        Command::new(bin())
+    }
+}
+
 /// The repository root.
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -291,14 +291,7 @@ impl RealAgent {
         )
         .unwrap();
         let socket = dir.path().join("agent.sock");
-        let bin = crate::common::bin();
-        let mut cmd = if pid1 {
-            let mut c = Command::new("unshare");
-            c.args(["--pid", "--fork", "--mount-proc", "--kill-child", bin]);
-            c
-        } else {
-            Command::new(bin)
-        };
+        let mut cmd = crate::common::sparkvisor(pid1);
         cmd.args(["run", "--role", "r"])
             .env("SPARKVISOR_ROLES", dir.path().join("roles"))
             .env("SPARKVISOR_TEMPLATES", dir.path().join("templates"))

@@ -55,14 +55,7 @@ impl Scene {
     }
     /// A command for the agent with this scene's roles, templates, socket and no cgroup surprises.
     pub fn agent(&self, pid1: bool, args: &[&str]) -> Command {
-        let bin = crate::common::bin();
-        let mut cmd = if pid1 {
-            let mut c = Command::new("unshare");
-            c.args(["--pid", "--fork", "--mount-proc", "--kill-child", bin]);
-            c
-        } else {
-            Command::new(bin)
-        };
+        let mut cmd = crate::common::sparkvisor(pid1);
         cmd.args(args)
             .env("SPARKVISOR_ROLES", self.path().join("roles"))
             .env("SPARKVISOR_TEMPLATES", self.path().join("templates"))

@@ -43,10 +43,8 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
-    let mut cmd = Command::new("unshare");
-    cmd.args(["--pid", "--fork", "--mount-proc", "--kill-child"])
-        .arg(bin())
-        .args(args);
+    let mut cmd = crate::common::sparkvisor(true);
+    cmd.args(args);
     cmd
 }
 
@@ -56,7 +54,7 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
-    let mut cmd = Command::new(bin());
+    let mut cmd = crate::common::sparkvisor(false);
     cmd.args(args);
     cmd
 }
