@@ -15,23 +15,16 @@
 mod common;
 mod supervisor_support;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{free_port, has_java, spark_home};
+use common::{free_port, has_java, http_get, spark_home};
 use supervisor_support::*;
 
 /// GET http://127.0.0.1:PORT/json/ → the parsed body.
 fn master_json(port: u16) -> Option<serde_json::Value> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(s, "GET /json/ HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
-    let mut text = String::new();
-    s.read_to_string(&mut text).ok()?;
-    serde_json::from_str(text.split_once("\r\n\r\n")?.1).ok()
+    serde_json::from_str(&http_get(port, "/json/")?.1).ok()
 }
 
 fn alive_workers(port: u16) -> Vec<serde_json::Value> {

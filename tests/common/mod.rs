@@ -3,8 +3,9 @@
 //! free ports and the Spark prerequisites. Area helpers (`*_support`) build on these.
 #![allow(dead_code)] // each test file uses a different subset
 
+use std::io::{Read, Write};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// True when `CI=true`: a missing prerequisite is then a failure, never a skip.
@@ -96,6 +97,27 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// `GET PATH` from 127.0.0.1:PORT over HTTP/1.0 → (status line, body); None when not answering.
+pub fn http_get(port: u16, path: &str) -> Option<(String, String)> {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n").ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    Some((head.lines().next()?.to_string(), body.to_string()))
+}
+
+/// A child process killed and reaped when the test ends, however it ends.
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// SPARK_HOME = the installed pyspark package directory (it carries the jars and `bin/`).
