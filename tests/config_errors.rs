@@ -7,39 +7,19 @@
 //! Every kind of bad injected input makes `sparkvisor inspect` exit 78 with `file:line:column`
 //! (or the variable's name) and the reason, never a panic; several problems are listed together.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::TempDir;
+use std::path::Path;
 use std::process::{Command, Output};
 
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!(
-            "sparkvisor-errors-{tag}-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 fn run(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sparkvisor"));
+    let mut cmd = Command::new(common::bin());
     cmd.env_clear()
         .env("SPARKVISOR_CONFIGMETA", "")
         .env(
             "SPARKVISOR_CGROUP_ROOT",
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cgroups/v2-quota"),
+            common::repo().join("tests/fixtures/cgroups/v2-quota"),
         )
         .current_dir(dir)
         .arg("inspect")

@@ -9,14 +9,16 @@
 //! `<NAME>_FILE` secrets.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
+mod common;
+
+use common::TempDir;
 use sparkvisor::config::runtime::{resolve, resolve_role, Inputs};
 use sparkvisor::config::{ResolvedConfig, Source, Sourced};
 
 fn fixture(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    common::repo()
         .join("tests/fixtures/config")
         .join(name)
         .display()
@@ -55,34 +57,6 @@ fn setting(config: &ResolvedConfig, key: &str) -> Sourced<String> {
         .get(key)
         .unwrap_or_else(|| panic!("no setting {key}: {config:#?}"))
         .clone()
-}
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!(
-            "sparkvisor-config-{tag}-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-    fn file(&self, name: &str, text: &str) -> String {
-        let path = self.0.join(name);
-        std::fs::write(&path, text).unwrap();
-        path.display().to_string()
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 #[test]
@@ -582,17 +556,14 @@ fn inspect_redacts_secrets() {
     let tmp = TempDir::new("inspect");
     let secret = tmp.file("secret", "hunter2-secret\n");
     for json in [false, true] {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sparkvisor"));
+        let mut cmd = Command::new(common::bin());
         cmd.env_clear()
             .env("SPARKVISOR_CONFIGMETA", "")
             .env(
                 "SPARKVISOR_CGROUP_ROOT",
-                Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cgroups/v2-quota"),
+                common::repo().join("tests/fixtures/cgroups/v2-quota"),
             )
-            .env(
-                "SPARKVISOR_ROLES",
-                Path::new(env!("CARGO_MANIFEST_DIR")).join("roles"),
-            )
+            .env("SPARKVISOR_ROLES", common::repo().join("roles"))
             .env("SPARK_MODE", "master")
             .env("SPARK_RPC_AUTHENTICATION_ENABLED", "yes")
             .env("SPARK_RPC_AUTHENTICATION_SECRET_FILE", &secret)

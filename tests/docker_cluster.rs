@@ -9,6 +9,7 @@
 //! `docker stop`; least privilege inside the containers; a broken injected config exiting 78; the
 //! HEALTHCHECK turning healthy. Needs root and Docker (CI=true: mandatory). One image build per run.
 
+mod common;
 mod docker_support;
 
 use std::time::{Duration, Instant};

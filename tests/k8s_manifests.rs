@@ -10,16 +10,16 @@
 //! the image; and the agent binary itself resolves the cluster file and KubeDirector configmeta.json
 //! documents into the expected role, peers and master URL and renders them.
 
+mod common;
+
+use common::repo;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde::Deserialize;
 use serde_json::Value;
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 /// Every YAML document of a file, as JSON values.
 fn documents(path: &Path) -> Vec<Value> {
@@ -312,7 +312,7 @@ fn cluster_file_names_the_master_statefulset_pod() {
 
 /// Runs the agent binary with `env` (and the repo's roles/templates) and returns (code, stdout, stderr).
 fn sparkvisor(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sparkvisor"));
+    let mut cmd = Command::new(common::bin());
     cmd.args(args)
         .env_clear()
         .env("PATH", "/usr/bin:/bin")

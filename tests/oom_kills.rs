@@ -8,6 +8,7 @@
 //! allocates 200 MiB, the kernel's OOM killer kills it, and `sparkvisor status --json` shows it as
 //! an OOM kill of that service (and in the container-wide counter).
 
+mod common;
 mod supervisor_support;
 
 use std::fs;
@@ -115,7 +116,7 @@ fn in_cgroup(cmd: &Command, cgroup: &Path) -> Command {
 
 /// `sparkvisor status --json` against the scene's socket, parsed (None while it does not answer).
 fn status_json(socket: &Path) -> Option<Value> {
-    let out = Command::new(env!("CARGO_BIN_EXE_sparkvisor"))
+    let out = Command::new(common::bin())
         .args(["status", "--json"])
         .env("SPARKVISOR_SOCKET", socket)
         .output()

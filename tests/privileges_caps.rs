@@ -7,6 +7,7 @@
 //! The agent's own capabilities: reducing its bounding set (in a forked child, so the harness keeps
 //! its own) and recognising a privileged container.
 
+mod common;
 mod privileges_support;
 
 use caps::Capability;

@@ -7,6 +7,7 @@
 //! `sys::spawn` as root with real processes: ids, groups, capability sets, no_new_privs, port 80,
 //! environment, descriptors, umask, cwd, session and signal state, error reporting.
 
+mod common;
 mod privileges_support;
 
 use std::os::fd::AsRawFd;

@@ -7,16 +7,16 @@
 //! Golden files: every built-in role rendered against fixed inputs (the sample config, resources and
 //! sizing from `render::context`). `UPDATE_GOLDEN=1 cargo test --test render_golden` rewrites them.
 
+mod common;
+
+use common::repo;
+
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use sparkvisor::config::role::{list_role_names, load_role};
 use sparkvisor::render::context::{sample_config, sample_resources, sample_sizing};
 use sparkvisor::render::{build_context, expand_services, render_role};
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 /// Everything one role produces, as (golden file name, contents).
 fn outputs(role_name: &str) -> Vec<(String, String)> {

@@ -8,9 +8,11 @@
 //! in every rendered format (sourced shell, XML, JSON, Java properties) or be refused with a reason.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::process::Command;
 
+mod common;
+
+use common::{has_command, has_java, repo, require};
 use sparkvisor::config::role::{load_role, LoadedRole};
 use sparkvisor::config::{ResolvedConfig, Secret, Source, Sourced};
 use sparkvisor::render::context::{sample_config, sample_resources, sample_sizing};
@@ -40,10 +42,6 @@ const CORPUS: &[&str] = &[
     "tab\there\r\nCRLF",
     "",
 ];
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn role(name: &str) -> LoadedRole {
     load_role(&repo().join("roles"), name).unwrap()
@@ -194,13 +192,7 @@ for p in root.findall('property'):
 
 #[test]
 fn xml_stays_well_formed() {
-    if Command::new("python3").arg("-V").output().is_err() {
-        assert_ne!(
-            std::env::var("CI").as_deref(),
-            Ok("true"),
-            "python3 missing with CI=true"
-        );
-        println!("skipped: python3 not found");
+    if !require(has_command("python3"), "python3 not found") {
         return;
     }
     for value in CORPUS {
@@ -335,13 +327,7 @@ fn properties_round_trip() {
 /// The real reader: java.util.Properties (Java 17 runs a single source file directly).
 #[test]
 fn java_properties_agree() {
-    if Command::new("java").arg("-version").output().is_err() {
-        assert_ne!(
-            std::env::var("CI").as_deref(),
-            Ok("true"),
-            "java missing with CI=true"
-        );
-        println!("skipped: java not found");
+    if !require(has_java(), "java not found") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -9,7 +9,8 @@
 //! spark-env.sh, sourced by bash, creates nothing and yields the literal value, and
 //! spark-defaults.conf keeps it — or the value is refused with exit 78 and a reason naming it.
 
-use std::path::PathBuf;
+mod common;
+
 use std::process::Command;
 
 const CORPUS: &[&str] = &[
@@ -26,9 +27,9 @@ const CORPUS: &[&str] = &[
 
 /// The CPU count the resolver sizes the JVMs for on this machine (read back from a plain render).
 fn cpus() -> String {
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let repo = common::repo();
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_sparkvisor"))
+    let out = Command::new(common::bin())
         .args(["render", "--role", "worker", "--out"])
         .arg(dir.path())
         .env("SPARKVISOR_ROLES", repo.join("roles"))
@@ -52,7 +53,7 @@ fn cpus() -> String {
 
 #[test]
 fn hostile_env_and_cluster_file_values_stay_literal_or_are_refused() {
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let repo = common::repo();
     let mut rendered = 0;
     for (i, value) in CORPUS.iter().enumerate() {
         let dir = tempfile::tempdir().unwrap();
@@ -68,7 +69,7 @@ fn hostile_env_and_cluster_file_values_stay_literal_or_are_refused() {
         )
         .unwrap();
         let out_dir = dir.path().join("out");
-        let out = Command::new(env!("CARGO_BIN_EXE_sparkvisor"))
+        let out = Command::new(common::bin())
             .args(["render", "--role", "worker", "--out"])
             .arg(&out_dir)
             .env("SPARKVISOR_ROLES", repo.join("roles"))

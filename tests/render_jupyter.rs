@@ -8,56 +8,24 @@
 //! Jupyter: it listens where the config says, requires the token from the secrets, and lists the
 //! `pyspark` kernel wired to the master URL.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{free_port, has_command, http_get, require, KillOnDrop};
 use sparkvisor::config::role::load_role;
 use sparkvisor::config::{Secret, Source, Sourced};
 use sparkvisor::render::context::{sample_config, sample_resources, sample_sizing};
 use sparkvisor::render::{build_context, expand_services, render_role, write_files};
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// (status line, body)
-fn http_get(port: u16, path: &str) -> Option<(String, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n").ok()?;
-    let mut text = String::new();
-    s.read_to_string(&mut text).ok()?;
-    let (head, body) = text.split_once("\r\n\r\n")?;
-    Some((head.lines().next()?.to_string(), body.to_string()))
-}
-
-struct Proc(Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn jupyter_accepts_the_rendered_config_and_kernel() {
-    if Command::new("jupyter").arg("--version").output().is_err() {
-        assert_ne!(
-            std::env::var("CI").as_deref(),
-            Ok("true"),
-            "jupyter missing with CI=true"
-        );
-        println!("skipped: jupyter not found");
+    if !require(has_command("jupyter"), "jupyter not found") {
         return;
     }
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let repo = common::repo();
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let role = load_role(&repo.join("roles"), "notebook").unwrap();
@@ -104,7 +72,7 @@ fn jupyter_accepts_the_rendered_config_and_kernel() {
     let notebook = &services["spark-notebook"];
     let log = std::fs::File::create(dir.path().join("jupyter.log")).unwrap();
     // The test runs as root; in the image the service runs as the spark user.
-    let _jupyter = Proc(
+    let _jupyter = KillOnDrop(
         Command::new(&notebook.command[0])
             .args(&notebook.command[1..])
             .arg("--allow-root")

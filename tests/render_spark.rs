@@ -8,88 +8,38 @@
 //! roles' expanded commands read spark-env.sh (cores, memory from the sizing) and spark-defaults.conf
 //! (RPC authentication with a secret full of special characters), and the worker registers.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{free_port, http_get, require_spark, KillOnDrop};
 use sparkvisor::config::role::load_role;
 use sparkvisor::config::{Secret, Source, Sourced};
 use sparkvisor::render::context::{sample_config, sample_resources, sample_sizing};
 use sparkvisor::render::{build_context, expand_services, render_role, write_files};
 
-fn spark_home() -> Option<PathBuf> {
-    let out = Command::new("python3")
-        .args([
-            "-c",
-            "import pyspark, os; print(os.path.dirname(pyspark.__file__))",
-        ])
-        .output()
-        .ok()?;
-    let home = PathBuf::from(String::from_utf8(out.stdout).ok()?.trim());
-    (out.status.success() && home.join("bin/spark-class").is_file()).then_some(home)
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn http_get(port: u16, path: &str) -> Option<String> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
-    let mut body = String::new();
-    s.read_to_string(&mut body).ok()?;
-    body.split_once("\r\n\r\n").map(|(_, b)| b.to_string())
-}
-
-/// Kills the JVM when the test ends, however it ends.
-struct Jvm(Child);
-impl Drop for Jvm {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start(service: &sparkvisor::config::ServiceSpec, log: &Path) -> Jvm {
+fn start(service: &sparkvisor::config::ServiceSpec, log: &Path) -> KillOnDrop {
     let log = std::fs::File::create(log).unwrap();
-    Jvm(Command::new(&service.command[0])
-        .args(&service.command[1..])
-        .envs(&service.environment)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap())
+    KillOnDrop(
+        Command::new(&service.command[0])
+            .args(&service.command[1..])
+            .envs(&service.environment)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    )
 }
 
 #[test]
 fn master_and_worker_run_on_the_rendered_files() {
-    let Some(home) = spark_home() else {
-        assert_ne!(
-            std::env::var("CI").as_deref(),
-            Ok("true"),
-            "pyspark missing with CI=true"
-        );
-        println!("skipped: pyspark (Spark) not found");
+    let Some(home) = require_spark() else {
         return;
     };
-    if Command::new("java").arg("-version").output().is_err() {
-        assert_ne!(
-            std::env::var("CI").as_deref(),
-            Ok("true"),
-            "java missing with CI=true"
-        );
-        println!("skipped: java not found");
-        return;
-    }
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let repo = common::repo();
     let dir = tempfile::tempdir().unwrap();
     let (master_port, master_ui, worker_ui) = (free_port(), free_port(), free_port());
     let role = load_role(&repo.join("roles"), "all-in-one").unwrap();
@@ -151,7 +101,7 @@ fn master_and_worker_run_on_the_rendered_files() {
     let _worker = start(&services["spark-worker"], &dir.path().join("worker.log"));
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        if let Some(body) = http_get(master_ui, "/json/") {
+        if let Some((_, body)) = http_get(master_ui, "/json/") {
             if let Ok(state) = serde_json::from_str::<serde_json::Value>(&body) {
                 let alive: Vec<&serde_json::Value> = state["workers"]
                     .as_array()

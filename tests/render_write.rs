@@ -11,6 +11,9 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+mod common;
+
+use common::{has_command, is_root, require};
 use sparkvisor::render::{write_files, RenderError, RenderedFile};
 
 fn file(path: &Path, contents: &str, mode: u32, owner: Option<&str>) -> RenderedFile {
@@ -24,24 +27,8 @@ fn file(path: &Path, contents: &str, mode: u32, owner: Option<&str>) -> Rendered
     }
 }
 
-fn is_root() -> bool {
-    let dir = tempfile::tempdir().unwrap();
-    let probe = dir.path().join("probe");
-    std::fs::write(&probe, "").unwrap();
-    std::fs::metadata(&probe).unwrap().uid() == 0
-}
-
 fn require_root(what: &str) -> bool {
-    if is_root() {
-        return true;
-    }
-    assert_ne!(
-        std::env::var("CI").as_deref(),
-        Ok("true"),
-        "{what} needs root (CI=true)"
-    );
-    println!("skipped: {what} needs root");
-    false
+    require(is_root(), &format!("{what} needs root"))
 }
 
 #[test]
@@ -132,16 +119,10 @@ fn a_file_mounted_over_ours_is_left_alone() {
     if !require_root("bind mounts") {
         return;
     }
-    if Command::new("unshare").arg("--version").output().is_err() {
-        assert_ne!(
-            std::env::var("CI").as_deref(),
-            Ok("true"),
-            "unshare missing"
-        );
-        println!("skipped: unshare not found");
+    if !require(has_command("unshare"), "unshare not found") {
         return;
     }
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let repo = common::repo();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     let conf = out.join("opt/spark/conf");
@@ -163,7 +144,7 @@ fn a_file_mounted_over_ours_is_left_alone() {
         ])
         .arg(&mine)
         .arg(conf.join("spark-env.sh"))
-        .arg(env!("CARGO_BIN_EXE_sparkvisor"))
+        .arg(common::bin())
         .arg(&out)
         .env("SPARKVISOR_ROLES", repo.join("roles"))
         .env("SPARKVISOR_TEMPLATES", repo.join("templates"))

@@ -11,6 +11,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+mod common;
+
+use common::{bin, is_root, require};
 use sparkvisor::config::model::NodeIdentity;
 use sparkvisor::config::{ResolvedConfig, Source, Sourced};
 use sparkvisor::resources::{detect_from, size, HostFacts, Resources};
@@ -18,9 +21,7 @@ use sparkvisor::resources::{detect_from, size, HostFacts, Resources};
 const GIB: u64 = 1024 * 1024 * 1024;
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/cgroups")
-        .join(name)
+    common::repo().join("tests/fixtures/cgroups").join(name)
 }
 
 fn host() -> HostFacts {
@@ -419,10 +420,6 @@ fn sizing_too_small_and_bad_knobs() {
     );
 }
 
-fn binary() -> &'static str {
-    env!("CARGO_BIN_EXE_sparkvisor")
-}
-
 fn inspect_json(cmd: &mut Command) -> serde_json::Value {
     let out = cmd.output().unwrap();
     assert!(
@@ -435,7 +432,7 @@ fn inspect_json(cmd: &mut Command) -> serde_json::Value {
 }
 
 fn clean_command() -> Command {
-    clean_env(Command::new(binary()))
+    clean_env(Command::new(bin()))
 }
 
 /// A command with only the environment the tests choose (no configmeta, a fixed identity).
@@ -445,10 +442,7 @@ fn clean_env(mut cmd: Command) -> Command {
         .env("SPARKVISOR_CONFIGMETA", "")
         .env("SPARKVISOR_HOSTNAME", "node1")
         .env("SPARKVISOR_FQDN", "node1.example.org")
-        .env(
-            "SPARKVISOR_ROLES",
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("roles"),
-        );
+        .env("SPARKVISOR_ROLES", common::repo().join("roles"));
     cmd
 }
 
@@ -492,10 +486,7 @@ impl Drop for CgroupGuard {
 }
 
 fn skip_or_fail(reason: &str) {
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("prerequisite missing: {reason}");
-    }
-    println!("skipped: {reason}");
+    require(false, reason);
 }
 
 /// Real cgroup v1 on this machine: a 1.5-CPU quota and a 2 GiB limit, `inspect --json` inside.
@@ -503,7 +494,7 @@ fn skip_or_fail(reason: &str) {
 fn real_cgroup_v1_quota_and_limit() {
     let cpu_root = Path::new("/sys/fs/cgroup/cpu");
     let memory_root = Path::new("/sys/fs/cgroup/memory");
-    if !nix_is_root() {
+    if !is_root() {
         return skip_or_fail("needs root to create cgroups");
     }
     if !cpu_root.join("cpu.cfs_quota_us").is_file()
@@ -535,7 +526,7 @@ fn real_cgroup_v1_quota_and_limit() {
         cpu.display(),
         memory.display()
     );
-    let v = inspect_json(clean_env(Command::new("/bin/sh")).args(["-c", &script, binary()]));
+    let v = inspect_json(clean_env(Command::new("/bin/sh")).args(["-c", &script, bin()]));
     assert_eq!(v["resources"]["cpu_quota"], 1.5, "{v:#}");
     assert_eq!(v["resources"]["memory_limit"], 2 * GIB, "{v:#}");
     let visible = v["resources"]["visible_cpus"].as_u64().unwrap();
@@ -552,13 +543,4 @@ fn real_cgroup_v1_quota_and_limit() {
         sources.contains(&format!("{}/memory.limit_in_bytes", memory.display())),
         "{sources}"
     );
-}
-
-fn nix_is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("Uid:"))
-        .and_then(|l| l.split_whitespace().nth(2).map(|euid| euid == "0"))
-        .unwrap_or(false)
 }

@@ -8,15 +8,17 @@
 //! nothing written. Fixtures: tests/fixtures/roles/<case>/roles (and templates when the case needs
 //! broken ones; otherwise tests/fixtures/roles/templates-ok).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/roles")
+    common::repo().join("tests/fixtures/roles")
 }
 
 fn run(args: &[&str], roles: &Path, templates: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sparkvisor"))
+    Command::new(common::bin())
         .args(args)
         .env("SPARKVISOR_ROLES", roles)
         .env("SPARKVISOR_TEMPLATES", templates)
@@ -197,7 +199,7 @@ fn render_of_a_broken_role_writes_nothing() {
 
 #[test]
 fn an_unknown_role_is_a_config_error() {
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let repo = common::repo();
     let out = run(
         &["check", "--role", "nope"],
         &repo.join("roles"),
@@ -213,7 +215,7 @@ fn an_unknown_role_is_a_config_error() {
 
 #[test]
 fn built_in_roles_pass_check() {
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let repo = common::repo();
     let out = run(&["check"], &repo.join("roles"), &repo.join("templates"));
     assert_eq!(
         out.status.code(),
@@ -255,8 +257,8 @@ fn templates_cannot_reach_outside_their_directory() {
 
 #[test]
 fn check_validates_the_injected_config_of_a_node_with_a_role() {
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let out = Command::new(env!("CARGO_BIN_EXE_sparkvisor"))
+    let repo = common::repo();
+    let out = Command::new(common::bin())
         .arg("check")
         .env("SPARKVISOR_ROLES", repo.join("roles"))
         .env("SPARKVISOR_TEMPLATES", repo.join("templates"))

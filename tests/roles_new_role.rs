@@ -7,8 +7,9 @@
 //! An image author adds a tool role (a YAML file and a template) in a directory of their own and
 //! renders it with the installed binary: no recompiling.
 
+mod common;
+
 use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
 use std::process::Command;
 
 const ROLE: &str = r#"description: A tool the image author added
@@ -32,7 +33,7 @@ services:
 
 #[test]
 fn a_new_role_renders_from_its_own_directory() {
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let repo = common::repo();
     let dir = tempfile::tempdir().unwrap();
     let roles = dir.path().join("roles");
     let templates = dir.path().join("templates");
@@ -57,7 +58,7 @@ fn a_new_role_renders_from_its_own_directory() {
     .unwrap();
 
     let sparkvisor = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_sparkvisor"))
+        Command::new(common::bin())
             .args(args)
             .env("SPARKVISOR_ROLES", &roles)
             .env("SPARKVISOR_TEMPLATES", &templates)

@@ -12,51 +12,19 @@
     clippy::indexing_slicing
 )]
 
+mod common;
 mod supervisor_support;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::{free_port, has_java, http_get, spark_home};
 use supervisor_support::*;
-
-fn spark_home() -> Option<PathBuf> {
-    let out = Command::new("python3")
-        .args([
-            "-c",
-            "import os, pyspark; print(os.path.dirname(pyspark.__file__))",
-        ])
-        .output()
-        .ok()?;
-    let home = PathBuf::from(String::from_utf8(out.stdout).ok()?.trim());
-    (out.status.success() && home.join("bin/spark-class").exists()).then_some(home)
-}
-
-fn java_ok() -> bool {
-    Command::new("java")
-        .arg("-version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// GET http://127.0.0.1:PORT/json/ → the parsed body.
 fn master_json(port: u16) -> Option<serde_json::Value> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(s, "GET /json/ HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
-    let mut text = String::new();
-    s.read_to_string(&mut text).ok()?;
-    serde_json::from_str(text.split_once("\r\n\r\n")?.1).ok()
+    serde_json::from_str(&http_get(port, "/json/")?.1).ok()
 }
 
 fn alive_workers(port: u16) -> Vec<serde_json::Value> {
@@ -115,11 +83,11 @@ fn spark_master_and_worker_under_sparkvisor() {
         skip_unless(false, "pyspark with bin/spark-class is not installed");
         return;
     };
-    if skip_unless(java_ok(), "java is not installed") || skip_unless(is_root(), "needs root") {
+    if skip_unless(has_java(), "java is not installed") || skip_unless(is_root(), "needs root") {
         return;
     }
     let started = Instant::now();
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let repo = common::repo();
     let (roles, templates) = (repo.join("roles"), repo.join("templates"));
     let (master_port, master_ui, worker_ui) = (free_port(), free_port(), free_port());
     // A cgroup v2 fixture: 2 CPUs, 3 GiB.

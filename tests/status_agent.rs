@@ -8,6 +8,7 @@
 //! over curl, the CLI, SO_PEERCRED, restart → new pid, health flipping, and a crowd of hostile
 //! clients while a service keeps being supervised.
 
+mod common;
 mod status_support;
 
 use std::io::Write;

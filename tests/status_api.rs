@@ -7,6 +7,7 @@
 //! The status server over a real Unix socket, driven with curl, against an in-memory backend:
 //! every endpoint, socket file handling, SO_PEERCRED authorisation, the TCP metrics listener.
 
+mod common;
 mod status_support;
 
 use std::io::{BufRead, BufReader, Write};

@@ -7,6 +7,7 @@
 //! The operator CLI (`sparkvisor status|health|start|stop|restart|signal|logs`) against a real
 //! server on a Unix socket with an in-memory backend.
 
+mod common;
 mod status_support;
 
 use std::io::{BufRead, BufReader};
@@ -154,7 +155,7 @@ fn logs_tail_and_follow() {
     let out = cli(&t.socket, &["logs"]);
     assert_eq!(stdout(&out).lines().count(), 6);
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sparkvisor"))
+    let mut child = Command::new(common::bin())
         .env("SPARKVISOR_SOCKET", &t.socket)
         .args(["logs", "-f", "-n", "1"])
         .stdout(Stdio::piped())
@@ -208,7 +209,7 @@ fn control_by_another_uid_exits_77_and_reads_still_work() {
     std::os::unix::fs::chown(&t.socket, None, Some(65534)).unwrap();
     // A copy of the binary that uid 65534 can execute wherever the build directory is.
     let bin = t.dir.path().join("sparkvisor");
-    std::fs::copy(env!("CARGO_BIN_EXE_sparkvisor"), &bin).unwrap();
+    std::fs::copy(common::bin(), &bin).unwrap();
     // The copy's write descriptor can live on for a moment in a child another test thread is
     // forking (until that child execs), and exec'ing the copy then fails with ETXTBSY: retry that.
     let run_as_nobody = |args: &[&str]| {
@@ -261,7 +262,7 @@ fn status_is_coloured_on_a_terminal_unless_no_color() {
     let on_tty = |no_color: bool| {
         let mut cmd = Command::new("script");
         cmd.args(["-q", "-e", "-c"])
-            .arg(format!("{} status", env!("CARGO_BIN_EXE_sparkvisor")))
+            .arg(format!("{} status", common::bin()))
             .arg("/dev/null")
             .env("SPARKVISOR_SOCKET", &t.socket)
             .env_remove("NO_COLOR");

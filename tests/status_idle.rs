@@ -8,6 +8,7 @@
 //! channel receive) while no client is connected. Alone in its test binary, so the threads named
 //! `status-*` are this server's.
 
+mod common;
 mod status_support;
 
 use std::time::Duration;

@@ -7,6 +7,7 @@
 //! Keeps docs/openapi.yaml true: it lists exactly the routes the server answers, its examples match
 //! its schemas, and real answers of the server (and every wire enum value) match them too.
 
+mod common;
 mod status_support;
 
 use std::collections::BTreeSet;

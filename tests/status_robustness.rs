@@ -8,6 +8,7 @@
 //! connections, a crowd of connections. The server answers with the documented errors, stays
 //! within its limits, and keeps answering everyone else.
 
+mod common;
 mod status_support;
 
 use std::io::{Read, Write};

@@ -8,6 +8,7 @@
     clippy::indexing_slicing
 )]
 
+mod common;
 mod supervisor_support;
 
 use std::time::Duration;

@@ -8,6 +8,7 @@
 //! (compared in /proc/self/status), no file descriptor sparkvisor opened (inherited ones pass through),
 //! the same cwd (sparkvisor itself moves to /), its own process group, the foreground of the tty.
 
+mod common;
 mod tini_support;
 
 use std::os::fd::{AsRawFd, OwnedFd};

@@ -7,6 +7,7 @@
 //! tini mode's command line: the names it answers to (`tini`, `docker-init` symlinks), `--version`
 //! shapes, `-h`, `-l`, usage errors, verbosity.
 
+mod common;
 mod tini_support;
 
 use std::process::{Command, Output};

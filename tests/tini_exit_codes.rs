@@ -7,6 +7,7 @@
 //! tini mode's exit codes, as PID 1 of a fresh PID namespace and as a child subreaper: the child's code
 //! 0..255, 128+signal, 127/126 for a command that cannot run, `-e` remapping.
 
+mod common;
 mod tini_support;
 
 use std::process::{Command, Stdio};

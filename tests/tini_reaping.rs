@@ -8,6 +8,7 @@
 //! and as a subreaper (`-s`, `TINI_SUBREAPER`); `-w` warns once per reaped orphan; the warning about
 //! reaping that cannot work appears exactly when it cannot.
 
+mod common;
 mod tini_support;
 
 use std::process::Output;

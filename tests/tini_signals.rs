@@ -7,6 +7,7 @@
 //! Signal forwarding in tini mode: SIGPWR, SIGWINCH and real-time signals reach the child, SIGCHLD does
 //! not; `-g` signals the whole process group; `-p` sets the parent-death signal.
 
+mod common;
 mod tini_support;
 
 use std::process::{Command, Stdio};

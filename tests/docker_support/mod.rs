@@ -9,19 +9,17 @@ use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
-/// The repository root.
-pub fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+#[allow(unused_imports)] // each test file uses a different subset
+pub use crate::common::repo;
 
 /// Checks root and a reachable Docker engine. Missing: panics under `CI=true`, else prints a
 /// "skipped" line and returns false.
 pub fn prerequisites(test: &str) -> bool {
-    let missing = if !nix_is_root() {
+    let missing = if !crate::common::is_root() {
         Some("needs root")
     } else if !Command::new("docker")
         .args(["info", "--format", "{{.ServerVersion}}"])
@@ -39,25 +37,8 @@ pub fn prerequisites(test: &str) -> bool {
     };
     match missing {
         None => true,
-        Some(why) if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("{test}: {why} (CI=true: prerequisites are mandatory)")
-        }
-        Some(why) => {
-            eprintln!("skipped: {test}: {why}");
-            false
-        }
+        Some(why) => crate::common::require(false, &format!("{test}: {why}")),
     }
-}
-
-fn nix_is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .map(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(2))
-                == Some("0")
-        })
-        .unwrap_or(false)
 }
 
 /// The image every test uses, built once per test binary by `docker/build-image.sh`.
@@ -149,17 +130,11 @@ pub fn wait_for<T>(
     timeout: Duration,
     mut probe: impl FnMut() -> Result<T, String>,
 ) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let last = match probe() {
-            Ok(v) => return v,
-            Err(e) => e,
-        };
-        if Instant::now() >= deadline {
-            panic!("timed out after {timeout:?} waiting for {what}; last: {last}");
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    let mut last = String::new();
+    let found = crate::common::poll(timeout, Duration::from_millis(250), || {
+        probe().map_err(|e| last = e).ok()
+    });
+    found.unwrap_or_else(|| panic!("timed out after {timeout:?} waiting for {what}; last: {last}"))
 }
 
 /// A container's IP on its (first) network.

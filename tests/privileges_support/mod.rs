@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::ffi::OsString;
 use std::io::Read;
 use std::os::fd::AsRawFd;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitStatus};
@@ -15,15 +15,7 @@ use sparkvisor::sys::spawn::{spawn, SpawnSpec, Spawned};
 
 /// True when running as root; otherwise prints why the test is skipped (fails under `CI=true`).
 pub fn require_root(test: &str) -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "{test} needs root (CI=true)"
-    );
-    eprintln!("skipped: {test} needs root");
-    false
+    crate::common::require(crate::common::is_root(), &format!("{test} needs root"))
 }
 
 /// `(OsString, OsString)` pairs from string pairs.
@@ -115,12 +107,8 @@ pub fn wait_code(pid: i32) -> i32 {
 }
 
 /// Waits until `cond` holds, polling every few ms, up to a deadline.
-pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+pub fn wait_until(what: &str, cond: impl FnMut() -> bool) {
+    crate::common::wait_until(Duration::from_secs(10), what, cond);
 }
 
 /// Runs `body` in a forked child so that process-wide changes (bounding set, signal dispositions)

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sparkvisor::status::wire::*;
 use sparkvisor::status::{serve, Backend, Server, ServerOptions};
@@ -244,7 +244,7 @@ fn parse_curl(out: &Output) -> (u16, String) {
 
 /// The sparkvisor binary, run with `SPARKVISOR_SOCKET` pointing at `socket`.
 pub fn cli(socket: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sparkvisor"))
+    Command::new(crate::common::bin())
         .env("SPARKVISOR_SOCKET", socket)
         .env_remove("NO_COLOR")
         .args(args)
@@ -252,49 +252,12 @@ pub fn cli(socket: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
-/// True when running as root (needed for setpriv to another uid).
-pub fn is_root() -> bool {
-    // The effective uid is the third field of `Uid:` in /proc/self/status.
-    std::fs::read_to_string("/proc/self/status")
-        .map(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(2))
-                == Some("0")
-        })
-        .unwrap_or(false)
-}
+#[allow(unused_imports)] // each test file uses a different subset
+pub use crate::common::{has_command, is_root, require};
 
-/// Skip (or fail under CI=true) when a prerequisite is missing.
-pub fn require(ok: bool, what: &str) -> bool {
-    if ok {
-        return true;
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("prerequisite missing under CI: {what}");
-    }
-    eprintln!("skipped: {what}");
-    false
-}
-
-/// Polls `cond` every few ms until it holds or `timeout` passes.
+/// Polls `cond` every 5 ms until it holds (true) or `timeout` passes (false).
 pub fn wait_for(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if cond() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    cond()
-}
-
-pub fn has_command(name: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {name} >/dev/null")])
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
+    crate::common::poll(timeout, Duration::from_millis(5), || cond().then_some(())).is_some()
 }
 
 /// A real agent (`sparkvisor run --role R`) with a role written into a temp dir, its socket in
@@ -328,14 +291,7 @@ impl RealAgent {
         )
         .unwrap();
         let socket = dir.path().join("agent.sock");
-        let bin = env!("CARGO_BIN_EXE_sparkvisor");
-        let mut cmd = if pid1 {
-            let mut c = Command::new("unshare");
-            c.args(["--pid", "--fork", "--mount-proc", "--kill-child", bin]);
-            c
-        } else {
-            Command::new(bin)
-        };
+        let mut cmd = crate::common::sparkvisor(pid1);
         cmd.args(["run", "--role", "r"])
             .env("SPARKVISOR_ROLES", dir.path().join("roles"))
             .env("SPARKVISOR_TEMPLATES", dir.path().join("templates"))

@@ -8,37 +8,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-/// True when running as root (needed for PID namespaces).
-pub fn is_root() -> bool {
-    fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(1) == Some("0"))
-        })
-        .unwrap_or(false)
-}
+#[allow(unused_imports)] // each test file uses a different subset
+pub use crate::common::{is_root, wait_until};
 
 /// Skips (returns true) or, under `CI=true`, fails when a prerequisite is missing.
 pub fn skip_unless(ok: bool, what: &str) -> bool {
-    if ok {
-        return false;
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("prerequisite missing under CI: {what}");
-    }
-    println!("skipped: {what}");
-    true
-}
-
-/// Polls `cond` every 5 ms until it holds or `limit` passes.
-pub fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    !crate::common::require(ok, what)
 }
 
 /// A temp dir with `roles/`, `templates/` and `work/` (where services write their files).
@@ -80,14 +55,7 @@ impl Scene {
     }
     /// A command for the agent with this scene's roles, templates, socket and no cgroup surprises.
     pub fn agent(&self, pid1: bool, args: &[&str]) -> Command {
-        let bin = env!("CARGO_BIN_EXE_sparkvisor");
-        let mut cmd = if pid1 {
-            let mut c = Command::new("unshare");
-            c.args(["--pid", "--fork", "--mount-proc", "--kill-child", bin]);
-            c
-        } else {
-            Command::new(bin)
-        };
+        let mut cmd = crate::common::sparkvisor(pid1);
         cmd.args(args)
             .env("SPARKVISOR_ROLES", self.path().join("roles"))
             .env("SPARKVISOR_TEMPLATES", self.path().join("templates"))

@@ -6,10 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
-/// The sparkvisor binary under test.
-pub fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_sparkvisor")
-}
+#[allow(unused_imports)] // each test file uses a different subset
+pub use crate::common::bin;
 
 /// How long any awaited condition may take before the test fails (generous: 2 shared cores).
 pub const DEADLINE: Duration = Duration::from_secs(20);
@@ -26,28 +24,16 @@ pub fn python() -> &'static str {
 /// True when the tests may create PID namespaces (root and `unshare` present). Otherwise prints a skip
 /// line and returns false, or fails when `CI=true` (CI must run every test).
 pub fn can_unshare(test: &str) -> bool {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    let unshare = Command::new("unshare")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    if root && unshare {
-        return true;
-    }
+    let root = crate::common::is_root();
     let why = if root {
         "unshare(1) not found"
     } else {
         "needs root for PID namespaces"
     };
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "{test}: {why} (CI=true: no skipping)"
-    );
-    eprintln!("skipped: {test}: {why}");
-    false
+    crate::common::require(
+        root && crate::common::has_command("unshare"),
+        &format!("{test}: {why}"),
+    )
 }
 
 /// A command that runs sparkvisor as PID 1 of a fresh PID namespace (with its own /proc).
@@ -57,10 +43,8 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
-    let mut cmd = Command::new("unshare");
-    cmd.args(["--pid", "--fork", "--mount-proc", "--kill-child"])
-        .arg(bin())
-        .args(args);
+    let mut cmd = crate::common::sparkvisor(true);
+    cmd.args(args);
     cmd
 }
 
@@ -70,21 +54,15 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
-    let mut cmd = Command::new(bin());
+    let mut cmd = crate::common::sparkvisor(false);
     cmd.args(args);
     cmd
 }
 
 /// Waits until `condition` returns `Some`, polling every 5 ms, failing the test after [`DEADLINE`].
-pub fn wait_for<T>(what: &str, mut condition: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(value) = condition() {
-            return value;
-        }
-        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+pub fn wait_for<T>(what: &str, condition: impl FnMut() -> Option<T>) -> T {
+    crate::common::poll(DEADLINE, Duration::from_millis(5), condition)
+        .unwrap_or_else(|| panic!("timed out waiting for {what}"))
 }
 
 /// Waits for a child to exit, killing it and failing the test after [`DEADLINE`].

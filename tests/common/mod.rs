@@ -1,0 +1,183 @@
+//! Support shared by every integration-test file (`mod common;`): prerequisite checks with the
+//! CI=true fail-instead-of-skip rule, waiting on conditions with deadlines, the binary under test,
+//! free ports and the Spark prerequisites. Area helpers (`*_support`) build on these.
+#![allow(dead_code)] // each test file uses a different subset
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// True when `CI=true`: a missing prerequisite is then a failure, never a skip.
+pub fn ci() -> bool {
+    std::env::var("CI").as_deref() == Ok("true")
+}
+
+/// Returns true when the prerequisite holds. Otherwise fails the test under `CI=true`, or prints a
+/// "skipped: WHY" line and returns false (the caller returns).
+pub fn require(ok: bool, why: &str) -> bool {
+    if ok {
+        return true;
+    }
+    assert!(!ci(), "prerequisite missing under CI=true: {why}");
+    println!("skipped: {why}");
+    false
+}
+
+/// True when the effective uid is 0 (third field of `Uid:` in /proc/self/status).
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .map(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2))
+                == Some("0")
+        })
+        .unwrap_or(false)
+}
+
+/// True when `name` is an executable on PATH.
+pub fn has_command(name: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {name} >/dev/null")])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Calls `probe` every `every` until it yields a value or `limit` passes (then one last time).
+pub fn poll<T>(
+    limit: Duration,
+    every: Duration,
+    mut probe: impl FnMut() -> Option<T>,
+) -> Option<T> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(value) = probe() {
+            return Some(value);
+        }
+        if Instant::now() >= deadline {
+            return probe();
+        }
+        std::thread::sleep(every);
+    }
+}
+
+/// Polls `cond` every 5 ms until it holds; fails the test naming `what` after `limit`.
+pub fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let held = poll(limit, Duration::from_millis(5), || cond().then_some(()));
+    assert!(held.is_some(), "timed out waiting for {what}");
+}
+
+/// The sparkvisor binary under test.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_sparkvisor")
+}
+
+/// A command running the binary under test: as PID 1 of a fresh PID namespace with its own /proc
+/// (`--kill-child`: the namespace dies with the test if it fails half-way), or as a plain child.
+pub fn sparkvisor(pid1: bool) -> Command {
+    if pid1 {
+        let mut cmd = Command::new("unshare");
+        cmd.args(["--pid", "--fork", "--mount-proc", "--kill-child", bin()]);
+        cmd
+    } else {
+        Command::new(bin())
+    }
+}
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `GET PATH` from 127.0.0.1:PORT over HTTP/1.0 → (status line, body); None when not answering.
+pub fn http_get(port: u16, path: &str) -> Option<(String, String)> {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n").ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    Some((head.lines().next()?.to_string(), body.to_string()))
+}
+
+/// A child process killed and reaped when the test ends, however it ends.
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// SPARK_HOME = the installed pyspark package directory (it carries the jars and `bin/`).
+pub fn spark_home() -> Option<PathBuf> {
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import os, pyspark; print(os.path.dirname(pyspark.__file__))",
+        ])
+        .output()
+        .ok()?;
+    let home = PathBuf::from(String::from_utf8(out.stdout).ok()?.trim());
+    (out.status.success() && home.join("bin/spark-class").is_file()).then_some(home)
+}
+
+/// True when `java -version` runs.
+pub fn has_java() -> bool {
+    Command::new("java")
+        .arg("-version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// SPARK_HOME when pyspark and Java are both there; otherwise skips (or fails under `CI=true`).
+pub fn require_spark() -> Option<PathBuf> {
+    let home = spark_home();
+    (require(home.is_some(), "pyspark (Spark) not found") && require(has_java(), "java not found"))
+        .then_some(home)
+        .flatten()
+}
+
+/// A unique directory under the system temp dir (tagged for debugging), removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    /// Creates `$TMPDIR/sparkvisor-test-TAG-PID-NANOS`.
+    pub fn new(tag: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!(
+            "sparkvisor-test-{tag}-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+    /// Writes `NAME` in the directory; returns its path as a string (for environment values).
+    pub fn file(&self, name: &str, text: &str) -> String {
+        let path = self.0.join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
