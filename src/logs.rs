@@ -54,18 +54,19 @@ impl LogFormat {
     /// it (prefix and plain pass its bytes through unchanged), `line` its kept form (for JSON).
     pub fn append(self, raw: &[u8], line: &LogLine, out: &mut Vec<u8>) {
         match self {
-            Self::Prefix => {
-                out.extend_from_slice(line.service.as_bytes());
-                out.extend_from_slice(b" | ");
-                out.extend_from_slice(raw);
-                out.push(b'\n');
-            }
-            Self::Plain => {
-                out.extend_from_slice(raw);
-                out.push(b'\n');
-            }
             Self::Json => out.extend_from_slice(self.format(line).as_bytes()),
+            Self::Prefix | Self::Plain => self.append_raw(&line.service, raw, out),
         }
+    }
+
+    /// [`Self::append`] for prefix and plain, which need only the bytes (no [`LogLine`] built).
+    fn append_raw(self, service: &str, raw: &[u8], out: &mut Vec<u8>) {
+        if self == Self::Prefix {
+            out.extend_from_slice(service.as_bytes());
+            out.extend_from_slice(b" | ");
+        }
+        out.extend_from_slice(raw);
+        out.push(b'\n');
     }
 
     /// Formats one line, newline included.
@@ -84,10 +85,80 @@ impl LogFormat {
     }
 }
 
+/// One kept line; its text is the next `len` bytes of its ring's `text`.
+struct Kept {
+    time: f64,
+    stream: Stream,
+    len: usize,
+}
+
+/// One service's recent lines, their texts back to back in one byte ring: keeping a line copies its
+/// bytes and allocates nothing (the rings grow to their steady size once).
+#[derive(Default)]
+struct Ring {
+    text: VecDeque<u8>,
+    lines: VecDeque<Kept>,
+}
+
+impl Ring {
+    /// Keeps `message`, forgetting the oldest line once `capacity` lines are kept.
+    fn keep(&mut self, capacity: usize, time: f64, stream: Stream, message: &str) {
+        if self.lines.len() >= capacity {
+            if let Some(oldest) = self.lines.pop_front() {
+                self.text.drain(..oldest.len.min(self.text.len()));
+            }
+        }
+        self.text.extend(message.as_bytes());
+        self.lines.push_back(Kept {
+            time,
+            stream,
+            len: message.len(),
+        });
+    }
+
+    /// The last `n` lines, oldest first.
+    fn tail(&self, service: &str, n: usize) -> Vec<LogLine> {
+        let skip = self.lines.len().saturating_sub(n);
+        let mut offset: usize = self.lines.iter().take(skip).map(|k| k.len).sum();
+        let mut out = Vec::with_capacity(self.lines.len() - skip);
+        for kept in self.lines.iter().skip(skip) {
+            let bytes: Vec<u8> = self
+                .text
+                .range(offset..offset + kept.len)
+                .copied()
+                .collect();
+            offset += kept.len;
+            out.push(LogLine {
+                time: kept.time,
+                service: service.to_string(),
+                stream: kept.stream,
+                // Kept texts are valid UTF-8 already (made so when kept).
+                message: String::from_utf8(bytes)
+                    .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+            });
+        }
+        out
+    }
+}
+
 #[derive(Default)]
 struct Inner {
-    lines: BTreeMap<String, VecDeque<LogLine>>,
+    rings: BTreeMap<String, Ring>,
     followers: Vec<(Option<String>, SyncSender<LogLine>)>,
+}
+
+/// Hands a line to the followers of its service (dropping it for a follower whose buffer is full;
+/// forgetting followers that went away).
+fn offer(followers: &mut Vec<(Option<String>, SyncSender<LogLine>)>, line: &LogLine) {
+    followers.retain(|(service, tx)| {
+        if service.as_ref().is_some_and(|s| *s != line.service) {
+            return true;
+        }
+        !matches!(
+            tx.try_send(line.clone()),
+            Err(TrySendError::Disconnected(_))
+        )
+    });
 }
 
 /// The ring buffers of every service and the live followers.
@@ -119,43 +190,64 @@ impl LogStore {
     /// [`Self::push`] for many lines under one lock.
     pub fn push_all(&self, lines: Vec<LogLine>) {
         let mut inner = self.lock();
-        let capacity = self.capacity;
+        let Inner { rings, followers } = &mut *inner;
         for line in lines {
-            inner.followers.retain(|(service, tx)| {
-                if service.as_ref().is_some_and(|s| *s != line.service) {
-                    return true;
-                }
-                !matches!(
-                    tx.try_send(line.clone()),
-                    Err(TrySendError::Disconnected(_))
-                )
-            });
-            let ring = inner.lines.entry(line.service.clone()).or_default();
-            if ring.len() >= capacity {
-                ring.pop_front();
+            offer(followers, &line);
+            rings.entry(line.service.clone()).or_default().keep(
+                self.capacity,
+                line.time,
+                line.stream,
+                &line.message,
+            );
+        }
+    }
+
+    /// Keeps the lines one forwarder read at `time` (raw bytes; invalid UTF-8 is replaced) under
+    /// one lock, with no allocation per line unless someone follows.
+    fn keep_raw(&self, service: &str, stream: Stream, time: f64, lines: &[&[u8]]) {
+        let mut inner = self.lock();
+        let Inner { rings, followers } = &mut *inner;
+        let followed = followers
+            .iter()
+            .any(|(s, _)| s.as_deref().is_none_or(|s| s == service));
+        // Without followers, lines that the ring would forget within this same batch are skipped.
+        let skip = if followed {
+            0
+        } else {
+            lines.len().saturating_sub(self.capacity)
+        };
+        let ring = rings.entry(service.to_string()).or_default();
+        for raw in lines.iter().skip(skip) {
+            let message = String::from_utf8_lossy(raw);
+            if followed {
+                offer(
+                    followers,
+                    &LogLine {
+                        time,
+                        service: service.to_string(),
+                        stream,
+                        message: message.clone().into_owned(),
+                    },
+                );
             }
-            ring.push_back(line);
+            ring.keep(self.capacity, time, stream, &message);
         }
     }
 
     /// The last `n` lines of one service, or of all services merged by time; oldest first.
     pub fn tail(&self, service: Option<&str>, n: usize) -> Vec<LogLine> {
         let inner = self.lock();
-        let mut out: Vec<LogLine> = match service {
-            Some(s) => inner
-                .lines
-                .get(s)
-                .map(|r| r.iter().cloned().collect())
-                .unwrap_or_default(),
+        match service {
+            Some(s) => inner.rings.get(s).map(|r| r.tail(s, n)).unwrap_or_default(),
             None => {
-                let mut all: Vec<LogLine> = inner.lines.values().flatten().cloned().collect();
+                let mut all: Vec<LogLine> =
+                    inner.rings.iter().flat_map(|(s, r)| r.tail(s, n)).collect();
                 all.sort_by(|a, b| a.time.total_cmp(&b.time));
+                let skip = all.len().saturating_sub(n);
+                all.drain(..skip);
                 all
             }
-        };
-        let skip = out.len().saturating_sub(n);
-        out.drain(..skip);
-        out
+        }
     }
 
     /// New lines of one service (or all) from now on.
@@ -206,66 +298,82 @@ pub fn copy_lines(
     store: &LogStore,
     mut out: impl Write,
 ) {
-    let mut chunk = vec![0u8; CHUNK];
-    let mut pending: Vec<u8> = Vec::with_capacity(CHUNK);
+    // Reads land after the unfinished line of the previous read (at most MAX_LINE bytes: longer
+    // ones are forwarded in pieces), so bytes are copied once into the buffer and once out.
+    let mut buf = vec![0u8; MAX_LINE + CHUNK];
+    let mut filled = 0;
+    let mut spans: Vec<(usize, usize)> = Vec::new();
     let mut text: Vec<u8> = Vec::with_capacity(CHUNK + CHUNK / 4);
     let mut writable = true;
     loop {
-        let (n, eof) = match pipe.read(&mut chunk) {
+        let (n, eof) = match pipe.read(buf.get_mut(filled..).unwrap_or_default()) {
             Ok(0) => (0, true),
             Ok(n) => (n, false),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(_) => (0, true),
         };
-        pending.extend_from_slice(chunk.get(..n).unwrap_or_default());
-        let mut lines: Vec<&[u8]> = Vec::new();
+        filled += n;
+        let data = buf.get(..filled).unwrap_or_default();
+        spans.clear();
         let mut start = 0;
-        while let Some(i) = pending
-            .get(start..)
-            .and_then(|rest| rest.iter().position(|&b| b == b'\n'))
-        {
-            let line = pending.get(start..start + i).unwrap_or_default();
-            if line.is_empty() {
-                lines.push(line);
-            } else {
-                lines.extend(line.chunks(MAX_LINE));
-            }
-            start += i + 1;
+        for newline in memchr::memchr_iter(b'\n', data) {
+            push_pieces(&mut spans, start, newline);
+            start = newline + 1;
         }
-        let rest = pending.get(start..).unwrap_or_default();
-        if eof && !rest.is_empty() {
-            lines.extend(rest.chunks(MAX_LINE));
-            start = pending.len();
-        } else if rest.len() > MAX_LINE {
+        let rest = filled - start;
+        if eof && rest > 0 {
+            push_pieces(&mut spans, start, filled);
+            start = filled;
+        } else if rest > MAX_LINE {
             // A line longer than MAX_LINE without its newline yet: forward the full pieces now.
-            let full = rest.len() / MAX_LINE * MAX_LINE;
-            lines.extend(rest.get(..full).unwrap_or_default().chunks(MAX_LINE));
-            start += full;
+            let full = start + rest / MAX_LINE * MAX_LINE;
+            push_pieces(&mut spans, start, full);
+            start = full;
         }
-        if !lines.is_empty() {
+        if !spans.is_empty() {
             let time = unix_now();
-            let kept: Vec<LogLine> = lines
+            let lines: Vec<&[u8]> = spans
                 .iter()
-                .map(|l| LogLine {
-                    time,
-                    service: service.to_string(),
-                    stream,
-                    message: String::from_utf8_lossy(l).into_owned(),
-                })
+                .map(|&(a, b)| data.get(a..b).unwrap_or_default())
                 .collect();
             if writable {
                 text.clear();
-                for (raw, line) in lines.iter().zip(&kept) {
-                    format.append(raw, line, &mut text);
+                for raw in &lines {
+                    if format == LogFormat::Json {
+                        let line = LogLine {
+                            time,
+                            service: service.to_string(),
+                            stream,
+                            message: String::from_utf8_lossy(raw).into_owned(),
+                        };
+                        format.append(raw, &line, &mut text);
+                    } else {
+                        format.append_raw(service, raw, &mut text);
+                    }
                 }
                 writable = out.write_all(&text).and_then(|()| out.flush()).is_ok();
             }
-            store.push_all(kept);
+            store.keep_raw(service, stream, time, &lines);
         }
-        pending.drain(..start);
+        buf.copy_within(start..filled, 0);
+        filled -= start;
         if eof {
             return;
         }
+    }
+}
+
+/// Adds the line `start..end` as pieces of at most [`MAX_LINE`] bytes (an empty line as itself).
+fn push_pieces(spans: &mut Vec<(usize, usize)>, start: usize, end: usize) {
+    if start == end {
+        spans.push((start, end));
+        return;
+    }
+    let mut a = start;
+    while a < end {
+        let b = end.min(a + MAX_LINE);
+        spans.push((a, b));
+        a = b;
     }
 }
 
