@@ -85,15 +85,19 @@ impl LogFormat {
     }
 }
 
-/// One kept line; its text is the next `len` bytes of its ring's `text`.
+/// One kept line; its bytes are the next `len` bytes of its ring's `text`, followed by `gap` bytes
+/// that belong to no line (the newline it ended with, when kept together with its successor).
 struct Kept {
     time: f64,
     stream: Stream,
     len: usize,
+    gap: usize,
 }
 
-/// One service's recent lines, their texts back to back in one byte ring: keeping a line copies its
-/// bytes and allocates nothing (the rings grow to their steady size once).
+/// One service's recent lines, their bytes back to back in one byte ring: keeping a batch of lines
+/// is one copy of their bytes and allocates nothing once the ring has reached its steady size.
+/// Bytes are kept as the service wrote them; invalid UTF-8 is replaced when lines are read back
+/// (the same replacement as when kept, line by line).
 #[derive(Default)]
 struct Ring {
     text: VecDeque<u8>,
@@ -101,25 +105,43 @@ struct Ring {
 }
 
 impl Ring {
-    /// Keeps `message`, forgetting the oldest line once `capacity` lines are kept.
-    fn keep(&mut self, capacity: usize, time: f64, stream: Stream, message: &str) {
-        if self.lines.len() >= capacity {
+    /// Keeps the lines `spans` of `bytes` (ascending, disjoint ranges, only separators between
+    /// them), forgetting the oldest lines beyond `capacity`.
+    fn keep(
+        &mut self,
+        capacity: usize,
+        time: f64,
+        stream: Stream,
+        bytes: &[u8],
+        spans: &[(usize, usize)],
+    ) {
+        let (Some(&(first, _)), Some(&(_, end))) = (spans.first(), spans.last()) else {
+            return;
+        };
+        self.text.extend(bytes.get(first..end).unwrap_or_default());
+        let mut next_starts = spans.iter().skip(1).map(|&(a, _)| a);
+        for &(a, b) in spans {
+            let gap = next_starts.next().map_or(0, |next| next - b);
+            self.lines.push_back(Kept {
+                time,
+                stream,
+                len: b - a,
+                gap,
+            });
+        }
+        let mut forget = 0;
+        while self.lines.len() > capacity {
             if let Some(oldest) = self.lines.pop_front() {
-                self.text.drain(..oldest.len.min(self.text.len()));
+                forget += oldest.len + oldest.gap;
             }
         }
-        self.text.extend(message.as_bytes());
-        self.lines.push_back(Kept {
-            time,
-            stream,
-            len: message.len(),
-        });
+        self.text.drain(..forget.min(self.text.len()));
     }
 
     /// The last `n` lines, oldest first.
     fn tail(&self, service: &str, n: usize) -> Vec<LogLine> {
         let skip = self.lines.len().saturating_sub(n);
-        let mut offset: usize = self.lines.iter().take(skip).map(|k| k.len).sum();
+        let mut offset: usize = self.lines.iter().take(skip).map(|k| k.len + k.gap).sum();
         let mut out = Vec::with_capacity(self.lines.len() - skip);
         for kept in self.lines.iter().skip(skip) {
             let bytes: Vec<u8> = self
@@ -127,12 +149,11 @@ impl Ring {
                 .range(offset..offset + kept.len)
                 .copied()
                 .collect();
-            offset += kept.len;
+            offset += kept.len + kept.gap;
             out.push(LogLine {
                 time: kept.time,
                 service: service.to_string(),
                 stream: kept.stream,
-                // Kept texts are valid UTF-8 already (made so when kept).
                 message: String::from_utf8(bytes)
                     .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
             });
@@ -193,45 +214,53 @@ impl LogStore {
         let Inner { rings, followers } = &mut *inner;
         for line in lines {
             offer(followers, &line);
+            let bytes = line.message.as_bytes();
             rings.entry(line.service.clone()).or_default().keep(
                 self.capacity,
                 line.time,
                 line.stream,
-                &line.message,
+                bytes,
+                &[(0, bytes.len())],
             );
         }
     }
 
-    /// Keeps the lines one forwarder read at `time` (raw bytes; invalid UTF-8 is replaced) under
-    /// one lock, with no allocation per line unless someone follows.
-    fn keep_raw(&self, service: &str, stream: Stream, time: f64, lines: &[&[u8]]) {
+    /// Keeps the lines `spans` of `bytes` that one forwarder read at `time` under one lock, with one
+    /// copy of their bytes and no allocation per line unless someone follows.
+    fn keep_read(
+        &self,
+        service: &str,
+        stream: Stream,
+        time: f64,
+        bytes: &[u8],
+        spans: &[(usize, usize)],
+    ) {
         let mut inner = self.lock();
         let Inner { rings, followers } = &mut *inner;
         let followed = followers
             .iter()
             .any(|(s, _)| s.as_deref().is_none_or(|s| s == service));
-        // Without followers, lines that the ring would forget within this same batch are skipped.
-        let skip = if followed {
-            0
-        } else {
-            lines.len().saturating_sub(self.capacity)
-        };
-        let ring = rings.entry(service.to_string()).or_default();
-        for raw in lines.iter().skip(skip) {
-            let message = String::from_utf8_lossy(raw);
-            if followed {
-                offer(
-                    followers,
-                    &LogLine {
-                        time,
-                        service: service.to_string(),
-                        stream,
-                        message: message.clone().into_owned(),
-                    },
-                );
+        if followed {
+            for &(a, b) in spans {
+                let line = LogLine {
+                    time,
+                    service: service.to_string(),
+                    stream,
+                    message: String::from_utf8_lossy(bytes.get(a..b).unwrap_or_default())
+                        .into_owned(),
+                };
+                offer(followers, &line);
             }
-            ring.keep(self.capacity, time, stream, &message);
         }
+        // Lines the ring would forget within this same batch are not copied.
+        let skip = spans.len().saturating_sub(self.capacity);
+        rings.entry(service.to_string()).or_default().keep(
+            self.capacity,
+            time,
+            stream,
+            bytes,
+            spans.get(skip..).unwrap_or_default(),
+        );
     }
 
     /// The last `n` lines of one service, or of all services merged by time; oldest first.
@@ -316,7 +345,11 @@ pub fn copy_lines(
         let data = buf.get(..filled).unwrap_or_default();
         spans.clear();
         let mut start = 0;
+        // Whether the lines are data[..start] exactly (whole lines, none split): plain output can
+        // then be written straight from the read buffer.
+        let mut verbatim = true;
         for newline in memchr::memchr_iter(b'\n', data) {
+            verbatim &= newline - start <= MAX_LINE;
             push_pieces(&mut spans, start, newline);
             start = newline + 1;
         }
@@ -324,21 +357,23 @@ pub fn copy_lines(
         if eof && rest > 0 {
             push_pieces(&mut spans, start, filled);
             start = filled;
+            verbatim = false;
         } else if rest > MAX_LINE {
             // A line longer than MAX_LINE without its newline yet: forward the full pieces now.
             let full = start + rest / MAX_LINE * MAX_LINE;
             push_pieces(&mut spans, start, full);
             start = full;
+            verbatim = false;
         }
         if !spans.is_empty() {
             let time = unix_now();
-            let lines: Vec<&[u8]> = spans
-                .iter()
-                .map(|&(a, b)| data.get(a..b).unwrap_or_default())
-                .collect();
-            if writable {
+            if writable && verbatim && format == LogFormat::Plain {
+                let lines = data.get(..start).unwrap_or_default();
+                writable = out.write_all(lines).and_then(|()| out.flush()).is_ok();
+            } else if writable {
                 text.clear();
-                for raw in &lines {
+                for &(a, b) in &spans {
+                    let raw = data.get(a..b).unwrap_or_default();
                     if format == LogFormat::Json {
                         let line = LogLine {
                             time,
@@ -353,7 +388,7 @@ pub fn copy_lines(
                 }
                 writable = out.write_all(&text).and_then(|()| out.flush()).is_ok();
             }
-            store.keep_raw(service, stream, time, &lines);
+            store.keep_read(service, stream, time, data, &spans);
         }
         buf.copy_within(start..filled, 0);
         filled -= start;
@@ -553,5 +588,75 @@ mod tests {
             io::sink(),
         );
         assert_eq!(all.try_iter().count(), FOLLOW_BUFFER);
+    }
+
+    /// A reader that hands out `self.1` bytes per read.
+    struct Chunked<'a>(&'a [u8], usize);
+    impl Read for Chunked<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.0.len().min(self.1).min(buf.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn ring_keeps_the_same_lines_whatever_the_reads_and_followers() {
+        // Short lines, an empty one, a split long line with a multi-byte character cut at the
+        // split, invalid UTF-8, many lines in one read: the ring's content depends on none of it.
+        let long = format!("{}é{}", "a".repeat(MAX_LINE - 1), "b".repeat(10));
+        let mut input = String::new();
+        for i in 0..50 {
+            input.push_str(&format!("line {i}\n"));
+        }
+        input.push_str(&format!("\n{long}\nend"));
+        let mut bytes = input.into_bytes();
+        bytes.extend_from_slice(b"\n\xffbad\nlast");
+        let mut want: Vec<String> = (0..50).map(|i| format!("line {i}")).collect();
+        want.push(String::new());
+        let (first, second) = long.as_bytes().split_at(MAX_LINE);
+        want.push(String::from_utf8_lossy(first).into_owned());
+        want.push(String::from_utf8_lossy(second).into_owned());
+        want.extend(["end", "\u{fffd}bad", "last"].map(String::from));
+        for capacity in [1, 4, 100] {
+            for read_size in [1, 7, 4096, CHUNK] {
+                for followed in [false, true] {
+                    let store = LogStore::new(capacity);
+                    let follower = followed.then(|| store.follow(Some("s")));
+                    let sink = Sink::default();
+                    copy_lines(
+                        Chunked(&bytes, read_size),
+                        "s",
+                        Stream::Stdout,
+                        LogFormat::Plain,
+                        &store,
+                        sink.clone(),
+                    );
+                    let kept: Vec<String> = store
+                        .tail(Some("s"), usize::MAX)
+                        .into_iter()
+                        .map(|l| l.message)
+                        .collect();
+                    let skip = want.len().saturating_sub(capacity);
+                    let case = format!("capacity {capacity}, reads of {read_size}, {followed}");
+                    assert_eq!(kept, want[skip..], "{case}");
+                    assert_eq!(store.tail(None, 2).len(), capacity.min(2), "{case}");
+                    if let Some(rx) = follower {
+                        let got: Vec<String> = rx.try_iter().map(|l| l.message).collect();
+                        assert_eq!(got, want, "{case}");
+                    }
+                    let mut out = bytes.clone();
+                    // The split long line gets a newline at the split; the last line gets one.
+                    let at = out
+                        .windows(long.len())
+                        .position(|w| w == long.as_bytes())
+                        .unwrap();
+                    out.insert(at + MAX_LINE, b'\n');
+                    out.push(b'\n');
+                    assert_eq!(*sink.0.lock().unwrap(), out, "{case}");
+                }
+            }
+        }
     }
 }
