@@ -54,18 +54,19 @@ impl LogFormat {
     /// it (prefix and plain pass its bytes through unchanged), `line` its kept form (for JSON).
     pub fn append(self, raw: &[u8], line: &LogLine, out: &mut Vec<u8>) {
         match self {
-            Self::Prefix => {
-                out.extend_from_slice(line.service.as_bytes());
-                out.extend_from_slice(b" | ");
-                out.extend_from_slice(raw);
-                out.push(b'\n');
-            }
-            Self::Plain => {
-                out.extend_from_slice(raw);
-                out.push(b'\n');
-            }
             Self::Json => out.extend_from_slice(self.format(line).as_bytes()),
+            Self::Prefix | Self::Plain => self.append_raw(&line.service, raw, out),
         }
+    }
+
+    /// [`Self::append`] for prefix and plain, which need only the bytes (no [`LogLine`] built).
+    fn append_raw(self, service: &str, raw: &[u8], out: &mut Vec<u8>) {
+        if self == Self::Prefix {
+            out.extend_from_slice(service.as_bytes());
+            out.extend_from_slice(b" | ");
+        }
+        out.extend_from_slice(raw);
+        out.push(b'\n');
     }
 
     /// Formats one line, newline included.
@@ -84,10 +85,101 @@ impl LogFormat {
     }
 }
 
+/// One kept line; its bytes are the next `len` bytes of its ring's `text`, followed by `gap` bytes
+/// that belong to no line (the newline it ended with, when kept together with its successor).
+struct Kept {
+    time: f64,
+    stream: Stream,
+    len: usize,
+    gap: usize,
+}
+
+/// One service's recent lines, their bytes back to back in one byte ring: keeping a batch of lines
+/// is one copy of their bytes and allocates nothing once the ring has reached its steady size.
+/// Bytes are kept as the service wrote them; invalid UTF-8 is replaced when lines are read back
+/// (the same replacement as when kept, line by line).
+#[derive(Default)]
+struct Ring {
+    text: VecDeque<u8>,
+    lines: VecDeque<Kept>,
+}
+
+impl Ring {
+    /// Keeps the lines `spans` of `bytes` (ascending, disjoint ranges, only separators between
+    /// them), forgetting the oldest lines beyond `capacity`.
+    fn keep(
+        &mut self,
+        capacity: usize,
+        time: f64,
+        stream: Stream,
+        bytes: &[u8],
+        spans: &[(usize, usize)],
+    ) {
+        let (Some(&(first, _)), Some(&(_, end))) = (spans.first(), spans.last()) else {
+            return;
+        };
+        self.text.extend(bytes.get(first..end).unwrap_or_default());
+        let mut next_starts = spans.iter().skip(1).map(|&(a, _)| a);
+        for &(a, b) in spans {
+            let gap = next_starts.next().map_or(0, |next| next - b);
+            self.lines.push_back(Kept {
+                time,
+                stream,
+                len: b - a,
+                gap,
+            });
+        }
+        let mut forget = 0;
+        while self.lines.len() > capacity {
+            if let Some(oldest) = self.lines.pop_front() {
+                forget += oldest.len + oldest.gap;
+            }
+        }
+        self.text.drain(..forget.min(self.text.len()));
+    }
+
+    /// The last `n` lines, oldest first.
+    fn tail(&self, service: &str, n: usize) -> Vec<LogLine> {
+        let skip = self.lines.len().saturating_sub(n);
+        let mut offset: usize = self.lines.iter().take(skip).map(|k| k.len + k.gap).sum();
+        let mut out = Vec::with_capacity(self.lines.len() - skip);
+        for kept in self.lines.iter().skip(skip) {
+            let bytes: Vec<u8> = self
+                .text
+                .range(offset..offset + kept.len)
+                .copied()
+                .collect();
+            offset += kept.len + kept.gap;
+            out.push(LogLine {
+                time: kept.time,
+                service: service.to_string(),
+                stream: kept.stream,
+                message: String::from_utf8(bytes)
+                    .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+            });
+        }
+        out
+    }
+}
+
 #[derive(Default)]
 struct Inner {
-    lines: BTreeMap<String, VecDeque<LogLine>>,
+    rings: BTreeMap<String, Ring>,
     followers: Vec<(Option<String>, SyncSender<LogLine>)>,
+}
+
+/// Hands a line to the followers of its service (dropping it for a follower whose buffer is full;
+/// forgetting followers that went away).
+fn offer(followers: &mut Vec<(Option<String>, SyncSender<LogLine>)>, line: &LogLine) {
+    followers.retain(|(service, tx)| {
+        if service.as_ref().is_some_and(|s| *s != line.service) {
+            return true;
+        }
+        !matches!(
+            tx.try_send(line.clone()),
+            Err(TrySendError::Disconnected(_))
+        )
+    });
 }
 
 /// The ring buffers of every service and the live followers.
@@ -119,43 +211,72 @@ impl LogStore {
     /// [`Self::push`] for many lines under one lock.
     pub fn push_all(&self, lines: Vec<LogLine>) {
         let mut inner = self.lock();
-        let capacity = self.capacity;
+        let Inner { rings, followers } = &mut *inner;
         for line in lines {
-            inner.followers.retain(|(service, tx)| {
-                if service.as_ref().is_some_and(|s| *s != line.service) {
-                    return true;
-                }
-                !matches!(
-                    tx.try_send(line.clone()),
-                    Err(TrySendError::Disconnected(_))
-                )
-            });
-            let ring = inner.lines.entry(line.service.clone()).or_default();
-            if ring.len() >= capacity {
-                ring.pop_front();
-            }
-            ring.push_back(line);
+            offer(followers, &line);
+            let bytes = line.message.as_bytes();
+            rings.entry(line.service.clone()).or_default().keep(
+                self.capacity,
+                line.time,
+                line.stream,
+                bytes,
+                &[(0, bytes.len())],
+            );
         }
+    }
+
+    /// Keeps the lines `spans` of `bytes` that one forwarder read at `time` under one lock, with one
+    /// copy of their bytes and no allocation per line unless someone follows.
+    fn keep_read(
+        &self,
+        service: &str,
+        stream: Stream,
+        time: f64,
+        bytes: &[u8],
+        spans: &[(usize, usize)],
+    ) {
+        let mut inner = self.lock();
+        let Inner { rings, followers } = &mut *inner;
+        let followed = followers
+            .iter()
+            .any(|(s, _)| s.as_deref().is_none_or(|s| s == service));
+        if followed {
+            for &(a, b) in spans {
+                let line = LogLine {
+                    time,
+                    service: service.to_string(),
+                    stream,
+                    message: String::from_utf8_lossy(bytes.get(a..b).unwrap_or_default())
+                        .into_owned(),
+                };
+                offer(followers, &line);
+            }
+        }
+        // Lines the ring would forget within this same batch are not copied.
+        let skip = spans.len().saturating_sub(self.capacity);
+        rings.entry(service.to_string()).or_default().keep(
+            self.capacity,
+            time,
+            stream,
+            bytes,
+            spans.get(skip..).unwrap_or_default(),
+        );
     }
 
     /// The last `n` lines of one service, or of all services merged by time; oldest first.
     pub fn tail(&self, service: Option<&str>, n: usize) -> Vec<LogLine> {
         let inner = self.lock();
-        let mut out: Vec<LogLine> = match service {
-            Some(s) => inner
-                .lines
-                .get(s)
-                .map(|r| r.iter().cloned().collect())
-                .unwrap_or_default(),
+        match service {
+            Some(s) => inner.rings.get(s).map(|r| r.tail(s, n)).unwrap_or_default(),
             None => {
-                let mut all: Vec<LogLine> = inner.lines.values().flatten().cloned().collect();
+                let mut all: Vec<LogLine> =
+                    inner.rings.iter().flat_map(|(s, r)| r.tail(s, n)).collect();
                 all.sort_by(|a, b| a.time.total_cmp(&b.time));
+                let skip = all.len().saturating_sub(n);
+                all.drain(..skip);
                 all
             }
-        };
-        let skip = out.len().saturating_sub(n);
-        out.drain(..skip);
-        out
+        }
     }
 
     /// New lines of one service (or all) from now on.
@@ -206,66 +327,88 @@ pub fn copy_lines(
     store: &LogStore,
     mut out: impl Write,
 ) {
-    let mut chunk = vec![0u8; CHUNK];
-    let mut pending: Vec<u8> = Vec::with_capacity(CHUNK);
+    // Reads land after the unfinished line of the previous read (at most MAX_LINE bytes: longer
+    // ones are forwarded in pieces), so bytes are copied once into the buffer and once out.
+    let mut buf = vec![0u8; MAX_LINE + CHUNK];
+    let mut filled = 0;
+    let mut spans: Vec<(usize, usize)> = Vec::new();
     let mut text: Vec<u8> = Vec::with_capacity(CHUNK + CHUNK / 4);
     let mut writable = true;
     loop {
-        let (n, eof) = match pipe.read(&mut chunk) {
+        let (n, eof) = match pipe.read(buf.get_mut(filled..).unwrap_or_default()) {
             Ok(0) => (0, true),
             Ok(n) => (n, false),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(_) => (0, true),
         };
-        pending.extend_from_slice(chunk.get(..n).unwrap_or_default());
-        let mut lines: Vec<&[u8]> = Vec::new();
+        filled += n;
+        let data = buf.get(..filled).unwrap_or_default();
+        spans.clear();
         let mut start = 0;
-        while let Some(i) = pending
-            .get(start..)
-            .and_then(|rest| rest.iter().position(|&b| b == b'\n'))
-        {
-            let line = pending.get(start..start + i).unwrap_or_default();
-            if line.is_empty() {
-                lines.push(line);
-            } else {
-                lines.extend(line.chunks(MAX_LINE));
-            }
-            start += i + 1;
+        // Whether the lines are data[..start] exactly (whole lines, none split): plain output can
+        // then be written straight from the read buffer.
+        let mut verbatim = true;
+        for newline in memchr::memchr_iter(b'\n', data) {
+            verbatim &= newline - start <= MAX_LINE;
+            push_pieces(&mut spans, start, newline);
+            start = newline + 1;
         }
-        let rest = pending.get(start..).unwrap_or_default();
-        if eof && !rest.is_empty() {
-            lines.extend(rest.chunks(MAX_LINE));
-            start = pending.len();
-        } else if rest.len() > MAX_LINE {
+        let rest = filled - start;
+        if eof && rest > 0 {
+            push_pieces(&mut spans, start, filled);
+            start = filled;
+            verbatim = false;
+        } else if rest > MAX_LINE {
             // A line longer than MAX_LINE without its newline yet: forward the full pieces now.
-            let full = rest.len() / MAX_LINE * MAX_LINE;
-            lines.extend(rest.get(..full).unwrap_or_default().chunks(MAX_LINE));
-            start += full;
+            let full = start + rest / MAX_LINE * MAX_LINE;
+            push_pieces(&mut spans, start, full);
+            start = full;
+            verbatim = false;
         }
-        if !lines.is_empty() {
+        if !spans.is_empty() {
             let time = unix_now();
-            let kept: Vec<LogLine> = lines
-                .iter()
-                .map(|l| LogLine {
-                    time,
-                    service: service.to_string(),
-                    stream,
-                    message: String::from_utf8_lossy(l).into_owned(),
-                })
-                .collect();
-            if writable {
+            if writable && verbatim && format == LogFormat::Plain {
+                let lines = data.get(..start).unwrap_or_default();
+                writable = out.write_all(lines).and_then(|()| out.flush()).is_ok();
+            } else if writable {
                 text.clear();
-                for (raw, line) in lines.iter().zip(&kept) {
-                    format.append(raw, line, &mut text);
+                for &(a, b) in &spans {
+                    let raw = data.get(a..b).unwrap_or_default();
+                    if format == LogFormat::Json {
+                        let line = LogLine {
+                            time,
+                            service: service.to_string(),
+                            stream,
+                            message: String::from_utf8_lossy(raw).into_owned(),
+                        };
+                        format.append(raw, &line, &mut text);
+                    } else {
+                        format.append_raw(service, raw, &mut text);
+                    }
                 }
                 writable = out.write_all(&text).and_then(|()| out.flush()).is_ok();
             }
-            store.push_all(kept);
+            store.keep_read(service, stream, time, data, &spans);
         }
-        pending.drain(..start);
+        buf.copy_within(start..filled, 0);
+        filled -= start;
         if eof {
             return;
         }
+    }
+}
+
+/// Adds the line `start..end` as pieces of at most [`MAX_LINE`] bytes (an empty line as itself).
+fn push_pieces(spans: &mut Vec<(usize, usize)>, start: usize, end: usize) {
+    if start == end {
+        spans.push((start, end));
+        return;
+    }
+    let mut a = start;
+    while a < end {
+        let b = end.min(a + MAX_LINE);
+        spans.push((a, b));
+        a = b;
     }
 }
 
@@ -445,5 +588,75 @@ mod tests {
             io::sink(),
         );
         assert_eq!(all.try_iter().count(), FOLLOW_BUFFER);
+    }
+
+    /// A reader that hands out `self.1` bytes per read.
+    struct Chunked<'a>(&'a [u8], usize);
+    impl Read for Chunked<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.0.len().min(self.1).min(buf.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn ring_keeps_the_same_lines_whatever_the_reads_and_followers() {
+        // Short lines, an empty one, a split long line with a multi-byte character cut at the
+        // split, invalid UTF-8, many lines in one read: the ring's content depends on none of it.
+        let long = format!("{}é{}", "a".repeat(MAX_LINE - 1), "b".repeat(10));
+        let mut input = String::new();
+        for i in 0..50 {
+            input.push_str(&format!("line {i}\n"));
+        }
+        input.push_str(&format!("\n{long}\nend"));
+        let mut bytes = input.into_bytes();
+        bytes.extend_from_slice(b"\n\xffbad\nlast");
+        let mut want: Vec<String> = (0..50).map(|i| format!("line {i}")).collect();
+        want.push(String::new());
+        let (first, second) = long.as_bytes().split_at(MAX_LINE);
+        want.push(String::from_utf8_lossy(first).into_owned());
+        want.push(String::from_utf8_lossy(second).into_owned());
+        want.extend(["end", "\u{fffd}bad", "last"].map(String::from));
+        for capacity in [1, 4, 100] {
+            for read_size in [1, 7, 4096, CHUNK] {
+                for followed in [false, true] {
+                    let store = LogStore::new(capacity);
+                    let follower = followed.then(|| store.follow(Some("s")));
+                    let sink = Sink::default();
+                    copy_lines(
+                        Chunked(&bytes, read_size),
+                        "s",
+                        Stream::Stdout,
+                        LogFormat::Plain,
+                        &store,
+                        sink.clone(),
+                    );
+                    let kept: Vec<String> = store
+                        .tail(Some("s"), usize::MAX)
+                        .into_iter()
+                        .map(|l| l.message)
+                        .collect();
+                    let skip = want.len().saturating_sub(capacity);
+                    let case = format!("capacity {capacity}, reads of {read_size}, {followed}");
+                    assert_eq!(kept, want[skip..], "{case}");
+                    assert_eq!(store.tail(None, 2).len(), capacity.min(2), "{case}");
+                    if let Some(rx) = follower {
+                        let got: Vec<String> = rx.try_iter().map(|l| l.message).collect();
+                        assert_eq!(got, want, "{case}");
+                    }
+                    let mut out = bytes.clone();
+                    // The split long line gets a newline at the split; the last line gets one.
+                    let at = out
+                        .windows(long.len())
+                        .position(|w| w == long.as_bytes())
+                        .unwrap();
+                    out.insert(at + MAX_LINE, b'\n');
+                    out.push(b'\n');
+                    assert_eq!(*sink.0.lock().unwrap(), out, "{case}");
+                }
+            }
+        }
     }
 }

@@ -8,7 +8,7 @@ Figures (targets from issue 5):
   idle       context switches of all the agent's threads over an idle period (target 0)
   output     service output forwarded to the container's stdout, MB/s (DESIGN target >= 500)
 
-Usage: bench/supervisor/bench.py [--quick] [--bin PATH]   (default: the static musl build
+Usage: bench/supervisor/bench.py [--quick] [--throughput-only] [--bin PATH]   (default: the static musl build
 target/x86_64-unknown-linux-musl/release/sparkvisor when it exists — the build to ship, see README
 "Building a static binary" — else target/release/sparkvisor, built when missing). Needs supervisord (`apt-get install supervisor`).
 Prints a table with ratios supervisord / sparkvisor. Never asserts anything.
@@ -220,6 +220,8 @@ def measure_throughput(tool, megabytes):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--throughput-only", action="store_true",
+                    help="measure only output forwarding (still against supervisord)")
     musl = os.path.join(ROOT, "target", "x86_64-unknown-linux-musl", "release", "sparkvisor")
     glibc = os.path.join(ROOT, "target", "release", "sparkvisor")
     ap.add_argument("--bin", default=musl if os.path.exists(musl) else glibc)
@@ -236,13 +238,16 @@ def main():
     repeats = 3 if args.quick else 7
     respawns = 20 if args.quick else 50
     results = {}
+    nan = float("nan")
     for tool in tools:
-        rss, idle = measure_rss_and_idle(tool, idle_secs)
-        first = statistics.median(measure_first_exec(tool) for _ in range(repeats))
-        try:
-            respawn = measure_respawn(tool, respawns if tool.name == "sparkvisor" else 5)
-        except TimeoutError:
-            respawn = float("nan")
+        rss, idle, first, respawn = nan, 0, nan, nan
+        if not args.throughput_only:
+            rss, idle = measure_rss_and_idle(tool, idle_secs)
+            first = statistics.median(measure_first_exec(tool) for _ in range(repeats))
+            try:
+                respawn = measure_respawn(tool, respawns if tool.name == "sparkvisor" else 5)
+            except TimeoutError:
+                respawn = nan
         mb = 200 if args.quick else 1000
         try:
             throughput = measure_throughput(tool, mb if tool.name == "sparkvisor" else mb // 10)
@@ -250,11 +255,13 @@ def main():
             throughput = float("nan")
         results[tool.name] = dict(rss=rss / 1024, idle=idle, first=first, respawn=respawn,
                                   throughput=throughput)
-    rows = [
+    rows = [] if args.throughput_only else [
         ("RSS, 4 services (MiB)", "rss", "{:.2f}"),
         (f"wakeups idle {idle_secs}s (ctx switches)", "idle", "{:d}"),
         ("launch -> first service exec (ms)", "first", "{:.2f}"),
         ("crash -> respawn, no backoff (ms, median)", "respawn", "{:.2f}"),
+    ]
+    rows += [
         ("output forwarded, 100-byte lines (MB/s)", "throughput", "{:.0f}"),
     ]
     names = [t.name for t in tools]
