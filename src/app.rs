@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 
-use crate::error::{Diagnostic, Diagnostics, Fatal};
+use crate::error::{Diagnostic, Fatal};
 
 /// `sparkvisor run`: supervise the role's services (and CMD, when given) as PID 1.
 ///
@@ -208,7 +208,8 @@ struct PreparedRole {
 }
 
 /// Resolves the node ([`crate::node::resolve_node`]), renders its files in memory and expands its
-/// services; validates every service's user, umask and signals. Reports every problem at once.
+/// services into supervisor definitions ([`crate::node::Node::service_defs`]). Reports every
+/// problem at once.
 fn prepare_role(
     env: &BTreeMap<String, String>,
     cli_role: Option<&str>,
@@ -216,31 +217,14 @@ fn prepare_role(
 ) -> Result<PreparedRole, Fatal> {
     let node = crate::node::resolve_node(cli_role, env)?;
     let (files, services) = node.render(&crate::config::role::templates_dir(env))?;
-    let mut diags = Diagnostics::default();
-    let mut defs = Vec::new();
-    for (name, spec) in services {
-        let file = node.role.file_of_service(&name).display().to_string();
-        let problem = |m: String| Diagnostic::new(file.clone(), format!("service {name}: {m}"));
-        if let Err(e) = crate::supervisor::host::service_user(&spec, users) {
-            diags.push(problem(e));
-        }
-        if let Err(e) = crate::supervisor::host::service_umask(&spec) {
-            diags.push(problem(e));
-        }
-        match crate::supervisor::ServiceDef::new(&name, spec, crate::sys::signals::signal_by_name) {
-            Ok(def) => defs.push(def),
-            Err(e) => diags.push(Diagnostic::new(file.clone(), e)),
-        }
-    }
-    diags
-        .into_result(PreparedRole {
-            config: node.config,
-            resources: node.resources,
-            sizing: node.sizing,
-            files,
-            defs,
-        })
-        .map_err(Fatal::Config)
+    let defs = node.service_defs(services, users)?;
+    Ok(PreparedRole {
+        config: node.config,
+        resources: node.resources,
+        sizing: node.sizing,
+        files,
+        defs,
+    })
 }
 
 /// Environment variable: the total time a shutdown may take (Docker's `stop -t`, default 10 s).

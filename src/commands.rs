@@ -68,14 +68,24 @@ pub fn check(role: Option<String>) -> Result<i32, Fatal> {
     // The injected config (env, cluster file, configmeta.json), resolved as `run` would. No role
     // anywhere is not a problem for `check` (an image build runs it with no role and no config);
     // a bad one (e.g. SPARK_MODE=Master!) is.
-    if let Err(problems) = resolve_node(role.as_deref(), &env) {
-        diags.extend_unique(Diagnostics(
+    match resolve_node(role.as_deref(), &env) {
+        // The node's services as `run` would start them: users, umasks and signals on this system.
+        Ok(node) => match node.render(&templates_dir) {
+            Ok((_, services)) => {
+                let users = crate::users::UserDb::system();
+                if let Err(problems) = node.service_defs(services, &users) {
+                    diags.extend_unique(problems);
+                }
+            }
+            Err(problems) => diags.extend_unique(problems),
+        },
+        Err(problems) => diags.extend_unique(Diagnostics(
             problems
                 .0
                 .into_iter()
                 .filter(|p| !p.message.starts_with("no role"))
                 .collect(),
-        ));
+        )),
     }
     if !diags.is_empty() {
         return Err(Fatal::Config(diags));

@@ -115,6 +115,38 @@ impl Node {
     }
 }
 
+impl Node {
+    /// The expanded services as supervisor definitions, with every service's user, umask and
+    /// signal names checked against this system (`run` refuses exactly what `check` reports).
+    pub fn service_defs(
+        &self,
+        services: BTreeMap<String, ServiceSpec>,
+        users: &crate::users::UserDb,
+    ) -> Result<Vec<crate::supervisor::ServiceDef>, Diagnostics> {
+        let mut problems = Diagnostics::default();
+        let mut defs = Vec::new();
+        for (name, spec) in services {
+            let file = self.role.file_of_service(&name).display().to_string();
+            let problem = |m: String| Diagnostic::new(file.clone(), format!("service {name}: {m}"));
+            if let Err(e) = crate::supervisor::host::service_user(&spec, users) {
+                problems.push(problem(e));
+            }
+            if let Err(e) = crate::supervisor::host::service_umask(&spec) {
+                problems.push(problem(e));
+            }
+            match crate::supervisor::ServiceDef::new(
+                &name,
+                spec,
+                crate::sys::signals::signal_by_name,
+            ) {
+                Ok(def) => defs.push(def),
+                Err(e) => problems.push(Diagnostic::new(file.clone(), e)),
+            }
+        }
+        problems.into_result(defs)
+    }
+}
+
 /// A failure writing rendered files: an I/O error is the system's, anything else the config's.
 pub fn render_error(e: RenderError) -> Fatal {
     match e {

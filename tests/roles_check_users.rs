@@ -1,0 +1,58 @@
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+//! `check` refuses what `run` would refuse: a service user unknown on this system is reported with
+//! the role file, and exit 78, before anything is started.
+
+mod common;
+
+use std::process::Command;
+
+#[test]
+fn check_reports_a_service_user_unknown_to_this_system() {
+    let dir = tempfile::tempdir().unwrap();
+    let roles = dir.path().join("roles");
+    let templates = dir.path().join("templates");
+    std::fs::create_dir_all(&roles).unwrap();
+    std::fs::create_dir_all(&templates).unwrap();
+    let role = roles.join("tool.yaml");
+    std::fs::write(
+        &role,
+        "services:\n  tool:\n    command: [\"/bin/true\"]\n    user: no-such-user-sparkvisor\n",
+    )
+    .unwrap();
+    let check = |user_known: bool| {
+        if user_known {
+            std::fs::write(
+                &role,
+                "services:\n  tool:\n    command: [\"/bin/true\"]\n    user: \"0\"\n",
+            )
+            .unwrap();
+        }
+        Command::new(common::bin())
+            .args(["check", "--role", "tool"])
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("SPARKVISOR_ROLES", &roles)
+            .env("SPARKVISOR_TEMPLATES", &templates)
+            .env("SPARKVISOR_HOSTNAME", "node1")
+            .output()
+            .unwrap()
+    };
+    let out = check(false);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{err}");
+    assert!(err.contains("tool.yaml"), "{err}");
+    assert!(err.contains("no-such-user-sparkvisor"), "{err}");
+
+    let out = check(true);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
