@@ -83,7 +83,7 @@ pub fn check(role: Option<String>) -> Result<i32, Fatal> {
             problems
                 .0
                 .into_iter()
-                .filter(|p| !p.message.starts_with("no role"))
+                .filter(|p| p.message != crate::config::runtime::NO_ROLE)
                 .collect(),
         )),
     }

@@ -56,3 +56,35 @@ fn check_reports_a_service_user_unknown_to_this_system() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A role named by the environment that has no definition is an error for `check` too (only "no
+/// role at all" is tolerated, for image builds).
+#[test]
+fn check_reports_a_role_without_a_definition() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |mode: Option<&str>| {
+        let mut c = Command::new(common::bin());
+        c.arg("check")
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("SPARKVISOR_ROLES", common::repo().join("roles"))
+            .env("SPARKVISOR_TEMPLATES", common::repo().join("templates"))
+            .env("SPARKVISOR_HOSTNAME", "node1")
+            .env("SPARKVISOR_CGROUP_ROOT", dir.path());
+        if let Some(mode) = mode {
+            c.env("SPARK_MODE", mode);
+        }
+        c.output().unwrap()
+    };
+    let out = run(Some("no-such-role"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{err}");
+    assert!(err.contains("no-such-role"), "{err}");
+    let out = run(None);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

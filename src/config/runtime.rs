@@ -198,14 +198,15 @@ pub fn resolve_role(
         // A file that did not parse may hold the role: its error says enough.
         None if !problems.is_empty() => Err(problems),
         None => {
-            problems.push(Diagnostic::new(
-                "config",
-                "no role: pass --role, set SPARKVISOR_ROLE or SPARK_MODE, give `role:` in the cluster file (SPARKVISOR_CONFIG), or provide a configmeta.json with node.role_id",
-            ));
+            problems.push(Diagnostic::new("config", NO_ROLE));
             Err(problems)
         }
     }
 }
+
+/// The problem reported when no source names a role. `check` tolerates exactly this one (an image
+/// build validates roles with no role injected); compare whole messages, never prefixes.
+pub const NO_ROLE: &str = "no role: pass --role, set SPARKVISOR_ROLE or SPARK_MODE, give `role:` in the cluster file (SPARKVISOR_CONFIG), or provide a configmeta.json with node.role_id";
 
 fn pick_role(
     inputs: &Inputs,
