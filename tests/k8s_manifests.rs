@@ -347,9 +347,15 @@ fn the_agent_resolves_the_configmap_cluster_file() {
     let file = dir.path().join("cluster.yaml");
     std::fs::write(&file, cm["data"]["cluster.yaml"].as_str().unwrap()).unwrap();
     let file = file.to_str().unwrap();
+    // `check` validates service users against this system's /etc/passwd, as `run` would; the
+    // image's `spark` user does not exist on the test host, so name one that does.
     let (code, _, err) = sparkvisor(
         &["check"],
-        &[("SPARKVISOR_CONFIG", file), ("SPARK_MODE", "worker")],
+        &[
+            ("SPARKVISOR_CONFIG", file),
+            ("SPARK_MODE", "worker"),
+            ("SPARK_DAEMON_USER", "root"),
+        ],
     );
     assert_eq!(
         code, 0,
