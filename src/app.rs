@@ -27,6 +27,13 @@ pub fn run(role: Option<String>, command: Vec<OsString>) -> Result<i32, Fatal> {
     let users = crate::users::UserDb::system();
     let prepared = prepare_role(&env, role.as_deref(), &users)?;
     crate::render::write_files(&prepared.files, None).map_err(crate::node::render_error)?;
+    let data_owner = prepared
+        .config
+        .settings
+        .get("spark.user")
+        .and_then(|u| crate::users::resolve_user(&u.value, None, None, &users).ok())
+        .map(|ids| (ids.uid, ids.gid));
+    crate::datadirs::prepare(&prepared.config, data_owner)?;
 
     let service_caps: Vec<&str> = prepared
         .defs
@@ -248,18 +255,24 @@ fn shutdown_grace(env: &BTreeMap<String, String>) -> Result<std::time::Duration,
 }
 
 /// The environment every service starts from: the container's, without sparkvisor's own variables
-/// (`SPARKVISOR_*`), `<NAME>_FILE` pointers and any variable holding a resolved secret; plus
-/// `SPARK_HOME`/`SPARK_CONF_DIR` from the resolved settings. A service's `environment` wins over it.
+/// (`SPARKVISOR_*`), the `<NAME>_FILE` pointers sparkvisor itself consumed (only those: other
+/// `*_FILE` variables such as `AWS_WEB_IDENTITY_TOKEN_FILE` are the services' and pass unchanged)
+/// and any variable holding a resolved secret; plus `SPARK_HOME`/`SPARK_CONF_DIR` from the resolved
+/// settings. A service's `environment` wins over it.
 fn service_base_env(
     env: &BTreeMap<String, String>,
     config: &crate::config::ResolvedConfig,
 ) -> Vec<(OsString, OsString)> {
     let secrets: Vec<&str> = config.secrets.values().map(|s| s.expose()).collect();
+    let consumed: Vec<String> = crate::config::env::file_capable_names()
+        .iter()
+        .map(|name| format!("{name}_FILE"))
+        .collect();
     let mut out: BTreeMap<String, String> = env
         .iter()
         .filter(|(k, v)| {
             !k.starts_with("SPARKVISOR_")
-                && !k.ends_with("_FILE")
+                && !consumed.contains(k)
                 && !secrets.iter().any(|s| !s.is_empty() && *s == v.as_str())
         })
         .map(|(k, v)| (k.clone(), v.clone()))

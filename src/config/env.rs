@@ -24,6 +24,14 @@ pub const SETTING_VARS: &[(&str, &str)] = &[
     ("SPARK_WORKER_MEMORY", "spark.worker_memory"),
     ("SPARK_DAEMON_MEMORY", "spark.daemon_memory"),
     ("SPARKVISOR_CPU_OVERCOMMIT", "sizing_policy.cpu_overcommit"),
+    // Merged after sparkvisor's own JVM options in spark-env.sh (a later -D/-XX wins).
+    ("SPARK_DAEMON_JAVA_OPTS", "spark.daemon_java_opts"),
+    ("SPARK_METRICS_ENABLED", "spark.metrics_enabled"),
+    ("SPARK_EVENT_LOG_ENABLED", "spark.event_log_enabled"),
+    ("SPARK_EVENT_LOG_DIR", "spark.event_log_dir"),
+    ("SPARK_CONNECT_PORT", "connect.port"),
+    ("SPARK_THRIFT_PORT", "thrift.port"),
+    ("SPARKVISOR_INIT_DIR", "init.dir"),
 ];
 
 /// Role variables, lowest precedence first.

@@ -8,6 +8,8 @@
 
 use std::collections::BTreeMap;
 
+mod features;
+
 use crate::config::cluster_file::{self, locate_key, ClusterFile, Scalar, Settings};
 use crate::config::configmeta::{self, ConfigMeta};
 use crate::config::env as vars;
@@ -656,7 +658,8 @@ fn derive_settings(
     };
     layers.fill("spark.work_dir", format!("{base}/work"), source.clone());
     layers.fill("spark.local_dirs", format!("{base}/local"), source.clone());
-    layers.fill("spark.log_dir", format!("{base}/logs"), source);
+    layers.fill("spark.log_dir", format!("{base}/logs"), source.clone());
+    features::derive(layers, base, source);
 }
 
 /// A key `a.b` and a key `a.b.c` cannot both exist: templates see `a.b` as a value and a map at once.
@@ -745,6 +748,7 @@ fn resolve_conf_and_secrets(
             set_prop(&mut secrets, key, value, origin, problems);
         }
     }
+    features::expand(&mut conf, layers);
     bitnami_rules(&mut conf, &secrets, layers, problems);
     let conf = conf
         .into_iter()

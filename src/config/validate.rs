@@ -118,12 +118,16 @@ pub fn check_setting_value(key: &str, value: &str) -> Result<(), String> {
         "spark.master_port"
         | "spark.master_webui_port"
         | "spark.worker_webui_port"
-        | "spark.worker_port" => units::parse_port(value).map(drop),
+        | "spark.worker_port"
+        | "connect.port"
+        | "thrift.port" => units::parse_port(value).map(drop),
+        "spark.metrics_enabled" | "spark.event_log_enabled" => units::parse_bool(value).map(drop),
         "spark.master_host" | "spark.public_dns" | "spark.local_hostname" | "spark.local_ip" => {
             check_host(value)
         }
         "spark.master_url" => check_master_url(value),
-        "spark.home" | "spark.conf_dir" | "spark.work_dir" | "spark.log_dir" => check_path(value),
+        "spark.home" | "spark.conf_dir" | "spark.work_dir" | "spark.log_dir"
+        | "spark.event_log_dir" | "init.dir" => check_path(value),
         "spark.local_dirs" => value.split(',').try_for_each(check_path),
         "spark.user" => {
             if !value.is_empty()
@@ -149,10 +153,19 @@ pub fn check_setting_value(key: &str, value: &str) -> Result<(), String> {
     }
 }
 
-/// `spark://host:port[,host:port...]`.
+/// A master URL as `spark-submit --master` takes it: `spark://host:port[,host:port...]` (checked
+/// strictly: workers and drivers connect to it), `local`, `local[N]`, `local[*]`, `local[N,F]`,
+/// `local[*,F]`, `local-cluster[N,C,M]`, `yarn`, `k8s://URL` (Zeppelin's `SPARK_MASTER` and the
+/// `connect` role take these).
 pub fn check_master_url(url: &str) -> Result<(), String> {
-    let bad = || format!("invalid master URL {url:?}: expected spark://HOST:PORT[,HOST2:PORT2]");
-    let rest = url.strip_prefix("spark://").ok_or_else(bad)?;
+    let bad = || {
+        format!(
+            "invalid master URL {url:?}: expected spark://HOST:PORT[,HOST2:PORT2], local, local[N], local[*], local[N,F], local-cluster[N,C,M], yarn or k8s://URL"
+        )
+    };
+    let Some(rest) = url.strip_prefix("spark://") else {
+        return if other_master_ok(url) { Ok(()) } else { Err(bad()) };
+    };
     for hostport in rest.split(',') {
         let (host, port) = hostport.rsplit_once(':').ok_or_else(bad)?;
         if !valid_host(host) || units::parse_port(port).is_err() {
@@ -160,6 +173,32 @@ pub fn check_master_url(url: &str) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// The non-standalone master forms Spark accepts (see [`check_master_url`]).
+fn other_master_ok(url: &str) -> bool {
+    let count_or_star = |s: &str| s == "*" || s.parse::<u32>().is_ok_and(|n| n >= 1);
+    let bracketed = |prefix: &str| {
+        url.strip_prefix(prefix)
+            .and_then(|r| r.strip_prefix('['))
+            .and_then(|r| r.strip_suffix(']'))
+    };
+    if url == "local" || url == "yarn" {
+        return true;
+    }
+    if let Some(inner) = bracketed("local") {
+        let mut parts = inner.split(',');
+        let threads = parts.next().is_some_and(count_or_star);
+        let failures = parts.next().is_none_or(|f| f.parse::<u32>().is_ok());
+        return threads && failures && parts.next().is_none();
+    }
+    if let Some(inner) = bracketed("local-cluster") {
+        let parts: Vec<&str> = inner.split(',').collect();
+        return parts.len() == 3 && parts.iter().all(|p| p.trim().parse::<u32>().is_ok());
+    }
+    url.strip_prefix("k8s://").is_some_and(|r| {
+        !r.is_empty() && !r.contains(|c: char| c.is_whitespace() || c.is_control())
+    })
 }
 
 #[cfg(test)]
@@ -183,6 +222,12 @@ mod tests {
         assert!(check_master_url("spark://m1").is_err());
         assert!(check_master_url("http://m1:7077").is_err());
         assert!(check_master_url("spark://m 1:7077").is_err());
+        for ok in ["local", "local[*]", "local[4]", "local[2,3]", "local[*,2]", "yarn", "local-cluster[2,1,1024]", "k8s://https://api:6443"] {
+            assert!(check_master_url(ok).is_ok(), "{ok}");
+        }
+        for bad in ["local[]", "local[0]", "local[x]", "local[2", "local[1,2,3]", "k8s://", "mesos", "local[*] x"] {
+            assert!(check_master_url(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

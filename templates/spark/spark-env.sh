@@ -1,6 +1,8 @@
 {#- Spark sources this file with `set -a`, AFTER the container's environment: every line here wins
     over a variable the user set. So it holds only what sparkvisor resolved (an explicit user value is
-    already in the resolved config, with source env). Every value is single-quoted by the renderer. #}# Rendered by sparkvisor for role {{ role }} on every start: edit the role's settings, not this file.
+    already in the resolved config, with source env; the user's SPARK_DAEMON_JAVA_OPTS is the setting
+    spark.daemon_java_opts, appended after ours so the user's flags win). Every value is
+    single-quoted by the renderer. #}# Rendered by sparkvisor for role {{ role }} on every start: edit the role's settings, not this file.
 SPARK_HOME={{ spark.home }}
 SPARK_CONF_DIR={{ spark.conf_dir }}
 SPARK_MASTER_HOST={{ spark.master_host }}
@@ -21,5 +23,13 @@ SPARK_DAEMON_MEMORY={{ sizing.daemon_memory_mb }}m
 {%- set jvm_opts = jvm_opts ~ " " ~ settings["spark.daemon_java_opts"] %}
 {%- endif %}
 SPARK_DAEMON_JAVA_OPTS={{ jvm_opts }}
+{%- elif settings["spark.daemon_java_opts"] %}
+SPARK_DAEMON_JAVA_OPTS={{ settings["spark.daemon_java_opts"] }}
+{%- endif %}
+{%- if settings["spark.worker_port"] %}
+SPARK_WORKER_PORT={{ settings["spark.worker_port"] }}
+{%- endif %}
+{%- if settings["spark.local_ip"] %}
+SPARK_LOCAL_IP={{ settings["spark.local_ip"] }}
 {%- endif %}
 SPARK_NO_DAEMONIZE=1
