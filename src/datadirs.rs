@@ -59,8 +59,19 @@ fn create(dir: &Path, owner: Option<(u32, u32)>) -> std::io::Result<()> {
     if dir.is_dir() {
         return Ok(());
     }
-    if let Some(parent) = dir.parent() {
-        std::fs::create_dir_all(parent)?;
+    // Missing parents (e.g. /data/spark on a fresh volume) are the service user's too, or Spark
+    // could not create its work and local directories next to ours.
+    let missing: Vec<&Path> = dir
+        .ancestors()
+        .skip(1)
+        .take_while(|p| !p.as_os_str().is_empty() && !p.exists())
+        .collect();
+    for parent in missing.into_iter().rev() {
+        match std::fs::DirBuilder::new().mode(0o755).create(parent) {
+            Ok(()) => chown(parent, owner)?,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
     }
     match std::fs::DirBuilder::new().mode(SHARED_DIR_MODE).create(dir) {
         Ok(()) => {}
@@ -70,18 +81,25 @@ fn create(dir: &Path, owner: Option<(u32, u32)>) -> std::io::Result<()> {
     }
     // The mode given to mkdir is masked by the umask; set it exactly.
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(SHARED_DIR_MODE))?;
-    if let Some((uid, gid)) = owner {
-        match std::os::unix::fs::chown(dir, Some(uid), Some(gid)) {
-            Ok(()) => {}
-            // Not root: the directory is the agent's own, which is the service user's too.
-            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
-                log::debug!("{}: not changing its owner: {e}", dir.display());
-            }
-            Err(e) => return Err(e),
-        }
-    }
+    chown(dir, owner)?;
     log::info!("created {} (mode 1777)", dir.display());
     Ok(())
+}
+
+/// Gives a directory the agent just created to `owner`, when the agent may (as root).
+fn chown(dir: &Path, owner: Option<(u32, u32)>) -> std::io::Result<()> {
+    let Some((uid, gid)) = owner else {
+        return Ok(());
+    };
+    match std::os::unix::fs::chown(dir, Some(uid), Some(gid)) {
+        Ok(()) => Ok(()),
+        // Not root: the directory is the agent's own, which is the service user's too.
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            log::debug!("{}: not changing its owner: {e}", dir.display());
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
 }
 
 #[cfg(test)]

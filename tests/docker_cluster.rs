@@ -173,6 +173,25 @@ fn cluster_forms_runs_jobs_and_recovers() {
     );
     run_pi_job(&notebook, &env, &master_ip);
 
+    // 3b. Event logging is on for the whole cluster (SPARK_EVENT_LOG_ENABLED on every node): the
+    //     compose file's history server lists the finished pi job.
+    let history_ip = container_ip(&project.container("spark-history"));
+    wait_for(
+        "the pi job in the history server",
+        Duration::from_secs(180),
+        || {
+            let apps = http_json(&history_ip, 18080, "/api/v1/applications")?;
+            let listed = apps.as_array().into_iter().flatten().any(|a| {
+                a["name"] == "sparkvisor-pi" && a["attempts"][0]["completed"] == true
+            });
+            if listed {
+                Ok(())
+            } else {
+                Err(format!("{apps}"))
+            }
+        },
+    );
+
     // 4. kill -9 of the worker JVM: sparkvisor restarts it, it registers again, the restart counts.
     let before = agent_status(&worker1).unwrap();
     let svc = service(&before, "spark-worker")

@@ -134,6 +134,8 @@ pub fn sample_config(role: &LoadedRole) -> ResolvedConfig {
         ("spark.work_dir", "/data/work"),
         ("spark.local_dirs", "/data/local"),
         ("spark.log_dir", "/opt/spark/logs"),
+        ("spark.event_log_dir", "/data/spark/events"),
+        ("history.log_dir", "file:/data/spark/events"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), sample(v)))

@@ -288,7 +288,8 @@ impl Project {
             .arg(&self.file)
             .env("SPARKVISOR_IMAGE", &self.image)
             .env("SPARK_MASTER_UI_PORT", "0")
-            .env("NOTEBOOK_PORT", "0");
+            .env("NOTEBOOK_PORT", "0")
+            .env("SPARK_HISTORY_UI_PORT", "0");
         cmd
     }
 
@@ -321,6 +322,7 @@ impl Drop for Project {
                 "spark-worker-1",
                 "spark-worker-2",
                 "notebook",
+                "spark-history",
             ] {
                 eprintln!("---- logs of {s} ({}):\n{}", self.name, self.logs(s));
             }
