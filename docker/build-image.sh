@@ -19,6 +19,8 @@ base="${SPARKVISOR_BASE_IMAGE:-sparkvisor-base:bookworm}"
 wheels_mode="${SPARKVISOR_WHEELS:-auto}"
 pyspark_version="$(sed -n 's/^ARG PYSPARK_VERSION=//p' docker/Dockerfile)"
 notebook_version="$(sed -n 's/^ARG NOTEBOOK_VERSION=//p' docker/Dockerfile)"
+# name==version words (the Spark Connect client's dependencies).
+read -r -a connect_deps <<<"$(sed -n 's/^ARG CONNECT_DEPS="\(.*\)"$/\1/p' docker/Dockerfile)"
 base_args=()
 [ "${1:-}" = "--rebuild-base" ] && base_args+=(--rebuild)
 
@@ -44,7 +46,12 @@ base_python="$(docker run --rm --entrypoint python3 "$base" -c 'import platform;
 wheels="target/docker/wheels-py$base_python"
 mkdir -p "$wheels"
 have_wheels() {
-    ls "$wheels"/pyspark-"$pyspark_version"-*.whl "$wheels"/notebook-"$notebook_version"-*.whl >/dev/null 2>&1
+    ls "$wheels"/pyspark-"$pyspark_version"-*.whl "$wheels"/notebook-"$notebook_version"-*.whl >/dev/null 2>&1 || return 1
+    local dep name
+    for dep in "${connect_deps[@]}"; do
+        name="${dep%%==*}"
+        ls "$wheels"/"${name//-/_}"-"${dep#*==}"-*.whl >/dev/null 2>&1 || return 1
+    done
 }
 pip_no_index=
 if [ "$wheels_mode" = auto ]; then
@@ -52,11 +59,12 @@ if [ "$wheels_mode" = auto ]; then
         echo "build-image: building wheelhouse for Python $base_python (pyspark $pyspark_version, notebook $notebook_version)"
         # pyspark is published as an sdist only: build its wheel here (pure Python, no deps pulled),
         # then download binary wheels of everything else for the base's interpreter.
-        python3 -m pip wheel --quiet --no-deps --wheel-dir "$wheels" "pyspark==$pyspark_version" || true
+        ls "$wheels"/pyspark-"$pyspark_version"-*.whl >/dev/null 2>&1 ||
+            python3 -m pip wheel --quiet --no-deps --wheel-dir "$wheels" "pyspark==$pyspark_version" || true
         python3 -m pip download --quiet --dest "$wheels" --only-binary=:all: \
             --python-version "$base_python" --implementation cp --abi "cp$(echo "$base_python" | cut -d. -f1,2 | tr -d .)" \
             --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 --platform any \
-            "py4j" "notebook==$notebook_version" || rm -f "$wheels"/notebook-*.whl
+            "py4j" "notebook==$notebook_version" "${connect_deps[@]}" || rm -f "$wheels"/notebook-*.whl
     fi
     if have_wheels; then
         pip_no_index=1

@@ -97,7 +97,10 @@ fn names_with<'a>(metrics: &'a Value, parts: &[&str]) -> Vec<&'a String> {
 /// The text between `=====BEGIN path` and `=====END path` in a driver's output.
 fn section<'a>(out: &'a str, path: &str) -> &'a str {
     let begin = format!("=====BEGIN {path}\n");
-    let start = out.find(&begin).unwrap_or_else(|| panic!("no {path} in:\n{out}")) + begin.len();
+    let start = out
+        .find(&begin)
+        .unwrap_or_else(|| panic!("no {path} in:\n{out}"))
+        + begin.len();
     let end = out[start..].find(&format!("=====END {path}")).unwrap();
     &out[start..start + end]
 }
@@ -218,7 +221,9 @@ fn settings_metrics_and_history_server() {
     let cmdline = proc_fields(&master.name, "deploy.master.Master", "cmdline");
     assert!(
         cmdline.iter().any(|a| a == "-Dsparkvisor.test.marker=kept")
-            && cmdline.iter().any(|a| a == "-Dspark.deploy.spreadOut=false"),
+            && cmdline
+                .iter()
+                .any(|a| a == "-Dspark.deploy.spreadOut=false"),
         "user's SPARK_DAEMON_JAVA_OPTS lost: {cmdline:?}"
     );
     assert!(
@@ -295,9 +300,10 @@ fn settings_metrics_and_history_server() {
     // The history server (its log directory is the shared event log directory) lists the job.
     let apps = wait_for("the finished job in the history server", STARTUP, || {
         let apps = http_json(&history_ip, 18080, "/api/v1/applications")?;
-        let done = apps.as_array().into_iter().flatten().any(|a| {
-            a["name"] == "sparkvisor-metrics" && a["attempts"][0]["completed"] == true
-        });
+        let done =
+            apps.as_array().into_iter().flatten().any(|a| {
+                a["name"] == "sparkvisor-metrics" && a["attempts"][0]["completed"] == true
+            });
         if done {
             Ok(apps)
         } else {

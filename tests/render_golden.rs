@@ -58,6 +58,8 @@ fn built_in_roles_match_golden_files() {
         "notebook",
         "zeppelin",
         "all-in-one",
+        "connect",
+        "thriftserver",
     ] {
         assert!(
             names.iter().any(|n| n == expected),

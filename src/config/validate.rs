@@ -125,9 +125,15 @@ pub fn check_setting_value(key: &str, value: &str) -> Result<(), String> {
         "spark.master_host" | "spark.public_dns" | "spark.local_hostname" | "spark.local_ip" => {
             check_host(value)
         }
-        "spark.master_url" => check_master_url(value),
-        "spark.home" | "spark.conf_dir" | "spark.work_dir" | "spark.log_dir"
-        | "spark.event_log_dir" | "init.dir" => check_path(value),
+        "spark.master_url" | "spark.app_master" => check_master_url(value),
+        "spark.home"
+        | "spark.conf_dir"
+        | "spark.work_dir"
+        | "spark.log_dir"
+        | "spark.event_log_dir"
+        | "spark.warehouse_dir"
+        | "spark.metastore_dir"
+        | "init.dir" => check_path(value),
         "spark.local_dirs" => value.split(',').try_for_each(check_path),
         "spark.user" => {
             if !value.is_empty()
@@ -164,7 +170,11 @@ pub fn check_master_url(url: &str) -> Result<(), String> {
         )
     };
     let Some(rest) = url.strip_prefix("spark://") else {
-        return if other_master_ok(url) { Ok(()) } else { Err(bad()) };
+        return if other_master_ok(url) {
+            Ok(())
+        } else {
+            Err(bad())
+        };
     };
     for hostport in rest.split(',') {
         let (host, port) = hostport.rsplit_once(':').ok_or_else(bad)?;
@@ -222,10 +232,28 @@ mod tests {
         assert!(check_master_url("spark://m1").is_err());
         assert!(check_master_url("http://m1:7077").is_err());
         assert!(check_master_url("spark://m 1:7077").is_err());
-        for ok in ["local", "local[*]", "local[4]", "local[2,3]", "local[*,2]", "yarn", "local-cluster[2,1,1024]", "k8s://https://api:6443"] {
+        for ok in [
+            "local",
+            "local[*]",
+            "local[4]",
+            "local[2,3]",
+            "local[*,2]",
+            "yarn",
+            "local-cluster[2,1,1024]",
+            "k8s://https://api:6443",
+        ] {
             assert!(check_master_url(ok).is_ok(), "{ok}");
         }
-        for bad in ["local[]", "local[0]", "local[x]", "local[2", "local[1,2,3]", "k8s://", "mesos", "local[*] x"] {
+        for bad in [
+            "local[]",
+            "local[0]",
+            "local[x]",
+            "local[2",
+            "local[1,2,3]",
+            "k8s://",
+            "mesos",
+            "local[*] x",
+        ] {
             assert!(check_master_url(bad).is_err(), "{bad}");
         }
     }

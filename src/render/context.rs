@@ -136,6 +136,8 @@ pub fn sample_config(role: &LoadedRole) -> ResolvedConfig {
         ("spark.log_dir", "/opt/spark/logs"),
         ("spark.event_log_dir", "/data/spark/events"),
         ("history.log_dir", "file:/data/spark/events"),
+        ("spark.warehouse_dir", "/data/spark/warehouse"),
+        ("spark.metastore_dir", "/data/spark/metastore_db"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), sample(v)))

@@ -35,11 +35,48 @@ const METRICS: &[(&str, &str)] = &[
     ("spark.ui.prometheus.enabled", "true"),
 ];
 
-/// Derived settings: `spark.event_log_dir` = `{base}/events` (base is `/data/spark` when `/data`
-/// is a mount point, else `/tmp/spark`), and the history server's `history.log_dir` =
+/// Derived settings: `spark.event_log_dir` = `{base}/events`, `spark.warehouse_dir` =
+/// `{base}/warehouse` and `spark.metastore_dir` = `{base}/metastore_db` (the SQL warehouse and the
+/// embedded Derby metastore of the `thriftserver` role; base is `/data/spark` when `/data` is a
+/// mount point, else `/tmp/spark`), and the history server's `history.log_dir` =
 /// `file:{spark.event_log_dir}`, so drivers and the history server agree without configuration.
+///
+/// And `spark.app_master`, the master of the applications the `connect` and `thriftserver` roles
+/// run: `spark.master_url` when a master was configured (a master host, URL or peer given in any
+/// source); unset otherwise, and those roles then run `local[N]` with N the container's CPUs.
 pub(super) fn derive(layers: &mut Layers, base: &str, source: Source) {
-    layers.fill("spark.event_log_dir", format!("{base}/events"), source);
+    let derived_from = |key: &str| match layers.values.get(key).map(|(_, o)| &o.source) {
+        Some(Source::Derived { from }) => Some(from.clone()),
+        _ => None,
+    };
+    let own_host_only = derived_from("spark.master_url").is_some()
+        && derived_from("spark.master_host").as_deref() == Some("node.fqdn");
+    if !own_host_only {
+        if let Some(url) = layers.get("spark.master_url").map(str::to_string) {
+            layers.fill(
+                "spark.app_master",
+                url,
+                Source::Derived {
+                    from: "spark.master_url (a master is configured)".into(),
+                },
+            );
+        }
+    }
+    layers.fill(
+        "spark.event_log_dir",
+        format!("{base}/events"),
+        source.clone(),
+    );
+    layers.fill(
+        "spark.warehouse_dir",
+        format!("{base}/warehouse"),
+        source.clone(),
+    );
+    layers.fill(
+        "spark.metastore_dir",
+        format!("{base}/metastore_db"),
+        source,
+    );
     if let Some(dir) = layers.get("spark.event_log_dir").map(str::to_string) {
         layers.fill(
             "history.log_dir",
