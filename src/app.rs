@@ -224,6 +224,15 @@ fn prepare_role(
 ) -> Result<PreparedRole, Fatal> {
     let node = crate::node::resolve_node(cli_role, env)?;
     let (files, services) = node.render(&crate::config::role::templates_dir(env))?;
+    let scripts = crate::initscripts::find(&crate::initscripts::dir(&node.config))
+        .map_err(|d| Fatal::Config(d.into()))?;
+    let user = node
+        .config
+        .settings
+        .get("spark.user")
+        .map(|u| u.value.as_str());
+    let services = crate::initscripts::add_to(services, &scripts, user)
+        .map_err(|d| Fatal::Config(d.into()))?;
     let defs = node.service_defs(services, users)?;
     Ok(PreparedRole {
         config: node.config,

@@ -18,6 +18,7 @@ pub mod commands;
 pub mod config;
 pub mod datadirs;
 pub mod error;
+pub mod initscripts;
 pub mod inspect;
 pub mod logs;
 pub mod mountinfo;
