@@ -1,8 +1,8 @@
 # Installs what the tests, the benchmarks and the main job need, when missing. Sourced by scripts/*.
 # Debian packages: the peers we compare against (tini, which also ships tini-static; dumb-init;
 # supervisor), debootstrap for the base image, docker-compose for the cluster, curl/jq/procps/
-# libcap2-bin/iproute2 for the tests. PyPI: pyspark (Spark 4, needs Java 17)
-# and notebook (Jupyter). rustup: clippy, rustfmt and the musl target (static binary for images).
+# libcap2-bin/iproute2 for the tests. PyPI: pyspark (Spark 4, needs Java 17),
+# notebook (Jupyter) and prometheus_client (its parser checks Spark's Prometheus output). rustup: clippy, rustfmt and the musl target (static binary for images).
 
 apt_missing() {
   local missing=()
@@ -22,6 +22,10 @@ install_prereqs() {
   if ! python3 -c 'import pyspark, notebook' 2>/dev/null; then
     echo "== pip install pyspark notebook"
     python3 -m pip install -q 'pyspark>=4.0,<5' notebook
+  fi
+  if ! python3 -c 'import prometheus_client' 2>/dev/null; then
+    echo "== pip install prometheus_client"
+    python3 -m pip install -q prometheus_client
   fi
   rustup component add clippy rustfmt >/dev/null 2>&1 || true
   rustup target add x86_64-unknown-linux-musl >/dev/null 2>&1 || true
