@@ -97,6 +97,10 @@ pub fn add_to(
             "command": [script.to_string_lossy()],
             "user": user,
             "after": previous.iter().collect::<Vec<_>>(),
+            // A service without a probe counts as ready once exec'd; one whose probe never passes
+            // counts only when it has exited 0, which is when the next step may start. /bin/false
+            // runs once (the first attempt) and then hourly at most while the script runs.
+            "ready": { "exec": ["/bin/false"], "interval": "1h", "timeout": "1s", "threshold": 1 },
             "restart": "never",
             "critical": true,
             "stop": { "signal": "TERM", "grace": "3s" },
@@ -185,6 +189,10 @@ mod tests {
         assert_eq!(second.after, ["init-01-10-setup-data.sh"]);
         assert_eq!(second.restart, crate::config::role::RestartPolicy::Never);
         assert!(second.critical);
+        assert!(
+            second.ready.is_some(),
+            "ready only by exiting 0, never by being exec'd"
+        );
         assert_eq!(second.user.as_deref(), Some("spark"));
         assert_eq!(all["spark-master"].after, ["init-02-20-b"]);
         let none = add_to(BTreeMap::new(), &[], None).unwrap();
