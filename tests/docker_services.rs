@@ -119,7 +119,16 @@ fn proc_fields(container: &str, pattern: &str, file: &str) -> Vec<String> {
             Ok(pids)
         }
     });
-    let (_, out, _) = exec(container, &["cat", &format!("/proc/{}/{file}", pids[0])]);
+    // As the service's user: root in the container lacks CAP_SYS_PTRACE, which reading another
+    // user's environ needs.
+    let out = docker(&[
+        "exec",
+        "-u",
+        "spark",
+        container,
+        "cat",
+        &format!("/proc/{}/{file}", pids[0]),
+    ]);
     out.split('\0').map(str::to_string).collect()
 }
 
