@@ -17,7 +17,13 @@ SPARK_LOG_DIR={{ spark.log_dir }}
 {%- if sizing %}
 SPARK_WORKER_CORES={{ sizing.worker_cores }}
 SPARK_WORKER_MEMORY={{ sizing.worker_memory_mb }}m
+{%- if settings["spark.daemon_is_driver"] and not settings["spark.daemon_memory"] %}
+{#- spark-submit gives the Connect and Thrift servers (drivers) SPARK_DAEMON_MEMORY as their heap,
+    not --driver-memory: theirs is the heap sizing leaves for work, not a daemon's small one. #}
+SPARK_DAEMON_MEMORY={{ sizing.worker_memory_mb }}m
+{%- else %}
 SPARK_DAEMON_MEMORY={{ sizing.daemon_memory_mb }}m
+{%- endif %}
 {%- set jvm_opts = "-XX:ActiveProcessorCount=" ~ sizing.cpus %}
 {%- if settings["spark.daemon_java_opts"] %}
 {%- set jvm_opts = jvm_opts ~ " " ~ settings["spark.daemon_java_opts"] %}
