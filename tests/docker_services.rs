@@ -396,13 +396,13 @@ fn check_metrics_and_history(
         .count();
     assert!(on_workers > 0, "no executor metrics: {executors}");
 
-    let m = scrape(master_ip, 8080, "/metrics/master/prometheus");
+    let m = scrape(master_ip, 8080, "/metrics/master/prometheus/");
     assert_eq!(
         m["metrics_master_aliveWorkers_Value"][0][1], 1.0,
         "master metrics: {m}"
     );
-    scrape(master_ip, 8080, "/metrics/applications/prometheus");
-    let w = scrape(worker_ip, 8081, "/metrics/prometheus");
+    scrape(master_ip, 8080, "/metrics/applications/prometheus/");
+    let w = scrape(worker_ip, 8081, "/metrics/prometheus/");
     assert!(
         !names_with(&w, &["metrics_worker_"]).is_empty() && !names_with(&w, &["jvm"]).is_empty(),
         "worker metrics: {w}"
