@@ -1029,11 +1029,14 @@ fn has_process(s: &ServiceState) -> bool {
     matches!(s.phase, Phase::Starting | Phase::Running | Phase::Stopping)
 }
 
-/// `exit 3` / `signal 9` for logs.
+/// `exit code 3` / `killed by signal 36 (RTMIN+2)` for logs.
 pub fn describe(end: ProcessEnd) -> String {
     match end {
         ProcessEnd::Exited(c) => format!("exit code {c}"),
-        ProcessEnd::Signaled(s) => format!("killed by signal {s}"),
+        ProcessEnd::Signaled(s) => match crate::sys::signals::short_signal_name(s) {
+            Some(name) => format!("killed by signal {s} ({name})"),
+            None => format!("killed by signal {s}"),
+        },
     }
 }
 
