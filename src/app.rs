@@ -24,6 +24,7 @@ pub fn run(role: Option<String>, command: Vec<OsString>) -> Result<i32, Fatal> {
     })?;
     let env = crate::node::process_env();
     init_logging(&env);
+    crate::sys::thread::install_panic_hook();
     let users = crate::users::UserDb::system();
     let prepared = prepare_role(&env, role.as_deref(), &users)?;
     crate::render::write_files(&prepared.files, None).map_err(crate::node::render_error)?;
@@ -109,11 +110,15 @@ pub fn run(role: Option<String>, command: Vec<OsString>) -> Result<i32, Fatal> {
     .map(std::path::PathBuf::from)
     .collect();
     let watch_tx = tx.clone();
-    if let Err(e) = crate::sys::watch::watch_files(&watched, move |path| {
-        watch_tx
-            .send(crate::supervisor::Msg::ConfigChanged(path.to_path_buf()))
-            .is_ok()
-    }) {
+    if let Err(e) = crate::sys::watch::watch_files(
+        &watched,
+        move |path| {
+            watch_tx
+                .send(crate::supervisor::Msg::ConfigChanged(path.to_path_buf()))
+                .is_ok()
+        },
+        host::on_death(tx.clone()),
+    ) {
         log::warn!("cannot watch the config files for changes (SIGHUP still reloads): {e}");
     }
     let base_env = service_base_env(&env, &prepared.config);

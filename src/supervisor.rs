@@ -18,6 +18,9 @@ use crate::config::role::{Probe, ServiceSpec};
 use crate::error::{exit_code, ProcessEnd};
 use crate::service::{self, Action, Event, Phase, Policy, ProbeKind, ServiceState, TimerKind};
 
+/// How often a shutdown after a dead thread reaps without a SIGCHLD.
+const REAP_TICK: Duration = Duration::from_millis(50);
+
 /// Signal numbers the loop gives a meaning to (the platform's, from [`crate::sys::signals`]).
 pub mod signo {
     use crate::sys::signals;
@@ -387,8 +390,11 @@ impl<S: Sys> Supervisor<S> {
                     Err(_) => Some(Msg::ThreadDied("every event sender is gone".into())),
                 },
             };
-            if let Some(msg) = msg {
-                self.handle(msg);
+            match msg {
+                Some(msg) => self.handle(msg),
+                // The dead thread may be the signal reader: SIGCHLD may never come again.
+                None if self.thread_died() => self.reap(),
+                None => {}
             }
             self.fire_timers();
             self.advance();
@@ -888,7 +894,16 @@ impl<S: Sys> Supervisor<S> {
             timer.into_iter().chain(probe)
         });
         let main = self.main.as_ref().and_then(|m| m.pid.and(m.kill_at));
-        services.chain(main).min()
+        let reap_tick = self.thread_died().then(|| self.sys.now() + REAP_TICK);
+        services.chain(main).chain(reap_tick).min()
+    }
+
+    /// A thread of the agent died: the shutdown then reaps on a [`REAP_TICK`] instead of waiting
+    /// for SIGCHLD (the only polling of the agent, and only on this failure path).
+    fn thread_died(&self) -> bool {
+        self.shutdown
+            .as_ref()
+            .is_some_and(|sd| matches!(sd.reason, Reason::Internal(_)))
     }
 
     /// Starts what can start, and during shutdown stops what can stop (reverse dependency order).

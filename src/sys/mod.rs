@@ -9,4 +9,5 @@ pub mod process;
 pub mod reaper;
 pub mod signals;
 pub mod spawn;
+pub mod thread;
 pub mod watch;
