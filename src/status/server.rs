@@ -311,9 +311,14 @@ pub fn serve(backend: Arc<dyn Backend>, opts: ServerOptions) -> Result<Server, S
         returned: back_rx,
         shared,
     };
-    let io_thread = spawn_status_thread("status-io", "status-io".into(), &io.shared.clone(), move || {
-        io.run();
-    })
+    let io_thread = spawn_status_thread(
+        "status-io",
+        "status-io".into(),
+        &io.shared.clone(),
+        move || {
+            io.run();
+        },
+    )
     .map_err(ServerError::Thread)?;
     Ok(Server {
         socket: opts.socket,

@@ -156,7 +156,7 @@ impl Sys for HostSys {
         ))
         .map(|s| s.pid)
         .map_err(|e| {
-            eprintln!("sparkvisor: {e}");
+            crate::errln!("sparkvisor: {e}");
             ProcessEnd::Exited(e.exit_code())
         })
     }

@@ -227,7 +227,10 @@ pub fn watch_files(
             drop(fds);
             for watcher in &mut watchers {
                 let changed = watcher.take_changes().map_err(|e| {
-                    format!("reading inotify events for {}: {e}", watcher.path().display())
+                    format!(
+                        "reading inotify events for {}: {e}",
+                        watcher.path().display()
+                    )
                 })?;
                 if changed && !on_change(watcher.path()) {
                     return Ok(());
