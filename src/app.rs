@@ -25,8 +25,20 @@ pub fn run(role: Option<String>, command: Vec<OsString>) -> Result<i32, Fatal> {
     let env = crate::node::process_env();
     init_logging(&env);
     crate::sys::thread::install_panic_hook();
+    // TERM/INT during a start-up wait (SPARKVISOR_CONFIGMETA_WAIT, a FIFO as input) end it.
+    if let Err(e) = crate::sys::interrupt::arm() {
+        log::warn!("start-up waits cannot be interrupted by SIGTERM: {e}");
+    }
     let users = crate::users::UserDb::system();
-    let prepared = prepare_role(&env, role.as_deref(), &users)?;
+    let prepared = prepare_role(&env, role.as_deref(), &users);
+    if let Some(signo) = crate::sys::interrupt::stop_requested() {
+        log::info!(
+            "{} during start-up: nothing was started, exiting",
+            crate::sys::signals::signal_name(signo)
+        );
+        return Ok(crate::error::exit_code::OK);
+    }
+    let prepared = prepared?;
     crate::render::write_files(&prepared.files, None).map_err(crate::node::render_error)?;
 
     let service_caps: Vec<&str> = prepared
@@ -54,6 +66,8 @@ pub fn run(role: Option<String>, command: Vec<OsString>) -> Result<i32, Fatal> {
     }
 
     let (tx, rx) = std::sync::mpsc::channel();
+    // From here the signal thread reads TERM/INT (and wakes interruptible reads of a reload).
+    crate::sys::interrupt::disarm();
     host::spawn_signal_thread(tx.clone()).map_err(|source| Fatal::Sys {
         context: "starting the signal thread".into(),
         source,

@@ -247,6 +247,10 @@ pub fn spawn_signal_thread(tx: Sender<Msg>) -> std::io::Result<JoinHandle<()>> {
         on_death(died),
         move || loop {
             let sig = reader.next().map_err(|e| format!("reading signals: {e}"))?;
+            if sig == super::signo::TERM || sig == super::signo::INT {
+                // A reload blocked on a FIFO or a wait must not keep the supervisor from stopping.
+                crate::sys::interrupt::request_stop(sig);
+            }
             if tx.send(Msg::Signal(sig)).is_err() {
                 // The supervisor has finished: nobody is left to tell.
                 return Ok(());

@@ -2,6 +2,7 @@
 
 pub mod caps;
 pub mod host;
+pub mod interrupt;
 pub mod peercred;
 pub mod poll;
 pub mod privileges;

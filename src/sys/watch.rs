@@ -112,7 +112,8 @@ impl FileWatcher {
                     Some(left)
                 }
             };
-            super::poll::wait_readable(&[self.inotify.as_fd()], timeout)?;
+            // A stop (TERM/INT) ends the wait with `Interrupted` (see `super::interrupt`).
+            super::interrupt::wait_readable(self.inotify.as_fd(), timeout)?;
         }
     }
 
