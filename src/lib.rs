@@ -28,6 +28,7 @@ pub mod output;
 pub mod probe;
 pub mod render;
 pub mod resources;
+pub mod run_options;
 pub mod service;
 pub mod status;
 pub mod supervisor;

@@ -15,7 +15,7 @@ pub mod wire;
 
 use std::sync::mpsc::Receiver;
 
-pub use server::{serve, Server, ServerError, ServerOptions};
+pub use server::{parse_metrics_addr, serve, Server, ServerError, ServerOptions};
 
 /// What the status server asks of the agent. Implemented by the supervisor's handle: each call is a
 /// message to the one owner of service state and a wait for its answer, so the server never reads
