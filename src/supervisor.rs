@@ -133,7 +133,8 @@ pub enum Msg {
     Request(Request, Sender<Reply>),
     /// A watched input file (configmeta.json, the cluster file) was rewritten: reload as on SIGHUP.
     ConfigChanged(PathBuf),
-    /// A helper thread (signals, status socket) died: shut down with exit code 70.
+    /// A thread of the agent panicked, failed or ended (reported by
+    /// [`crate::sys::thread::spawn_critical`]): logged, every service stopped, exit code 70.
     ThreadDied(String),
 }
 
