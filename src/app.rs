@@ -43,10 +43,9 @@ pub fn run(role: Option<String>, command: Vec<OsString>) -> Result<i32, Fatal> {
     }
     let (options, prepared) = match (options, prepared) {
         (Ok(options), Ok(prepared)) => (options, prepared),
-        (Err(mut problems), Err(Fatal::Config(config))) => {
-            let mut all = config;
-            all.extend_unique(std::mem::take(&mut problems));
-            return Err(Fatal::Config(all));
+        (Err(problems), Err(Fatal::Config(mut config))) => {
+            config.extend_unique(problems);
+            return Err(Fatal::Config(config));
         }
         (Err(problems), _) => return Err(Fatal::Config(problems)),
         (Ok(_), Err(fatal)) => return Err(fatal),
