@@ -8,7 +8,6 @@
 # package|why|who needs it (cluster, test)
 PREREQS_APT=(
   "debootstrap|builds the base image sparkvisor-base:bookworm (docker/build-base-image.sh)|cluster test"
-  "python3-pip|builds the pyspark/notebook wheelhouse the image installs from (docker/build-image.sh)|cluster test"
   "curl|the tests talk to Spark's web UI and the status socket|test"
   "jq|the tests read JSON answers|test"
   "procps|ps/pgrep for the tests|test"
@@ -47,6 +46,11 @@ install_prereqs() {
     echo "   installing $name: $why"
     need+=("$name")
   done < <(prereqs_missing_apt "$purpose")
+  # pip: only when the python3 on PATH has none (e.g. a pyenv Python brings its own).
+  if ! python3 -m pip --version >/dev/null 2>&1 && ! dpkg -s python3-pip >/dev/null 2>&1; then
+    echo "   installing python3-pip: builds the pyspark/notebook wheelhouse the image installs from (docker/build-image.sh)"
+    need+=(python3-pip)
+  fi
   # Compose: only when the engine has no `docker compose` (v2) plugin.
   if command -v docker >/dev/null && ! docker compose version >/dev/null 2>&1 \
      && ! command -v docker-compose >/dev/null; then
