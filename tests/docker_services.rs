@@ -140,6 +140,8 @@ fn run_client(net: &str, image: &str, mounts: &[&str], cmd: &[&str]) -> (bool, S
         args.extend(["-v", m]);
     }
     args.push(image);
+    // `--`: tini's way to end the agent's own options, so the client's (beeline -u ...) stay its.
+    args.push("--");
     args.extend_from_slice(cmd);
     let out = run(Command::new("docker").args(&args));
     (
