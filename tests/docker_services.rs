@@ -455,9 +455,14 @@ fn check_connect(net: &str, image: &str, fixtures_mount: &str, connect: &Contain
     );
     // The server's application ran its tasks on the worker's executors.
     let ip = container_ip(&connect.name);
-    let apps = http_json(&ip, 4040, "/api/v1/applications").unwrap();
+    // Retried within a deadline: a loaded driver can be slower than one read timeout.
+    let apps = wait_for("the Connect server's REST API", STARTUP, || {
+        http_json(&ip, 4040, "/api/v1/applications")
+    });
     let id = apps[0]["id"].as_str().unwrap().to_string();
-    let executors = http_json(&ip, 4040, &format!("/api/v1/applications/{id}/executors")).unwrap();
+    let executors = wait_for("the Connect server's executors", STARTUP, || {
+        http_json(&ip, 4040, &format!("/api/v1/applications/{id}/executors"))
+    });
     let remote_tasks: u64 = executors
         .as_array()
         .unwrap()
