@@ -21,7 +21,7 @@ pub use escape::Format;
 pub use templates::Templates;
 pub use write::{write_files, RenderError, WriteReport};
 
-use crate::config::role::{locate, parse_octal, template_name_problem, LoadedRole, Probe};
+use crate::config::role::{locate, parse_octal, template_name_problem, LoadedRole, Probe, WaitFor};
 use crate::config::ServiceSpec;
 use crate::error::{Diagnostic, Diagnostics};
 
@@ -221,6 +221,18 @@ pub fn expand_services(
         service.working_dir = spec.working_dir.as_deref().map(&mut expand);
         service.ready = spec.ready.as_ref().map(|p| expand_probe(p, &mut expand));
         service.health = spec.health.as_ref().map(|p| expand_probe(p, &mut expand));
+        service.wait_for = spec.wait_for.as_ref().map(|w| WaitFor {
+            tcp: w.tcp.iter().map(|a| expand(a)).collect(),
+            ..w.clone()
+        });
+        if let Some(Err(e)) = service.wait_for.as_ref().map(WaitFor::endpoints) {
+            diags.push(diagnostic_in(
+                file,
+                Some(&anchor),
+                "wait_for",
+                format!("service {name}: {e}"),
+            ));
+        }
         out.insert(name.clone(), service);
     }
     diags.into_result(out)

@@ -7,6 +7,7 @@
 //! the loop waits with `recv_timeout(earliest deadline)`, or `recv()` when there is none, so an idle
 //! agent without probes wakes up zero times.
 
+mod gate;
 pub mod host;
 
 use std::collections::BTreeMap;
@@ -14,9 +15,12 @@ use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::config::role::{Probe, ServiceSpec};
+use crate::config::role::{Probe, ServiceSpec, WaitFor};
 use crate::error::{exit_code, ProcessEnd};
 use crate::service::{self, Action, Event, Phase, Policy, ProbeKind, ServiceState, TimerKind};
+
+use gate::Gate;
+pub use gate::{WaitOutcome, WaitTicket};
 
 /// Signal numbers the loop gives a meaning to (the platform's, from [`crate::sys::signals`]).
 pub mod signo {
@@ -103,6 +107,9 @@ pub trait Sys {
     fn spawn_probe(&mut self, def: &ServiceDef, argv: &[String]) -> Result<i32, ProcessEnd>;
     /// Starts a network (tcp/http) probe attempt that sends `Msg::ProbeResult` when done.
     fn start_network_probe(&mut self, probe: &Probe, ticket: ProbeTicket);
+    /// Starts waiting (off the supervisor thread) until one of `wait`'s endpoints answers or its
+    /// timeout passes; sends `Msg::RemoteWaited` then.
+    fn start_remote_wait(&mut self, wait: &WaitFor, ticket: WaitTicket);
     /// Sends `signo` to one process.
     fn signal_process(&mut self, pid: i32, signo: i32);
     /// Sends `signo` to a process group.
@@ -125,6 +132,13 @@ pub enum Msg {
         ticket: ProbeTicket,
         /// Passed?
         ok: bool,
+    },
+    /// A `wait_for` wait ended.
+    RemoteWaited {
+        /// Which wait.
+        ticket: WaitTicket,
+        /// What answered, after how long.
+        outcome: WaitOutcome,
     },
     /// An operator request; the answer goes to `reply`.
     Request(Request, Sender<Reply>),
@@ -279,6 +293,8 @@ struct Managed {
     started_wall: Option<SystemTime>,
     stop_sent: bool,
     probe: Option<ProbeRun>,
+    /// The `wait_for` gate.
+    gate: Gate,
     /// An operator sent SIGKILL to the current process (its SIGKILL death is then no OOM kill).
     operator_killed: bool,
     /// OOM kills attributed to it (see [`Supervisor::note_oom_kill`]).
@@ -340,6 +356,7 @@ impl<S: Sys> Supervisor<S> {
                     started_wall: None,
                     stop_sent: false,
                     probe: None,
+                    gate: Gate::default(),
                     operator_killed: false,
                     oom_kills: 0,
                 }
@@ -430,6 +447,7 @@ impl<S: Sys> Supervisor<S> {
             Msg::ConfigChanged(path) => self.reload(&format!("{} changed", path.display())),
             Msg::Signal(sig) => self.forward(sig),
             Msg::ProbeResult { ticket, ok } => self.probe_result(&ticket, ok),
+            Msg::RemoteWaited { ticket, outcome } => self.remote_waited(ticket, &outcome),
             Msg::Request(req, reply) => {
                 let answer = self.request(req);
                 // The requester may have gone away: nothing to do then.
@@ -902,6 +920,7 @@ impl<S: Sys> Supervisor<S> {
                         .get(i)
                         .is_some_and(|m| m.state.phase == Phase::Waiting)
                         && self.deps_ready(i)
+                        && self.remote_gate_open(i)
                     {
                         self.feed(i, Event::DependenciesReady);
                         progressed = true;

@@ -134,6 +134,32 @@ fn cluster_forms_runs_jobs_and_recovers() {
         "master totals: {json}"
     );
 
+    // Start order across containers (docs/ha.md): each worker's agent waited until the master's
+    // RPC port answered, so no worker paid Spark's registration retry.
+    for (service_name, _, _) in WORKERS {
+        let out =
+            run(std::process::Command::new("docker")
+                .args(["logs", &project.container(service_name)]));
+        let logs = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            logs.contains("spark-worker: spark-master:7077 answers after"),
+            "{service_name}: the agent did not wait for the master:\n{logs}"
+        );
+        for retry in [
+            "Failed to connect to master",
+            "Retrying connection to master",
+        ] {
+            assert!(
+                !logs.contains(retry),
+                "{service_name}: the worker paid Spark's registration retry ({retry}):\n{logs}"
+            );
+        }
+    }
+
     // 2. Least privilege: services run as spark with no capabilities and NoNewPrivs; the agent's
     //    bounding set is smaller than Docker's default one.
     let worker1 = project.container("spark-worker-1");

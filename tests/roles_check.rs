@@ -271,3 +271,11 @@ fn check_validates_the_injected_config_of_a_node_with_a_role() {
     assert_eq!(out.status.code(), Some(78), "{stderr}");
     assert!(stderr.contains("env SPARK_WORKER_CORES"), "{stderr}");
 }
+
+#[test]
+fn wait_for_without_a_port() {
+    assert_check_fails(
+        "wait-for-bad",
+        &[("bad.yaml", 5, "is not host:port[,host:port...] (no port)")],
+    );
+}

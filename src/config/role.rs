@@ -15,9 +15,11 @@ use crate::error::{Diagnostic, Diagnostics};
 
 mod names;
 mod validate;
+mod wait;
 
 pub use names::{capability_known, signal_known};
 pub use validate::{locate, parse_octal, template_name_problem};
+pub use wait::{endpoints_of, WaitFor};
 
 /// A role as written in its YAML file (before template expansion).
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -318,6 +320,9 @@ pub struct ServiceSpec {
     /// Start only when these services are ready.
     #[serde(default)]
     pub after: Vec<String>,
+    /// Before its first start (and a start after a stop), wait until a remote endpoint answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_for: Option<WaitFor>,
     /// Readiness probe; without one a service is ready once it has run for `okay_delay`.
     #[serde(default)]
     pub ready: Option<Probe>,

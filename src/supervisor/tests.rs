@@ -97,6 +97,15 @@ impl Sys for FakeSys {
         );
         self.0.borrow_mut().log.push(line);
     }
+    fn start_remote_wait(&mut self, wait: &WaitFor, ticket: WaitTicket) {
+        let line = format!(
+            "wait {} {} gen {}",
+            ticket.service,
+            wait.tcp.join(","),
+            ticket.generation
+        );
+        self.0.borrow_mut().log.push(line);
+    }
     fn signal_process(&mut self, pid: i32, signo: i32) {
         let line = format!("kill {} {signo}", self.name(pid));
         self.0.borrow_mut().log.push(line);
@@ -703,4 +712,94 @@ fn without_a_counter_oom_kills_are_unknown() {
     deliver(&mut s, Msg::Signal(signo::CHLD));
     assert_eq!(oom_kills(&s), vec![("a".into(), None)]);
     assert_eq!(s.snapshot().oom_kills_total, None);
+}
+
+fn waited(service: usize, generation: u64, reached: Option<&str>) -> Msg {
+    Msg::RemoteWaited {
+        ticket: WaitTicket {
+            service,
+            generation,
+        },
+        outcome: WaitOutcome {
+            reached: reached.map(str::to_string),
+            waited: Duration::from_millis(700),
+        },
+    }
+}
+
+#[test]
+fn wait_for_gates_the_first_start_until_the_remote_wait_reports() {
+    let sys = FakeSys::new();
+    let mut w = spec(&["a"]);
+    w.wait_for = Some(serde_yaml::from_str("tcp: [\"spark://m1:7077,m2:7077\"]").unwrap());
+    let mut s = supervisor(&sys, vec![def("a", spec(&[])), def("w", w)], None);
+    // Its `after` first (a has no probe: ready once exec'd), then the wait starts; w stays waiting.
+    assert_eq!(
+        sys.log(),
+        vec!["spawn a", "wait 1 spark://m1:7077,m2:7077 gen 1"]
+    );
+    assert_eq!(state(&s, "w").state, "waiting");
+    // Nothing polls meanwhile: no deadline while only the remote wait is pending.
+    assert_eq!(s.next_deadline(), None);
+    sys.clear();
+    deliver(&mut s, waited(1, 99, Some("m1:7077")));
+    assert!(
+        sys.log().is_empty(),
+        "a stale answer started it: {:?}",
+        sys.log()
+    );
+    deliver(&mut s, waited(1, 1, Some("m2:7077")));
+    assert_eq!(sys.log(), vec!["spawn w"]);
+    // A crash restarts through the backoff without waiting again.
+    sys.exit("w", ProcessEnd::Exited(1));
+    sys.clear();
+    deliver(&mut s, Msg::Signal(signo::CHLD));
+    sys.advance(Duration::from_secs(1));
+    tick(&mut s);
+    assert_eq!(sys.log(), vec!["spawn w"]);
+}
+
+#[test]
+fn a_wait_that_times_out_starts_the_service_anyway_and_a_stop_rearms_it() {
+    let sys = FakeSys::new();
+    let mut w = spec(&[]);
+    w.wait_for = Some(serde_yaml::from_str("tcp: [m:1]\ntimeout: 5s").unwrap());
+    let mut s = supervisor(&sys, vec![def("w", w)], None);
+    assert_eq!(sys.log(), vec!["wait 0 m:1 gen 1"]);
+    sys.clear();
+    deliver(&mut s, waited(0, 1, None));
+    assert_eq!(sys.log(), vec!["spawn w"]);
+    // Stopped and started by an operator: it waits again before the new start.
+    let (tx, _rx) = std::sync::mpsc::channel();
+    deliver(
+        &mut s,
+        Msg::Request(
+            Request::Control {
+                service: "w".into(),
+                action: Control::Stop,
+            },
+            tx.clone(),
+        ),
+    );
+    sys.exit("w", ProcessEnd::Signaled(15));
+    deliver(&mut s, Msg::Signal(signo::CHLD));
+    assert_eq!(state(&s, "w").state, "stopped");
+    sys.clear();
+    deliver(
+        &mut s,
+        Msg::Request(
+            Request::Control {
+                service: "w".into(),
+                action: Control::Start,
+            },
+            tx,
+        ),
+    );
+    assert_eq!(sys.log(), vec!["wait 0 m:1 gen 2"]);
+    // A shutdown while waiting stops it at once; the late answer starts nothing.
+    deliver(&mut s, Msg::Signal(signo::TERM));
+    sys.clear();
+    deliver(&mut s, waited(0, 2, Some("m:1")));
+    assert!(sys.log().is_empty(), "{:?}", sys.log());
+    assert_eq!(state(&s, "w").state, "stopped");
 }
