@@ -21,7 +21,9 @@ pub use escape::Format;
 pub use templates::Templates;
 pub use write::{write_files, RenderError, WriteReport};
 
-use crate::config::role::{locate, parse_octal, template_name_problem, LoadedRole, Probe, WaitFor};
+use crate::config::role::{
+    locate, parse_octal, template_name_problem, LoadedRole, OneOf, Probe, WaitFor,
+};
 use crate::config::ServiceSpec;
 use crate::error::{Diagnostic, Diagnostics};
 
@@ -241,10 +243,11 @@ pub fn expand_services(
 fn expand_probe(probe: &Probe, expand: &mut impl FnMut(&str) -> String) -> Probe {
     Probe {
         http: probe.http.as_deref().map(&mut *expand),
-        json: probe
-            .json
-            .as_ref()
-            .map(|m| m.iter().map(|(k, v)| (k.clone(), expand(v))).collect()),
+        json: probe.json.as_ref().map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), OneOf(v.0.iter().map(|x| expand(x)).collect())))
+                .collect()
+        }),
         tcp: probe.tcp.as_deref().map(&mut *expand),
         exec: probe
             .exec

@@ -14,10 +14,12 @@ use serde::{Deserialize, Deserializer, Serialize};
 use crate::error::{Diagnostic, Diagnostics};
 
 mod names;
+mod one_of;
 mod validate;
 mod wait;
 
 pub use names::{capability_known, signal_known};
+pub use one_of::OneOf;
 pub use validate::{locate, parse_octal, template_name_problem};
 pub use wait::{endpoints_of, WaitFor};
 
@@ -370,10 +372,10 @@ pub struct Probe {
     /// `GET` this URL (may use `{{ }}`); 2xx is success.
     #[serde(default)]
     pub http: Option<String>,
-    /// With `http`: the JSON body must have this top-level field equal to this string
-    /// (e.g. `{ status: ALIVE }` for the Spark master's `/json/`).
+    /// With `http`: the JSON body must have these top-level fields equal to this string, or to
+    /// one of a list (e.g. `{ status: [ALIVE, STANDBY] }` for the Spark master's `/json/`).
     #[serde(default)]
-    pub json: Option<BTreeMap<String, String>>,
+    pub json: Option<BTreeMap<String, OneOf>>,
     /// Connect to `host:port` (may use `{{ }}`).
     #[serde(default)]
     pub tcp: Option<String>,
