@@ -8,6 +8,7 @@ pub mod configmeta;
 pub mod env;
 pub mod inputs;
 pub mod model;
+pub mod recovery;
 pub mod role;
 pub mod runtime;
 pub mod units;

@@ -649,6 +649,19 @@ fn derive_settings(
         node.fqdn.value.clone(),
         derived("node.fqdn"),
     );
+    let zookeepers = peers
+        .get("zookeeper")
+        .map(|p| p.value.clone())
+        .unwrap_or_default();
+    let zk_port = layers
+        .get("zookeeper.client_port")
+        .unwrap_or("2181")
+        .to_string();
+    for (key, value, from) in
+        crate::config::recovery::derive(&zookeepers, &zk_port, inputs.data_mounted)
+    {
+        layers.fill(key, value, derived(from));
+    }
     let (base, source) = if inputs.data_mounted {
         ("/data/spark", derived("/data is a mount point"))
     } else {
