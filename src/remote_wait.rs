@@ -1,32 +1,44 @@
-//! The blocking side of `wait_for:` (see [`crate::config::role::WaitFor`]): connection rounds over
-//! every endpoint until one accepts a TCP connection or the timeout passes. It runs in its own
+//! The blocking side of `wait_for:` (see [`crate::config::role::WaitFor`]): rounds over every target
+//! until one answers (a TCP connect, or an HTTP GET through [`crate::probe`]) or the timeout passes. It runs in its own
 //! thread (started by the real [`crate::supervisor::Sys`]), never on the supervisor's.
 //!
 //! Names are resolved again each round: in Compose or Kubernetes a peer's name only resolves once
 //! its container or pod exists, which is exactly what is being waited for.
 
+use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
+use crate::config::role::{DurationSpec, OneOf, Probe, Target};
 use crate::supervisor::WaitOutcome;
 
 /// Longest single connection attempt: a silent (filtered) address must not hold up the others.
 const ATTEMPT: Duration = Duration::from_secs(1);
 
-/// Waits until one of `endpoints` (`host:port`) accepts a connection, trying them in turn every
+/// Waits until one of `targets` answers (with `json` for HTTP targets), trying them in turn every
 /// `interval`, for at most `timeout`.
-pub fn wait_any(endpoints: &[String], timeout: Duration, interval: Duration) -> WaitOutcome {
+pub fn wait_any(
+    targets: &[Target],
+    json: Option<&BTreeMap<String, OneOf>>,
+    timeout: Duration,
+    interval: Duration,
+) -> WaitOutcome {
     let started = Instant::now();
     let deadline = started + timeout;
     loop {
-        for endpoint in endpoints {
+        for target in targets {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 break;
             }
-            if answers(endpoint, left.min(ATTEMPT)) {
+            let limit = left.min(ATTEMPT);
+            let ok = match target {
+                Target::Tcp(endpoint) => answers(endpoint, limit),
+                Target::Http(url) => http_passes(url, json, limit),
+            };
+            if ok {
                 return WaitOutcome {
-                    reached: Some(endpoint.clone()),
+                    reached: Some(target.to_string()),
                     waited: started.elapsed(),
                 };
             }
@@ -39,6 +51,26 @@ pub fn wait_any(endpoints: &[String], timeout: Duration, interval: Duration) -> 
             };
         }
         std::thread::sleep(interval.min(left));
+    }
+}
+
+/// One HTTP attempt, as a readiness probe would make it.
+fn http_passes(url: &str, json: Option<&BTreeMap<String, OneOf>>, limit: Duration) -> bool {
+    let probe = Probe {
+        http: Some(url.to_string()),
+        json: json.cloned(),
+        tcp: None,
+        exec: None,
+        interval: DurationSpec(limit),
+        timeout: DurationSpec(limit),
+        threshold: 1,
+    };
+    match crate::probe::attempt(&probe) {
+        Ok(()) => true,
+        Err(e) => {
+            log::debug!("wait_for: {url}: {e}");
+            false
+        }
     }
 }
 
@@ -69,12 +101,13 @@ mod tests {
         let open = TcpListener::bind("127.0.0.1:0").unwrap();
         let open_addr = open.local_addr().unwrap().to_string();
         let endpoints = vec![
-            closed_addr,
-            "no-such-host.invalid:1".to_string(),
-            open_addr.clone(),
+            Target::Tcp(closed_addr),
+            Target::Tcp("no-such-host.invalid:1".to_string()),
+            Target::Tcp(open_addr.clone()),
         ];
         let out = wait_any(
             &endpoints,
+            None,
             Duration::from_secs(30),
             Duration::from_millis(50),
         );
@@ -94,7 +127,8 @@ mod tests {
             })
         });
         let out = wait_any(
-            &[addr.to_string()],
+            &[Target::Tcp(addr.to_string())],
+            None,
             Duration::from_secs(30),
             Duration::from_millis(50),
         );
@@ -110,11 +144,40 @@ mod tests {
         let addr = closed.local_addr().unwrap().to_string();
         drop(closed);
         let out = wait_any(
-            &[addr],
+            &[Target::Tcp(addr)],
+            None,
             Duration::from_millis(300),
             Duration::from_millis(50),
         );
         assert_eq!(out.reached, None);
         assert!(out.waited >= Duration::from_millis(300), "{out:?}");
+    }
+
+    #[test]
+    fn an_http_target_passes_only_with_the_wanted_json() {
+        use std::io::{Read, Write};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        // A master that is STANDBY for the first two requests, then ALIVE.
+        let server = std::thread::spawn(move || {
+            for status in ["STANDBY", "STANDBY", "ALIVE"] {
+                let (mut s, _) = listener.accept().unwrap();
+                let mut buf = [0u8; 1024];
+                let _ = s.read(&mut buf).unwrap();
+                let body = format!("{{\"status\":\"{status}\"}}");
+                s.write_all(format!("HTTP/1.0 200 OK\r\n\r\n{body}").as_bytes())
+                    .unwrap();
+            }
+        });
+        let json: BTreeMap<String, OneOf> = [("status".into(), "ALIVE".into())].into();
+        let url = format!("http://{addr}/json/");
+        let out = wait_any(
+            &[Target::Http(url.clone())],
+            Some(&json),
+            Duration::from_secs(30),
+            Duration::from_millis(20),
+        );
+        assert_eq!(out.reached, Some(url));
+        server.join().unwrap();
     }
 }

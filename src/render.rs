@@ -225,9 +225,10 @@ pub fn expand_services(
         service.health = spec.health.as_ref().map(|p| expand_probe(p, &mut expand));
         service.wait_for = spec.wait_for.as_ref().map(|w| WaitFor {
             tcp: w.tcp.iter().map(|a| expand(a)).collect(),
+            http: w.http.iter().map(|a| expand(a)).collect(),
             ..w.clone()
         });
-        if let Some(Err(e)) = service.wait_for.as_ref().map(WaitFor::endpoints) {
+        if let Some(Err(e)) = service.wait_for.as_ref().map(WaitFor::targets) {
             diags.push(diagnostic_in(
                 file,
                 Some(&anchor),

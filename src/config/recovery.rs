@@ -57,7 +57,11 @@ pub fn derive(
             ),
         ];
     }
-    vec![("spark.recovery_mode", "NONE".into(), "no zookeeper peers, no /data")]
+    vec![(
+        "spark.recovery_mode",
+        "NONE".into(),
+        "no zookeeper peers, no /data",
+    )]
 }
 
 /// Checks a `spark.recovery_mode` value.
@@ -81,7 +85,10 @@ mod tests {
     fn zookeeper_peers_win_then_the_data_volume() {
         let zk = derive(&["zk1".into(), "zk2:2182".into()], "2181", true);
         assert_eq!(zk[0].1, "ZOOKEEPER");
-        assert_eq!(zk[1], ("spark.zookeeper_url", "zk1:2181,zk2:2182".into(), zk[1].2));
+        assert_eq!(
+            zk[1],
+            ("spark.zookeeper_url", "zk1:2181,zk2:2182".into(), zk[1].2)
+        );
         let fs = derive(&[], "2181", true);
         assert_eq!(fs[0].1, "FILESYSTEM");
         assert_eq!(fs[1].1, RECOVERY_DIR);

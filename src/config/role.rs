@@ -21,7 +21,7 @@ mod wait;
 pub use names::{capability_known, signal_known};
 pub use one_of::OneOf;
 pub use validate::{locate, parse_octal, template_name_problem};
-pub use wait::{endpoints_of, WaitFor};
+pub use wait::{endpoints_of, Target, WaitFor};
 
 /// A role as written in its YAML file (before template expansion).
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]

@@ -649,6 +649,24 @@ fn derive_settings(
         node.fqdn.value.clone(),
         derived("node.fqdn"),
     );
+    // Every master's UI as `host:port[,host:port]` (the hosts of the master URL), for the worker's
+    // and notebook's `wait_for` on an ALIVE master (docs/ha.md).
+    let ui_port = layers
+        .get("spark.master_webui_port")
+        .unwrap_or("8080")
+        .to_string();
+    if let Ok(rpc) = crate::config::role::endpoints_of(layers.get("spark.master_url").unwrap_or(""))
+    {
+        let hosts: Vec<String> = rpc
+            .iter()
+            .filter_map(|e| e.rsplit_once(':').map(|(h, _)| format!("{h}:{ui_port}")))
+            .collect();
+        layers.fill(
+            "spark.master_ui_endpoints",
+            hosts.join(","),
+            derived("spark.master_url, spark.master_webui_port"),
+        );
+    }
     let zookeepers = peers
         .get("zookeeper")
         .map(|p| p.value.clone())

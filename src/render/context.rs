@@ -129,6 +129,8 @@ pub fn sample_config(role: &LoadedRole) -> ResolvedConfig {
         ("spark.master_webui_port", "8080"),
         ("spark.worker_webui_port", "8081"),
         ("spark.master_url", "spark://master-1.example:7077"),
+        ("spark.master_ui_endpoints", "master-1.example:8080"),
+        ("spark.recovery_mode", "NONE"),
         ("spark.public_dns", "node-1.example"),
         ("spark.local_hostname", "node-1.example"),
         ("spark.work_dir", "/data/work"),

@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use super::{Supervisor, Sys};
+use crate::config::role::WaitFor;
 use crate::service::Phase;
 
 /// Where a service's remote gate is.
@@ -63,7 +64,7 @@ impl<S: Sys> Supervisor<S> {
                 log::info!(
                     "{}: waiting for {} (at most {})",
                     m.def.name,
-                    wait.tcp.join(", "),
+                    wait.describe(),
                     wait.timeout
                 );
                 self.sys.start_remote_wait(
@@ -106,7 +107,7 @@ impl<S: Sys> Supervisor<S> {
                     .spec
                     .wait_for
                     .as_ref()
-                    .map(|w| w.tcp.join(", "))
+                    .map(WaitFor::describe)
                     .unwrap_or_default()
             ),
         }

@@ -202,13 +202,15 @@ impl Sys for HostSys {
     fn start_remote_wait(&mut self, wait: &WaitFor, ticket: WaitTicket) {
         let tx = self.tx.clone();
         // Validated when the role was expanded (`check` and `run` refuse bad endpoints).
-        let endpoints = wait.endpoints().unwrap_or_default();
+        let targets = wait.targets().unwrap_or_default();
+        let json = wait.json.clone();
         let (timeout, interval) = (wait.timeout.0, wait.interval.0);
         let started = std::thread::Builder::new()
             .name("wait-for".into())
             .stack_size(PROBE_STACK)
             .spawn(move || {
-                let outcome = crate::remote_wait::wait_any(&endpoints, timeout, interval);
+                let outcome =
+                    crate::remote_wait::wait_any(&targets, json.as_ref(), timeout, interval);
                 let _ = tx.send(Msg::RemoteWaited { ticket, outcome });
             });
         if let Err(e) = started {

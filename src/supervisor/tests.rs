@@ -101,7 +101,7 @@ impl Sys for FakeSys {
         let line = format!(
             "wait {} {} gen {}",
             ticket.service,
-            wait.tcp.join(","),
+            wait.describe(),
             ticket.generation
         );
         self.0.borrow_mut().log.push(line);

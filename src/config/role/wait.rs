@@ -2,14 +2,37 @@
 //!
 //! Why: `after:` orders services inside one container, but a Spark worker in its own container
 //! needs the master of another one. Started before the master listens, the worker logs "Failed to
-//! connect to master" and waits for Spark's own registration retry (a random 5-15 s). The gate opens
-//! as soon as ANY listed endpoint accepts a TCP connection (with several masters for HA, any one of
+//! connect to master" and waits for Spark's own registration retry (a random 5-15 s). A master whose
+//! RPC port is open is not enough either: until it has elected itself leader it answers a worker's
+//! registration with "in standby" and the worker again waits for the retry. So the built-in worker
+//! waits for a master UI's `/json/` saying `status: ALIVE`.
+//!
+//! The gate opens as soon as ANY listed endpoint answers (with several masters for HA, any one of
 //! them), or when `timeout` passes: the service then starts anyway (Spark retries by itself) and the
 //! agent logs that it gave up waiting.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
-use super::DurationSpec;
+use super::{DurationSpec, OneOf};
+
+/// One thing to try: a TCP connect, or an HTTP GET (2xx, and the JSON fields when given).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// `host:port`.
+    Tcp(String),
+    /// `http://host:port/path`.
+    Http(String),
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Tcp(a) | Target::Http(a) => f.write_str(a),
+        }
+    }
+}
 
 /// A service's `wait_for:` gate.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
@@ -18,7 +41,15 @@ pub struct WaitFor {
     /// Endpoints (each may use `{{ }}`); any one accepting a TCP connection opens the gate. An
     /// entry is `host:port`, or a URL whose authority lists several, as `spark.master_url` does
     /// (`spark://m1:7077,m2:7077`).
+    #[serde(default)]
     pub tcp: Vec<String>,
+    /// Or: `GET` these URLs (each may use `{{ }}`); an authority may list several hosts
+    /// (`http://m1:8080,m2:8080/json/`: one URL per host). 2xx passes, and `json` must match.
+    #[serde(default)]
+    pub http: Vec<String>,
+    /// With `http`: top-level JSON fields the body must have (a value or one of a list).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub json: Option<BTreeMap<String, OneOf>>,
     /// Start anyway after this long (logged as a warning).
     #[serde(default = "default_timeout")]
     pub timeout: DurationSpec,
@@ -35,16 +66,38 @@ fn default_interval() -> DurationSpec {
 }
 
 impl WaitFor {
-    /// Every `host:port` the entries name, in order; an error names the entry that is not one.
-    pub fn endpoints(&self) -> Result<Vec<String>, String> {
+    /// Every target the entries name, in order; an error names the entry that is not one.
+    pub fn targets(&self) -> Result<Vec<Target>, String> {
         let mut out = Vec::new();
         for entry in &self.tcp {
-            out.extend(endpoints_of(entry)?);
+            out.extend(endpoints_of(entry)?.into_iter().map(Target::Tcp));
+        }
+        for url in &self.http {
+            let rest = url
+                .strip_prefix("http://")
+                .ok_or_else(|| format!("wait_for: {url:?} is not an http:// URL"))?;
+            let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+            for host in endpoints_of(authority)? {
+                out.push(Target::Http(format!("http://{host}{path}")));
+            }
+        }
+        if self.json.is_some() && self.http.is_empty() {
+            return Err("wait_for: json needs http".into());
         }
         if out.is_empty() {
-            return Err("wait_for: tcp lists no endpoint".into());
+            return Err("wait_for: lists no endpoint (give tcp or http)".into());
         }
         Ok(out)
+    }
+
+    /// The entries as written (for log lines).
+    pub fn describe(&self) -> String {
+        self.tcp
+            .iter()
+            .chain(&self.http)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
@@ -128,7 +181,28 @@ mod tests {
     fn yaml_shape_and_defaults() {
         let w: WaitFor = serde_yaml::from_str("tcp: [\"spark://a:1,b:2\"]").unwrap();
         assert_eq!(w.timeout.0, std::time::Duration::from_secs(60));
-        assert_eq!(w.endpoints().unwrap(), vec!["a:1", "b:2"]);
+        assert_eq!(
+            w.targets().unwrap(),
+            vec![Target::Tcp("a:1".into()), Target::Tcp("b:2".into())]
+        );
+        let w: WaitFor =
+            serde_yaml::from_str("http: [\"http://m1:8080,m2:8080/json/\"]\njson: {status: ALIVE}")
+                .unwrap();
+        assert_eq!(
+            w.targets().unwrap(),
+            vec![
+                Target::Http("http://m1:8080/json/".into()),
+                Target::Http("http://m2:8080/json/".into())
+            ]
+        );
+        for bad in [
+            "tcp: []",
+            "json: {a: b}\ntcp: [a:1]",
+            "http: [\"https://m:1/\"]",
+        ] {
+            let w: WaitFor = serde_yaml::from_str(bad).unwrap();
+            assert!(w.targets().is_err(), "{bad}");
+        }
         assert!(serde_yaml::from_str::<WaitFor>("tcp: [a:1]\nextra: 1").is_err());
     }
 }
