@@ -240,6 +240,13 @@ fn cluster_forms_runs_jobs_and_recovers() {
     );
     let master_ip = container_ip(&master);
     wait_alive_workers(&master_ip, 2, Duration::from_secs(180));
+    // FILESYSTEM recovery on the /data volume (docs/ha.md): the new master read its workers back.
+    let out = run(std::process::Command::new("docker").args(["logs", &master]));
+    let master_logs = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        master_logs.contains("Recovery complete"),
+        "the restarted master did not recover from /data:\n{master_logs}"
+    );
 
     // 6. docker stop of a worker: the agent stops the JVM itself, well within the grace.
     let worker2 = project.container("spark-worker-2");
