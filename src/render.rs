@@ -223,6 +223,9 @@ pub fn expand_services(
         service.working_dir = spec.working_dir.as_deref().map(&mut expand);
         service.ready = spec.ready.as_ref().map(|p| expand_probe(p, &mut expand));
         service.health = spec.health.as_ref().map(|p| expand_probe(p, &mut expand));
+        if let Some(drain) = service.stop.drain.as_mut() {
+            drain.until = drain.until.as_ref().map(|p| expand_probe(p, &mut expand));
+        }
         service.wait_for = spec.wait_for.as_ref().map(|w| WaitFor {
             tcp: w.tcp.iter().map(|a| expand(a)).collect(),
             http: w.http.iter().map(|a| expand(a)).collect(),

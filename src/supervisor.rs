@@ -73,6 +73,16 @@ impl ServiceDef {
             grace: spec.stop.grace.0,
             ready_probe: spec.ready.is_some(),
             health_threshold: spec.health.as_ref().map(|p| p.threshold.max(1)),
+            drain: match &spec.stop.drain {
+                Some(d) => Some(crate::service::DrainPolicy {
+                    signal: signal_by_name(&d.signal).ok_or_else(|| {
+                        format!("service {name}: unknown drain signal {:?}", d.signal)
+                    })?,
+                    grace: d.grace.0,
+                    probe: d.until.is_some(),
+                }),
+                None => None,
+            },
         };
         Ok(Self {
             name: name.to_string(),
@@ -740,6 +750,13 @@ impl<S: Sys> Supervisor<S> {
         let interval = match ticket.kind {
             ProbeKind::Ready => m.def.spec.ready.as_ref(),
             ProbeKind::Health => m.def.spec.health.as_ref(),
+            ProbeKind::Drain => m
+                .def
+                .spec
+                .stop
+                .drain
+                .as_ref()
+                .and_then(|d| d.until.as_ref()),
         }
         .map_or(Duration::from_secs(1), |p| p.interval.0);
         run.exec = None;
@@ -760,6 +777,7 @@ impl<S: Sys> Supervisor<S> {
         let Some(probe) = (match run.kind {
             ProbeKind::Ready => m.def.spec.ready.clone(),
             ProbeKind::Health => m.def.spec.health.clone(),
+            ProbeKind::Drain => m.def.spec.stop.drain.as_ref().and_then(|d| d.until.clone()),
         }) else {
             m.probe = None;
             return;
@@ -861,7 +879,7 @@ impl<S: Sys> Supervisor<S> {
                         self.feed(i, Event::StopRequested { deadline: None })
                     }
                     TimerKind::Backoff => self.feed(i, Event::BackoffElapsed),
-                    TimerKind::Grace => self.feed(i, Event::GraceElapsed),
+                    TimerKind::Grace | TimerKind::Drain => self.feed(i, Event::GraceElapsed),
                 }
             }
             let Some(run) = self.services.get(i).and_then(|m| m.probe.as_ref()) else {

@@ -526,7 +526,13 @@ fn compose_file_runs_unchanged_on_compose_and_swarm() {
         "spark-worker-2",
         "notebook",
     ] {
-        assert_eq!(stack["services"][s]["stop_grace_period"], "20s", "{s}");
+        // Workers get room for a graceful decommission (docs/ha.md).
+        let grace = if s.starts_with("spark-worker") {
+            "30s"
+        } else {
+            "20s"
+        };
+        assert_eq!(stack["services"][s]["stop_grace_period"], grace, "{s}");
         assert!(stack["services"][s]["image"]
             .as_str()
             .unwrap()

@@ -413,6 +413,9 @@ pub struct StopSpec {
     /// Time allowed before SIGKILL.
     #[serde(default = "default_grace")]
     pub grace: DurationSpec,
+    /// A drain step before `signal` (e.g. a Spark worker's decommission on SIGPWR).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drain: Option<DrainSpec>,
 }
 
 impl Default for StopSpec {
@@ -420,8 +423,24 @@ impl Default for StopSpec {
         Self {
             signal: default_stop_signal(),
             grace: default_grace(),
+            drain: None,
         }
     }
+}
+
+/// The drain step of a stop: `signal` first, then `signal` of the stop once `until` passes or
+/// `grace` is over (whichever comes first); the stop's own grace stays reserved within the
+/// agent's total shutdown grace. Used on a stop or shutdown, not on restarts.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DrainSpec {
+    /// Signal that asks the service to drain (e.g. `PWR`).
+    pub signal: String,
+    /// Longest drain.
+    pub grace: DurationSpec,
+    /// A probe that passes once draining is done (optional: without it the whole grace is used).
+    #[serde(default)]
+    pub until: Option<Probe>,
 }
 
 fn default_stop_signal() -> String {

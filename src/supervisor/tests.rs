@@ -803,3 +803,101 @@ fn a_wait_that_times_out_starts_the_service_anyway_and_a_stop_rearms_it() {
     assert!(sys.log().is_empty(), "{:?}", sys.log());
     assert_eq!(state(&s, "w").state, "stopped");
 }
+
+fn drained(drain_yaml: &str) -> ServiceDef {
+    let mut w = spec(&[]);
+    w.stop =
+        serde_yaml::from_str(&format!("signal: TERM\ngrace: 2s\ndrain: {drain_yaml}")).unwrap();
+    def("w", w)
+}
+
+#[test]
+fn a_stop_drains_first_and_the_drain_probe_ends_it_early() {
+    let sys = FakeSys::new();
+    let until = "{signal: PWR, grace: 20s, until: {http: \"http://127.0.0.1:1/json/\", json: {executors: \"[]\"}, interval: 1s}}";
+    let mut s = supervisor(&sys, vec![drained(until)], None);
+    sys.clear();
+    // A shutdown with 9 s in all: PWR, the drain probe; the drain may last until 9 - 2 s.
+    deliver(&mut s, Msg::Signal(signo::TERM));
+    assert_eq!(sys.log(), vec!["killpg w 30"]);
+    tick(&mut s);
+    assert_eq!(sys.log(), vec!["killpg w 30", "probe 0 Drain gen 1"]);
+    assert_eq!(state(&s, "w").state, "stopping");
+    assert_eq!(s.next_deadline(), Some(sys.now() + Duration::from_secs(7)));
+    let ticket = ProbeTicket {
+        service: 0,
+        kind: ProbeKind::Drain,
+        generation: 1,
+    };
+    sys.clear();
+    deliver(
+        &mut s,
+        Msg::ProbeResult {
+            ticket: ticket.clone(),
+            ok: false,
+        },
+    );
+    assert!(sys.log().is_empty(), "{:?}", sys.log());
+    deliver(&mut s, Msg::ProbeResult { ticket, ok: true });
+    // Drained: the stop signal, with its own grace.
+    assert_eq!(sys.log(), vec!["killpg w 15"]);
+    assert_eq!(s.next_deadline(), Some(sys.now() + Duration::from_secs(2)));
+    sys.exit("w", ProcessEnd::Exited(0));
+    deliver(&mut s, Msg::Signal(signo::CHLD));
+    assert_eq!(state(&s, "w").state, "stopped");
+}
+
+#[test]
+fn a_drain_that_never_finishes_ends_at_its_grace_then_term_then_kill() {
+    let sys = FakeSys::new();
+    let mut s = supervisor(&sys, vec![drained("{signal: PWR, grace: 3s}")], None);
+    sys.clear();
+    // An operator stop: no total deadline, the drain's own grace.
+    let (tx, _rx) = std::sync::mpsc::channel();
+    deliver(
+        &mut s,
+        Msg::Request(
+            Request::Control {
+                service: "w".into(),
+                action: Control::Stop,
+            },
+            tx.clone(),
+        ),
+    );
+    assert_eq!(sys.log(), vec!["killpg w 30"]);
+    sys.advance(Duration::from_secs(3));
+    sys.clear();
+    tick(&mut s);
+    assert_eq!(sys.log(), vec!["killpg w 15"]);
+    sys.advance(Duration::from_secs(2));
+    sys.clear();
+    tick(&mut s);
+    assert_eq!(sys.log(), vec!["killpg w 9"]);
+    sys.exit("w", ProcessEnd::Signaled(9));
+    deliver(&mut s, Msg::Signal(signo::CHLD));
+    assert_eq!(state(&s, "w").state, "stopped");
+    // A restart does not drain: straight to the stop signal.
+    sys.clear();
+    deliver(
+        &mut s,
+        Msg::Request(
+            Request::Control {
+                service: "w".into(),
+                action: Control::Start,
+            },
+            tx.clone(),
+        ),
+    );
+    sys.clear();
+    deliver(
+        &mut s,
+        Msg::Request(
+            Request::Control {
+                service: "w".into(),
+                action: Control::Restart,
+            },
+            tx,
+        ),
+    );
+    assert_eq!(sys.log(), vec!["killpg w 15"]);
+}
