@@ -8,11 +8,15 @@
 //! supervised by sparkvisor (the `zookeeper` role, Debian's package), two masters whose recovery mode
 //! is derived from the injected `zookeeper` peers, two workers that know both masters. The standby
 //! master is healthy; `docker kill` of the active one makes the standby take over, the workers
-//! register with it and a job computes its exact result. Needs root and Docker (CI=true: mandatory).
+//! register with it and a job computes its exact result. Then graceful decommission: a job that is
+//! running when one worker container gets `docker stop` completes with its exact result, the worker
+//! having decommissioned (SIGPWR, executors drained) before it stopped. Needs root and Docker
+//! (CI=true: mandatory).
 
 mod common;
 mod docker_support;
 
+use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -149,5 +153,107 @@ fn a_standby_master_is_healthy_and_takes_over_when_the_active_one_dies() {
     assert!(
         stdout.contains(&format!("SUM {EXPECTED_SUM}")),
         "wrong result (want {EXPECTED_SUM}): {stdout}"
+    );
+
+    a_running_job_survives_docker_stop_of_a_worker(&project);
+}
+
+/// A job with cached blocks and a shuffle on both workers, then a slow stage (the window for the
+/// `docker stop`): the sum of squares of 1..=200000 again, through reduceByKey.
+const LONG_JOB: &str = r#"
+import time
+from pyspark.sql import SparkSession
+spark = (SparkSession.builder.appName("sparkvisor-decommission-test")
+         .config("spark.executor.memory", "384m").getOrCreate())
+sc = spark.sparkContext
+rdd = sc.parallelize(range(1, 200001), 16).map(lambda x: (x % 97, x * x)).cache()
+rdd.count()
+print("READY", flush=True)
+def slow(part):
+    time.sleep(2)
+    return part
+total = rdd.mapPartitions(slow).reduceByKey(lambda a, b: a + b).values().sum()
+print("SUM", total, flush=True)
+spark.stop()
+"#;
+
+/// The running executors a worker's `/json/` lists.
+fn worker_executors(container: &str) -> usize {
+    http_json(&container_ip(container), 8081, "/json/")
+        .ok()
+        .and_then(|j| j["executors"].as_array().map(Vec::len))
+        .unwrap_or(0)
+}
+
+/// Graceful decommission, on the HA cluster (any cluster with two workers would do).
+fn a_running_job_survives_docker_stop_of_a_worker(project: &Project) {
+    let driver_host = project.container("spark-worker-1");
+    let victim = project.container("spark-worker-2");
+    let mut job = Command::new("docker")
+        .args([
+            "exec",
+            "-u",
+            "spark",
+            "-w",
+            "/tmp",
+            &driver_host,
+            "python3",
+            "-c",
+            LONG_JOB,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(job.stdout.take().unwrap()).lines();
+    let ready = lines.by_ref().map_while(Result::ok).any(|l| l == "READY");
+    assert!(ready, "the job never got its blocks cached");
+    wait_for(
+        "an executor on the worker to stop",
+        Duration::from_secs(120),
+        || {
+            let n = worker_executors(&victim);
+            (n > 0).then_some(()).ok_or(format!("{n} executors"))
+        },
+    );
+    let t = Instant::now();
+    docker(&["stop", "-t", "30", &victim]);
+    let took = t.elapsed();
+    let exit = docker(&["inspect", "--format", "{{.State.ExitCode}}", &victim]);
+    let logs = {
+        let out = run(Command::new("docker").args(["logs", &victim]));
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
+    eprintln!("decommission: docker stop of a busy worker took {took:?}, exit {exit}");
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let status = job.wait().unwrap();
+    let mut stderr = String::new();
+    if let Some(mut e) = job.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut e, &mut stderr);
+    }
+    assert!(status.success(), "job failed: {rest:?}\n{stderr}");
+    assert!(
+        rest.contains(&format!("SUM {EXPECTED_SUM}")),
+        "wrong result (want {EXPECTED_SUM}): {rest:?}"
+    );
+    assert!(
+        logs.contains("Decommission worker"),
+        "the worker did not decommission before it stopped:\n{logs}"
+    );
+    assert!(
+        !logs.contains("still running after its grace"),
+        "the worker needed SIGKILL:\n{logs}"
+    );
+    assert_eq!(
+        exit, "0",
+        "the agent's exit code after docker stop:\n{logs}"
+    );
+    eprintln!(
+        "decommission: tasks lost in the driver's log: {}",
+        stderr.matches("Lost task").count()
     );
 }
