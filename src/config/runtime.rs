@@ -667,6 +667,19 @@ fn derive_settings(
             derived("spark.master_url, spark.master_webui_port"),
         );
     }
+    // Where the probes reach Spark's UIs: the address Spark binds them to (SPARK_LOCAL_IP binds
+    // only that address), else loopback.
+    let probe_host = match layers.get("spark.local_ip") {
+        Some(ip) if !ip.is_empty() && ip != "0.0.0.0" && ip != "::" => {
+            if ip.contains(':') && !ip.starts_with('[') {
+                format!("[{ip}]")
+            } else {
+                ip.to_string()
+            }
+        }
+        _ => "127.0.0.1".to_string(),
+    };
+    layers.fill("spark.probe_host", probe_host, derived("spark.local_ip"));
     let zookeepers = peers
         .get("zookeeper")
         .map(|p| p.value.clone())

@@ -131,6 +131,7 @@ pub fn sample_config(role: &LoadedRole) -> ResolvedConfig {
         ("spark.master_url", "spark://master-1.example:7077"),
         ("spark.master_ui_endpoints", "master-1.example:8080"),
         ("spark.recovery_mode", "NONE"),
+        ("spark.probe_host", "127.0.0.1"),
         ("spark.public_dns", "node-1.example"),
         ("spark.local_hostname", "node-1.example"),
         ("spark.work_dir", "/data/work"),
