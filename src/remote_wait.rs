@@ -12,8 +12,10 @@ use std::time::{Duration, Instant};
 use crate::config::role::{DurationSpec, OneOf, Probe, Target};
 use crate::supervisor::WaitOutcome;
 
-/// Longest single connection attempt: a silent (filtered) address must not hold up the others.
-const ATTEMPT: Duration = Duration::from_secs(1);
+/// Longest single attempt: long enough for a JVM's web UI on a loaded machine (a master's `/json/`
+/// took over a second under load here), short enough that a silent (filtered) address does not
+/// hold up the others for long.
+const ATTEMPT: Duration = Duration::from_secs(5);
 
 /// Waits until one of `targets` answers (with `json` for HTTP targets), trying them in turn every
 /// `interval`, for at most `timeout`.

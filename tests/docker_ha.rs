@@ -121,7 +121,7 @@ fn a_standby_master_is_healthy_and_takes_over_when_the_active_one_dies() {
     let conf = exec(&standby, &["cat", "/opt/spark/conf/spark-defaults.conf"]).1;
     assert!(
         conf.contains("spark.deploy.recoveryMode ZOOKEEPER")
-            && conf.contains("spark.deploy.zookeeper.url zookeeper:2181"),
+            && conf.contains("spark.deploy.zookeeper.url zookeeper\\:2181"),
         "recovery not derived from the zookeeper peers:\n{conf}"
     );
 
