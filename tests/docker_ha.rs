@@ -73,7 +73,7 @@ fn wait_leader(project: &Project, candidates: &[&str], workers: usize, standby: 
 const JOB: &str = r#"
 from pyspark.sql import SparkSession
 spark = (SparkSession.builder.appName("sparkvisor-ha-test")
-         .config("spark.executor.memory", "384m").getOrCreate())
+         .config("spark.executor.memory", "480m").getOrCreate())
 print("MASTER", spark.sparkContext.master)
 print("SUM", spark.sparkContext.parallelize(range(1, 200001), 8).map(lambda x: x * x).sum())
 spark.stop()
@@ -164,7 +164,7 @@ const LONG_JOB: &str = r#"
 import time
 from pyspark.sql import SparkSession
 spark = (SparkSession.builder.appName("sparkvisor-decommission-test")
-         .config("spark.executor.memory", "384m").getOrCreate())
+         .config("spark.executor.memory", "480m").getOrCreate())
 sc = spark.sparkContext
 rdd = sc.parallelize(range(1, 200001), 16).map(lambda x: (x % 97, x * x)).cache()
 rdd.count()

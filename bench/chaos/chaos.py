@@ -19,7 +19,7 @@ from pyspark.sql import SparkSession
 parts, per = int(sys.argv[1]), 20000
 spark = (SparkSession.builder.appName("sparkvisor-chaos")
          .master("spark://spark-master-1:7077,spark-master-2:7077")
-         .config("spark.executor.memory", "384m")
+         .config("spark.executor.memory", "480m")
          .config("spark.decommission.enabled", "true")
          .config("spark.storage.decommission.enabled", "true")
          .config("spark.task.maxFailures", "16")
