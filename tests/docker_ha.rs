@@ -205,6 +205,20 @@ fn a_running_job_survives_docker_stop_of_a_worker(project: &Project) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // Bounded: a job that hangs (no master) is killed, and the assertions below report it.
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watchdog = {
+        let (done, pid) = (std::sync::Arc::clone(&done), job.id().to_string());
+        std::thread::spawn(move || {
+            let until = Instant::now() + Duration::from_secs(600);
+            while Instant::now() < until && !done.load(std::sync::atomic::Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            if !done.load(std::sync::atomic::Ordering::SeqCst) {
+                let _ = Command::new("kill").arg(&pid).status();
+            }
+        })
+    };
     let mut lines = BufReader::new(job.stdout.take().unwrap()).lines();
     let ready = lines.by_ref().map_while(Result::ok).any(|l| l == "READY");
     assert!(ready, "the job never got its blocks cached");
@@ -231,6 +245,8 @@ fn a_running_job_survives_docker_stop_of_a_worker(project: &Project) {
     eprintln!("decommission: docker stop of a busy worker took {took:?}, exit {exit}");
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
     let status = job.wait().unwrap();
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let _ = watchdog.join();
     let mut stderr = String::new();
     if let Some(mut e) = job.stderr.take() {
         let _ = std::io::Read::read_to_string(&mut e, &mut stderr);
