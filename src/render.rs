@@ -67,7 +67,9 @@ fn contains_whole(haystack: &str, needle: &str) -> bool {
         let after = haystack
             .get(at + needle.len()..)
             .and_then(|a| a.chars().next());
-        !(starts_word && word(before)) && !(ends_word && word(after))
+        let joined_before = starts_word && word(before);
+        let joined_after = ends_word && word(after);
+        !(joined_before || joined_after)
     })
 }
 

@@ -232,11 +232,9 @@ fn text_bytes(nodes: &[Node]) -> usize {
 fn rewrite(nodes: &mut [Node]) {
     for node in nodes.iter_mut() {
         match node {
-            Node::VariableBlock(_, expr) => {
-                // Only plain prints: a `safe` last filter (refused by the lint anyway) stays last.
-                if !expr.is_marked_safe() {
-                    expr.filters.push(value_filter());
-                }
+            // Only plain prints: a `safe` last filter (refused by the lint anyway) stays last.
+            Node::VariableBlock(_, expr) if !expr.is_marked_safe() => {
+                expr.filters.push(value_filter());
             }
             Node::Set(_, set) => set.value.filters.push(value_filter()),
             Node::MacroDefinition(_, m, _) => rewrite(&mut m.body),
