@@ -281,7 +281,8 @@ pub fn check_role(role: &LoadedRole, templates: &mut Templates) -> Diagnostics {
 
 /// A diagnostic in a role file at the first `needle` after `anchor`.
 fn diagnostic_in(file: &Path, anchor: Option<&str>, needle: &str, message: String) -> Diagnostic {
-    let text = std::fs::read_to_string(file).unwrap_or_default();
+    let text = crate::config::limits::read_text(file, crate::config::limits::InputKind::Role)
+        .unwrap_or_default();
     match locate(&text, anchor, needle) {
         Some((line, column)) => Diagnostic::at(file.display().to_string(), line, column, message),
         None => Diagnostic::new(file.display().to_string(), message),

@@ -7,6 +7,7 @@ pub mod cluster_file;
 pub mod configmeta;
 pub mod env;
 pub mod inputs;
+pub mod limits;
 pub mod model;
 pub mod role;
 pub mod runtime;

@@ -306,7 +306,7 @@ fn collect(
             .map(|c| c.as_os_str().to_string_lossy().into_owned())
             .collect::<Vec<_>>()
             .join("/");
-        match std::fs::read_to_string(&path) {
+        match crate::config::limits::read_text(&path, crate::config::limits::InputKind::Template) {
             Ok(text) => {
                 sources.insert(name, text);
             }
