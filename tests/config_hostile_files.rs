@@ -21,6 +21,8 @@ fn inspect(env: &[(&str, String)]) -> (Option<i32>, String) {
     cmd.args(["-c", "ulimit -v 300000; exec \"$0\" inspect", common::bin()])
         .env_clear()
         .env("SPARKVISOR_CONFIGMETA", "")
+        .env("SPARKVISOR_ROLES", common::repo().join("roles"))
+        .env("SPARKVISOR_TEMPLATES", common::repo().join("templates"))
         .env(
             "SPARKVISOR_CGROUP_ROOT",
             common::repo().join("tests/fixtures/cgroups/v2-quota"),
@@ -91,4 +93,45 @@ fn fifos_devices_and_huge_files_exit_78_naming_file_and_limit() {
         // Not a timing assertion on speed, only that it did not wait for a writer.
         assert!(started.elapsed() < Duration::from_secs(15), "{var}={path}");
     }
+}
+
+#[test]
+fn a_2mb_settings_file_parses_in_linear_time_and_deep_nesting_is_refused() {
+    let dir = TempDir::new("hostile-parse");
+    let mut text = String::from("settings:\n");
+    let mut i = 0;
+    while text.len() < 2 << 20 {
+        text.push_str(&format!(
+            "  custom.setting_number_{i:06}: value-{i:06}-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\n"
+        ));
+        i += 1;
+    }
+    let big = dir.file("big.yaml", &text);
+    let started = Instant::now();
+    let (code, stderr) = inspect(&[
+        ("SPARKVISOR_CONFIG", big),
+        ("SPARKVISOR_ROLE", "worker".into()),
+    ]);
+    let took = started.elapsed();
+    eprintln!("{i} keys ({} bytes): {took:?}", text.len());
+    assert_eq!(code, Some(0), "{stderr}");
+    // 40 s before (each key's position was found by rescanning the text); generous for a loaded
+    // machine and a debug build: this guards the complexity, not the speed.
+    assert!(took < Duration::from_secs(30), "{i} keys took {took:?}");
+
+    let deep = format!(
+        "settings:\n  a: {}{}\n",
+        "[".repeat(80_000),
+        "]".repeat(80_000)
+    );
+    let deep = dir.file("deep.yaml", &deep);
+    let (code, stderr) = inspect(&[
+        ("SPARKVISOR_CONFIG", deep.clone()),
+        ("SPARKVISOR_ROLE", "worker".into()),
+    ]);
+    assert_eq!(code, Some(78), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{deep}:2:")) && stderr.contains("limit of 64 levels"),
+        "{stderr}"
+    );
 }

@@ -11,6 +11,7 @@ pub mod limits;
 pub mod model;
 pub mod role;
 pub mod runtime;
+pub mod scan;
 pub mod units;
 pub mod validate;
 
