@@ -42,6 +42,12 @@ pub fn resolve_node(
     use crate::config::runtime::{resolve, resolve_role, Inputs};
     let (inputs, gathered) = Inputs::gather_all(env.clone());
     let mut problems = Diagnostics::default();
+    for name in crate::config::env::non_utf8(std::env::vars_os()) {
+        problems.push(crate::error::Diagnostic::new(
+            format!("env {name}"),
+            "the value is not valid UTF-8 (refused rather than ignored)",
+        ));
+    }
     problems.extend_unique(gathered);
     let role_name = resolve_role(&inputs, cli_role)
         .map_err(|d| problems.extend_unique(d))

@@ -135,3 +135,34 @@ fn a_2mb_settings_file_parses_in_linear_time_and_deep_nesting_is_refused() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_non_utf8_value_is_refused_naming_the_variable() {
+    use std::os::unix::ffi::OsStrExt;
+    let out = Command::new(common::bin())
+        .arg("inspect")
+        .env_clear()
+        .env("SPARKVISOR_CONFIGMETA", "")
+        .env("SPARKVISOR_ROLES", common::repo().join("roles"))
+        .env("SPARKVISOR_TEMPLATES", common::repo().join("templates"))
+        .env(
+            "SPARKVISOR_CGROUP_ROOT",
+            common::repo().join("tests/fixtures/cgroups/v2-quota"),
+        )
+        .env("SPARKVISOR_ROLE", "worker")
+        .env(
+            "SPARK_MASTER_URL",
+            std::ffi::OsStr::from_bytes(b"spark://m\xff1:7077"),
+        )
+        // Variables sparkvisor does not read may hold anything.
+        .env("UNRELATED", std::ffi::OsStr::from_bytes(b"\xfe\xff"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{stderr}");
+    assert!(
+        stderr.contains("env SPARK_MASTER_URL") && stderr.contains("UTF-8"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("UNRELATED"), "{stderr}");
+}
