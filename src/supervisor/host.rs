@@ -342,7 +342,9 @@ pub fn to_wire(info: &ServiceInfo) -> wire::ServiceStatus {
         ready: info.ready,
         healthy: info.has_health_probe.then_some(info.healthy),
         critical: info.critical,
-        required: state != W::Stopped,
+        // Only critical services decide health: a failed optional service must not make the
+        // container unhealthy (HEALTHCHECK, liveness probes).
+        required: info.critical && state != W::Stopped,
         oom_kills: info.oom_kills,
     }
 }
@@ -422,5 +424,58 @@ impl crate::status::Backend for SupervisorHandle {
     fn follow(&self, service: Option<&str>) -> Result<Receiver<wire::LogLine>, wire::ApiError> {
         self.known(service)?;
         Ok(self.logs.follow(service))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(name: &str, state: &'static str, critical: bool) -> ServiceInfo {
+        ServiceInfo {
+            name: name.into(),
+            state,
+            pid: None,
+            started_at: None,
+            uptime: None,
+            restarts: 3,
+            last_exit: None,
+            ready: state == "running",
+            healthy: true,
+            critical,
+            has_ready_probe: false,
+            has_health_probe: false,
+            oom_kills: None,
+        }
+    }
+
+    #[test]
+    fn a_failed_optional_service_leaves_the_node_healthy() {
+        let services = vec![
+            to_wire(&info("spark-worker", "running", true)),
+            to_wire(&info("extra", "failed", false)),
+        ];
+        let status = wire::Status {
+            version: "t".into(),
+            node: wire::Node {
+                hostname: "h".into(),
+                fqdn: "h".into(),
+                role: "r".into(),
+            },
+            resources: serde_json::Value::Null,
+            sizing: serde_json::Value::Null,
+            services,
+            agent: wire::Agent {
+                pid: 1,
+                rss_bytes: 1,
+                zombies_reaped: 0,
+                started_at: 0,
+                oom_kills_total: None,
+            },
+        };
+        assert_eq!(wire::Health::of(&status).reasons, Vec::<String>::new());
+        let mut failing = status.clone();
+        failing.services[0] = to_wire(&info("spark-worker", "failed", true));
+        assert!(!wire::Health::of(&failing).healthy);
     }
 }
