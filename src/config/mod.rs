@@ -12,6 +12,7 @@ pub mod model;
 pub mod role;
 pub mod runtime;
 pub mod scan;
+pub mod trust;
 pub mod units;
 pub mod validate;
 

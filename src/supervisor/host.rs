@@ -234,9 +234,19 @@ pub fn spawn_signal_thread(tx: Sender<Msg>) -> std::io::Result<JoinHandle<()>> {
         .name("signals".into())
         .stack_size(64 * 1024)
         .spawn(move || loop {
-            match reader.next() {
-                Ok(sig) => {
-                    if tx.send(Msg::Signal(sig)).is_err() {
+            match reader.next_with_sender() {
+                Ok((sig, sender)) => {
+                    let lineage = if sender > 0 && super::sender::is_request(sig) {
+                        super::sender::lineage(sender)
+                    } else {
+                        Vec::new()
+                    };
+                    let msg = if lineage.is_empty() {
+                        Msg::Signal(sig)
+                    } else {
+                        Msg::SignalFrom(sig, lineage)
+                    };
+                    if tx.send(msg).is_err() {
                         return;
                     }
                 }
