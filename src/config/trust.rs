@@ -124,7 +124,11 @@ mod tests {
             uid: me.uid().wrapping_add(4242),
             gids: vec![me.gid().wrapping_add(4242)],
         };
-        let d = check_config_files(std::slice::from_ref(&role), &templates, &[other.clone()]);
+        let d = check_config_files(
+            std::slice::from_ref(&role),
+            &templates,
+            std::slice::from_ref(&other),
+        );
         assert!(d.is_empty(), "{d}");
         let owner = Writer {
             service: "s".into(),
