@@ -39,11 +39,21 @@ pub fn run(role: Option<String>, command: Vec<OsString>) -> Result<i32, Fatal> {
              only the capabilities their role lists, but the container is not isolated"
         );
     }
-    match crate::sys::caps::agent_keep_set(&service_caps)
-        .and_then(|keep| crate::sys::caps::reduce_agent_bounding_set(&keep))
-    {
-        Ok(dropped) => log::debug!("dropped {} capabilities from the agent", dropped.len()),
-        Err(e) => log::info!("the agent's bounding set stays as it is: {e}"),
+    match crate::sys::caps::agent_keep_set(&service_caps) {
+        Ok(keep) => {
+            match crate::sys::caps::reduce_agent_bounding_set(&keep) {
+                Ok(dropped) => {
+                    log::debug!("dropped {} capabilities from the agent", dropped.len());
+                }
+                Err(e) => log::info!("the agent's bounding set stays as it is: {e}"),
+            }
+            // Effective too (not only the bounding set): a bug in the agent cannot use what it
+            // does not need.
+            if let Err(e) = crate::sys::caps::reduce_agent_sets(&keep) {
+                log::info!("the agent's capability sets stay as they are: {e}");
+            }
+        }
+        Err(e) => log::info!("the agent's capabilities stay as they are: {e}"),
     }
     let pid1 = crate::sys::process::current_pid() == 1;
     if !pid1 {

@@ -95,3 +95,53 @@ services:
     agent.signal(false, libc::SIGTERM);
     assert_eq!(Agent::code(agent.wait(LONG)), 0, "{}", agent.stderr());
 }
+
+fn cap_field(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with(field)).unwrap();
+    u64::from_str_radix(line.split_whitespace().nth(1).unwrap(), 16).unwrap()
+}
+
+#[test]
+fn the_root_agent_keeps_only_what_it_needs_effective() {
+    if skip_unless(is_root(), "needs root (the agent's own capabilities)") {
+        return;
+    }
+    use sparkvisor::sys::caps::{mask_of, AGENT_CAPABILITIES};
+    let s = Scene::new();
+    std::fs::set_permissions(s.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(s.work(""), std::fs::Permissions::from_mode(0o777)).unwrap();
+    s.role(
+        "caps",
+        r#"
+services:
+  web:
+    command: ["sh", "-c", "echo up > @WORK@/up; exec sleep 1000"]
+    user: "65534"
+    capabilities: [NET_BIND_SERVICE]
+"#,
+    );
+    let mut agent = s.start(&mut s.agent(false, &["run", "--role", "caps"]));
+    agent.wait_for(LONG, "web started", || s.exists("up"));
+    let pid = agent.child.id();
+    let eff = cap_field(pid, "CapEff:");
+    let prm = cap_field(pid, "CapPrm:");
+    let allowed = mask_of(AGENT_CAPABILITIES);
+    assert_eq!(
+        eff & !allowed,
+        0,
+        "effective {eff:x} beyond the agent's own {allowed:x}"
+    );
+    let net_bind = mask_of(&[caps::Capability::CAP_NET_BIND_SERVICE]);
+    let mine = cap_field(std::process::id(), "CapPrm:");
+    assert_eq!(
+        prm & !(allowed | net_bind),
+        0,
+        "permitted {prm:x} beyond what the agent and its services need"
+    );
+    if mine & net_bind != 0 {
+        assert_ne!(prm & net_bind, 0, "a service's capability stays permitted");
+    }
+    agent.signal(false, libc::SIGTERM);
+    assert_eq!(Agent::code(agent.wait(LONG)), 0, "{}", agent.stderr());
+}
