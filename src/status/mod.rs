@@ -11,6 +11,7 @@ pub mod client;
 pub mod http;
 pub mod metrics;
 pub mod server;
+pub mod trust;
 pub mod wire;
 
 use std::sync::mpsc::Receiver;

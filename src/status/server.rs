@@ -108,6 +108,14 @@ pub enum ServerError {
         /// The OS error.
         source: io::Error,
     },
+    /// The socket's directory would let another user bind the path first.
+    #[error("refusing the socket directory {path}: {why}")]
+    UnsafeDir {
+        /// The directory.
+        path: PathBuf,
+        /// What is unsafe about it.
+        why: String,
+    },
     /// Binding the socket failed.
     #[error("cannot listen on {path}: {source}")]
     Bind {
@@ -314,6 +322,12 @@ fn bind_unix(path: &Path) -> Result<UnixListener, ServerError> {
                     path: dir.to_path_buf(),
                     source,
                 })?;
+        }
+        if let Some(why) = super::trust::unsafe_dir(dir, crate::sys::peercred::effective_uid()) {
+            return Err(ServerError::UnsafeDir {
+                path: dir.to_path_buf(),
+                why,
+            });
         }
     }
     let listener = match UnixListener::bind(path) {
