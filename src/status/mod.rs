@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod client;
+pub mod fairness;
 pub mod http;
 pub mod metrics;
 pub mod server;
