@@ -183,6 +183,11 @@ fn read_configmeta(
     };
     let mut watch_error = None;
     if let Some(wait) = wait {
+        log::info!(
+            "waiting up to {} for {path} ({})",
+            DurationSpec(wait),
+            vars::CONFIGMETA_WAIT_VAR
+        );
         let parses = || {
             limits::read_text(&path, InputKind::Configmeta)
                 .is_ok_and(|text| configmeta::parse(&path, &text).is_ok())

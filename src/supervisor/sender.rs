@@ -23,7 +23,13 @@ impl<S: Sys> Supervisor<S> {
                 m.def.name,
                 lineage.first().copied().unwrap_or(0)
             ),
-            None => self.handle(Msg::Signal(sig)),
+            None => {
+                if sig == super::signo::TERM || sig == super::signo::INT {
+                    // Obeyed: wake any interruptible wait, as the signal thread does for others.
+                    crate::sys::interrupt::request_stop(sig);
+                }
+                self.handle(Msg::Signal(sig));
+            }
         }
     }
 }
