@@ -25,6 +25,7 @@ pub mod probe;
 pub mod render;
 pub mod resources;
 pub mod service;
+pub mod spark_launch;
 pub mod status;
 pub mod supervisor;
 pub mod sys;
