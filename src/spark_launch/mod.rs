@@ -132,6 +132,18 @@ pub fn plan(
     env: &BTreeMap<String, String>,
     spark_env: Option<&str>,
 ) -> Result<DirectLaunch, NotDirect> {
+    plan_with_dirs(command, env, spark_env, &[])
+}
+
+/// [`plan`], where `new_dirs` are directories that do not exist yet but will when the service
+/// starts (those of the files rendered for this start): the launcher, which runs at start, sees
+/// them as directories (classpath entries get their trailing `/`).
+pub fn plan_with_dirs(
+    command: &[String],
+    env: &BTreeMap<String, String>,
+    spark_env: Option<&str>,
+    new_dirs: &[PathBuf],
+) -> Result<DirectLaunch, NotDirect> {
     let (class, args) = match command {
         [program, class, args @ ..] if is_spark_class(program) => (class, args),
         _ => return Err(NotDirect::NotSparkClass),
@@ -205,7 +217,7 @@ pub fn plan(
         }
     }
     cmd.push("-cp".into());
-    cmd.push(class_path(&full, &conf_dir, &jars, &version).join(":"));
+    cmd.push(class_path(&full, &conf_dir, &jars, &version, new_dirs).join(":"));
     for var in ["SPARK_DAEMON_JAVA_OPTS", opts_var] {
         let Some(value) = non_empty(&full, var) else {
             continue;
@@ -272,12 +284,17 @@ fn class_path(
     conf_dir: &str,
     jars: &Path,
     version: &str,
+    new_dirs: &[PathBuf],
 ) -> Vec<String> {
     let mut cp: Vec<String> = Vec::new();
     let mut add = |entries: &str| {
         for entry in entries.split(':').filter(|e| !e.is_empty()) {
             let mut entry = entry.to_string();
-            if !entry.ends_with('/') && Path::new(&entry).is_dir() {
+            let is_dir = || {
+                let path = Path::new(&entry);
+                path.is_dir() || new_dirs.iter().any(|d| d == path)
+            };
+            if !entry.ends_with('/') && is_dir() {
                 entry.push('/');
             }
             if !cp.contains(&entry) {
@@ -323,6 +340,10 @@ pub fn apply(
     files: &[crate::render::RenderedFile],
 ) -> Result<(), Vec<String>> {
     let mut problems = Vec::new();
+    let new_dirs: Vec<PathBuf> = files
+        .iter()
+        .flat_map(|f| f.path.ancestors().skip(1).map(Path::to_path_buf))
+        .collect();
     for (name, spec) in services.iter_mut() {
         if spec.launch != crate::config::role::Launch::Java {
             continue;
@@ -342,7 +363,7 @@ pub fn apply(
             Some(f) => Some(f.contents.clone()),
             None => std::fs::read_to_string(&env_file).ok(),
         };
-        match plan(&spec.command, &env, text.as_deref()) {
+        match plan_with_dirs(&spec.command, &env, text.as_deref(), &new_dirs) {
             Ok(direct) => {
                 log::debug!("{name}: direct JVM launch: {}", direct.command.join(" "));
                 spec.command = direct.command;
