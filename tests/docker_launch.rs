@@ -4,7 +4,12 @@
 //! (PID 1) with no bash and no launcher JVM around it, and its command line equals what the
 //! image's own Spark launcher (`org.apache.spark.launcher.Main`, what `spark-class` runs) prints
 //! for the daemon's environment.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod common;
 mod docker_support;

@@ -5,7 +5,12 @@
 //! argv and environment of any other start (the daemon) instead of running it. The direct command
 //! line must equal what `spark-class` execs, the variables Spark reads must be the same, and the
 //! direct run must not have started the launcher JVM.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod common;
 mod supervisor_support;

@@ -43,7 +43,7 @@ pub enum NotDirect {
 
 /// The JDK module options (`JavaModuleOptions.defaultModuleOptions()`) of each Spark release line
 /// this module reproduces, read from the launcher jars of 4.0.1 and 4.3.0.
-fn module_options(major_minor: &str) -> Option<&'static [&'static str]> {
+fn module_options(major_minor: &str) -> Option<Vec<&'static str>> {
     const OPENS: [&str; 17] = [
         "-XX:+IgnoreUnrecognizedVMOptions",
         "--add-modules=jdk.incubator.vector",
@@ -63,46 +63,23 @@ fn module_options(major_minor: &str) -> Option<&'static [&'static str]> {
         "--add-opens=java.base/sun.util.calendar=ALL-UNNAMED",
         "--add-opens=java.security.jgss/sun.security.krb5=ALL-UNNAMED",
     ];
-    const V4_0: [&str; 19] = concat_opts(
-        OPENS,
-        [
-            "-Djdk.reflect.useDirectMethodHandle=false",
-            "-Dio.netty.tryReflectionSetAccessible=true",
-        ],
-    );
-    const V4_3: [&str; 22] = concat_opts(
-        OPENS,
-        [
-            "-Dio.netty.tryReflectionSetAccessible=true",
-            "-Dio.netty.allocator.type=pooled",
-            "-Dio.netty.handler.ssl.defaultEndpointVerificationAlgorithm=NONE",
-            "--sun-misc-unsafe-memory-access=allow",
-            "--enable-native-access=ALL-UNNAMED",
-        ],
-    );
-    match major_minor {
-        "4.0" => Some(&V4_0),
-        "4.3" => Some(&V4_3),
-        _ => None,
-    }
-}
-
-const fn concat_opts<const A: usize, const B: usize, const N: usize>(
-    a: [&'static str; A],
-    b: [&'static str; B],
-) -> [&'static str; N] {
-    let mut out = [""; N];
-    let mut i = 0;
-    while i < A {
-        out[i] = a[i];
-        i += 1;
-    }
-    let mut j = 0;
-    while j < B {
-        out[A + j] = b[j];
-        j += 1;
-    }
-    out
+    const V4_0: [&str; 2] = [
+        "-Djdk.reflect.useDirectMethodHandle=false",
+        "-Dio.netty.tryReflectionSetAccessible=true",
+    ];
+    const V4_3: [&str; 5] = [
+        "-Dio.netty.tryReflectionSetAccessible=true",
+        "-Dio.netty.allocator.type=pooled",
+        "-Dio.netty.handler.ssl.defaultEndpointVerificationAlgorithm=NONE",
+        "--sun-misc-unsafe-memory-access=allow",
+        "--enable-native-access=ALL-UNNAMED",
+    ];
+    let tail: &[&str] = match major_minor {
+        "4.0" => &V4_0,
+        "4.3" => &V4_3,
+        _ => return None,
+    };
+    Some(OPENS.iter().chain(tail).copied().collect())
 }
 
 /// The daemon classes `SparkClassCommandBuilder` gives `SPARK_DAEMON_*` settings, with the

@@ -1,4 +1,9 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use super::*;
 
@@ -117,6 +122,7 @@ fn heap_in_the_options_is_refused_as_the_launcher_does() {
 }
 
 #[test]
+#[allow(clippy::type_complexity)]
 fn what_cannot_be_reproduced_falls_back() {
     let home = Home::new("fallback", "4.0.1");
     let cases: Vec<(Vec<String>, BTreeMap<String, String>, Option<&str>, &str)> = vec![
