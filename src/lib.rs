@@ -22,6 +22,7 @@ pub mod logs;
 pub mod mountinfo;
 pub mod node;
 pub mod probe;
+pub mod procfs;
 pub mod render;
 pub mod resources;
 pub mod service;

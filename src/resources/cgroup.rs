@@ -134,7 +134,7 @@ fn leaf_under(mount: &Path, relative: &str) -> PathBuf {
 }
 
 fn v2_has_controller(mount: &Path, controller: Controller) -> bool {
-    fs::read_to_string(mount.join("cgroup.controllers"))
+    crate::procfs::read(mount.join("cgroup.controllers"))
         .map(|text| text.split_whitespace().any(|c| c == controller.name()))
         .unwrap_or(false)
 }
@@ -227,7 +227,7 @@ impl<T: PartialOrd> Reading<T> {
 }
 
 fn read_trimmed(path: &Path) -> Option<String> {
-    fs::read_to_string(path).ok().map(|t| t.trim().to_string())
+    crate::procfs::read(path).ok().map(|t| t.trim().to_string())
 }
 
 /// The CPU quota in cores: `cpu.max` (v2) or `cpu.cfs_quota_us`/`cpu.cfs_period_us` (v1).
