@@ -50,7 +50,8 @@ print(json.dumps({
                if q not in (1, pid, me) and p['ppid'] not in (0, me)],
     'jvm_ppid': jvm['ppid'],
     'argv': jvm['argv'],
-    'launcher': out.stdout.decode().split('\0')[:-1],
+    # The command follows the launcher's "\0\n" marker, each argument NUL-terminated.
+    'launcher': out.stdout.decode().partition('\0\n')[2].split('\0')[:-1],
     'launcher_err': out.stderr.decode(),
 }))
 "#;

@@ -15,8 +15,9 @@ venv="target/bench/spark-$version"
 if [ ! -x "$venv/bin/spark-submit" ]; then
     echo "terasort: installing pyspark $version for the bare-metal run into $venv" >&2
     python3 -m venv "$venv"
-    wheels="$(ls -d target/docker/wheels-py* 2>/dev/null | head -1)"
+    # From the image's wheelhouse when it has the wheel (no network needed), else from PyPI.
+    wheel="$(ls target/docker/wheels-py*/pyspark-"$version"-*.whl 2>/dev/null | head -1 || true)"
     "$venv/bin/pip" install --quiet --disable-pip-version-check \
-        ${wheels:+--find-links "$wheels"} "pyspark==$version"
+        ${wheel:+--find-links "$(dirname "$wheel")"} "pyspark==$version"
 fi
 exec "$venv/bin/python" bench/terasort/bench.py "$image" "$venv" "${1:-1000000}" "${2:-1}"

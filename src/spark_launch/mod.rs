@@ -194,7 +194,7 @@ pub fn plan_with_dirs(
         }
     }
     cmd.push("-cp".into());
-    cmd.push(class_path(&full, &conf_dir, &jars, &version, new_dirs).join(":"));
+    cmd.push(class_path(&full, &conf_dir, &jars, new_dirs).join(":"));
     for var in ["SPARK_DAEMON_JAVA_OPTS", opts_var] {
         let Some(value) = non_empty(&full, var) else {
             continue;
@@ -253,14 +253,13 @@ fn java_binary(env: &BTreeMap<String, String>) -> Option<String> {
     Some(format!("{}/bin/java", home.display()))
 }
 
-/// The launcher's `buildClassPath` for a daemon: `SPARK_DAEMON_CLASSPATH`, the conf dir, (4.1+)
-/// the `slf4j-api` jar, the jars dir, `HADOOP_CONF_DIR`, `YARN_CONF_DIR`, `SPARK_DIST_CLASSPATH`;
+/// The launcher's `buildClassPath` for a daemon: `SPARK_DAEMON_CLASSPATH`, the conf dir, the
+/// `slf4j-api` jar (listed ahead of the jars dir by the 4.x launchers), the jars dir, `HADOOP_CONF_DIR`, `YARN_CONF_DIR`, `SPARK_DIST_CLASSPATH`;
 /// existing directories get a trailing `/`; the first of duplicate entries is kept.
 fn class_path(
     env: &BTreeMap<String, String>,
     conf_dir: &str,
     jars: &Path,
-    version: &str,
     new_dirs: &[PathBuf],
 ) -> Vec<String> {
     let mut cp: Vec<String> = Vec::new();
@@ -281,19 +280,17 @@ fn class_path(
     };
     add(non_empty(env, "SPARK_DAEMON_CLASSPATH").unwrap_or(""));
     add(conf_dir);
-    if version != "4.0" {
-        let mut slf4j: Vec<String> = std::fs::read_dir(jars)
-            .map(|dir| {
-                dir.flatten()
-                    .filter(|e| e.file_name().to_string_lossy().starts_with("slf4j-api-"))
-                    .map(|e| e.path().display().to_string())
-                    .collect()
-            })
-            .unwrap_or_default();
-        slf4j.sort();
-        for jar in slf4j {
-            add(&jar);
-        }
+    let mut slf4j: Vec<String> = std::fs::read_dir(jars)
+        .map(|dir| {
+            dir.flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with("slf4j-api-"))
+                .map(|e| e.path().display().to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    slf4j.sort();
+    for jar in slf4j {
+        add(&jar);
     }
     add(&format!("{}/*", jars.display()));
     for var in ["HADOOP_CONF_DIR", "YARN_CONF_DIR", "SPARK_DIST_CLASSPATH"] {

@@ -74,7 +74,7 @@ fn worker_command_is_the_launchers() {
     let mut want: Vec<String> = [
         "/jdk/bin/java".to_string(),
         "-cp".into(),
-        format!("/x.jar:/tmp/:{h}/conf/:{h}/jars/*"),
+        format!("/x.jar:/tmp/:{h}/conf/:{h}/jars/slf4j-api-2.0.17.jar:{h}/jars/*"),
         "-Da=1".into(),
         "-Db=x y".into(),
         "-Dw=1".into(),
