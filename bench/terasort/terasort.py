@@ -48,7 +48,7 @@ elapsed = time.monotonic() - t0
 peaks = []
 try:
     ui = sc.uiWebUrl
-    with urllib.request.urlopen(f"{ui}/api/v1/applications/{sc.applicationId}/allexecutors", timeout=10) as r:
+    with urllib.request.urlopen(f"{ui}/api/v1/applications/{sc.applicationId}/allexecutors", timeout=60) as r:
         for e in json.load(r):
             if e["id"] == "driver":
                 continue
