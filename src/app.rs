@@ -238,7 +238,7 @@ fn prepare_role(
         let file = node.role.file.display().to_string();
         let mut diags = crate::error::Diagnostics::default();
         for p in problems {
-            diags.push(Diagnostic::new(file.clone(), p));
+            diags.push(crate::error::Diagnostic::new(file.clone(), p));
         }
         Fatal::Config(diags)
     })?;
