@@ -242,7 +242,16 @@ fn prepare_role(
     users: &crate::users::UserDb,
 ) -> Result<PreparedRole, Fatal> {
     let node = crate::node::resolve_node(cli_role, env)?;
-    let (files, services) = node.render(&crate::config::role::templates_dir(env))?;
+    let (files, mut services) = node.render(&crate::config::role::templates_dir(env))?;
+    let base_env = service_base_env_map(env, &node.config);
+    crate::spark_launch::apply(&mut services, &base_env, &files).map_err(|problems| {
+        let file = node.role.file.display().to_string();
+        let mut diags = crate::error::Diagnostics::default();
+        for p in problems {
+            diags.push(crate::error::Diagnostic::new(file.clone(), p));
+        }
+        Fatal::Config(diags)
+    })?;
     let defs = node.service_defs(services, users)?;
     if crate::sys::peercred::effective_uid() == 0 {
         untrusted_config(
@@ -302,6 +311,17 @@ fn service_base_env(
     env: &BTreeMap<String, String>,
     config: &crate::config::ResolvedConfig,
 ) -> Vec<(OsString, OsString)> {
+    service_base_env_map(env, config)
+        .into_iter()
+        .map(|(k, v)| (OsString::from(k), OsString::from(v)))
+        .collect()
+}
+
+/// [`service_base_env`] as a map (what the direct Spark launch reads).
+fn service_base_env_map(
+    env: &BTreeMap<String, String>,
+    config: &crate::config::ResolvedConfig,
+) -> BTreeMap<String, String> {
     let secrets: Vec<&str> = config.secrets.values().map(|s| s.expose()).collect();
     let mut out: BTreeMap<String, String> = env
         .iter()
@@ -320,7 +340,5 @@ fn service_base_env(
             out.insert(var.to_string(), v.value.clone());
         }
     }
-    out.into_iter()
-        .map(|(k, v)| (OsString::from(k), OsString::from(v)))
-        .collect()
+    out
 }

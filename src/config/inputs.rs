@@ -133,12 +133,12 @@ impl Inputs {
             );
         let configmeta = read_configmeta(&env, &mut problems);
         let hostname = crate::sys::host::hostname()
-            .or_else(|| fs::read_to_string("/proc/sys/kernel/hostname").ok())
+            .or_else(|| crate::procfs::read("/proc/sys/kernel/hostname").ok())
             .map(|h| h.trim().to_string())
             .filter(|h| !h.is_empty())
             .unwrap_or_else(|| "localhost".to_string());
         let hosts = fs::read_to_string("/etc/hosts").unwrap_or_default();
-        let domain = fs::read_to_string("/proc/sys/kernel/domainname").unwrap_or_default();
+        let domain = crate::procfs::read("/proc/sys/kernel/domainname").unwrap_or_default();
         let (fqdn, fqdn_from) = find_fqdn(&hostname, &hosts, &domain);
         let mountinfo = crate::mountinfo::read_self();
         let inputs = Inputs {

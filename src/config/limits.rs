@@ -128,7 +128,9 @@ pub fn open_regular(path: &Path, kind: InputKind) -> Result<File, ReadError> {
 pub fn read_text(path: impl AsRef<Path>, kind: InputKind) -> Result<String, ReadError> {
     let file = open_regular(path.as_ref(), kind)?;
     // The size may change after the check (a growing file, /proc): read at most one byte more.
-    let mut bytes = Vec::new();
+    // Kernel files report a size of 0; a buffer that fits them whole means one read(2), not a
+    // 32-byte probe doubling from there (see `procfs`).
+    let mut bytes = Vec::with_capacity(kind.limit().min(16 * 1024) as usize);
     file.take(kind.limit() + 1)
         .read_to_end(&mut bytes)
         .map_err(ReadError::Io)?;

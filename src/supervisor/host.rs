@@ -383,7 +383,7 @@ pub fn to_wire(info: &ServiceInfo) -> wire::ServiceStatus {
 }
 
 fn agent_rss() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
+    crate::procfs::read("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines()
