@@ -14,10 +14,14 @@ use serde::{Deserialize, Deserializer, Serialize};
 use crate::error::{Diagnostic, Diagnostics};
 
 mod names;
+mod one_of;
 mod validate;
+mod wait;
 
 pub use names::{capability_known, signal_known};
+pub use one_of::OneOf;
 pub use validate::{locate, parse_octal, template_name_problem};
+pub use wait::{endpoints_of, Target, WaitFor};
 
 /// A role as written in its YAML file (before template expansion).
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -80,6 +84,9 @@ pub struct ServiceAdjust {
     /// Replaces the stop signal and grace.
     #[serde(default)]
     pub stop: Option<StopSpec>,
+    /// Replaces how a `spark-class` command starts.
+    #[serde(default)]
+    pub launch: Option<Launch>,
 }
 
 impl ServiceAdjust {
@@ -118,6 +125,9 @@ impl ServiceAdjust {
         }
         if let Some(stop) = &self.stop {
             service.stop = stop.clone();
+        }
+        if let Some(launch) = self.launch {
+            service.launch = launch;
         }
     }
 }
@@ -318,6 +328,9 @@ pub struct ServiceSpec {
     /// Start only when these services are ready.
     #[serde(default)]
     pub after: Vec<String>,
+    /// Before its first start (and a start after a stop), wait until a remote endpoint answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_for: Option<WaitFor>,
     /// Readiness probe; without one a service is ready once it has run for `okay_delay`.
     #[serde(default)]
     pub ready: Option<Probe>,
@@ -339,6 +352,23 @@ pub struct ServiceSpec {
     /// Restart backoff; defaults follow Pebble (0.5 s doubling to 30 s).
     #[serde(default)]
     pub backoff: BackoffSpec,
+    /// How a `spark-class` command starts: `java` (default) execs the daemon's JVM directly with the
+    /// command line Spark's launcher would build; `spark-class` runs the script as written.
+    #[serde(default)]
+    pub launch: Launch,
+}
+
+/// How a service whose command is Spark's `bin/spark-class` is started (see `docs/spark-launch.md`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Launch {
+    /// Build the JVM's command line in the agent and exec `java` (no launcher JVM, no leftover
+    /// `bash` zombie); falls back to `spark-class` when the Spark version or config is not one the
+    /// agent can reproduce exactly.
+    #[default]
+    Java,
+    /// Run `spark-class` as written.
+    SparkClass,
 }
 
 fn default_true() -> bool {
@@ -365,10 +395,10 @@ pub struct Probe {
     /// `GET` this URL (may use `{{ }}`); 2xx is success.
     #[serde(default)]
     pub http: Option<String>,
-    /// With `http`: the JSON body must have this top-level field equal to this string
-    /// (e.g. `{ status: ALIVE }` for the Spark master's `/json/`).
+    /// With `http`: the JSON body must have these top-level fields equal to this string, or to
+    /// one of a list (e.g. `{ status: [ALIVE, STANDBY] }` for the Spark master's `/json/`).
     #[serde(default)]
-    pub json: Option<BTreeMap<String, String>>,
+    pub json: Option<BTreeMap<String, OneOf>>,
     /// Connect to `host:port` (may use `{{ }}`).
     #[serde(default)]
     pub tcp: Option<String>,
@@ -406,6 +436,9 @@ pub struct StopSpec {
     /// Time allowed before SIGKILL.
     #[serde(default = "default_grace")]
     pub grace: DurationSpec,
+    /// A drain step before `signal` (e.g. a Spark worker's decommission on SIGPWR).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drain: Option<DrainSpec>,
 }
 
 impl Default for StopSpec {
@@ -413,8 +446,24 @@ impl Default for StopSpec {
         Self {
             signal: default_stop_signal(),
             grace: default_grace(),
+            drain: None,
         }
     }
+}
+
+/// The drain step of a stop: `signal` first, then `signal` of the stop once `until` passes or
+/// `grace` is over (whichever comes first); the stop's own grace stays reserved within the
+/// agent's total shutdown grace. Used on a stop or shutdown, not on restarts.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DrainSpec {
+    /// Signal that asks the service to drain (e.g. `PWR`).
+    pub signal: String,
+    /// Longest drain.
+    pub grace: DurationSpec,
+    /// A probe that passes once draining is done (optional: without it the whole grace is used).
+    #[serde(default)]
+    pub until: Option<Probe>,
 }
 
 fn default_stop_signal() -> String {

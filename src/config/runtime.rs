@@ -10,10 +10,11 @@ use std::collections::BTreeMap;
 
 mod features;
 
-use crate::config::cluster_file::{self, locate_key, ClusterFile, Scalar, Settings};
+use crate::config::cluster_file::{self, ClusterFile, Scalar, Settings};
 use crate::config::configmeta::{self, ConfigMeta};
 use crate::config::env as vars;
 use crate::config::model::NodeIdentity;
+use crate::config::scan::KeyIndex;
 use crate::config::units;
 use crate::config::validate::{check_host, check_property_key};
 use crate::config::{ResolvedConfig, Secret, Source, Sourced};
@@ -97,6 +98,9 @@ fn env_value(inputs: &Inputs, name: &str) -> Option<(String, Origin)> {
 struct Parsed<'a> {
     cluster: Option<(ClusterFile, &'a InputFile)>,
     meta: Option<(ConfigMeta, &'a InputFile)>,
+    /// Key positions of each file, scanned once (a per-key search of the text was quadratic).
+    cluster_keys: KeyIndex,
+    meta_keys: KeyIndex,
 }
 
 impl<'a> Parsed<'a> {
@@ -113,7 +117,13 @@ impl<'a> Parsed<'a> {
                 .ok()
                 .map(|m| (m, f))
         });
-        Parsed { cluster, meta }
+        let index = |f: Option<&InputFile>| f.map(|f| KeyIndex::new(&f.text)).unwrap_or_default();
+        Parsed {
+            cluster_keys: index(cluster.as_ref().map(|(_, f)| *f)),
+            meta_keys: index(meta.as_ref().map(|(_, f)| *f)),
+            cluster,
+            meta,
+        }
     }
 
     fn cluster_origin(&self, key: &str) -> Option<Origin> {
@@ -122,10 +132,10 @@ impl<'a> Parsed<'a> {
                 Source::ClusterFile {
                     file: f.path.clone(),
                 },
-                locate_key(&f.text, key).or_else(|| {
+                self.cluster_keys.get(key).or_else(|| {
                     key.rsplit('.')
                         .next()
-                        .and_then(|last| locate_key(&f.text, last))
+                        .and_then(|last| self.cluster_keys.get(last))
                 }),
             )
         })
@@ -139,7 +149,7 @@ impl<'a> Parsed<'a> {
                     file: f.path.clone(),
                     key: key.to_string(),
                 },
-                locate_key(&f.text, last),
+                self.meta_keys.get(last),
             )
         })
     }
@@ -353,9 +363,10 @@ pub fn resolve(
     if let Some((text, origin)) = env_value(inputs, vars::SETTINGS_VAR) {
         match cluster_file::parse_document::<Settings>(&origin.file, &text) {
             Ok(settings) => {
+                let keys = KeyIndex::new(&text);
                 for (key, value) in settings.0 {
                     let at = Origin {
-                        position: locate_key(&text, &key),
+                        position: keys.get(&key),
                         ..origin.clone()
                     };
                     layers.set(&key, value, at, &mut problems);
@@ -651,6 +662,50 @@ fn derive_settings(
         node.fqdn.value.clone(),
         derived("node.fqdn"),
     );
+    // Every master's UI as `host:port[,host:port]` (the hosts of the master URL), for the worker's
+    // and notebook's `wait_for` on an ALIVE master (docs/ha.md).
+    let ui_port = layers
+        .get("spark.master_webui_port")
+        .unwrap_or("8080")
+        .to_string();
+    if let Ok(rpc) = crate::config::role::endpoints_of(layers.get("spark.master_url").unwrap_or(""))
+    {
+        let hosts: Vec<String> = rpc
+            .iter()
+            .filter_map(|e| e.rsplit_once(':').map(|(h, _)| format!("{h}:{ui_port}")))
+            .collect();
+        layers.fill(
+            "spark.master_ui_endpoints",
+            hosts.join(","),
+            derived("spark.master_url, spark.master_webui_port"),
+        );
+    }
+    // Where the probes reach Spark's UIs: the address Spark binds them to (SPARK_LOCAL_IP binds
+    // only that address), else loopback.
+    let probe_host = match layers.get("spark.local_ip") {
+        Some(ip) if !ip.is_empty() && ip != "0.0.0.0" && ip != "::" => {
+            if ip.contains(':') && !ip.starts_with('[') {
+                format!("[{ip}]")
+            } else {
+                ip.to_string()
+            }
+        }
+        _ => "127.0.0.1".to_string(),
+    };
+    layers.fill("spark.probe_host", probe_host, derived("spark.local_ip"));
+    let zookeepers = peers
+        .get("zookeeper")
+        .map(|p| p.value.clone())
+        .unwrap_or_default();
+    let zk_port = layers
+        .get("zookeeper.client_port")
+        .unwrap_or("2181")
+        .to_string();
+    for (key, value, from) in
+        crate::config::recovery::derive(&zookeepers, &zk_port, inputs.data_mounted)
+    {
+        layers.fill(key, value, derived(from));
+    }
     let (base, source) = if inputs.data_mounted {
         ("/data/spark", derived("/data is a mount point"))
     } else {

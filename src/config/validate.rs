@@ -126,6 +126,7 @@ pub fn check_setting_value(key: &str, value: &str) -> Result<(), String> {
             check_host(value)
         }
         "spark.master_url" | "spark.app_master" => check_master_url(value),
+        "spark.recovery_mode" => crate::config::recovery::check_mode(value),
         "spark.home"
         | "spark.conf_dir"
         | "spark.work_dir"

@@ -70,9 +70,12 @@ pub fn build_context(
         .map(|(k, v)| (k.clone(), Value::String(v.value.clone())))
         .collect();
     root.insert("spark_conf".into(), Value::Object(spark_conf));
+    // An empty secret is unset (as an empty environment variable is): a template can never tell
+    // it from a missing one, so `"token": ""` (authentication off in Jupyter) cannot be rendered.
     let secrets: Map<String, Value> = config
         .secrets
         .iter()
+        .filter(|(_, v)| !v.expose().is_empty())
         .map(|(k, v)| (k.clone(), Value::String(v.expose().to_string())))
         .collect();
     root.insert("secrets".into(), Value::Object(secrets));
@@ -129,6 +132,9 @@ pub fn sample_config(role: &LoadedRole) -> ResolvedConfig {
         ("spark.master_webui_port", "8080"),
         ("spark.worker_webui_port", "8081"),
         ("spark.master_url", "spark://master-1.example:7077"),
+        ("spark.master_ui_endpoints", "master-1.example:8080"),
+        ("spark.recovery_mode", "NONE"),
+        ("spark.probe_host", "127.0.0.1"),
         ("spark.public_dns", "node-1.example"),
         ("spark.local_hostname", "node-1.example"),
         ("spark.work_dir", "/data/work"),

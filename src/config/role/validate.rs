@@ -18,7 +18,8 @@ pub(super) fn merge(
     diags: &mut Diagnostics,
 ) -> Option<LoadedRole> {
     let file = role_file(dir, name);
-    let text = match std::fs::read_to_string(&file) {
+    let text = match crate::config::limits::read_text(&file, crate::config::limits::InputKind::Role)
+    {
         Ok(t) => t,
         Err(e) => {
             diags.push(Diagnostic::new(
@@ -280,7 +281,20 @@ pub(super) fn check_role(role: &LoadedRole, diags: &mut Diagnostics) {
                 format!("backoff factor must be at least 1, not {}", backoff.factor),
             );
         }
-        for (what, probe) in [("ready", &service.ready), ("health", &service.health)] {
+        if let Some(drain) = &service.stop.drain {
+            if !signal_known(&drain.signal) {
+                problem(
+                    &drain.signal,
+                    format!("unknown drain signal {:?}", drain.signal),
+                );
+            }
+        }
+        let until = service.stop.drain.as_ref().and_then(|d| d.until.as_ref());
+        for (what, probe) in [
+            ("ready", service.ready.as_ref()),
+            ("health", service.health.as_ref()),
+            ("until", until),
+        ] {
             if let Some(probe) = probe {
                 if let Some(why) = probe_problem(probe) {
                     problem(what, format!("`{what}` probe: {why}"));
@@ -431,10 +445,10 @@ impl Texts {
         needle: &str,
         message: String,
     ) -> Diagnostic {
-        let text = self
-            .0
-            .entry(file.to_path_buf())
-            .or_insert_with(|| std::fs::read_to_string(file).unwrap_or_default());
+        let text = self.0.entry(file.to_path_buf()).or_insert_with(|| {
+            crate::config::limits::read_text(file, crate::config::limits::InputKind::Role)
+                .unwrap_or_default()
+        });
         at(file, text, anchor, needle, message)
     }
 }
