@@ -36,7 +36,8 @@ fn run_with(scripts: &[(&str, &str)]) -> (Option<i32>, String) {
         .env("SPARKVISOR_TEMPLATES", dir.0.join("templates"))
         .env("SPARKVISOR_INIT_DIR", dir.0.join("init"))
         .env("SPARKVISOR_SOCKET", dir.0.join("s.sock"))
-        .env("SPARK_DAEMON_USER", "root")
+        // Not root: main refuses services that could write their own (root-owned) config.
+        .env("SPARK_DAEMON_USER", "nobody")
         .env(
             "SPARKVISOR_SETTINGS",
             format!(
