@@ -109,17 +109,24 @@ const SUBCOMMANDS: &[&str] = &[
 /// How argv is to be read.
 #[derive(Debug, PartialEq, Eq)]
 enum Mode {
-    /// tini semantics for the whole argv (invoked as `tini`/`docker-init`, or tini flags / a bare command).
+    /// tini semantics for the whole argv (invoked as `tini`/`docker-init`, or tini flags first).
     Tini,
+    /// `sparkvisor CMD ARGS...`: CMD is not an option or a subcommand; it runs with ARGS untouched
+    /// (as the official image's `exec "$@"`), supervised as in tini mode.
+    PassThrough(Vec<OsString>),
     /// A sparkvisor subcommand (possibly with `run` inserted).
     Role(Vec<OsString>),
 }
 
-/// Decides the mode. Rules (README "Command line"):
-/// - invoked as `tini` or `docker-init` → tini mode;
+/// Decides the mode. Rules (docs/kubernetes.md "Command line"):
+/// - invoked as `tini` or `docker-init` → tini mode, tini's parsing exactly (options permuted);
 /// - no arguments, or `--role ...` first → `run`;
 /// - a subcommand, `--version`, `-V`, `--help`/`-h` → that;
-/// - anything else (tini flags, `--`, a bare command) → tini mode.
+/// - an option first (tini flags, `--`) → tini mode;
+/// - any other first word → pass-through: that command with the rest as its argv, untouched.
+///
+/// A command named like a subcommand (`run`, `status`, `stop`, `driver`, ...) is the subcommand;
+/// run such a program by its path (`/usr/local/bin/stop`) or after `--`.
 fn classify(args: &[OsString]) -> Mode {
     let argv0 = args.first().map(PathBuf::from).unwrap_or_default();
     let name = argv0.file_name().and_then(OsStr::to_str).unwrap_or("");
@@ -128,10 +135,11 @@ fn classify(args: &[OsString]) -> Mode {
     }
     let rest = args.get(1..).unwrap_or(&[]);
     let Some(first) = rest.first().and_then(|a| a.to_str()) else {
-        if rest.is_empty() {
-            return Mode::Role(vec![argv0.into_os_string(), "run".into()]);
-        }
-        return Mode::Tini;
+        return match rest.first() {
+            None => Mode::Role(vec![argv0.into_os_string(), "run".into()]),
+            // A first word that is not UTF-8 is no option and no subcommand: a command.
+            Some(_) => Mode::PassThrough(rest.to_vec()),
+        };
     };
     if first == "--role" || first.starts_with("--role=") {
         let mut v = vec![argv0.into_os_string(), "run".into()];
@@ -141,7 +149,16 @@ fn classify(args: &[OsString]) -> Mode {
     if SUBCOMMANDS.contains(&first) || matches!(first, "--version" | "-V" | "--help" | "-h") {
         return Mode::Role(args.to_vec());
     }
-    Mode::Tini
+    if first.starts_with('-') {
+        return Mode::Tini;
+    }
+    Mode::PassThrough(rest.to_vec())
+}
+
+/// True when `args` (a whole argv, argv[0] included) makes sparkvisor run one command as tini or
+/// in pass-through mode (not the role-mode agent or a client command): used by `health`.
+pub fn runs_a_command(args: &[OsString]) -> bool {
+    matches!(classify(args), Mode::Tini | Mode::PassThrough(_))
 }
 
 /// Runs the command line and returns the process exit code.
@@ -156,7 +173,18 @@ pub fn main(args: Vec<OsString>) -> i32 {
                         .map(|n| n == "tini" || n == "docker-init")
                 })
                 .unwrap_or(false);
+            if !invoked_as_tini {
+                // The image's ENTRYPOINT with tini flags: prepared as the official entrypoint
+                // prepares every command (a real tini stays exactly tini).
+                prepare_dropin();
+            }
             crate::tini::main(args.get(1..).unwrap_or(&[]), invoked_as_tini)
+        }
+        Mode::PassThrough(command) => {
+            prepare_dropin();
+            let mut tini_args: Vec<OsString> = vec!["--".into()];
+            tini_args.extend(command);
+            crate::tini::main(&tini_args, false)
         }
         Mode::Role(argv) => {
             let cli = match Cli::try_parse_from(argv) {
@@ -182,6 +210,26 @@ pub fn main(args: Vec<OsString>) -> i32 {
     }
 }
 
+/// The drop-in environment (passwd entry, writable Spark dirs) for a command run in tini or
+/// pass-through mode; its messages go to stderr as the agent's do.
+fn prepare_dropin() {
+    crate::dropin::prepare(&mut |m| eprintln!("sparkvisor: info: {m}"), &mut |m| {
+        eprintln!("sparkvisor: warn: {m}")
+    });
+}
+
+/// `sparkvisor health`: the agent's answer; without an agent, healthy when PID 1 is sparkvisor
+/// running one command (tini or pass-through mode), since PID 1 exits when that command ends.
+fn health() -> Result<i32, Fatal> {
+    match crate::status::client::health() {
+        Err(Fatal::Unavailable(_)) if crate::dropin::pid1_runs_a_command() => {
+            println!("healthy: PID 1 runs a command (pass-through or tini mode, no services)");
+            Ok(crate::error::exit_code::OK)
+        }
+        other => other,
+    }
+}
+
 fn dispatch(command: Command) -> Result<i32, Fatal> {
     match command {
         Command::Run { role, command } => crate::app::run(role, command),
@@ -191,7 +239,7 @@ fn dispatch(command: Command) -> Result<i32, Fatal> {
         Command::Status { json, service } => {
             crate::status::client::status(service.as_deref(), json)
         }
-        Command::Health => crate::status::client::health(),
+        Command::Health => health(),
         Command::Start { service } => crate::status::client::control(&service, "start"),
         Command::Stop { service } => crate::status::client::control(&service, "stop"),
         Command::Restart { service } => crate::status::client::control(&service, "restart"),
@@ -221,7 +269,45 @@ mod tests {
             classify(&args(&["sparkvisor", "-s", "--", "true"])),
             Mode::Tini
         );
-        assert_eq!(classify(&args(&["sparkvisor", "bash"])), Mode::Tini);
+        assert_eq!(
+            classify(&args(&["sparkvisor", "bash"])),
+            Mode::PassThrough(args(&["bash"]))
+        );
+        // Everything after the command is its own: `--master` is not permuted to sparkvisor.
+        assert_eq!(
+            classify(&args(&[
+                "sparkvisor",
+                "spark-submit",
+                "--master",
+                "x",
+                "-v",
+                "--",
+                "a"
+            ])),
+            Mode::PassThrough(args(&["spark-submit", "--master", "x", "-v", "--", "a"]))
+        );
+        assert_eq!(
+            classify(&args(&["tini", "spark-submit", "--master"])),
+            Mode::Tini
+        );
+        assert_eq!(classify(&args(&["sparkvisor", "-g", "sleep"])), Mode::Tini);
+        assert_eq!(
+            classify(&args(&["sparkvisor", "/usr/bin/stop"])),
+            Mode::PassThrough(args(&["/usr/bin/stop"]))
+        );
+        assert!(runs_a_command(&args(&[
+            "/usr/local/bin/sparkvisor",
+            "sleep",
+            "9"
+        ])));
+        assert!(runs_a_command(&args(&["sparkvisor", "--", "sleep", "9"])));
+        assert!(!runs_a_command(&args(&["sparkvisor"])));
+        assert!(!runs_a_command(&args(&[
+            "sparkvisor",
+            "run",
+            "--role",
+            "master"
+        ])));
         assert_eq!(
             classify(&args(&["sparkvisor"])),
             Mode::Role(args(&["sparkvisor", "run"]))

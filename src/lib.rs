@@ -16,6 +16,7 @@ pub mod app;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod dropin;
 pub mod error;
 pub mod inspect;
 pub mod logs;

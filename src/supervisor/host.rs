@@ -60,7 +60,13 @@ impl HostSys {
 
     fn spec_for(&self, def: &ServiceDef, argv: &[String]) -> Result<SpawnSpec, String> {
         let spec = &def.spec;
-        let user = service_user(spec, &self.users)?;
+        // A non-root agent cannot change ids: every service runs as the agent's own user (the
+        // image's `spark`, or an arbitrary OpenShift uid), with no capabilities (app.rs says so once).
+        let user = if crate::sys::process::current_ids().0 == 0 {
+            service_user(spec, &self.users)?
+        } else {
+            None
+        };
         let mut env = self.base_env.clone();
         if user.is_some() {
             // The agent's own identity must not leak into a service running as another user:
