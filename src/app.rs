@@ -22,8 +22,19 @@ pub fn run(role: Option<String>, command: Vec<OsString>) -> Result<i32, Fatal> {
         context: "blocking signals".into(),
         source,
     })?;
+    init_logging(&crate::node::process_env());
+    // Writable places and a passwd entry for whoever the container runs as (docs/kubernetes.md).
+    crate::dropin::prepare_role().map_err(|message| {
+        Fatal::Config(Diagnostic::new("writable directories", message).into())
+    })?;
+    let (agent_uid, _) = crate::sys::process::current_ids();
+    if agent_uid != 0 {
+        log::info!(
+            "sparkvisor runs as uid {agent_uid} (not root): every service runs as this user with \
+             no capabilities; its role's user and capabilities apply when started as root"
+        );
+    }
     let env = crate::node::process_env();
-    init_logging(&env);
     let users = crate::users::UserDb::system();
     let prepared = prepare_role(&env, role.as_deref(), &users)?;
     crate::render::write_files(&prepared.files, None).map_err(crate::node::render_error)?;

@@ -171,6 +171,93 @@ pub fn plan(facts: &Facts) -> Plan {
     plan
 }
 
+/// Role mode's writable places: the agent renders config into `SPARK_HOME/conf` and listens on
+/// `/run/sparkvisor`. When those cannot be written (a read-only root filesystem, or a non-root
+/// user the image did not prepare for) and `SPARK_CONF_DIR`/`SPARKVISOR_SOCKET` are unset, both
+/// move under the scratch directory. With no scratch directory either, the error names them all.
+pub fn plan_role(
+    env: &BTreeMap<String, String>,
+    scratch: Option<&Path>,
+    scratch_tried: &[PathBuf],
+    conf_writable: bool,
+    run_writable: bool,
+) -> Result<Plan, String> {
+    let mut plan = Plan::default();
+    let home = env.get("SPARK_HOME").map_or("/opt/spark", String::as_str);
+    if !conf_writable && !env.contains_key("SPARK_CONF_DIR") {
+        let conf = Path::new(home).join("conf");
+        let Some(scratch) = scratch else {
+            let tried: Vec<String> = scratch_tried
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect();
+            return Err(format!(
+                "nowhere to write the rendered config: {} is not writable, SPARK_CONF_DIR is not \
+                 set and {} cannot be written either (mount a writable directory, e.g. --tmpfs \
+                 /tmp, or set SPARK_CONF_DIR)",
+                conf.display(),
+                tried.join(", ")
+            ));
+        };
+        let dir = scratch.join("spark").join("conf");
+        plan.notes.push(format!(
+            "{} is not writable: rendering the config into SPARK_CONF_DIR={}",
+            conf.display(),
+            dir.display()
+        ));
+        plan.env
+            .push(("SPARK_CONF_DIR".into(), dir.display().to_string()));
+        plan.dirs.push(dir);
+    }
+    if !run_writable && !env.contains_key(crate::status::SOCKET_ENV) {
+        if let Some(scratch) = scratch {
+            let socket = crate::status::fallback_socket(scratch);
+            plan.notes.push(format!(
+                "{} is not writable: status socket at {}",
+                Path::new(crate::status::DEFAULT_SOCKET)
+                    .parent()
+                    .unwrap_or(Path::new("/"))
+                    .display(),
+                socket.display()
+            ));
+            plan.env.push((
+                crate::status::SOCKET_ENV.into(),
+                socket.display().to_string(),
+            ));
+        }
+    }
+    Ok(plan)
+}
+
+/// [`prepare`] plus [`plan_role`] for role mode, logged through `log`; an `Err` is the message of
+/// a config error (nothing was started).
+pub fn prepare_role() -> Result<(), String> {
+    prepare(&mut |m| log::info!("{m}"), &mut |m| log::warn!("{m}"));
+    let env = crate::node::process_env();
+    let (scratch, tried) = scratch_dir(&env);
+    let home = env
+        .get("SPARK_HOME")
+        .map_or("/opt/spark", String::as_str)
+        .to_string();
+    let conf_writable =
+        env.contains_key("SPARK_CONF_DIR") || is_writable(&Path::new(&home).join("conf"));
+    let socket_dir = Path::new(crate::status::DEFAULT_SOCKET)
+        .parent()
+        .unwrap_or(Path::new("/run"));
+    let run_writable = env.contains_key(crate::status::SOCKET_ENV) || is_writable(socket_dir);
+    let plan = plan_role(
+        &env,
+        scratch.as_deref(),
+        &tried,
+        conf_writable,
+        run_writable,
+    )?;
+    apply(&plan, &mut |m| log::info!("{m}"), &mut |m| {
+        log::warn!("{m}")
+    });
+    Ok(())
+}
+
 fn with_newline(text: &str) -> String {
     let mut s = text.to_string();
     if !s.is_empty() && !s.ends_with('\n') {
@@ -361,6 +448,30 @@ mod tests {
         let p = plan(&f);
         assert!(p.files.is_empty());
         assert!(p.warnings[0].contains("libnss-wrapper"), "{p:?}");
+    }
+
+    #[test]
+    fn role_mode_moves_conf_and_socket_or_says_where_it_looked() {
+        let env: BTreeMap<String, String> = [("SPARK_HOME".to_string(), "/opt/spark".to_string())]
+            .into_iter()
+            .collect();
+        let tried = [PathBuf::from("/tmp")];
+        let p = plan_role(&env, Some(Path::new("/tmp")), &tried, true, true).unwrap();
+        assert_eq!(p, Plan::default());
+        let p = plan_role(&env, Some(Path::new("/tmp")), &tried, false, false).unwrap();
+        assert_eq!(
+            p.env,
+            [
+                ("SPARK_CONF_DIR".to_string(), "/tmp/spark/conf".to_string()),
+                (
+                    "SPARKVISOR_SOCKET".to_string(),
+                    "/tmp/sparkvisor/sparkvisor.sock".to_string()
+                )
+            ]
+        );
+        let e = plan_role(&env, None, &tried, false, true).unwrap_err();
+        assert!(e.contains("/opt/spark/conf is not writable"), "{e}");
+        assert!(e.contains("/tmp cannot be written"), "{e}");
     }
 
     #[test]

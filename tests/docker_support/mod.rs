@@ -286,6 +286,9 @@ impl Project {
             .arg(&self.name)
             .arg("-f")
             .arg(&self.file)
+            // The cluster tests check the privilege drop of an agent started as root.
+            .arg("-f")
+            .arg(repo().join("tests/fixtures/compose-as-root.yaml"))
             .env("SPARKVISOR_IMAGE", &self.image)
             .env("SPARK_MASTER_UI_PORT", "0")
             .env("NOTEBOOK_PORT", "0");
