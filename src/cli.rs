@@ -90,6 +90,31 @@ enum Command {
         #[arg(long)]
         role: Option<String>,
     },
+    /// A Spark-on-Kubernetes driver pod: the `driver` role, whose main command is the official
+    /// entrypoint's `spark-submit --deploy-mode client ARGS` (docs/kubernetes.md).
+    Driver {
+        /// What Spark passes after `driver` (`--properties-file ... --class ... ARGS`).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// A Spark-on-Kubernetes executor pod: the `executor` role, whose main command is the official
+    /// entrypoint's `java ... KubernetesExecutorBackend ...` from the pod's environment.
+    Executor,
+    /// Decommission the executor (a preStop hook): SIGPWR to it, then wait until it has exited.
+    Decommission {
+        /// Give up waiting after this many seconds (exit 1).
+        #[arg(long, default_value_t = 600)]
+        timeout: u64,
+    },
+    /// Internal: the main command of the driver/executor roles (builds the argv, execs it).
+    #[command(hide = true)]
+    PodExec {
+        /// `driver` or `executor`.
+        kind: String,
+        /// The driver's arguments.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Show the resolved config with each value's source, the detected resources and the sizing.
     Inspect {
         /// Print JSON.
@@ -102,8 +127,22 @@ enum Command {
 }
 
 const SUBCOMMANDS: &[&str] = &[
-    "run", "status", "health", "start", "stop", "restart", "signal", "logs", "render", "check",
-    "inspect", "help",
+    "run",
+    "status",
+    "health",
+    "start",
+    "stop",
+    "restart",
+    "signal",
+    "logs",
+    "render",
+    "check",
+    "inspect",
+    "help",
+    "driver",
+    "executor",
+    "decommission",
+    "pod-exec",
 ];
 
 /// How argv is to be read.
@@ -230,11 +269,28 @@ fn health() -> Result<i32, Fatal> {
     }
 }
 
+/// `driver ARGS` / `executor`: role mode with the role of that name (roles/driver.yaml,
+/// roles/executor.yaml: adjustable like any role) and the pod's JVM as the main command, so the
+/// container ends with it, with its exit code.
+fn pod_role(role: &str, args: Vec<String>) -> Result<i32, Fatal> {
+    let me = std::env::current_exe().map_err(|source| Fatal::Sys {
+        context: "finding the sparkvisor binary".into(),
+        source,
+    })?;
+    let mut main: Vec<OsString> = vec![me.into_os_string(), "pod-exec".into(), role.into()];
+    main.extend(args.into_iter().map(OsString::from));
+    crate::app::run(Some(role.to_string()), main)
+}
+
 fn dispatch(command: Command) -> Result<i32, Fatal> {
     match command {
         Command::Run { role, command } => crate::app::run(role, command),
         Command::Render { role, out } => crate::commands::render(role, &out),
         Command::Check { role } => crate::commands::check(role),
+        Command::Driver { args } => pod_role("driver", args),
+        Command::Executor => pod_role("executor", Vec::new()),
+        Command::PodExec { kind, args } => crate::k8s_pod::pod_exec(&kind, &args),
+        Command::Decommission { timeout } => crate::decommission::run(timeout),
         Command::Inspect { json, role } => crate::commands::inspect(role, json),
         Command::Status { json, service } => {
             crate::status::client::status(service.as_deref(), json)

@@ -356,6 +356,19 @@ impl Container {
         Container { name }
     }
 
+    /// `docker run -d --name NAME ARGS IMAGE CMD...` with a name chosen by the caller (e.g. one
+    /// that other containers on a network resolve); make it unique with [`unique`].
+    pub fn run_named(name: &str, args: &[&str], image: &str, cmd: &[&str]) -> Container {
+        let mut all = vec!["run", "-d", "--name", name];
+        all.extend_from_slice(args);
+        all.push(image);
+        all.extend_from_slice(cmd);
+        docker(&all);
+        Container {
+            name: name.to_string(),
+        }
+    }
+
     /// `docker inspect --format FORMAT`.
     pub fn inspect(&self, format: &str) -> String {
         docker(&["inspect", "--format", format, &self.name])
