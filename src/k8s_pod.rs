@@ -198,6 +198,48 @@ pub fn executor_fit_warnings(
     warnings
 }
 
+/// `sparkvisor pod-exec driver|executor [ARGS]`: the main command of the `driver`/`executor`
+/// roles. Builds the official command line from this process's environment, warns when an
+/// executor will not fit its cgroup limits, and replaces itself with it (so the JVM is the
+/// agent's main process: signals, exit code and `decommission` reach it directly).
+pub fn pod_exec(kind: &str, args: &[String]) -> Result<i32, crate::error::Fatal> {
+    use std::os::unix::process::CommandExt;
+    let env = crate::node::process_env();
+    let argv = match kind {
+        "driver" => driver_argv(&env, args),
+        "executor" => {
+            if let Ok(resources) = crate::resources::detect() {
+                for w in executor_fit_warnings(&env, &resources) {
+                    eprintln!("sparkvisor: warn: {w}");
+                }
+            }
+            let cwd = std::env::current_dir()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
+            executor_argv(&env, &cwd, &hadoop_classpath(&env))
+        }
+        other => {
+            return Err(crate::error::Fatal::Config(
+                crate::error::Diagnostic::new(
+                    "pod-exec",
+                    format!("unknown pod kind {other:?}: driver or executor"),
+                )
+                .into(),
+            ))
+        }
+    };
+    let Some((program, rest)) = argv.split_first() else {
+        return Ok(crate::error::exit_code::FAILURE);
+    };
+    let err = std::process::Command::new(program).args(rest).exec();
+    eprintln!("sparkvisor: cannot execute {program}: {err}");
+    Ok(if err.kind() == std::io::ErrorKind::NotFound {
+        crate::error::exit_code::NOT_FOUND
+    } else {
+        crate::error::exit_code::CANNOT_EXECUTE
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -264,7 +306,8 @@ mod tests {
             ]));
             v
         };
-        let rows: Vec<(Vec<(&str, &str)>, &str, &str)> = vec![
+        type Row<'a> = (Vec<(&'a str, &'a str)>, &'a str, &'a str);
+        let rows: Vec<Row> = vec![
             (vec![], "", "/opt/spark/conf::/opt/spark/jars/*:/opt/spark/work-dir:"),
             (
                 vec![("SPARK_CLASSPATH", "/x.jar"), ("SPARK_EXTRA_CLASSPATH", "/e/*")],
@@ -358,46 +401,4 @@ mod tests {
         r.cpu_quota = None;
         assert!(executor_fit_warnings(&e, &r).is_empty());
     }
-}
-
-/// `sparkvisor pod-exec driver|executor [ARGS]`: the main command of the `driver`/`executor`
-/// roles. Builds the official command line from this process's environment, warns when an
-/// executor will not fit its cgroup limits, and replaces itself with it (so the JVM is the
-/// agent's main process: signals, exit code and `decommission` reach it directly).
-pub fn pod_exec(kind: &str, args: &[String]) -> Result<i32, crate::error::Fatal> {
-    use std::os::unix::process::CommandExt;
-    let env = crate::node::process_env();
-    let argv = match kind {
-        "driver" => driver_argv(&env, args),
-        "executor" => {
-            if let Ok(resources) = crate::resources::detect() {
-                for w in executor_fit_warnings(&env, &resources) {
-                    eprintln!("sparkvisor: warn: {w}");
-                }
-            }
-            let cwd = std::env::current_dir()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default();
-            executor_argv(&env, &cwd, &hadoop_classpath(&env))
-        }
-        other => {
-            return Err(crate::error::Fatal::Config(
-                crate::error::Diagnostic::new(
-                    "pod-exec",
-                    format!("unknown pod kind {other:?}: driver or executor"),
-                )
-                .into(),
-            ))
-        }
-    };
-    let Some((program, rest)) = argv.split_first() else {
-        return Ok(crate::error::exit_code::FAILURE);
-    };
-    let err = std::process::Command::new(program).args(rest).exec();
-    eprintln!("sparkvisor: cannot execute {program}: {err}");
-    Ok(if err.kind() == std::io::ErrorKind::NotFound {
-        crate::error::exit_code::NOT_FOUND
-    } else {
-        crate::error::exit_code::CANNOT_EXECUTE
-    })
 }

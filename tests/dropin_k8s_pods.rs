@@ -1,3 +1,9 @@
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 //! Spark-on-Kubernetes pods without a Kubernetes API: containers started the way Spark's pod specs
 //! start them (`driver ARGS...` / `executor`, with the environment the feature steps set).
 //! - driver: completes a job (local master) with exit 0;

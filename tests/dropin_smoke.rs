@@ -1,3 +1,9 @@
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 //! The official image's smoke test (apache/spark-docker `testing/testing.sh`) replayed against this
 //! image: a master, a worker and a pi job from a third container, each started as a plain command
 //! (no sparkvisor flags, no `--`), on one bridge network. As the image's default user (spark), as

@@ -1,3 +1,9 @@
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 //! Every workload in k8s/ passes the Pod Security Standard "restricted" profile as written (the
 //! rules of https://kubernetes.io/docs/concepts/security/pod-security-standards/, baseline
 //! included), and the namespace enforces it. No cluster is needed: the rules are checked on the
