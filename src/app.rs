@@ -50,11 +50,10 @@ pub fn run(role: Option<String>, command: Vec<OsString>) -> Result<i32, Fatal> {
              only the capabilities their role lists, but the container is not isolated"
         );
     }
-    match crate::sys::caps::agent_keep_set(&service_caps)
-        .and_then(|keep| crate::sys::caps::reduce_agent_bounding_set(&keep))
-    {
-        Ok(dropped) => log::debug!("dropped {} capabilities from the agent", dropped.len()),
-        Err(e) => log::info!("the agent's bounding set stays as it is: {e}"),
+    if agent_uid != 0 {
+        log::debug!("not root: no bounding set to reduce (the services get no capabilities)");
+    } else {
+        reduce_bounding_set(&service_caps);
     }
     let pid1 = crate::sys::process::current_pid() == 1;
     if !pid1 {
@@ -170,6 +169,16 @@ pub fn run(role: Option<String>, command: Vec<OsString>) -> Result<i32, Fatal> {
         kill_leftover_children();
     }
     Ok(code)
+}
+
+/// Drops every capability the agent and its services do not need from the agent's bounding set.
+fn reduce_bounding_set(service_caps: &[&str]) {
+    match crate::sys::caps::agent_keep_set(service_caps)
+        .and_then(|keep| crate::sys::caps::reduce_agent_bounding_set(&keep))
+    {
+        Ok(dropped) => log::debug!("dropped {} capabilities from the agent", dropped.len()),
+        Err(e) => log::info!("the agent's bounding set stays as it is: {e}"),
+    }
 }
 
 /// SIGKILLs every remaining child of the agent (they are re-parented to init, which reaps them).
