@@ -241,7 +241,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
             match dispatch(cli.command) {
                 Ok(code) => code,
                 Err(fatal) => {
-                    eprintln!("sparkvisor: {fatal}");
+                    crate::errln!("sparkvisor: {fatal}");
                     fatal.exit_code()
                 }
             }
@@ -252,8 +252,8 @@ pub fn main(args: Vec<OsString>) -> i32 {
 /// The drop-in environment (passwd entry, writable Spark dirs) for a command run in tini or
 /// pass-through mode; its messages go to stderr as the agent's do.
 fn prepare_dropin() {
-    crate::dropin::prepare(&mut |m| eprintln!("sparkvisor: info: {m}"), &mut |m| {
-        eprintln!("sparkvisor: warn: {m}")
+    crate::dropin::prepare(&mut |m| crate::errln!("sparkvisor: info: {m}"), &mut |m| {
+        crate::errln!("sparkvisor: warn: {m}")
     });
 }
 
@@ -262,7 +262,7 @@ fn prepare_dropin() {
 fn health() -> Result<i32, Fatal> {
     match crate::status::client::health() {
         Err(Fatal::Unavailable(_)) if crate::dropin::pid1_runs_a_command() => {
-            println!("healthy: PID 1 runs a command (pass-through or tini mode, no services)");
+            crate::outln!("healthy: PID 1 runs a command (pass-through or tini mode, no services)");
             Ok(crate::error::exit_code::OK)
         }
         other => other,

@@ -79,13 +79,13 @@ fn alive(pid: i32) -> bool {
 pub fn run(timeout_secs: u64) -> Result<i32, Fatal> {
     let pids = executors();
     if pids.is_empty() {
-        eprintln!("sparkvisor: decommission: no Spark executor JVM among PID 1's children");
+        crate::errln!("sparkvisor: decommission: no Spark executor JVM among PID 1's children");
         return Ok(exit_code::FAILURE);
     }
     let pwr = crate::sys::signals::signal_by_name("PWR").unwrap_or(30);
     for pid in &pids {
         match crate::sys::process::send_signal(*pid, pwr) {
-            Ok(()) => println!("decommission: SIGPWR sent to executor pid {pid}"),
+            Ok(()) => crate::outln!("decommission: SIGPWR sent to executor pid {pid}"),
             Err(e) => {
                 return Err(Fatal::Sys {
                     context: format!("sending SIGPWR to executor pid {pid}"),
@@ -99,12 +99,14 @@ pub fn run(timeout_secs: u64) -> Result<i32, Fatal> {
     // are not the parent of.
     while pids.iter().any(|p| alive(*p)) {
         if Instant::now() >= deadline {
-            eprintln!("sparkvisor: decommission: executor still running after {timeout_secs} s");
+            crate::errln!(
+                "sparkvisor: decommission: executor still running after {timeout_secs} s"
+            );
             return Ok(exit_code::FAILURE);
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    println!("decommission: executor exited");
+    crate::outln!("decommission: executor exited");
     Ok(exit_code::OK)
 }
 

@@ -210,7 +210,7 @@ pub fn pod_exec(kind: &str, args: &[String]) -> Result<i32, crate::error::Fatal>
         "executor" => {
             if let Ok(resources) = crate::resources::detect() {
                 for w in executor_fit_warnings(&env, &resources) {
-                    eprintln!("sparkvisor: warn: {w}");
+                    crate::errln!("sparkvisor: warn: {w}");
                 }
             }
             let cwd = std::env::current_dir()
@@ -232,7 +232,7 @@ pub fn pod_exec(kind: &str, args: &[String]) -> Result<i32, crate::error::Fatal>
         return Ok(crate::error::exit_code::FAILURE);
     };
     let err = std::process::Command::new(program).args(rest).exec();
-    eprintln!("sparkvisor: cannot execute {program}: {err}");
+    crate::errln!("sparkvisor: cannot execute {program}: {err}");
     Ok(if err.kind() == std::io::ErrorKind::NotFound {
         crate::error::exit_code::NOT_FOUND
     } else {
