@@ -75,9 +75,9 @@ pub fn run(role: Option<String>, command: Vec<OsString>) -> Result<i32, Fatal> {
         );
     }
     if agent_uid != 0 {
-        log::debug!("not root: no bounding set to reduce (the services get no capabilities)");
+        log::debug!("not root: no capabilities to reduce (the services get none)");
     } else {
-        reduce_bounding_set(&service_caps);
+        reduce_capabilities(&service_caps);
     }
     let pid1 = crate::sys::process::current_pid() == 1;
     if !pid1 {
@@ -187,13 +187,22 @@ pub fn run(role: Option<String>, command: Vec<OsString>) -> Result<i32, Fatal> {
     Ok(code)
 }
 
-/// Drops every capability the agent and its services do not need from the agent's bounding set.
-fn reduce_bounding_set(service_caps: &[&str]) {
-    match crate::sys::caps::agent_keep_set(service_caps)
-        .and_then(|keep| crate::sys::caps::reduce_agent_bounding_set(&keep))
-    {
-        Ok(dropped) => log::debug!("dropped {} capabilities from the agent", dropped.len()),
-        Err(e) => log::info!("the agent's bounding set stays as it is: {e}"),
+/// Drops every capability the agent and its services do not need, from the agent's bounding set
+/// and (so a bug in the agent cannot use what it does not need) its effective sets too.
+fn reduce_capabilities(service_caps: &[&str]) {
+    match crate::sys::caps::agent_keep_set(service_caps) {
+        Ok(keep) => {
+            match crate::sys::caps::reduce_agent_bounding_set(&keep) {
+                Ok(dropped) => {
+                    log::debug!("dropped {} capabilities from the agent", dropped.len());
+                }
+                Err(e) => log::info!("the agent's bounding set stays as it is: {e}"),
+            }
+            if let Err(e) = crate::sys::caps::reduce_agent_sets(&keep) {
+                log::info!("the agent's capability sets stay as they are: {e}");
+            }
+        }
+        Err(e) => log::info!("the agent's capabilities stay as they are: {e}"),
     }
 }
 
@@ -252,8 +261,25 @@ fn prepare_role(
     users: &crate::users::UserDb,
 ) -> Result<PreparedRole, Fatal> {
     let node = crate::node::resolve_node(cli_role, env)?;
-    let (files, services) = node.render(&crate::config::role::templates_dir(env))?;
+    let (files, mut services) = node.render(&crate::config::role::templates_dir(env))?;
+    let base_env = service_base_env_map(env, &node.config);
+    crate::spark_launch::apply(&mut services, &base_env, &files).map_err(|problems| {
+        let file = node.role.file.display().to_string();
+        let mut diags = crate::error::Diagnostics::default();
+        for p in problems {
+            diags.push(crate::error::Diagnostic::new(file.clone(), p));
+        }
+        Fatal::Config(diags)
+    })?;
     let defs = node.service_defs(services, users)?;
+    if crate::sys::peercred::effective_uid() == 0 {
+        untrusted_config(
+            &node,
+            &defs,
+            users,
+            &crate::config::role::templates_dir(env),
+        )?;
+    }
     Ok(PreparedRole {
         config: node.config,
         resources: node.resources,
@@ -263,6 +289,40 @@ fn prepare_role(
     })
 }
 
+/// Refuses role files and templates that a service (one with a `user:`) could change: see
+/// [`crate::config::trust`]. A service without `user:` runs as the agent itself.
+fn untrusted_config(
+    node: &crate::node::Node,
+    defs: &[crate::supervisor::ServiceDef],
+    users: &crate::users::UserDb,
+    templates_dir: &std::path::Path,
+) -> Result<(), Fatal> {
+    use crate::config::trust::{check_config_files, Writer};
+    let writers: Vec<Writer> = defs
+        .iter()
+        .filter(|d| d.spec.user.is_some())
+        .filter_map(|d| {
+            let ids = crate::supervisor::host::service_user(&d.spec, users).ok()??;
+            let mut gids = ids.groups.clone();
+            gids.push(ids.gid);
+            Some(Writer {
+                service: d.name.clone(),
+                uid: ids.uid,
+                gids,
+            })
+        })
+        .collect();
+    let mut files = vec![node.role.file.clone()];
+    files.extend(node.role.service_files.values().cloned());
+    files.extend(node.role.render_files.iter().cloned());
+    let problems = check_config_files(&files, templates_dir, &writers);
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Fatal::Config(problems))
+    }
+}
+
 /// The environment every service starts from: the container's, without sparkvisor's own variables
 /// (`SPARKVISOR_*`), `<NAME>_FILE` pointers and any variable holding a resolved secret; plus
 /// `SPARK_HOME`/`SPARK_CONF_DIR` from the resolved settings. A service's `environment` wins over it.
@@ -270,6 +330,17 @@ fn service_base_env(
     env: &BTreeMap<String, String>,
     config: &crate::config::ResolvedConfig,
 ) -> Vec<(OsString, OsString)> {
+    service_base_env_map(env, config)
+        .into_iter()
+        .map(|(k, v)| (OsString::from(k), OsString::from(v)))
+        .collect()
+}
+
+/// [`service_base_env`] as a map (what the direct Spark launch reads).
+fn service_base_env_map(
+    env: &BTreeMap<String, String>,
+    config: &crate::config::ResolvedConfig,
+) -> BTreeMap<String, String> {
     let secrets: Vec<&str> = config.secrets.values().map(|s| s.expose()).collect();
     let mut out: BTreeMap<String, String> = env
         .iter()
@@ -288,7 +359,5 @@ fn service_base_env(
             out.insert(var.to_string(), v.value.clone());
         }
     }
-    out.into_iter()
-        .map(|(k, v)| (OsString::from(k), OsString::from(v)))
-        .collect()
+    out
 }

@@ -224,7 +224,7 @@ fn built_in_roles_pass_check() {
         String::from_utf8_lossy(&out.stderr)
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("6 role(s)"), "{stdout}");
+    assert!(stdout.contains("8 role(s)"), "{stdout}");
 }
 
 #[test]
