@@ -74,7 +74,7 @@ fn a_new_role_renders_from_its_own_directory() {
         "{}",
         String::from_utf8_lossy(&check.stderr)
     );
-    assert!(String::from_utf8_lossy(&check.stdout).contains("7 role(s)"));
+    assert!(String::from_utf8_lossy(&check.stdout).contains("9 role(s)"));
 
     let out = dir.path().join("out");
     let render = sparkvisor(&["render", "--role", "tool", "--out", out.to_str().unwrap()]);
