@@ -30,6 +30,7 @@ pub mod node;
 pub mod output;
 pub mod probe;
 pub mod procfs;
+pub mod remote_wait;
 pub mod render;
 pub mod resources;
 pub mod run_options;

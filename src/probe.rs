@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
-use crate::config::role::Probe;
+use crate::config::role::{OneOf, Probe};
 
 /// Largest response read from an HTTP probe.
 pub const MAX_RESPONSE: usize = 1024 * 1024;
@@ -94,7 +94,7 @@ pub fn parse_url(url: &str) -> Option<(String, String, String)> {
 
 fn http(
     url: &str,
-    json: Option<&BTreeMap<String, String>>,
+    json: Option<&BTreeMap<String, OneOf>>,
     deadline: Instant,
 ) -> Result<(), ProbeError> {
     let (addr, host, path) = parse_url(url).ok_or_else(|| ProbeError::BadTarget(url.into()))?;
@@ -137,7 +137,7 @@ fn http(
 /// Checks a whole HTTP response: a 2xx status and, with `json`, the fields of the body.
 pub fn check_response(
     response: &[u8],
-    json: Option<&BTreeMap<String, String>>,
+    json: Option<&BTreeMap<String, OneOf>>,
 ) -> Result<(), ProbeError> {
     let status_line_end = response
         .windows(2)
@@ -167,13 +167,13 @@ pub fn check_response(
             .map_err(|e| ProbeError::Body(format!("body is not JSON: {e}")))?;
     for (key, want) in expected {
         let matches = match body.get(key) {
-            Some(serde_json::Value::String(s)) => s == want,
+            Some(serde_json::Value::String(s)) => want.accepts(s),
             // Numbers and booleans compare by their JSON text (`cores: 4`).
-            Some(other) => serde_json::to_string(other).is_ok_and(|text| text == *want),
+            Some(other) => serde_json::to_string(other).is_ok_and(|text| want.accepts(&text)),
             None => false,
         };
         if !matches {
-            return Err(ProbeError::Body(format!("{key} is not {want:?}")));
+            return Err(ProbeError::Body(format!("{key} is not {want}")));
         }
     }
     Ok(())
@@ -216,11 +216,23 @@ mod tests {
 
     #[test]
     fn responses_are_checked() {
-        let alive: BTreeMap<String, String> = [("status".into(), "ALIVE".into())].into();
+        let alive: BTreeMap<String, OneOf> = [("status".into(), "ALIVE".into())].into();
+        let either: BTreeMap<String, OneOf> = [(
+            "status".into(),
+            OneOf(vec!["ALIVE".into(), "STANDBY".into()]),
+        )]
+        .into();
         let ok = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n{\"status\":\"ALIVE\",\"cores\":4}";
         let standby = b"HTTP/1.1 200 OK\r\n\r\n{\"status\":\"STANDBY\"}";
-        type Row<'a> = (&'a [u8], Option<&'a BTreeMap<String, String>>, bool);
-        let table: [Row; 7] = [
+        type Row<'a> = (&'a [u8], Option<&'a BTreeMap<String, OneOf>>, bool);
+        let table: [Row; 10] = [
+            (standby, Some(&either), true),
+            (ok, Some(&either), true),
+            (
+                b"HTTP/1.1 200 OK\r\n\r\n{\"status\":\"RECOVERING\"}",
+                Some(&either),
+                false,
+            ),
             (ok, None, true),
             (ok, Some(&alive), true),
             (standby, Some(&alive), false),
@@ -232,7 +244,7 @@ mod tests {
         for (i, (resp, json, want)) in table.into_iter().enumerate() {
             assert_eq!(check_response(resp, json).is_ok(), want, "row {i}");
         }
-        let cores: BTreeMap<String, String> = [("cores".into(), "4".into())].into();
+        let cores: BTreeMap<String, OneOf> = [("cores".into(), "4".into())].into();
         assert!(check_response(ok, Some(&cores)).is_ok());
     }
 

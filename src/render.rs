@@ -24,7 +24,9 @@ pub use escape::Format;
 pub use templates::Templates;
 pub use write::{write_files, RenderError, WriteReport};
 
-use crate::config::role::{locate, parse_octal, template_name_problem, LoadedRole, Probe};
+use crate::config::role::{
+    locate, parse_octal, template_name_problem, LoadedRole, OneOf, Probe, WaitFor,
+};
 use crate::config::ServiceSpec;
 use crate::error::{Diagnostic, Diagnostics};
 
@@ -241,6 +243,22 @@ pub fn expand_services(
         service.working_dir = spec.working_dir.as_deref().map(&mut expand);
         service.ready = spec.ready.as_ref().map(|p| expand_probe(p, &mut expand));
         service.health = spec.health.as_ref().map(|p| expand_probe(p, &mut expand));
+        if let Some(drain) = service.stop.drain.as_mut() {
+            drain.until = drain.until.as_ref().map(|p| expand_probe(p, &mut expand));
+        }
+        service.wait_for = spec.wait_for.as_ref().map(|w| WaitFor {
+            tcp: w.tcp.iter().map(|a| expand(a)).collect(),
+            http: w.http.iter().map(|a| expand(a)).collect(),
+            ..w.clone()
+        });
+        if let Some(Err(e)) = service.wait_for.as_ref().map(WaitFor::targets) {
+            diags.push(diagnostic_in(
+                file,
+                Some(&anchor),
+                "wait_for",
+                format!("service {name}: {e}"),
+            ));
+        }
         out.insert(name.clone(), service);
     }
     diags.into_result(out)
@@ -249,10 +267,11 @@ pub fn expand_services(
 fn expand_probe(probe: &Probe, expand: &mut impl FnMut(&str) -> String) -> Probe {
     Probe {
         http: probe.http.as_deref().map(&mut *expand),
-        json: probe
-            .json
-            .as_ref()
-            .map(|m| m.iter().map(|(k, v)| (k.clone(), expand(v))).collect()),
+        json: probe.json.as_ref().map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), OneOf(v.0.iter().map(|x| expand(x)).collect())))
+                .collect()
+        }),
         tcp: probe.tcp.as_deref().map(&mut *expand),
         exec: probe
             .exec

@@ -7,6 +7,7 @@
 //! the loop waits with `recv_timeout(earliest deadline)`, or `recv()` when there is none, so an idle
 //! agent without probes wakes up zero times.
 
+mod gate;
 pub mod host;
 pub mod sender;
 
@@ -15,9 +16,12 @@ use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::config::role::{Probe, ServiceSpec};
+use crate::config::role::{Probe, ServiceSpec, WaitFor};
 use crate::error::{exit_code, ProcessEnd};
 use crate::service::{self, Action, Event, Phase, Policy, ProbeKind, ServiceState, TimerKind};
+
+use gate::Gate;
+pub use gate::{WaitOutcome, WaitTicket};
 
 /// How often a shutdown after a dead thread reaps without a SIGCHLD.
 const REAP_TICK: Duration = Duration::from_millis(50);
@@ -73,6 +77,16 @@ impl ServiceDef {
             grace: spec.stop.grace.0,
             ready_probe: spec.ready.is_some(),
             health_threshold: spec.health.as_ref().map(|p| p.threshold.max(1)),
+            drain: match &spec.stop.drain {
+                Some(d) => Some(crate::service::DrainPolicy {
+                    signal: signal_by_name(&d.signal).ok_or_else(|| {
+                        format!("service {name}: unknown drain signal {:?}", d.signal)
+                    })?,
+                    grace: d.grace.0,
+                    probe: d.until.is_some(),
+                }),
+                None => None,
+            },
         };
         Ok(Self {
             name: name.to_string(),
@@ -107,6 +121,9 @@ pub trait Sys {
     fn spawn_probe(&mut self, def: &ServiceDef, argv: &[String]) -> Result<i32, ProcessEnd>;
     /// Starts a network (tcp/http) probe attempt that sends `Msg::ProbeResult` when done.
     fn start_network_probe(&mut self, probe: &Probe, ticket: ProbeTicket);
+    /// Starts waiting (off the supervisor thread) until one of `wait`'s endpoints answers or its
+    /// timeout passes; sends `Msg::RemoteWaited` then.
+    fn start_remote_wait(&mut self, wait: &WaitFor, ticket: WaitTicket);
     /// Sends `signo` to one process.
     fn signal_process(&mut self, pid: i32, signo: i32);
     /// Sends `signo` to a process group.
@@ -132,6 +149,13 @@ pub enum Msg {
         ticket: ProbeTicket,
         /// Passed?
         ok: bool,
+    },
+    /// A `wait_for` wait ended.
+    RemoteWaited {
+        /// Which wait.
+        ticket: WaitTicket,
+        /// What answered, after how long.
+        outcome: WaitOutcome,
     },
     /// An operator request; the answer goes to `reply`.
     Request(Request, Sender<Reply>),
@@ -287,6 +311,8 @@ struct Managed {
     started_wall: Option<SystemTime>,
     stop_sent: bool,
     probe: Option<ProbeRun>,
+    /// The `wait_for` gate.
+    gate: Gate,
     /// An operator sent SIGKILL to the current process (its SIGKILL death is then no OOM kill).
     operator_killed: bool,
     /// OOM kills attributed to it (see [`Supervisor::note_oom_kill`]).
@@ -348,6 +374,7 @@ impl<S: Sys> Supervisor<S> {
                     started_wall: None,
                     stop_sent: false,
                     probe: None,
+                    gate: Gate::default(),
                     operator_killed: false,
                     oom_kills: 0,
                 }
@@ -442,6 +469,7 @@ impl<S: Sys> Supervisor<S> {
             Msg::ConfigChanged(path) => self.reload(&format!("{} changed", path.display())),
             Msg::Signal(sig) => self.forward(sig),
             Msg::ProbeResult { ticket, ok } => self.probe_result(&ticket, ok),
+            Msg::RemoteWaited { ticket, outcome } => self.remote_waited(ticket, &outcome),
             Msg::Request(req, reply) => {
                 let answer = self.request(req);
                 // The requester may have gone away: nothing to do then.
@@ -734,6 +762,13 @@ impl<S: Sys> Supervisor<S> {
         let interval = match ticket.kind {
             ProbeKind::Ready => m.def.spec.ready.as_ref(),
             ProbeKind::Health => m.def.spec.health.as_ref(),
+            ProbeKind::Drain => m
+                .def
+                .spec
+                .stop
+                .drain
+                .as_ref()
+                .and_then(|d| d.until.as_ref()),
         }
         .map_or(Duration::from_secs(1), |p| p.interval.0);
         run.exec = None;
@@ -754,6 +789,7 @@ impl<S: Sys> Supervisor<S> {
         let Some(probe) = (match run.kind {
             ProbeKind::Ready => m.def.spec.ready.clone(),
             ProbeKind::Health => m.def.spec.health.clone(),
+            ProbeKind::Drain => m.def.spec.stop.drain.as_ref().and_then(|d| d.until.clone()),
         }) else {
             m.probe = None;
             return;
@@ -855,7 +891,7 @@ impl<S: Sys> Supervisor<S> {
                         self.feed(i, Event::StopRequested { deadline: None })
                     }
                     TimerKind::Backoff => self.feed(i, Event::BackoffElapsed),
-                    TimerKind::Grace => self.feed(i, Event::GraceElapsed),
+                    TimerKind::Grace | TimerKind::Drain => self.feed(i, Event::GraceElapsed),
                 }
             }
             let Some(run) = self.services.get(i).and_then(|m| m.probe.as_ref()) else {
@@ -923,6 +959,7 @@ impl<S: Sys> Supervisor<S> {
                         .get(i)
                         .is_some_and(|m| m.state.phase == Phase::Waiting)
                         && self.deps_ready(i)
+                        && self.remote_gate_open(i)
                     {
                         self.feed(i, Event::DependenciesReady);
                         progressed = true;

@@ -593,3 +593,53 @@ fn inspect_redacts_secrets() {
         }
     }
 }
+
+#[test]
+fn recovery_probe_host_and_master_ui_endpoints_are_derived() {
+    let mut inputs = Inputs {
+        hostname: "h".into(),
+        fqdn: "h.example.org".into(),
+        fqdn_from: "/etc/hosts".into(),
+        ..Inputs::default()
+    };
+    let role = || Sourced::new("master".to_string(), Source::Default);
+    let cfg = resolve(&inputs, role(), "-", &BTreeMap::new()).unwrap();
+    assert_eq!(setting(&cfg, "spark.recovery_mode").value, "NONE");
+    assert_eq!(setting(&cfg, "spark.probe_host").value, "127.0.0.1");
+    assert_eq!(
+        setting(&cfg, "spark.master_ui_endpoints").value,
+        "h.example.org:8080"
+    );
+    // /data mounted: FILESYSTEM recovery there.
+    inputs.data_mounted = true;
+    let cfg = resolve(&inputs, role(), "-", &BTreeMap::new()).unwrap();
+    assert_eq!(setting(&cfg, "spark.recovery_mode").value, "FILESYSTEM");
+    assert_eq!(
+        setting(&cfg, "spark.recovery_dir").value,
+        "/data/spark-recovery"
+    );
+    // ZooKeeper peers win; a bound address is where the probes go; two masters, two UIs.
+    inputs.env.insert(
+        "SPARKVISOR_PEERS".into(),
+        "{zookeeper: [zk1, zk2], master: [m1, m2]}".into(),
+    );
+    inputs
+        .env
+        .insert("SPARK_LOCAL_IP".into(), "10.1.2.3".into());
+    let inputs = Inputs::gather(inputs.env.clone()).map_or(inputs, |mut i| {
+        i.data_mounted = true;
+        i
+    });
+    let worker = Sourced::new("worker".to_string(), Source::Default);
+    let cfg = resolve(&inputs, worker, "-", &BTreeMap::new()).unwrap();
+    assert_eq!(setting(&cfg, "spark.recovery_mode").value, "ZOOKEEPER");
+    assert_eq!(
+        setting(&cfg, "spark.zookeeper_url").value,
+        "zk1:2181,zk2:2181"
+    );
+    assert_eq!(setting(&cfg, "spark.probe_host").value, "10.1.2.3");
+    assert_eq!(
+        setting(&cfg, "spark.master_ui_endpoints").value,
+        "m1:8080,m2:8080"
+    );
+}

@@ -134,6 +134,28 @@ fn cluster_forms_runs_jobs_and_recovers() {
         "master totals: {json}"
     );
 
+    // Start order across containers (docs/ha.md): each worker's agent waited until the master was
+    // ALIVE, so no worker started before the master listened ("Failed to connect to master" and
+    // Spark's 5-15 s registration retry). ("Retrying connection" alone can still appear on a machine
+    // so loaded that the master takes longer than the retry interval to answer; not asserted.)
+    for (service_name, _, _) in WORKERS {
+        let id = project.container(service_name);
+        let out = run(std::process::Command::new("docker").args(["logs", &id]));
+        let logs = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            logs.contains("spark-worker: http://spark-master:8080/json/ answers after"),
+            "{service_name}: the agent did not wait for the master:\n{logs}"
+        );
+        assert!(
+            !logs.contains("Failed to connect to master"),
+            "{service_name}: the worker started before the master listened:\n{logs}"
+        );
+    }
+
     // 2. Least privilege: services run as spark with no capabilities and NoNewPrivs; the agent's
     //    bounding set is smaller than Docker's default one.
     let worker1 = project.container("spark-worker-1");
@@ -218,6 +240,13 @@ fn cluster_forms_runs_jobs_and_recovers() {
     );
     let master_ip = container_ip(&master);
     wait_alive_workers(&master_ip, 2, Duration::from_secs(180));
+    // FILESYSTEM recovery on the /data volume (docs/ha.md): the new master read its workers back.
+    let out = run(std::process::Command::new("docker").args(["logs", &master]));
+    let master_logs = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        master_logs.contains("Recovery complete"),
+        "the restarted master did not recover from /data:\n{master_logs}"
+    );
 
     // 6. docker stop of a worker: the agent stops the JVM itself, well within the grace.
     let worker2 = project.container("spark-worker-2");
@@ -502,7 +531,13 @@ fn compose_file_runs_unchanged_on_compose_and_swarm() {
         "spark-worker-2",
         "notebook",
     ] {
-        assert_eq!(stack["services"][s]["stop_grace_period"], "20s", "{s}");
+        // Workers get room for a graceful decommission (docs/ha.md).
+        let grace = if s.starts_with("spark-worker") {
+            "30s"
+        } else {
+            "20s"
+        };
+        assert_eq!(stack["services"][s]["stop_grace_period"], grace, "{s}");
         assert!(stack["services"][s]["image"]
             .as_str()
             .unwrap()

@@ -147,7 +147,13 @@ fn built_in_roles_are_wired_as_documented() {
     assert_eq!(worker.def.services["spark-worker"].forward_signals, ["PWR"]);
     let master = load_role(&roles, "master").unwrap();
     let probe = master.def.services["spark-master"].ready.clone().unwrap();
-    assert_eq!(probe.json.unwrap()["status"], "ALIVE");
+    // Ready as the active master or as a standby (HA, docs/ha.md); never while recovering.
+    let status = &probe.json.unwrap()["status"];
+    assert!(
+        status.accepts("ALIVE") && status.accepts("STANDBY"),
+        "{status}"
+    );
+    assert!(!status.accepts("RECOVERING"), "{status}");
     for role in [&aio, &worker, &master] {
         for s in role.def.services.values() {
             assert!(s.capabilities.is_empty());

@@ -9,6 +9,7 @@ pub mod env;
 pub mod inputs;
 pub mod limits;
 pub mod model;
+pub mod recovery;
 pub mod role;
 pub mod runtime;
 pub mod scan;

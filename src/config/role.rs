@@ -14,10 +14,14 @@ use serde::{Deserialize, Deserializer, Serialize};
 use crate::error::{Diagnostic, Diagnostics};
 
 mod names;
+mod one_of;
 mod validate;
+mod wait;
 
 pub use names::{capability_known, signal_known};
+pub use one_of::OneOf;
 pub use validate::{locate, parse_octal, template_name_problem};
+pub use wait::{endpoints_of, Target, WaitFor};
 
 /// A role as written in its YAML file (before template expansion).
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -324,6 +328,9 @@ pub struct ServiceSpec {
     /// Start only when these services are ready.
     #[serde(default)]
     pub after: Vec<String>,
+    /// Before its first start (and a start after a stop), wait until a remote endpoint answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_for: Option<WaitFor>,
     /// Readiness probe; without one a service is ready once it has run for `okay_delay`.
     #[serde(default)]
     pub ready: Option<Probe>,
@@ -388,10 +395,10 @@ pub struct Probe {
     /// `GET` this URL (may use `{{ }}`); 2xx is success.
     #[serde(default)]
     pub http: Option<String>,
-    /// With `http`: the JSON body must have this top-level field equal to this string
-    /// (e.g. `{ status: ALIVE }` for the Spark master's `/json/`).
+    /// With `http`: the JSON body must have these top-level fields equal to this string, or to
+    /// one of a list (e.g. `{ status: [ALIVE, STANDBY] }` for the Spark master's `/json/`).
     #[serde(default)]
-    pub json: Option<BTreeMap<String, String>>,
+    pub json: Option<BTreeMap<String, OneOf>>,
     /// Connect to `host:port` (may use `{{ }}`).
     #[serde(default)]
     pub tcp: Option<String>,
@@ -429,6 +436,9 @@ pub struct StopSpec {
     /// Time allowed before SIGKILL.
     #[serde(default = "default_grace")]
     pub grace: DurationSpec,
+    /// A drain step before `signal` (e.g. a Spark worker's decommission on SIGPWR).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drain: Option<DrainSpec>,
 }
 
 impl Default for StopSpec {
@@ -436,8 +446,24 @@ impl Default for StopSpec {
         Self {
             signal: default_stop_signal(),
             grace: default_grace(),
+            drain: None,
         }
     }
+}
+
+/// The drain step of a stop: `signal` first, then `signal` of the stop once `until` passes or
+/// `grace` is over (whichever comes first); the stop's own grace stays reserved within the
+/// agent's total shutdown grace. Used on a stop or shutdown, not on restarts.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DrainSpec {
+    /// Signal that asks the service to drain (e.g. `PWR`).
+    pub signal: String,
+    /// Longest drain.
+    pub grace: DurationSpec,
+    /// A probe that passes once draining is done (optional: without it the whole grace is used).
+    #[serde(default)]
+    pub until: Option<Probe>,
 }
 
 fn default_stop_signal() -> String {

@@ -660,6 +660,50 @@ fn derive_settings(
         node.fqdn.value.clone(),
         derived("node.fqdn"),
     );
+    // Every master's UI as `host:port[,host:port]` (the hosts of the master URL), for the worker's
+    // and notebook's `wait_for` on an ALIVE master (docs/ha.md).
+    let ui_port = layers
+        .get("spark.master_webui_port")
+        .unwrap_or("8080")
+        .to_string();
+    if let Ok(rpc) = crate::config::role::endpoints_of(layers.get("spark.master_url").unwrap_or(""))
+    {
+        let hosts: Vec<String> = rpc
+            .iter()
+            .filter_map(|e| e.rsplit_once(':').map(|(h, _)| format!("{h}:{ui_port}")))
+            .collect();
+        layers.fill(
+            "spark.master_ui_endpoints",
+            hosts.join(","),
+            derived("spark.master_url, spark.master_webui_port"),
+        );
+    }
+    // Where the probes reach Spark's UIs: the address Spark binds them to (SPARK_LOCAL_IP binds
+    // only that address), else loopback.
+    let probe_host = match layers.get("spark.local_ip") {
+        Some(ip) if !ip.is_empty() && ip != "0.0.0.0" && ip != "::" => {
+            if ip.contains(':') && !ip.starts_with('[') {
+                format!("[{ip}]")
+            } else {
+                ip.to_string()
+            }
+        }
+        _ => "127.0.0.1".to_string(),
+    };
+    layers.fill("spark.probe_host", probe_host, derived("spark.local_ip"));
+    let zookeepers = peers
+        .get("zookeeper")
+        .map(|p| p.value.clone())
+        .unwrap_or_default();
+    let zk_port = layers
+        .get("zookeeper.client_port")
+        .unwrap_or("2181")
+        .to_string();
+    for (key, value, from) in
+        crate::config::recovery::derive(&zookeepers, &zk_port, inputs.data_mounted)
+    {
+        layers.fill(key, value, derived(from));
+    }
     let (base, source) = if inputs.data_mounted {
         ("/data/spark", derived("/data is a mount point"))
     } else {

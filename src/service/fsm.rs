@@ -79,6 +79,10 @@ pub fn step(
         }
         (Phase::Stopping, Event::SpawnFailed { end })
         | (Phase::Stopping, Event::Exited { end }) => {
+            if s.draining {
+                actions.push(Action::StopProbes);
+                s.draining = false;
+            }
             s.pid = None;
             s.ready = false;
             s.timer = None;
@@ -92,6 +96,12 @@ pub fn step(
                 AfterStop::Recover => ended(policy, &mut s, end, now, true),
             }
         }
+        (Phase::Stopping, Event::GraceElapsed) if timer_due(&s, TimerKind::Drain, now) => {
+            end_drain(policy, &mut s, now, &mut actions)
+        }
+        (Phase::Stopping, Event::ProbePassed(ProbeKind::Drain)) if s.draining => {
+            end_drain(policy, &mut s, now, &mut actions)
+        }
         (Phase::Stopping, Event::GraceElapsed) if timer_due(&s, TimerKind::Grace, now) => {
             s.timer = None;
             if s.pid.is_some() {
@@ -102,8 +112,9 @@ pub fn step(
         (Phase::Stopping, Event::StopRequested { deadline }) => {
             s.after_stop = AfterStop::Stay;
             if let (Some(d), Some(t)) = (deadline, s.timer.as_mut()) {
-                t.at = t.at.min(d);
+                t.at = t.at.min(drain_end(policy, t.kind, d));
             }
+            s.drain_deadline = deadline.or(s.drain_deadline);
         }
         (Phase::Stopping, Event::RestartRequested) => s.after_stop = AfterStop::Restart,
 
@@ -171,7 +182,38 @@ fn begin_stop(
     s.phase = Phase::Stopping;
     s.after_stop = then;
     s.ready = false;
+    actions.push(Action::StopProbes);
+    // Only a stop drains: a restart or a failed health check wants the service back soon.
+    if let Some(drain) = policy.drain.filter(|_| then == AfterStop::Stay) {
+        let at = now + drain.grace;
+        s.draining = true;
+        s.drain_deadline = deadline;
+        s.timer = Some(Timer {
+            kind: TimerKind::Drain,
+            at: deadline.map_or(at, |d| at.min(drain_end(policy, TimerKind::Drain, d))),
+        });
+        actions.push(Action::SignalGroup(drain.signal));
+        if drain.probe {
+            actions.push(Action::StartProbe(ProbeKind::Drain));
+        }
+        return;
+    }
     s.timer = Some(grace_timer(policy, deadline, now));
+    actions.push(Action::SignalGroup(policy.stop_signal));
+}
+
+/// The latest end of a `kind` timer under the total `deadline`: a drain leaves the stop's own grace.
+fn drain_end(policy: &Policy, kind: TimerKind, deadline: Instant) -> Instant {
+    match kind {
+        TimerKind::Drain => deadline.checked_sub(policy.grace).unwrap_or(deadline),
+        _ => deadline,
+    }
+}
+
+/// The drain is over (done or out of time): the stop signal, and its grace.
+fn end_drain(policy: &Policy, s: &mut ServiceState, now: Instant, actions: &mut Vec<Action>) {
+    s.draining = false;
+    s.timer = Some(grace_timer(policy, s.drain_deadline, now));
     actions.push(Action::StopProbes);
     actions.push(Action::SignalGroup(policy.stop_signal));
 }
@@ -242,6 +284,7 @@ mod tests {
             grace: Duration::from_secs(2),
             ready_probe: false,
             health_threshold: None,
+            drain: None,
         }
     }
 

@@ -47,6 +47,8 @@ pub enum ProbeKind {
     Ready,
     /// Liveness while running: `threshold` consecutive failures restart the service.
     Health,
+    /// While draining before a stop: a pass ends the drain early.
+    Drain,
 }
 
 /// What happens once a stopping service has ended.
@@ -67,6 +69,8 @@ pub enum TimerKind {
     Backoff,
     /// The stop grace before SIGKILL.
     Grace,
+    /// The drain step of a stop, before the stop signal.
+    Drain,
 }
 
 /// A pending deadline; the supervisor turns it into `BackoffElapsed`/`GraceElapsed` when due.
@@ -93,6 +97,19 @@ pub struct Policy {
     pub ready_probe: bool,
     /// A liveness probe is configured, with its failure threshold.
     pub health_threshold: Option<u32>,
+    /// A drain step before the stop signal.
+    pub drain: Option<DrainPolicy>,
+}
+
+/// The state machine's view of a stop's drain step (`stop.drain`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DrainPolicy {
+    /// Signal number that asks the service to drain.
+    pub signal: i32,
+    /// Longest drain.
+    pub grace: Duration,
+    /// A drain probe ends it early.
+    pub probe: bool,
 }
 
 /// Past-tense facts fed to [`step`].
@@ -170,6 +187,10 @@ pub struct ServiceState {
     pub health_failures: u32,
     /// The current process group got SIGKILL after its grace.
     pub killed: bool,
+    /// In `Stopping`: the drain signal was sent, the stop signal not yet.
+    pub draining: bool,
+    /// The shutdown's deadline for SIGKILL while draining (the stop's grace ends no later).
+    pub drain_deadline: Option<Instant>,
     /// What follows a stop (meaningful in `Stopping`).
     pub after_stop: AfterStop,
     /// The pending timer.
@@ -191,6 +212,8 @@ impl ServiceState {
             last_exit: None,
             health_failures: 0,
             killed: false,
+            draining: false,
+            drain_deadline: None,
             after_stop: AfterStop::Stay,
             timer: None,
             backoff: Backoff::new(&policy.backoff, seed),

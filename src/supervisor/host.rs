@@ -10,8 +10,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use super::{Control, Msg, ProbeTicket, Reply, Request, ServiceDef, ServiceInfo, Snapshot, Sys};
-use crate::config::role::{Probe, ServiceSpec};
+use super::{
+    Control, Msg, ProbeTicket, Reply, Request, ServiceDef, ServiceInfo, Snapshot, Sys, WaitOutcome,
+    WaitTicket,
+};
+use crate::config::role::{Probe, ServiceSpec, WaitFor};
 use crate::error::{exit_code, ProcessEnd};
 use crate::logs::{self, LogFormat, LogStore};
 use crate::resources::OomCounter;
@@ -209,6 +212,33 @@ impl Sys for HostSys {
             let _ = self.tx.send(Msg::ProbeResult {
                 ticket: fallback,
                 ok: false,
+            });
+        }
+    }
+
+    fn start_remote_wait(&mut self, wait: &WaitFor, ticket: WaitTicket) {
+        let tx = self.tx.clone();
+        // Validated when the role was expanded (`check` and `run` refuse bad endpoints).
+        let targets = wait.targets().unwrap_or_default();
+        let json = wait.json.clone();
+        let (timeout, interval) = (wait.timeout.0, wait.interval.0);
+        let started = std::thread::Builder::new()
+            .name("wait-for".into())
+            .stack_size(PROBE_STACK)
+            .spawn(move || {
+                let outcome =
+                    crate::remote_wait::wait_any(&targets, json.as_ref(), timeout, interval);
+                let _ = tx.send(Msg::RemoteWaited { ticket, outcome });
+            });
+        if let Err(e) = started {
+            // Without the thread the gate would stay shut: start the service now instead.
+            log::error!("cannot start a wait_for thread: {e}");
+            let _ = self.tx.send(Msg::RemoteWaited {
+                ticket,
+                outcome: WaitOutcome {
+                    reached: None,
+                    waited: Duration::ZERO,
+                },
             });
         }
     }

@@ -97,6 +97,15 @@ impl Sys for FakeSys {
         );
         self.0.borrow_mut().log.push(line);
     }
+    fn start_remote_wait(&mut self, wait: &WaitFor, ticket: WaitTicket) {
+        let line = format!(
+            "wait {} {} gen {}",
+            ticket.service,
+            wait.describe(),
+            ticket.generation
+        );
+        self.0.borrow_mut().log.push(line);
+    }
     fn signal_process(&mut self, pid: i32, signo: i32) {
         let line = format!("kill {} {signo}", self.name(pid));
         self.0.borrow_mut().log.push(line);
@@ -703,4 +712,192 @@ fn without_a_counter_oom_kills_are_unknown() {
     deliver(&mut s, Msg::Signal(signo::CHLD));
     assert_eq!(oom_kills(&s), vec![("a".into(), None)]);
     assert_eq!(s.snapshot().oom_kills_total, None);
+}
+
+fn waited(service: usize, generation: u64, reached: Option<&str>) -> Msg {
+    Msg::RemoteWaited {
+        ticket: WaitTicket {
+            service,
+            generation,
+        },
+        outcome: WaitOutcome {
+            reached: reached.map(str::to_string),
+            waited: Duration::from_millis(700),
+        },
+    }
+}
+
+#[test]
+fn wait_for_gates_the_first_start_until_the_remote_wait_reports() {
+    let sys = FakeSys::new();
+    let mut w = spec(&["a"]);
+    w.wait_for = Some(serde_yaml::from_str("tcp: [\"spark://m1:7077,m2:7077\"]").unwrap());
+    let mut s = supervisor(&sys, vec![def("a", spec(&[])), def("w", w)], None);
+    // Its `after` first (a has no probe: ready once exec'd), then the wait starts; w stays waiting.
+    assert_eq!(
+        sys.log(),
+        vec!["spawn a", "wait 1 spark://m1:7077,m2:7077 gen 1"]
+    );
+    assert_eq!(state(&s, "w").state, "waiting");
+    // Nothing polls meanwhile: no deadline while only the remote wait is pending.
+    assert_eq!(s.next_deadline(), None);
+    sys.clear();
+    deliver(&mut s, waited(1, 99, Some("m1:7077")));
+    assert!(
+        sys.log().is_empty(),
+        "a stale answer started it: {:?}",
+        sys.log()
+    );
+    deliver(&mut s, waited(1, 1, Some("m2:7077")));
+    assert_eq!(sys.log(), vec!["spawn w"]);
+    // A crash restarts through the backoff without waiting again.
+    sys.exit("w", ProcessEnd::Exited(1));
+    sys.clear();
+    deliver(&mut s, Msg::Signal(signo::CHLD));
+    sys.advance(Duration::from_secs(1));
+    tick(&mut s);
+    assert_eq!(sys.log(), vec!["spawn w"]);
+}
+
+#[test]
+fn a_wait_that_times_out_starts_the_service_anyway_and_a_stop_rearms_it() {
+    let sys = FakeSys::new();
+    let mut w = spec(&[]);
+    w.wait_for = Some(serde_yaml::from_str("tcp: [m:1]\ntimeout: 5s").unwrap());
+    let mut s = supervisor(&sys, vec![def("w", w)], None);
+    assert_eq!(sys.log(), vec!["wait 0 m:1 gen 1"]);
+    sys.clear();
+    deliver(&mut s, waited(0, 1, None));
+    assert_eq!(sys.log(), vec!["spawn w"]);
+    // Stopped and started by an operator: it waits again before the new start.
+    let (tx, _rx) = std::sync::mpsc::channel();
+    deliver(
+        &mut s,
+        Msg::Request(
+            Request::Control {
+                service: "w".into(),
+                action: Control::Stop,
+            },
+            tx.clone(),
+        ),
+    );
+    sys.exit("w", ProcessEnd::Signaled(15));
+    deliver(&mut s, Msg::Signal(signo::CHLD));
+    assert_eq!(state(&s, "w").state, "stopped");
+    sys.clear();
+    deliver(
+        &mut s,
+        Msg::Request(
+            Request::Control {
+                service: "w".into(),
+                action: Control::Start,
+            },
+            tx,
+        ),
+    );
+    assert_eq!(sys.log(), vec!["wait 0 m:1 gen 2"]);
+    // A shutdown while waiting stops it at once; the late answer starts nothing.
+    deliver(&mut s, Msg::Signal(signo::TERM));
+    sys.clear();
+    deliver(&mut s, waited(0, 2, Some("m:1")));
+    assert!(sys.log().is_empty(), "{:?}", sys.log());
+    assert_eq!(state(&s, "w").state, "stopped");
+}
+
+fn drained(drain_yaml: &str) -> ServiceDef {
+    let mut w = spec(&[]);
+    w.stop =
+        serde_yaml::from_str(&format!("signal: TERM\ngrace: 2s\ndrain: {drain_yaml}")).unwrap();
+    def("w", w)
+}
+
+#[test]
+fn a_stop_drains_first_and_the_drain_probe_ends_it_early() {
+    let sys = FakeSys::new();
+    let until = "{signal: PWR, grace: 20s, until: {http: \"http://127.0.0.1:1/json/\", json: {executors: \"[]\"}, interval: 1s}}";
+    let mut s = supervisor(&sys, vec![drained(until)], None);
+    sys.clear();
+    // A shutdown with 9 s in all: PWR, the drain probe; the drain may last until 9 - 2 s.
+    deliver(&mut s, Msg::Signal(signo::TERM));
+    assert_eq!(sys.log(), vec!["killpg w 30"]);
+    tick(&mut s);
+    assert_eq!(sys.log(), vec!["killpg w 30", "probe 0 Drain gen 1"]);
+    assert_eq!(state(&s, "w").state, "stopping");
+    assert_eq!(s.next_deadline(), Some(sys.now() + Duration::from_secs(7)));
+    let ticket = ProbeTicket {
+        service: 0,
+        kind: ProbeKind::Drain,
+        generation: 1,
+    };
+    sys.clear();
+    deliver(
+        &mut s,
+        Msg::ProbeResult {
+            ticket: ticket.clone(),
+            ok: false,
+        },
+    );
+    assert!(sys.log().is_empty(), "{:?}", sys.log());
+    deliver(&mut s, Msg::ProbeResult { ticket, ok: true });
+    // Drained: the stop signal, with its own grace.
+    assert_eq!(sys.log(), vec!["killpg w 15"]);
+    assert_eq!(s.next_deadline(), Some(sys.now() + Duration::from_secs(2)));
+    sys.exit("w", ProcessEnd::Exited(0));
+    deliver(&mut s, Msg::Signal(signo::CHLD));
+    assert_eq!(state(&s, "w").state, "stopped");
+}
+
+#[test]
+fn a_drain_that_never_finishes_ends_at_its_grace_then_term_then_kill() {
+    let sys = FakeSys::new();
+    let mut s = supervisor(&sys, vec![drained("{signal: PWR, grace: 3s}")], None);
+    sys.clear();
+    // An operator stop: no total deadline, the drain's own grace.
+    let (tx, _rx) = std::sync::mpsc::channel();
+    deliver(
+        &mut s,
+        Msg::Request(
+            Request::Control {
+                service: "w".into(),
+                action: Control::Stop,
+            },
+            tx.clone(),
+        ),
+    );
+    assert_eq!(sys.log(), vec!["killpg w 30"]);
+    sys.advance(Duration::from_secs(3));
+    sys.clear();
+    tick(&mut s);
+    assert_eq!(sys.log(), vec!["killpg w 15"]);
+    sys.advance(Duration::from_secs(2));
+    sys.clear();
+    tick(&mut s);
+    assert_eq!(sys.log(), vec!["killpg w 9"]);
+    sys.exit("w", ProcessEnd::Signaled(9));
+    deliver(&mut s, Msg::Signal(signo::CHLD));
+    assert_eq!(state(&s, "w").state, "stopped");
+    // A restart does not drain: straight to the stop signal.
+    sys.clear();
+    deliver(
+        &mut s,
+        Msg::Request(
+            Request::Control {
+                service: "w".into(),
+                action: Control::Start,
+            },
+            tx.clone(),
+        ),
+    );
+    sys.clear();
+    deliver(
+        &mut s,
+        Msg::Request(
+            Request::Control {
+                service: "w".into(),
+                action: Control::Restart,
+            },
+            tx,
+        ),
+    );
+    assert_eq!(sys.log(), vec!["killpg w 15"]);
 }

@@ -250,6 +250,7 @@ pub struct Project {
     pub name: String,
     image: String,
     file: PathBuf,
+    env: Vec<(String, String)>,
 }
 
 // `up` and `down` of different projects are serialised: they are short next to the tests, and it
@@ -259,10 +260,20 @@ static COMPOSE_LOCK: Mutex<()> = Mutex::new(());
 impl Project {
     /// Brings the project up (`up -d`) with `image`; host ports are random (tests use container IPs).
     pub fn up(what: &str, image: &str) -> Project {
+        Project::up_file(what, image, "docker/compose.yaml", &[])
+    }
+
+    /// Brings up the compose file `file` (relative to the repo) with `image` and extra environment
+    /// for compose's variable substitution (e.g. `SPARKVISOR_ZK_IMAGE`).
+    pub fn up_file(what: &str, image: &str, file: &str, env: &[(&str, &str)]) -> Project {
         let project = Project {
             name: unique(what),
             image: image.to_string(),
-            file: repo().join("docker/compose.yaml"),
+            file: repo().join(file),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         let out = {
             let _guard = COMPOSE_LOCK.lock().unwrap_or_else(|e| e.into_inner());
@@ -291,7 +302,8 @@ impl Project {
             .arg(repo().join("tests/fixtures/compose-as-root.yaml"))
             .env("SPARKVISOR_IMAGE", &self.image)
             .env("SPARK_MASTER_UI_PORT", "0")
-            .env("NOTEBOOK_PORT", "0");
+            .env("NOTEBOOK_PORT", "0")
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
         cmd
     }
 
@@ -319,12 +331,8 @@ impl Project {
 impl Drop for Project {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            for s in [
-                "spark-master",
-                "spark-worker-1",
-                "spark-worker-2",
-                "notebook",
-            ] {
+            let out = run(self.compose().args(["config", "--services"]));
+            for s in String::from_utf8_lossy(&out.stdout).lines() {
                 eprintln!("---- logs of {s} ({}):\n{}", self.name, self.logs(s));
             }
         }

@@ -281,7 +281,20 @@ pub(super) fn check_role(role: &LoadedRole, diags: &mut Diagnostics) {
                 format!("backoff factor must be at least 1, not {}", backoff.factor),
             );
         }
-        for (what, probe) in [("ready", &service.ready), ("health", &service.health)] {
+        if let Some(drain) = &service.stop.drain {
+            if !signal_known(&drain.signal) {
+                problem(
+                    &drain.signal,
+                    format!("unknown drain signal {:?}", drain.signal),
+                );
+            }
+        }
+        let until = service.stop.drain.as_ref().and_then(|d| d.until.as_ref());
+        for (what, probe) in [
+            ("ready", service.ready.as_ref()),
+            ("health", service.health.as_ref()),
+            ("until", until),
+        ] {
             if let Some(probe) = probe {
                 if let Some(why) = probe_problem(probe) {
                     problem(what, format!("`{what}` probe: {why}"));
