@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 
-use crate::error::Fatal;
+use crate::error::{Diagnostic, Fatal};
 
 /// `sparkvisor run`: supervise the role's services (and CMD, when given) as PID 1.
 ///
@@ -22,8 +22,19 @@ pub fn run(role: Option<String>, command: Vec<OsString>) -> Result<i32, Fatal> {
         context: "blocking signals".into(),
         source,
     })?;
+    init_logging(&crate::node::process_env());
+    // Writable places and a passwd entry for whoever the container runs as (docs/kubernetes.md).
+    crate::dropin::prepare_role().map_err(|message| {
+        Fatal::Config(Diagnostic::new("writable directories", message).into())
+    })?;
+    let (agent_uid, _) = crate::sys::process::current_ids();
+    if agent_uid != 0 {
+        log::info!(
+            "sparkvisor runs as uid {agent_uid} (not root): every service runs as this user with \
+             no capabilities; its role's user and capabilities apply when started as root"
+        );
+    }
     let env = crate::node::process_env();
-    init_logging(&env);
     crate::sys::thread::install_panic_hook();
     // TERM/INT during a start-up wait (SPARKVISOR_CONFIGMETA_WAIT, a FIFO as input) end it.
     if let Err(e) = crate::sys::interrupt::arm() {
@@ -70,21 +81,10 @@ pub fn run(role: Option<String>, command: Vec<OsString>) -> Result<i32, Fatal> {
              only the capabilities their role lists, but the container is not isolated"
         );
     }
-    match crate::sys::caps::agent_keep_set(&service_caps) {
-        Ok(keep) => {
-            match crate::sys::caps::reduce_agent_bounding_set(&keep) {
-                Ok(dropped) => {
-                    log::debug!("dropped {} capabilities from the agent", dropped.len());
-                }
-                Err(e) => log::info!("the agent's bounding set stays as it is: {e}"),
-            }
-            // Effective too (not only the bounding set): a bug in the agent cannot use what it
-            // does not need.
-            if let Err(e) = crate::sys::caps::reduce_agent_sets(&keep) {
-                log::info!("the agent's capability sets stay as they are: {e}");
-            }
-        }
-        Err(e) => log::info!("the agent's capabilities stay as they are: {e}"),
+    if agent_uid != 0 {
+        log::debug!("not root: no capabilities to reduce (the services get none)");
+    } else {
+        reduce_capabilities(&service_caps);
     }
     let pid1 = crate::sys::process::current_pid() == 1;
     if !pid1 {
@@ -192,6 +192,25 @@ pub fn run(role: Option<String>, command: Vec<OsString>) -> Result<i32, Fatal> {
         kill_leftover_children();
     }
     Ok(code)
+}
+
+/// Drops every capability the agent and its services do not need, from the agent's bounding set
+/// and (so a bug in the agent cannot use what it does not need) its effective sets too.
+fn reduce_capabilities(service_caps: &[&str]) {
+    match crate::sys::caps::agent_keep_set(service_caps) {
+        Ok(keep) => {
+            match crate::sys::caps::reduce_agent_bounding_set(&keep) {
+                Ok(dropped) => {
+                    log::debug!("dropped {} capabilities from the agent", dropped.len());
+                }
+                Err(e) => log::info!("the agent's bounding set stays as it is: {e}"),
+            }
+            if let Err(e) = crate::sys::caps::reduce_agent_sets(&keep) {
+                log::info!("the agent's capability sets stay as they are: {e}");
+            }
+        }
+        Err(e) => log::info!("the agent's capabilities stay as they are: {e}"),
+    }
 }
 
 /// SIGKILLs every remaining child of the agent (they are re-parented to init, which reaps them).

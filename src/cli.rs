@@ -90,6 +90,31 @@ enum Command {
         #[arg(long)]
         role: Option<String>,
     },
+    /// A Spark-on-Kubernetes driver pod: the `driver` role, whose main command is the official
+    /// entrypoint's `spark-submit --deploy-mode client ARGS` (docs/kubernetes.md).
+    Driver {
+        /// What Spark passes after `driver` (`--properties-file ... --class ... ARGS`).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// A Spark-on-Kubernetes executor pod: the `executor` role, whose main command is the official
+    /// entrypoint's `java ... KubernetesExecutorBackend ...` from the pod's environment.
+    Executor,
+    /// Decommission the executor (a preStop hook): SIGPWR to it, then wait until it has exited.
+    Decommission {
+        /// Give up waiting after this many seconds (exit 1).
+        #[arg(long, default_value_t = 600)]
+        timeout: u64,
+    },
+    /// Internal: the main command of the driver/executor roles (builds the argv, execs it).
+    #[command(hide = true)]
+    PodExec {
+        /// `driver` or `executor`.
+        kind: String,
+        /// The driver's arguments.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Show the resolved config with each value's source, the detected resources and the sizing.
     Inspect {
         /// Print JSON.
@@ -102,24 +127,45 @@ enum Command {
 }
 
 const SUBCOMMANDS: &[&str] = &[
-    "run", "status", "health", "start", "stop", "restart", "signal", "logs", "render", "check",
-    "inspect", "help",
+    "run",
+    "status",
+    "health",
+    "start",
+    "stop",
+    "restart",
+    "signal",
+    "logs",
+    "render",
+    "check",
+    "inspect",
+    "help",
+    "driver",
+    "executor",
+    "decommission",
+    "pod-exec",
 ];
 
 /// How argv is to be read.
 #[derive(Debug, PartialEq, Eq)]
 enum Mode {
-    /// tini semantics for the whole argv (invoked as `tini`/`docker-init`, or tini flags / a bare command).
+    /// tini semantics for the whole argv (invoked as `tini`/`docker-init`, or tini flags first).
     Tini,
+    /// `sparkvisor CMD ARGS...`: CMD is not an option or a subcommand; it runs with ARGS untouched
+    /// (as the official image's `exec "$@"`), supervised as in tini mode.
+    PassThrough(Vec<OsString>),
     /// A sparkvisor subcommand (possibly with `run` inserted).
     Role(Vec<OsString>),
 }
 
-/// Decides the mode. Rules (README "Command line"):
-/// - invoked as `tini` or `docker-init` → tini mode;
+/// Decides the mode. Rules (docs/kubernetes.md "Command line"):
+/// - invoked as `tini` or `docker-init` → tini mode, tini's parsing exactly (options permuted);
 /// - no arguments, or `--role ...` first → `run`;
 /// - a subcommand, `--version`, `-V`, `--help`/`-h` → that;
-/// - anything else (tini flags, `--`, a bare command) → tini mode.
+/// - an option first (tini flags, `--`) → tini mode;
+/// - any other first word → pass-through: that command with the rest as its argv, untouched.
+///
+/// A command named like a subcommand (`run`, `status`, `stop`, `driver`, ...) is the subcommand;
+/// run such a program by its path (`/usr/local/bin/stop`) or after `--`.
 fn classify(args: &[OsString]) -> Mode {
     let argv0 = args.first().map(PathBuf::from).unwrap_or_default();
     let name = argv0.file_name().and_then(OsStr::to_str).unwrap_or("");
@@ -128,10 +174,11 @@ fn classify(args: &[OsString]) -> Mode {
     }
     let rest = args.get(1..).unwrap_or(&[]);
     let Some(first) = rest.first().and_then(|a| a.to_str()) else {
-        if rest.is_empty() {
-            return Mode::Role(vec![argv0.into_os_string(), "run".into()]);
-        }
-        return Mode::Tini;
+        return match rest.first() {
+            None => Mode::Role(vec![argv0.into_os_string(), "run".into()]),
+            // A first word that is not UTF-8 is no option and no subcommand: a command.
+            Some(_) => Mode::PassThrough(rest.to_vec()),
+        };
     };
     if first == "--role" || first.starts_with("--role=") {
         let mut v = vec![argv0.into_os_string(), "run".into()];
@@ -141,7 +188,16 @@ fn classify(args: &[OsString]) -> Mode {
     if SUBCOMMANDS.contains(&first) || matches!(first, "--version" | "-V" | "--help" | "-h") {
         return Mode::Role(args.to_vec());
     }
-    Mode::Tini
+    if first.starts_with('-') {
+        return Mode::Tini;
+    }
+    Mode::PassThrough(rest.to_vec())
+}
+
+/// True when `args` (a whole argv, argv[0] included) makes sparkvisor run one command as tini or
+/// in pass-through mode (not the role-mode agent or a client command): used by `health`.
+pub fn runs_a_command(args: &[OsString]) -> bool {
+    matches!(classify(args), Mode::Tini | Mode::PassThrough(_))
 }
 
 /// Runs the command line and returns the process exit code.
@@ -156,7 +212,18 @@ pub fn main(args: Vec<OsString>) -> i32 {
                         .map(|n| n == "tini" || n == "docker-init")
                 })
                 .unwrap_or(false);
+            if !invoked_as_tini {
+                // The image's ENTRYPOINT with tini flags: prepared as the official entrypoint
+                // prepares every command (a real tini stays exactly tini).
+                prepare_dropin();
+            }
             crate::tini::main(args.get(1..).unwrap_or(&[]), invoked_as_tini)
+        }
+        Mode::PassThrough(command) => {
+            prepare_dropin();
+            let mut tini_args: Vec<OsString> = vec!["--".into()];
+            tini_args.extend(command);
+            crate::tini::main(&tini_args, false)
         }
         Mode::Role(argv) => {
             let cli = match Cli::try_parse_from(argv) {
@@ -182,16 +249,53 @@ pub fn main(args: Vec<OsString>) -> i32 {
     }
 }
 
+/// The drop-in environment (passwd entry, writable Spark dirs) for a command run in tini or
+/// pass-through mode; its messages go to stderr as the agent's do.
+fn prepare_dropin() {
+    crate::dropin::prepare(&mut |m| crate::errln!("sparkvisor: info: {m}"), &mut |m| {
+        crate::errln!("sparkvisor: warn: {m}")
+    });
+}
+
+/// `sparkvisor health`: the agent's answer; without an agent, healthy when PID 1 is sparkvisor
+/// running one command (tini or pass-through mode), since PID 1 exits when that command ends.
+fn health() -> Result<i32, Fatal> {
+    match crate::status::client::health() {
+        Err(Fatal::Unavailable(_)) if crate::dropin::pid1_runs_a_command() => {
+            crate::outln!("healthy: PID 1 runs a command (pass-through or tini mode, no services)");
+            Ok(crate::error::exit_code::OK)
+        }
+        other => other,
+    }
+}
+
+/// `driver ARGS` / `executor`: role mode with the role of that name (roles/driver.yaml,
+/// roles/executor.yaml: adjustable like any role) and the pod's JVM as the main command, so the
+/// container ends with it, with its exit code.
+fn pod_role(role: &str, args: Vec<String>) -> Result<i32, Fatal> {
+    let me = std::env::current_exe().map_err(|source| Fatal::Sys {
+        context: "finding the sparkvisor binary".into(),
+        source,
+    })?;
+    let mut main: Vec<OsString> = vec![me.into_os_string(), "pod-exec".into(), role.into()];
+    main.extend(args.into_iter().map(OsString::from));
+    crate::app::run(Some(role.to_string()), main)
+}
+
 fn dispatch(command: Command) -> Result<i32, Fatal> {
     match command {
         Command::Run { role, command } => crate::app::run(role, command),
         Command::Render { role, out } => crate::commands::render(role, &out),
         Command::Check { role } => crate::commands::check(role),
+        Command::Driver { args } => pod_role("driver", args),
+        Command::Executor => pod_role("executor", Vec::new()),
+        Command::PodExec { kind, args } => crate::k8s_pod::pod_exec(&kind, &args),
+        Command::Decommission { timeout } => crate::decommission::run(timeout),
         Command::Inspect { json, role } => crate::commands::inspect(role, json),
         Command::Status { json, service } => {
             crate::status::client::status(service.as_deref(), json)
         }
-        Command::Health => crate::status::client::health(),
+        Command::Health => health(),
         Command::Start { service } => crate::status::client::control(&service, "start"),
         Command::Stop { service } => crate::status::client::control(&service, "stop"),
         Command::Restart { service } => crate::status::client::control(&service, "restart"),
@@ -221,7 +325,45 @@ mod tests {
             classify(&args(&["sparkvisor", "-s", "--", "true"])),
             Mode::Tini
         );
-        assert_eq!(classify(&args(&["sparkvisor", "bash"])), Mode::Tini);
+        assert_eq!(
+            classify(&args(&["sparkvisor", "bash"])),
+            Mode::PassThrough(args(&["bash"]))
+        );
+        // Everything after the command is its own: `--master` is not permuted to sparkvisor.
+        assert_eq!(
+            classify(&args(&[
+                "sparkvisor",
+                "spark-submit",
+                "--master",
+                "x",
+                "-v",
+                "--",
+                "a"
+            ])),
+            Mode::PassThrough(args(&["spark-submit", "--master", "x", "-v", "--", "a"]))
+        );
+        assert_eq!(
+            classify(&args(&["tini", "spark-submit", "--master"])),
+            Mode::Tini
+        );
+        assert_eq!(classify(&args(&["sparkvisor", "-g", "sleep"])), Mode::Tini);
+        assert_eq!(
+            classify(&args(&["sparkvisor", "/usr/bin/stop"])),
+            Mode::PassThrough(args(&["/usr/bin/stop"]))
+        );
+        assert!(runs_a_command(&args(&[
+            "/usr/local/bin/sparkvisor",
+            "sleep",
+            "9"
+        ])));
+        assert!(runs_a_command(&args(&["sparkvisor", "--", "sleep", "9"])));
+        assert!(!runs_a_command(&args(&["sparkvisor"])));
+        assert!(!runs_a_command(&args(&[
+            "sparkvisor",
+            "run",
+            "--role",
+            "master"
+        ])));
         assert_eq!(
             classify(&args(&["sparkvisor"])),
             Mode::Role(args(&["sparkvisor", "run"]))

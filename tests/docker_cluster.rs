@@ -495,7 +495,12 @@ fn healthcheck_turns_healthy_on_a_good_config() {
         return;
     }
     let image = image();
-    let c = Container::run("health", &["-e", "SPARK_MODE=master"], &image, &[]);
+    let c = Container::run(
+        "health",
+        &["--user", "root", "-e", "SPARK_MODE=master"],
+        &image,
+        &[],
+    );
     let mut seen_starting = false;
     wait_for("HEALTHCHECK healthy", Duration::from_secs(180), || match c
         .inspect("{{.State.Health.Status}}")
@@ -588,7 +593,14 @@ fn kubedirector_configmeta_injected_after_start_selects_the_role() {
     // The pod's FQDN as KubeDirector's headless service gives it (Docker puts it in /etc/hosts).
     let c = Container::run(
         "kdmeta",
-        &["--hostname", fqdn, "-e", "SPARKVISOR_CONFIGMETA_WAIT=120s"],
+        &[
+            "--user",
+            "root",
+            "--hostname",
+            fqdn,
+            "-e",
+            "SPARKVISOR_CONFIGMETA_WAIT=120s",
+        ],
         &image,
         &[],
     );

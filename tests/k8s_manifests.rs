@@ -266,7 +266,7 @@ fn workloads_agree_with_services_configmap_image_and_roles() {
         );
         let sc = &container["securityContext"];
         assert_eq!(sc["capabilities"]["drop"][0], "ALL", "{name}");
-        for cap in sc["capabilities"]["add"].as_array().unwrap() {
+        for cap in sc["capabilities"]["add"].as_array().into_iter().flatten() {
             assert!(
                 AGENT_CAPS.contains(&cap.as_str().unwrap()),
                 "{name}: extra capability {cap}"

@@ -59,6 +59,9 @@ pub fn write_files(
 ) -> Result<WriteReport, RenderError> {
     let mounts = mount_points();
     let mut report = WriteReport::default();
+    // A non-root agent runs every service as itself (docs/kubernetes.md), so the files it writes
+    // already belong to the services' user; it could not give them away anyway.
+    let agent_is_root = crate::sys::process::current_ids().0 == 0;
     for file in files {
         let dest = destination(&file.path, root);
         if let Some((link, owner)) =
@@ -75,7 +78,7 @@ pub fn write_files(
             continue;
         }
         let owner = match (&file.owner, root) {
-            (Some(owner), None) => {
+            (Some(owner), None) if agent_is_root => {
                 Some(resolve_owner(owner).map_err(|reason| RenderError::Owner {
                     path: dest.clone(),
                     owner: owner.clone(),

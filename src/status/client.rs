@@ -192,7 +192,7 @@ struct Client {
 impl Client {
     fn from_env() -> Self {
         Self {
-            socket: super::socket_path(),
+            socket: super::client_socket_path(),
         }
     }
 

@@ -69,3 +69,27 @@ pub fn socket_path() -> std::path::PathBuf {
         _ => DEFAULT_SOCKET.into(),
     }
 }
+
+/// The socket under a scratch directory, where a non-root agent on a read-only root filesystem
+/// listens when `/run/sparkvisor` cannot be written ([`crate::dropin`]).
+pub fn fallback_socket(scratch: &std::path::Path) -> std::path::PathBuf {
+    scratch.join("sparkvisor").join("sparkvisor.sock")
+}
+
+/// The socket a client talks to: [`socket_path`]; when that is the default and does not exist,
+/// the fallback under `$TMPDIR` or `/tmp` that exists (the HEALTHCHECK does not see the agent's
+/// environment, so it looks where the agent would have moved).
+pub fn client_socket_path() -> std::path::PathBuf {
+    let path = socket_path();
+    if std::env::var_os(SOCKET_ENV).is_some_and(|p| !p.is_empty()) || path.exists() {
+        return path;
+    }
+    let tmpdir = std::env::var_os("TMPDIR").filter(|t| !t.is_empty());
+    tmpdir
+        .into_iter()
+        .map(std::path::PathBuf::from)
+        .chain(std::iter::once("/tmp".into()))
+        .map(|d| fallback_socket(&d))
+        .find(|p| p.exists())
+        .unwrap_or(path)
+}

@@ -64,7 +64,14 @@ impl HostSys {
 
     fn spec_for(&self, def: &ServiceDef, argv: &[String]) -> Result<SpawnSpec, String> {
         let spec = &def.spec;
-        let user = service_user(spec, &self.users)?;
+        // A non-root agent cannot change ids: every service runs as the agent's own user (the
+        // image's `spark`, or an arbitrary OpenShift uid), with no capabilities (app.rs says so once).
+        let agent_is_root = crate::sys::process::current_ids().0 == 0;
+        let user = if agent_is_root {
+            service_user(spec, &self.users)?
+        } else {
+            None
+        };
         let mut env = self.base_env.clone();
         if user.is_some() {
             // The agent's own identity must not leak into a service running as another user:
@@ -78,7 +85,9 @@ impl HostSys {
         }
         let mut s = SpawnSpec::new(argv.iter().map(OsString::from).collect(), env);
         s.user = user;
-        s.capabilities.clone_from(&spec.capabilities);
+        if agent_is_root {
+            s.capabilities.clone_from(&spec.capabilities);
+        }
         s.umask = Some(service_umask(spec)?);
         s.cwd = spec.working_dir.as_ref().map(Into::into);
         Ok(s)

@@ -74,3 +74,11 @@ pub fn release_cwd() -> io::Result<()> {
     nix::unistd::chdir("/")?;
     Ok(())
 }
+
+/// The calling process's effective uid and gid (who a non-root agent runs its services as).
+pub fn current_ids() -> (u32, u32) {
+    (
+        nix::unistd::geteuid().as_raw(),
+        nix::unistd::getegid().as_raw(),
+    )
+}

@@ -297,6 +297,9 @@ impl Project {
             .arg(&self.name)
             .arg("-f")
             .arg(&self.file)
+            // The cluster tests check the privilege drop of an agent started as root.
+            .arg("-f")
+            .arg(repo().join("tests/fixtures/compose-as-root.yaml"))
             .env("SPARKVISOR_IMAGE", &self.image)
             .env("SPARK_MASTER_UI_PORT", "0")
             .env("NOTEBOOK_PORT", "0")
@@ -360,6 +363,19 @@ impl Container {
         all.extend_from_slice(cmd);
         docker(&all);
         Container { name }
+    }
+
+    /// `docker run -d --name NAME ARGS IMAGE CMD...` with a name chosen by the caller (e.g. one
+    /// that other containers on a network resolve); make it unique with [`unique`].
+    pub fn run_named(name: &str, args: &[&str], image: &str, cmd: &[&str]) -> Container {
+        let mut all = vec!["run", "-d", "--name", name];
+        all.extend_from_slice(args);
+        all.push(image);
+        all.extend_from_slice(cmd);
+        docker(&all);
+        Container {
+            name: name.to_string(),
+        }
     }
 
     /// `docker inspect --format FORMAT`.
