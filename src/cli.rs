@@ -90,6 +90,9 @@ enum Command {
         #[arg(long)]
         role: Option<String>,
     },
+    /// KubeDirector's app setup hooks, called by the config package's startscript:
+    /// --configure | --addnodes/--delnodes --nodegroup N --role ROLE --fqdns A,B | --reconnect.
+    Kubedirector(crate::kubedirector::HookArgs),
     /// Show the resolved config with each value's source, the detected resources and the sizing.
     Inspect {
         /// Print JSON.
@@ -103,7 +106,7 @@ enum Command {
 
 const SUBCOMMANDS: &[&str] = &[
     "run", "status", "health", "start", "stop", "restart", "signal", "logs", "render", "check",
-    "inspect", "help",
+    "inspect", "kubedirector", "help",
 ];
 
 /// How argv is to be read.
@@ -188,6 +191,7 @@ fn dispatch(command: Command) -> Result<i32, Fatal> {
         Command::Render { role, out } => crate::commands::render(role, &out),
         Command::Check { role } => crate::commands::check(role),
         Command::Inspect { json, role } => crate::commands::inspect(role, json),
+        Command::Kubedirector(args) => crate::kubedirector::run(args),
         Command::Status { json, service } => {
             crate::status::client::status(service.as_deref(), json)
         }

@@ -18,6 +18,7 @@ pub mod commands;
 pub mod config;
 pub mod error;
 pub mod inspect;
+pub mod kubedirector;
 pub mod logs;
 pub mod mountinfo;
 pub mod node;

@@ -24,6 +24,7 @@ pub const SETTING_VARS: &[(&str, &str)] = &[
     ("SPARK_WORKER_MEMORY", "spark.worker_memory"),
     ("SPARK_DAEMON_MEMORY", "spark.daemon_memory"),
     ("SPARKVISOR_CPU_OVERCOMMIT", "sizing_policy.cpu_overcommit"),
+    ("SPARKVISOR_ADVERTISE", "spark.advertise"),
 ];
 
 /// Role variables, lowest precedence first.

@@ -639,16 +639,13 @@ fn derive_settings(
             derived("spark.master_host, spark.master_port"),
         );
     }
-    layers.fill(
-        "spark.public_dns",
-        node.fqdn.value.clone(),
-        derived("node.fqdn"),
+    let (name, from) = crate::config::advertise::advertised_name(
+        layers.get("spark.advertise"),
+        layers.get("spark.master_host"),
+        &node.fqdn.value,
     );
-    layers.fill(
-        "spark.local_hostname",
-        node.fqdn.value.clone(),
-        derived("node.fqdn"),
-    );
+    layers.fill("spark.public_dns", name.clone(), derived(from));
+    layers.fill("spark.local_hostname", name, derived(from));
     let (base, source) = if inputs.data_mounted {
         ("/data/spark", derived("/data is a mount point"))
     } else {

@@ -123,6 +123,7 @@ pub fn check_setting_value(key: &str, value: &str) -> Result<(), String> {
             check_host(value)
         }
         "spark.master_url" => check_master_url(value),
+        "spark.advertise" => crate::config::advertise::Advertise::parse(value).map(drop),
         "spark.home" | "spark.conf_dir" | "spark.work_dir" | "spark.log_dir" => check_path(value),
         "spark.local_dirs" => value.split(',').try_for_each(check_path),
         "spark.user" => {
