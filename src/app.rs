@@ -24,6 +24,8 @@ pub fn run(role: Option<String>, command: Vec<OsString>) -> Result<i32, Fatal> {
     })?;
     let env = crate::node::process_env();
     init_logging(&env);
+    // Before anything is resolved or written: stale files on a persistent volume (image_stamp).
+    crate::image_stamp::check(std::path::Path::new("/"))?;
     let users = crate::users::UserDb::system();
     let prepared = prepare_role(&env, role.as_deref(), &users)?;
     crate::render::write_files(&prepared.files, None).map_err(crate::node::render_error)?;

@@ -17,6 +17,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod error;
+pub mod image_stamp;
 pub mod inspect;
 pub mod kubedirector;
 pub mod logs;
