@@ -105,8 +105,19 @@ enum Command {
 }
 
 const SUBCOMMANDS: &[&str] = &[
-    "run", "status", "health", "start", "stop", "restart", "signal", "logs", "render", "check",
-    "inspect", "kubedirector", "help",
+    "run",
+    "status",
+    "health",
+    "start",
+    "stop",
+    "restart",
+    "signal",
+    "logs",
+    "render",
+    "check",
+    "inspect",
+    "kubedirector",
+    "help",
 ];
 
 /// How argv is to be read.

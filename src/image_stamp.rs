@@ -97,7 +97,13 @@ mod tests {
         let problems = check(dir.path()).unwrap_err();
         let text = problems.to_string();
         assert_eq!(problems.0.len(), 2, "{text}");
-        assert!(text.contains("/opt holds files of another image (image id old"), "{text}");
-        assert!(text.contains("/usr holds files of another image (no image id"), "{text}");
+        assert!(
+            text.contains("/opt holds files of another image (image id old"),
+            "{text}"
+        );
+        assert!(
+            text.contains("/usr holds files of another image (no image id"),
+            "{text}"
+        );
     }
 }

@@ -64,7 +64,9 @@ pub fn run(args: HookArgs) -> Result<i32, Fatal> {
     let timeout = match env.get(TIMEOUT_VAR) {
         Some(text) => {
             crate::config::role::DurationSpec::parse(text)
-                .map_err(|e| Fatal::Config(Diagnostic::new(format!("env {TIMEOUT_VAR}"), e).into()))?
+                .map_err(|e| {
+                    Fatal::Config(Diagnostic::new(format!("env {TIMEOUT_VAR}"), e).into())
+                })?
                 .0
         }
         None => Duration::from_secs(600),
@@ -90,7 +92,9 @@ pub fn run(args: HookArgs) -> Result<i32, Fatal> {
             let (ng, kd_role, fqdns) = match (&args.nodegroup, &args.role, &args.fqdns) {
                 (Some(ng), Some(r), Some(f)) => (ng, r, f),
                 _ => {
-                    eprintln!("sparkvisor kubedirector --{name}: needs --nodegroup, --role and --fqdns");
+                    eprintln!(
+                        "sparkvisor kubedirector --{name}: needs --nodegroup, --role and --fqdns"
+                    );
                     return Ok(exit_code::FAILURE);
                 }
             };
@@ -102,12 +106,12 @@ pub fn run(args: HookArgs) -> Result<i32, Fatal> {
         let agent = crate::status::client::fetch_status()?.agent.pid;
         let pid = i32::try_from(agent)
             .map_err(|_| Fatal::Internal(format!("agent pid {agent} out of range")))?;
-        crate::sys::process::send_signal(pid, crate::supervisor::signo::HUP).map_err(
-            |source| Fatal::Sys {
+        crate::sys::process::send_signal(pid, crate::supervisor::signo::HUP).map_err(|source| {
+            Fatal::Sys {
                 context: format!("signalling the agent (pid {pid}) to reload"),
                 source,
-            },
-        )?;
+            }
+        })?;
         eprintln!("sparkvisor kubedirector: asked the agent (pid {pid}) to reload configmeta.json");
     }
     wait_ready(&role, timeout)

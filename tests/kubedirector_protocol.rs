@@ -1,3 +1,9 @@
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 //! KubeDirector's protocol, replayed with `docker exec` exactly as bluek8s/kubedirector drives an app
 //! container (pkg/controller/kubedirectorcluster/members.go, types.go; pkg/executor/guest.go):
 //! configmeta.json written with `mkdir -p` + `tee` (content on stdin), the config package fetched
@@ -64,7 +70,13 @@ impl Member {
     }
 }
 
-fn start_member(net: &str, image: &str, role_id: &'static str, pod: &str, limits: [&str; 2]) -> Member {
+fn start_member(
+    net: &str,
+    image: &str,
+    role_id: &'static str,
+    pod: &str,
+    limits: [&str; 2],
+) -> Member {
     let fqdn = format!("{pod}.{DOMAIN}");
     let container = Container::run(
         "kd",
@@ -104,7 +116,11 @@ fn exec_in(container: &str, args: &[&str], stdin: Option<&str>) -> (i32, String,
     }
     cmd.arg(container)
         .args(args)
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("docker exec");
@@ -139,8 +155,9 @@ fn create_file(container: &str, path: &str, content: &str) {
 /// The configmeta.json KubeDirector generates for `member` of a cluster of `members` (schema 7, the
 /// shape of kubedirector/examples/configmeta-*.json).
 fn configmeta(members: &[&Member], member: &Member) -> String {
-    let example = std::fs::read_to_string(repo().join("kubedirector/examples/configmeta-worker.json"))
-        .expect("example configmeta");
+    let example =
+        std::fs::read_to_string(repo().join("kubedirector/examples/configmeta-worker.json"))
+            .expect("example configmeta");
     let mut meta: Value = serde_json::from_str(&example).expect("example configmeta JSON");
     let mut by_role: BTreeMap<&str, Vec<(String, String)>> = BTreeMap::new();
     for (i, m) in members.iter().enumerate() {
@@ -314,7 +331,10 @@ fn kubedirector_protocol_configures_adds_and_removes_members() {
     }
     let image = image();
     let url = package_url();
-    assert!(url.starts_with("file:///"), "{url}: the package ships in the image");
+    assert!(
+        url.starts_with("file:///"),
+        "{url}: the package ships in the image"
+    );
     let net = Network(unique("kdnet"));
     docker(&["network", "create", &net.0]);
 
@@ -322,13 +342,23 @@ fn kubedirector_protocol_configures_adds_and_removes_members() {
     let master = start_member(&net.0, &image, "spark-master", "kdss-m9x2a-0", ["1", "1g"]);
     let w0 = start_member(&net.0, &image, "spark-worker", "kdss-wq9zt-0", ["1", "1g"]);
     let w1 = start_member(&net.0, &image, "spark-worker", "kdss-wq9zt-1", ["1", "1g"]);
-    let nb = start_member(&net.0, &image, "notebook-server", "kdss-nb4k7-0", ["1", "1536m"]);
+    let nb = start_member(
+        &net.0,
+        &image,
+        "notebook-server",
+        "kdss-nb4k7-0",
+        ["1", "1536m"],
+    );
     let members = [&master, &w0, &w1, &nb];
 
     // Nothing starts before configmeta.json exists.
     for m in &members {
         let (code, _, _) = exec(m.name(), &["sparkvisor", "status"]);
-        assert_ne!(code, 0, "{}: the agent serves before configmeta.json", m.pod);
+        assert_ne!(
+            code, 0,
+            "{}: the agent serves before configmeta.json",
+            m.pod
+        );
     }
 
     // Initial configuration, role by role as KubeDirector's reconciler reaches them.
@@ -346,8 +376,16 @@ fn kubedirector_protocol_configures_adds_and_removes_members() {
         .collect();
 
     // A notification that configmeta.json does not reflect yet is refused (KubeDirector retries).
-    let (code, _, err) = notify(&master, "addnodes", "spark-worker", &["kdss-wq9zt-9.nowhere".into()]);
-    assert_ne!(code, 0, "an addnodes for an FQDN configmeta does not list succeeded");
+    let (code, _, err) = notify(
+        &master,
+        "addnodes",
+        "spark-worker",
+        &["kdss-wq9zt-9.nowhere".into()],
+    );
+    assert_ne!(
+        code, 0,
+        "an addnodes for an FQDN configmeta does not list succeeded"
+    );
     assert!(err.contains("does not list"), "{err}");
 
     // Scale up: a third worker. Ready members get the new configmeta first, the new member is
@@ -355,7 +393,11 @@ fn kubedirector_protocol_configures_adds_and_removes_members() {
     let w2 = start_member(&net.0, &image, "spark-worker", "kdss-wq9zt-2", ["1", "1g"]);
     let grown = [&master, &w0, &w1, &nb, &w2];
     for m in &members {
-        create_file(m.name(), "/etc/guestconfig/configmeta.json", &configmeta(&grown, m));
+        create_file(
+            m.name(),
+            "/etc/guestconfig/configmeta.json",
+            &configmeta(&grown, m),
+        );
     }
     configure_all(&grown, &[&w2], &url);
     for m in &members {
@@ -390,7 +432,11 @@ fn kubedirector_protocol_configures_adds_and_removes_members() {
     let shrunk = [&master, &w0, &nb, &w2];
     let remaining = [&master, &w0, &nb, &w2];
     for m in &remaining {
-        create_file(m.name(), "/etc/guestconfig/configmeta.json", &configmeta(&shrunk, m));
+        create_file(
+            m.name(),
+            "/etc/guestconfig/configmeta.json",
+            &configmeta(&shrunk, m),
+        );
         let (code, out, err) = notify(m, "delnodes", "spark-worker", &[w1.fqdn()]);
         assert_eq!(code, 0, "delnodes on {}: {out}{err}", m.pod);
     }

@@ -1,3 +1,9 @@
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 //! docker/compose.yaml on a real single-node Swarm: `docker stack deploy`, both workers ALIVE and
 //! sized from their own limits, a PySpark pi job, `docker service scale` of a worker service up to 3
 //! replicas (each task advertises its own address, so all are ALIVE) and back down (the master
@@ -31,12 +37,14 @@ impl Swarm {
              the engine as it found it"
         );
         // The address of the default route: an engine with several addresses needs one named.
-        let addr = String::from_utf8_lossy(&run(Command::new("ip").args(["route", "get", "1.1.1.1"])).stdout)
-            .split_whitespace()
-            .skip_while(|w| *w != "src")
-            .nth(1)
-            .unwrap_or("127.0.0.1")
-            .to_string();
+        let addr = String::from_utf8_lossy(
+            &run(Command::new("ip").args(["route", "get", "1.1.1.1"])).stdout,
+        )
+        .split_whitespace()
+        .skip_while(|w| *w != "src")
+        .nth(1)
+        .unwrap_or("127.0.0.1")
+        .to_string();
         let swarm = Swarm { stack };
         docker(&["swarm", "init", "--advertise-addr", &addr]);
         swarm
@@ -85,8 +93,19 @@ impl Drop for Swarm {
                 .status();
         };
         if std::thread::panicking() {
-            for s in ["spark-master", "spark-worker-1", "spark-worker-2", "notebook"] {
-                let out = run(Command::new("docker").args(["service", "logs", "--tail", "40", &self.service(s)]));
+            for s in [
+                "spark-master",
+                "spark-worker-1",
+                "spark-worker-2",
+                "notebook",
+            ] {
+                let out = run(Command::new("docker").args([
+                    "service",
+                    "logs",
+                    "--tail",
+                    "40",
+                    &self.service(s),
+                ]));
                 eprintln!(
                     "---- {s}:\n{}{}",
                     String::from_utf8_lossy(&out.stdout),
@@ -103,7 +122,8 @@ impl Drop for Swarm {
         quiet(&["volume", "rm", &format!("{}_spark-data", self.stack)]);
         quiet(&["swarm", "leave", "--force"]);
         let _ = common::poll(Duration::from_secs(60), Duration::from_millis(500), || {
-            let out = run(Command::new("docker").args(["info", "--format", "{{.Swarm.LocalNodeState}}"]));
+            let out =
+                run(Command::new("docker").args(["info", "--format", "{{.Swarm.LocalNodeState}}"]));
             (String::from_utf8_lossy(&out.stdout).trim() == "inactive").then_some(())
         });
     }
@@ -228,14 +248,21 @@ fn stack_deploys_runs_a_job_and_scales_workers() {
     let notebook = swarm.one("notebook");
     let two = wait_workers(&swarm, &master, [1, 1]);
     // Sized from each task's own limits: the 1.5-CPU/2 GiB worker gets more than the 1-CPU/1 GiB one.
-    assert!(two[0] != two[1] && two.iter().all(|(_, c, m)| *c >= 1 && *m > 0), "{two:?}");
+    assert!(
+        two[0] != two[1] && two.iter().all(|(_, c, m)| *c >= 1 && *m > 0),
+        "{two:?}"
+    );
     pi_job(&notebook);
 
     let worker2 = swarm.service("spark-worker-2");
     docker(&["service", "scale", "--detach", &format!("{worker2}=3")]);
     let four = wait_workers(&swarm, &master, [1, 3]);
     let hosts: std::collections::BTreeSet<&String> = four.iter().map(|(h, _, _)| h).collect();
-    assert_eq!(hosts.len(), 4, "every task advertises its own address: {four:?}");
+    assert_eq!(
+        hosts.len(),
+        4,
+        "every task advertises its own address: {four:?}"
+    );
 
     docker(&["service", "scale", "--detach", &format!("{worker2}=1")]);
     wait_workers(&swarm, &master, [1, 1]);

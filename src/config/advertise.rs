@@ -44,8 +44,14 @@ pub fn advertised_name(
         return (fqdn.to_string(), "node.fqdn");
     }
     for (host, from) in [
-        (master_host, "spark.advertise=address: the local address routing to spark.master_host"),
-        (Some(fqdn), "spark.advertise=address: the address of node.fqdn"),
+        (
+            master_host,
+            "spark.advertise=address: the local address routing to spark.master_host",
+        ),
+        (
+            Some(fqdn),
+            "spark.advertise=address: the address of node.fqdn",
+        ),
     ] {
         if let Some(ip) = host.and_then(route_address) {
             return (ip.to_string(), from);
