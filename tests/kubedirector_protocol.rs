@@ -437,6 +437,8 @@ fn kubedirector_protocol_configures_adds_and_removes_members() {
             "/etc/guestconfig/configmeta.json",
             &configmeta(&shrunk, m),
         );
+    }
+    for m in &remaining {
         let (code, out, err) = notify(m, "delnodes", "spark-worker", &[w1.fqdn()]);
         assert_eq!(code, 0, "delnodes on {}: {out}{err}", m.pod);
     }
