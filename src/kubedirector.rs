@@ -191,3 +191,34 @@ fn wait_ready(role: &str, timeout: Duration) -> Result<i32, Fatal> {
         std::thread::sleep(Duration::from_millis(500));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notifications_must_match_configmeta() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("configmeta.json");
+        std::fs::write(
+            &path,
+            r#"{"node": {"role_id": "spark-master"},
+                "nodegroups": {"1": {"roles": {"spark-worker": {"fqdns": ["w0.d", "w1.d"]}}}}}"#,
+        )
+        .unwrap();
+        let env = [(
+            crate::config::env::CONFIGMETA_VAR.to_string(),
+            path.display().to_string(),
+        )]
+        .into_iter()
+        .collect();
+        assert!(configmeta_agrees(&env, "1", "spark-worker", "w1.d", true).is_ok());
+        assert!(configmeta_agrees(&env, "1", "spark-worker", "w2.d", false).is_ok());
+        let e = configmeta_agrees(&env, "1", "spark-worker", "w1.d,w2.d", true).unwrap_err();
+        assert!(e.contains("does not list w2.d"), "{e}");
+        let e = configmeta_agrees(&env, "1", "spark-worker", "w0.d", false).unwrap_err();
+        assert!(e.contains("still lists w0.d"), "{e}");
+        // An unknown node group or role lists nobody.
+        assert!(configmeta_agrees(&env, "2", "spark-worker", "w0.d", true).is_err());
+    }
+}
