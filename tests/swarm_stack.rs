@@ -23,9 +23,13 @@ use std::time::Duration;
 use docker_support::*;
 use serde_json::Value;
 
-/// A swarm this test created, with its stack: removed (stack, volume, swarm) when dropped.
+/// A swarm this test created, with its stack: removed (stack, volume, swarm, the swarm's bridge
+/// network) when dropped.
 struct Swarm {
     stack: String,
+    /// `docker swarm init` creates the `docker_gwbridge` network and `leave` keeps it: removed
+    /// again when it did not exist before.
+    gwbridge_existed: bool,
 }
 
 impl Swarm {
@@ -45,7 +49,14 @@ impl Swarm {
         .nth(1)
         .unwrap_or("127.0.0.1")
         .to_string();
-        let swarm = Swarm { stack };
+        let gwbridge_existed =
+            run(Command::new("docker").args(["network", "inspect", "docker_gwbridge"]))
+                .status
+                .success();
+        let swarm = Swarm {
+            stack,
+            gwbridge_existed,
+        };
         docker(&["swarm", "init", "--advertise-addr", &addr]);
         swarm
     }
@@ -126,6 +137,9 @@ impl Drop for Swarm {
                 run(Command::new("docker").args(["info", "--format", "{{.Swarm.LocalNodeState}}"]));
             (String::from_utf8_lossy(&out.stdout).trim() == "inactive").then_some(())
         });
+        if !self.gwbridge_existed {
+            quiet(&["network", "rm", "docker_gwbridge"]);
+        }
     }
 }
 
