@@ -71,6 +71,30 @@ pub fn run(args: HookArgs) -> Result<i32, Fatal> {
         }
         None => Duration::from_secs(600),
     };
+    // A notification configmeta.json does not reflect yet is refused before anything else: the
+    // agent would re-read the old file.
+    let event = if args.addnodes {
+        Some(("addnodes", true))
+    } else if args.delnodes {
+        Some(("delnodes", false))
+    } else {
+        None
+    };
+    if let Some((name, added)) = event {
+        let (ng, kd_role, fqdns) = match (&args.nodegroup, &args.role, &args.fqdns) {
+            (Some(ng), Some(r), Some(f)) => (ng, r, f),
+            _ => {
+                eprintln!(
+                    "sparkvisor kubedirector --{name}: needs --nodegroup, --role and --fqdns"
+                );
+                return Ok(exit_code::FAILURE);
+            }
+        };
+        if let Err(why) = configmeta_agrees(&env, ng, kd_role, fqdns, added) {
+            eprintln!("sparkvisor kubedirector --{name}: {why}");
+            return Ok(exit_code::FAILURE);
+        }
+    }
     // Validates the (new) config exactly as the agent will resolve it: a hook that reports success
     // on a config the agent then rejects would leave KubeDirector believing in a working member.
     let node = crate::node::resolve_node(None, &env)?;
@@ -81,28 +105,6 @@ pub fn run(args: HookArgs) -> Result<i32, Fatal> {
     if args.configure {
         eprintln!("sparkvisor kubedirector --configure: role {role}, waiting for its services");
     } else {
-        let event = if args.addnodes {
-            Some(("addnodes", true))
-        } else if args.delnodes {
-            Some(("delnodes", false))
-        } else {
-            None
-        };
-        if let Some((name, added)) = event {
-            let (ng, kd_role, fqdns) = match (&args.nodegroup, &args.role, &args.fqdns) {
-                (Some(ng), Some(r), Some(f)) => (ng, r, f),
-                _ => {
-                    eprintln!(
-                        "sparkvisor kubedirector --{name}: needs --nodegroup, --role and --fqdns"
-                    );
-                    return Ok(exit_code::FAILURE);
-                }
-            };
-            if let Err(why) = configmeta_agrees(&env, ng, kd_role, fqdns, added) {
-                eprintln!("sparkvisor kubedirector --{name}: {why}");
-                return Ok(exit_code::FAILURE);
-            }
-        }
         let agent = crate::status::client::fetch_status()?.agent.pid;
         let pid = i32::try_from(agent)
             .map_err(|_| Fatal::Internal(format!("agent pid {agent} out of range")))?;
