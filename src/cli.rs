@@ -250,6 +250,10 @@ mod tests {
             Mode::Role(args(&["sparkvisor", "status"]))
         );
         assert_eq!(
+            classify(&args(&["sparkvisor", "kubedirector", "--configure"])),
+            Mode::Role(args(&["sparkvisor", "kubedirector", "--configure"]))
+        );
+        assert_eq!(
             classify(&args(&["sparkvisor", "--version"])),
             Mode::Role(args(&["sparkvisor", "--version"]))
         );
