@@ -84,14 +84,14 @@ pub fn run(args: HookArgs) -> Result<i32, Fatal> {
         let (ng, kd_role, fqdns) = match (&args.nodegroup, &args.role, &args.fqdns) {
             (Some(ng), Some(r), Some(f)) => (ng, r, f),
             _ => {
-                eprintln!(
+                crate::errln!(
                     "sparkvisor kubedirector --{name}: needs --nodegroup, --role and --fqdns"
                 );
                 return Ok(exit_code::FAILURE);
             }
         };
         if let Err(why) = configmeta_agrees(&env, ng, kd_role, fqdns, added) {
-            eprintln!("sparkvisor kubedirector --{name}: {why}");
+            crate::errln!("sparkvisor kubedirector --{name}: {why}");
             return Ok(exit_code::FAILURE);
         }
     }
@@ -103,7 +103,7 @@ pub fn run(args: HookArgs) -> Result<i32, Fatal> {
     let role = node.config.role.value.clone();
 
     if args.configure {
-        eprintln!("sparkvisor kubedirector --configure: role {role}, waiting for its services");
+        crate::errln!("sparkvisor kubedirector --configure: role {role}, waiting for its services");
     } else {
         let agent = crate::status::client::fetch_status()?.agent.pid;
         let pid = i32::try_from(agent)
@@ -114,7 +114,9 @@ pub fn run(args: HookArgs) -> Result<i32, Fatal> {
                 source,
             }
         })?;
-        eprintln!("sparkvisor kubedirector: asked the agent (pid {pid}) to reload configmeta.json");
+        crate::errln!(
+            "sparkvisor kubedirector: asked the agent (pid {pid}) to reload configmeta.json"
+        );
     }
     wait_ready(&role, timeout)
 }
@@ -163,7 +165,7 @@ fn wait_ready(role: &str, timeout: Duration) -> Result<i32, Fatal> {
     loop {
         let last = match crate::status::client::fetch_health() {
             Ok(h) if h.healthy => {
-                println!("sparkvisor: role {role}: every required service is ready");
+                crate::outln!("sparkvisor: role {role}: every required service is ready");
                 return Ok(exit_code::OK);
             }
             Ok(h) => h.reasons.join("; "),
@@ -177,7 +179,7 @@ fn wait_ready(role: &str, timeout: Duration) -> Result<i32, Fatal> {
                 .map(|s| s.name.clone())
                 .collect();
             if !failed.is_empty() {
-                eprintln!(
+                crate::errln!(
                     "sparkvisor: role {role}: critical service(s) failed for good: {}",
                     failed.join(", ")
                 );
@@ -185,7 +187,7 @@ fn wait_ready(role: &str, timeout: Duration) -> Result<i32, Fatal> {
             }
         }
         if Instant::now() >= deadline {
-            eprintln!("sparkvisor: role {role}: not ready after {timeout:?}: {last}");
+            crate::errln!("sparkvisor: role {role}: not ready after {timeout:?}: {last}");
             return Ok(exit_code::FAILURE);
         }
         // A client waiting on another process: there is nothing to block on but the socket's
