@@ -153,20 +153,21 @@ fn master_json(master: &str) -> Result<Value, String> {
     serde_json::from_str(&out).map_err(|e| format!("master /json/: {e}: {out}"))
 }
 
-/// The address a worker task advertises and its sizing, from its agent.
-fn advertised(worker: &str) -> (String, u64, u64) {
+/// The address a worker task advertises and its sizing, from its agent. A task that is starting or
+/// stopping (scaling) is an error to retry, never a panic.
+fn advertised(worker: &str) -> Result<(String, u64, u64), String> {
     let (code, out, err) = exec(worker, &["sparkvisor", "inspect", "--json"]);
-    assert_eq!(code, 0, "inspect in {worker}: {err}");
-    let report: Value = serde_json::from_str(&out).expect("inspect JSON");
+    if code != 0 {
+        return Err(format!("inspect in {worker}: {err}"));
+    }
+    let report: Value = serde_json::from_str(&out).map_err(|e| format!("inspect JSON: {e}"))?;
     let host = report["config"]["settings"]["spark.local_hostname"]["value"]
         .as_str()
         .unwrap_or_default()
         .to_string();
-    let status = wait_for("worker agent status", Duration::from_secs(60), || {
-        agent_status(worker)
-    });
+    let status = agent_status(worker)?;
     let value = |k: &str| status["sizing"][k]["value"].as_u64().unwrap_or_default();
-    (host, value("worker_cores"), value("worker_memory_mb"))
+    Ok((host, value("worker_cores"), value("worker_memory_mb")))
 }
 
 /// Waits until the ALIVE workers are exactly the tasks of the worker services: hosts, cores and
@@ -187,7 +188,10 @@ fn wait_workers(swarm: &Swarm, master: &str, replicas: [usize; 2]) -> Vec<(Strin
             if counts != replicas {
                 return Err(format!("running tasks {counts:?}"));
             }
-            let mut want: Vec<(String, u64, u64)> = tasks.iter().map(|t| advertised(t)).collect();
+            let mut want = tasks
+                .iter()
+                .map(|t| advertised(t))
+                .collect::<Result<Vec<_>, _>>()?;
             want.sort();
             let json = master_json(master)?;
             let mut alive: Vec<(String, u64, u64)> = alive_workers(&json)
