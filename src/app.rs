@@ -65,11 +65,21 @@ pub fn run(role: Option<String>, command: Vec<OsString>) -> Result<i32, Fatal> {
              only the capabilities their role lists, but the container is not isolated"
         );
     }
-    match crate::sys::caps::agent_keep_set(&service_caps)
-        .and_then(|keep| crate::sys::caps::reduce_agent_bounding_set(&keep))
-    {
-        Ok(dropped) => log::debug!("dropped {} capabilities from the agent", dropped.len()),
-        Err(e) => log::info!("the agent's bounding set stays as it is: {e}"),
+    match crate::sys::caps::agent_keep_set(&service_caps) {
+        Ok(keep) => {
+            match crate::sys::caps::reduce_agent_bounding_set(&keep) {
+                Ok(dropped) => {
+                    log::debug!("dropped {} capabilities from the agent", dropped.len());
+                }
+                Err(e) => log::info!("the agent's bounding set stays as it is: {e}"),
+            }
+            // Effective too (not only the bounding set): a bug in the agent cannot use what it
+            // does not need.
+            if let Err(e) = crate::sys::caps::reduce_agent_sets(&keep) {
+                log::info!("the agent's capability sets stay as they are: {e}");
+            }
+        }
+        Err(e) => log::info!("the agent's capabilities stay as they are: {e}"),
     }
     let pid1 = crate::sys::process::current_pid() == 1;
     if !pid1 {
@@ -236,6 +246,14 @@ fn prepare_role(
     let node = crate::node::resolve_node(cli_role, env)?;
     let (files, services) = node.render(&crate::config::role::templates_dir(env))?;
     let defs = node.service_defs(services, users)?;
+    if crate::sys::peercred::effective_uid() == 0 {
+        untrusted_config(
+            &node,
+            &defs,
+            users,
+            &crate::config::role::templates_dir(env),
+        )?;
+    }
     Ok(PreparedRole {
         config: node.config,
         resources: node.resources,
@@ -243,6 +261,40 @@ fn prepare_role(
         files,
         defs,
     })
+}
+
+/// Refuses role files and templates that a service (one with a `user:`) could change: see
+/// [`crate::config::trust`]. A service without `user:` runs as the agent itself.
+fn untrusted_config(
+    node: &crate::node::Node,
+    defs: &[crate::supervisor::ServiceDef],
+    users: &crate::users::UserDb,
+    templates_dir: &std::path::Path,
+) -> Result<(), Fatal> {
+    use crate::config::trust::{check_config_files, Writer};
+    let writers: Vec<Writer> = defs
+        .iter()
+        .filter(|d| d.spec.user.is_some())
+        .filter_map(|d| {
+            let ids = crate::supervisor::host::service_user(&d.spec, users).ok()??;
+            let mut gids = ids.groups.clone();
+            gids.push(ids.gid);
+            Some(Writer {
+                service: d.name.clone(),
+                uid: ids.uid,
+                gids,
+            })
+        })
+        .collect();
+    let mut files = vec![node.role.file.clone()];
+    files.extend(node.role.service_files.values().cloned());
+    files.extend(node.role.render_files.iter().cloned());
+    let problems = check_config_files(&files, templates_dir, &writers);
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Fatal::Config(problems))
+    }
 }
 
 /// The environment every service starts from: the container's, without sparkvisor's own variables

@@ -77,7 +77,7 @@ impl OomCounter {
 }
 
 fn read_counter(file: &Path) -> Option<u64> {
-    fs::read_to_string(file)
+    crate::config::limits::read_text(file, crate::config::limits::InputKind::System)
         .ok()
         .and_then(|text| parse_oom_kill(&text))
 }
