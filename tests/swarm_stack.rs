@@ -177,14 +177,11 @@ fn wait_workers(swarm: &Swarm, master: &str, replicas: [usize; 2]) -> Vec<(Strin
         &format!("ALIVE workers = the tasks of the worker services {replicas:?}"),
         Duration::from_secs(300),
         || {
-            let tasks: Vec<String> = ["spark-worker-1", "spark-worker-2"]
-                .iter()
-                .flat_map(|s| swarm.containers(s))
-                .collect();
-            let counts = [
-                swarm.containers("spark-worker-1").len(),
-                swarm.containers("spark-worker-2").len(),
-            ];
+            // One snapshot of the tasks: counts and the list must agree.
+            let w1 = swarm.containers("spark-worker-1");
+            let w2 = swarm.containers("spark-worker-2");
+            let counts = [w1.len(), w2.len()];
+            let tasks: Vec<String> = w1.into_iter().chain(w2).collect();
             if counts != replicas {
                 return Err(format!("running tasks {counts:?}"));
             }
