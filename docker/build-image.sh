@@ -82,6 +82,13 @@ cp docker/Dockerfile "$ctx/Dockerfile"
 cp "$bin" "$ctx/rootfs/usr/local/bin/sparkvisor"
 [ -d roles ] && cp -r roles/. "$ctx/rootfs/etc/sparkvisor/roles/"
 [ -d templates ] && cp -r templates/. "$ctx/rootfs/etc/sparkvisor/templates/"
+# KubeDirector's config package (kubedirector/spark-app.yaml names it with a file:// URL), packed
+# reproducibly so that an unchanged tree keeps its content hash.
+mkdir -p "$ctx/rootfs/opt/sparkvisor/kubedirector" target/docker/appconfig
+rm -rf target/docker/appconfig/sparkvisor-spark
+cp -r kubedirector/appconfig target/docker/appconfig/sparkvisor-spark
+tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -C target/docker/appconfig \
+    -cf - sparkvisor-spark | gzip -n > "$ctx/rootfs/opt/sparkvisor/kubedirector/appconfig.tgz"
 [ -n "$pip_no_index" ] && cp -al "$wheels"/. "$ctx/wheels/"
 
 # 5. Content hash: context files (the wheelhouse by name) + the base image id.

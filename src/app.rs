@@ -36,6 +36,8 @@ pub fn run(role: Option<String>, command: Vec<OsString>) -> Result<i32, Fatal> {
     }
     let env = crate::node::process_env();
     crate::sys::thread::install_panic_hook();
+    // Before anything is resolved or written: stale files on a persistent volume (image_stamp).
+    crate::image_stamp::check(std::path::Path::new("/"))?;
     // TERM/INT during a start-up wait (SPARKVISOR_CONFIGMETA_WAIT, a FIFO as input) end it.
     if let Err(e) = crate::sys::interrupt::arm() {
         log::warn!("start-up waits cannot be interrupted by SIGTERM: {e}");

@@ -115,6 +115,9 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// KubeDirector's app setup hooks, called by the config package's startscript:
+    /// --configure | --addnodes/--delnodes --nodegroup N --role ROLE --fqdns A,B | --reconnect.
+    Kubedirector(crate::kubedirector::HookArgs),
     /// Show the resolved config with each value's source, the detected resources and the sizing.
     Inspect {
         /// Print JSON.
@@ -138,6 +141,7 @@ const SUBCOMMANDS: &[&str] = &[
     "render",
     "check",
     "inspect",
+    "kubedirector",
     "help",
     "driver",
     "executor",
@@ -292,6 +296,7 @@ fn dispatch(command: Command) -> Result<i32, Fatal> {
         Command::PodExec { kind, args } => crate::k8s_pod::pod_exec(&kind, &args),
         Command::Decommission { timeout } => crate::decommission::run(timeout),
         Command::Inspect { json, role } => crate::commands::inspect(role, json),
+        Command::Kubedirector(args) => crate::kubedirector::run(args),
         Command::Status { json, service } => {
             crate::status::client::status(service.as_deref(), json)
         }
@@ -375,6 +380,10 @@ mod tests {
         assert_eq!(
             classify(&args(&["sparkvisor", "status"])),
             Mode::Role(args(&["sparkvisor", "status"]))
+        );
+        assert_eq!(
+            classify(&args(&["sparkvisor", "kubedirector", "--configure"])),
+            Mode::Role(args(&["sparkvisor", "kubedirector", "--configure"]))
         );
         assert_eq!(
             classify(&args(&["sparkvisor", "--version"])),

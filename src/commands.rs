@@ -38,6 +38,9 @@ pub fn check(role: Option<String>) -> Result<i32, Fatal> {
     let roles_dir = crate::config::role::roles_dir(&env);
     let templates_dir = crate::config::role::templates_dir(&env);
     let mut diags = Diagnostics::default();
+    if let Err(stale) = crate::image_stamp::check(Path::new("/")) {
+        diags.extend_unique(stale);
+    }
     let names = match &role {
         Some(name) => vec![name.clone()],
         None => crate::config::role::list_role_names(&roles_dir).map_err(|e| {

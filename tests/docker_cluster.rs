@@ -538,10 +538,14 @@ fn compose_file_runs_unchanged_on_compose_and_swarm() {
     let stack: Value = serde_yaml::from_slice(&out.stdout).unwrap();
     let limits = &stack["services"]["spark-worker-1"]["deploy"]["resources"]["limits"];
     assert_eq!(limits["cpus"], "1.5", "{stack:?}");
-    assert_eq!(
-        stack["services"]["spark-worker-1"]["hostname"],
-        "spark-worker-1"
-    );
+    // Workers scale: no pinned hostname, each task advertises its own address (docs/swarm.md).
+    for w in ["spark-worker-1", "spark-worker-2"] {
+        assert!(stack["services"][w]["hostname"].is_null(), "{w}: {stack:?}");
+        assert_eq!(
+            stack["services"][w]["environment"]["SPARKVISOR_ADVERTISE"],
+            "address"
+        );
+    }
     assert_eq!(
         stack["services"]["spark-worker-2"]["deploy"]["resources"]["limits"]["cpus"],
         "1"
@@ -577,66 +581,4 @@ fn compose_file_runs_unchanged_on_compose_and_swarm() {
         "compose config: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-/// KubeDirector injects configmeta.json after the container is running: the agent waits for it,
-/// takes the role and the master from it, then starts the right service (reference §3.3, (b) 13).
-#[test]
-fn kubedirector_configmeta_injected_after_start_selects_the_role() {
-    if !prerequisites("kubedirector_configmeta_injected_after_start") {
-        return;
-    }
-    let image = image();
-    let example = repo().join("kubedirector/examples/configmeta-master.json");
-    let meta: Value = serde_json::from_str(&std::fs::read_to_string(&example).unwrap()).unwrap();
-    let fqdn = meta["node"]["fqdn"].as_str().unwrap();
-    // The pod's FQDN as KubeDirector's headless service gives it (Docker puts it in /etc/hosts).
-    let c = Container::run(
-        "kdmeta",
-        &[
-            "--user",
-            "root",
-            "--hostname",
-            fqdn,
-            "-e",
-            "SPARKVISOR_CONFIGMETA_WAIT=120s",
-        ],
-        &image,
-        &[],
-    );
-    wait_for(
-        "agent running, waiting",
-        Duration::from_secs(30),
-        || match c.inspect("{{.State.Running}}").as_str() {
-            "true" => Ok(()),
-            other => Err(other.to_string()),
-        },
-    );
-    assert!(
-        pids_matching(&c.name, "org.apache.spark").is_empty(),
-        "a service started before configmeta.json existed"
-    );
-    docker(&["exec", &c.name, "mkdir", "-p", "/etc/guestconfig"]);
-    docker(&[
-        "cp",
-        example.to_str().unwrap(),
-        &format!("{}:/etc/guestconfig/configmeta.json", c.name),
-    ]);
-    let ip = container_ip(&c.name);
-    let json = wait_for(
-        "master ALIVE from configmeta",
-        Duration::from_secs(180),
-        || {
-            let j = master_json(&ip)?;
-            if j["status"] == "ALIVE" {
-                Ok(j)
-            } else {
-                Err(j.to_string())
-            }
-        },
-    );
-    assert_eq!(json["url"], format!("spark://{fqdn}:7077").as_str());
-    let status = agent_status(&c.name).unwrap();
-    assert_eq!(status["node"]["role"], "master", "{}", status["node"]);
-    assert!(service(&status, "spark-master").is_some());
 }

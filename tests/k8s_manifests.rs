@@ -409,6 +409,23 @@ fn kubedirector_app_cluster_and_configmeta_examples_agree() {
         spec["systemdRequired"], false,
         "the image's ENTRYPOINT is sparkvisor, not systemd"
     );
+    // Without a config package KubeDirector never writes configmeta.json ("initial config
+    // skipped"): the package ships in the image, its startscript in kubedirector/appconfig/.
+    assert_eq!(
+        spec["defaultConfigPackage"]["packageURL"],
+        "file:///opt/sparkvisor/kubedirector/appconfig.tgz"
+    );
+    let startscript =
+        std::fs::read_to_string(repo().join("kubedirector/appconfig/startscript")).unwrap();
+    assert!(
+        startscript.contains("sparkvisor kubedirector"),
+        "{startscript}"
+    );
+    let build = std::fs::read_to_string(repo().join("docker/build-image.sh")).unwrap();
+    assert!(
+        build.contains("rootfs/opt/sparkvisor/kubedirector/appconfig.tgz"),
+        "build-image.sh packs the config package where packageURL points"
+    );
     let role_ids: BTreeSet<&str> = spec["roles"]
         .as_array()
         .unwrap()

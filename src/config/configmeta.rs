@@ -97,6 +97,8 @@ pub const DEFAULT_ROLE_MAP: &[(&str, &str)] = &[
     ("spark-master", "master"),
     ("spark-worker", "worker"),
     ("spark-notebook", "notebook"),
+    // The notebook role id of kubedirector/spark-app.yaml (and of KubeDirector's own Spark apps).
+    ("notebook-server", "notebook"),
     ("jupyter", "notebook"),
     ("jupyter-notebook", "notebook"),
     ("spark-zeppelin", "zeppelin"),

@@ -32,6 +32,7 @@ pub const SETTING_VARS: &[(&str, &str)] = &[
     ("SPARK_CONNECT_PORT", "connect.port"),
     ("SPARK_THRIFT_PORT", "thrift.port"),
     ("SPARKVISOR_INIT_DIR", "init.dir"),
+    ("SPARKVISOR_ADVERTISE", "spark.advertise"),
 ];
 
 /// Role variables, lowest precedence first.

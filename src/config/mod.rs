@@ -3,6 +3,7 @@
 //!
 //! No I/O beyond reading the input files; no `nix`, no `unsafe`.
 
+pub mod advertise;
 pub mod cluster_file;
 pub mod configmeta;
 pub mod env;

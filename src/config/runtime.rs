@@ -652,16 +652,13 @@ fn derive_settings(
             derived("spark.master_host, spark.master_port"),
         );
     }
-    layers.fill(
-        "spark.public_dns",
-        node.fqdn.value.clone(),
-        derived("node.fqdn"),
+    let (name, from) = crate::config::advertise::advertised_name(
+        layers.get("spark.advertise"),
+        layers.get("spark.master_host"),
+        &node.fqdn.value,
     );
-    layers.fill(
-        "spark.local_hostname",
-        node.fqdn.value.clone(),
-        derived("node.fqdn"),
-    );
+    layers.fill("spark.public_dns", name.clone(), derived(from));
+    layers.fill("spark.local_hostname", name, derived(from));
     // Every master's UI as `host:port[,host:port]` (the hosts of the master URL), for the worker's
     // and notebook's `wait_for` on an ALIVE master (docs/ha.md).
     let ui_port = layers

@@ -135,6 +135,7 @@ pub fn check_setting_value(key: &str, value: &str) -> Result<(), String> {
         | "spark.warehouse_dir"
         | "spark.metastore_dir"
         | "init.dir" => check_path(value),
+        "spark.advertise" => crate::config::advertise::Advertise::parse(value).map(drop),
         "spark.local_dirs" => value.split(',').try_for_each(check_path),
         "spark.user" => {
             if !value.is_empty()

@@ -65,6 +65,32 @@ pub fn health() -> Result<i32, Fatal> {
     }
 }
 
+/// The agent's status document, for callers that decide on it (the KubeDirector hooks).
+pub fn fetch_status() -> Result<Status, Fatal> {
+    let reply = Client::from_env().request("GET", "/v1/status", None)?;
+    if reply.status != 200 {
+        return Err(Fatal::Internal(format!(
+            "status request answered {}: {}",
+            reply.status,
+            String::from_utf8_lossy(&reply.body).trim()
+        )));
+    }
+    reply.json()
+}
+
+/// The agent's health (200 healthy, 503 not yet), for callers that wait on it.
+pub fn fetch_health() -> Result<Health, Fatal> {
+    let reply = Client::from_env().request("GET", "/v1/health", None)?;
+    if reply.status != 200 && reply.status != 503 {
+        return Err(Fatal::Internal(format!(
+            "health request answered {}: {}",
+            reply.status,
+            String::from_utf8_lossy(&reply.body).trim()
+        )));
+    }
+    reply.json()
+}
+
 /// `sparkvisor start|stop|restart SERVICE`.
 pub fn control(service: &str, action: &str) -> Result<i32, Fatal> {
     let path = format!("/v1/services/{}/{}", encode(service), encode(action));
