@@ -368,7 +368,11 @@ fn bind_unix(path: &Path) -> Result<UnixListener, ServerError> {
                     source,
                 })?;
         }
-        if let Some(why) = super::trust::unsafe_dir(dir, crate::sys::peercred::effective_uid()) {
+        let uid = crate::sys::peercred::effective_uid();
+        if uid == 0 {
+            super::trust::take_over_dir(dir);
+        }
+        if let Some(why) = super::trust::unsafe_dir(dir, uid) {
             return Err(ServerError::UnsafeDir {
                 path: dir.to_path_buf(),
                 why,

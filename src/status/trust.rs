@@ -41,6 +41,31 @@ pub fn unsafe_dir(dir: &Path, agent_uid: u32) -> Option<String> {
     None
 }
 
+/// A root agent makes the socket's directory its own (root, 0755) when the image gave it to the
+/// service user (`/run/sparkvisor` belongs to `spark` so that a non-root agent can listen there).
+/// This runs at start, before any service exists, so no service can race it; a symbolic link is
+/// never followed or changed (it stays unsafe and is refused by [`unsafe_dir`]).
+pub fn take_over_dir(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(meta) = std::fs::symlink_metadata(dir) else {
+        return;
+    };
+    if !meta.is_dir() || (meta.uid() == 0 && meta.mode() & 0o022 == 0) {
+        return;
+    }
+    let owned = std::os::unix::fs::lchown(dir, Some(0), Some(0));
+    let moded = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755));
+    match owned.and(moded) {
+        Ok(()) => log::info!(
+            "status socket directory {}: was uid {} mode {:04o}, now root's (0755)",
+            dir.display(),
+            meta.uid(),
+            meta.mode() & 0o7777
+        ),
+        Err(e) => log::warn!("cannot take over {}: {e}", dir.display()),
+    }
+}
+
 /// True when the CLI (running as `me`) may believe an answer from a peer with uid `peer` on the
 /// socket at `socket`: root, itself, or the owner of the socket's directory when that directory is
 /// safe (a non-root agent's own directory).
@@ -72,5 +97,31 @@ mod tests {
         assert!(unsafe_dir(&link, me).unwrap().contains("symbolic link"));
         assert!(trusted_peer(&dir.path().join("s"), 0, 4242));
         assert!(!trusted_peer(&dir.path().join("s"), 4243, 4242));
+    }
+
+    /// The image's `/run/sparkvisor` (spark's, group-writable before) becomes root's when a root
+    /// agent starts; a symbolic link is left alone (and still refused).
+    #[test]
+    fn a_root_agent_takes_over_the_directory() {
+        if nix_is_root() {
+            let dir = tempfile::tempdir().unwrap();
+            std::os::unix::fs::lchown(dir.path(), Some(185), Some(0)).unwrap();
+            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o775)).unwrap();
+            assert!(unsafe_dir(dir.path(), 0).is_some());
+            take_over_dir(dir.path());
+            let meta = std::fs::metadata(dir.path()).unwrap();
+            assert_eq!((meta.uid(), meta.mode() & 0o7777), (0, 0o755));
+            assert_eq!(unsafe_dir(dir.path(), 0), None);
+            let link = dir.path().join("l");
+            std::os::unix::fs::symlink("/tmp", &link).unwrap();
+            take_over_dir(&link);
+            assert!(unsafe_dir(&link, 0).unwrap().contains("symbolic link"));
+        }
+    }
+
+    fn nix_is_root() -> bool {
+        std::fs::metadata("/proc/self")
+            .map(|m| m.uid() == 0)
+            .unwrap_or(false)
     }
 }
