@@ -27,6 +27,7 @@ pub fn run(role: Option<String>, command: Vec<OsString>) -> Result<i32, Fatal> {
     let users = crate::users::UserDb::system();
     let prepared = prepare_role(&env, role.as_deref(), &users)?;
     crate::render::write_files(&prepared.files, None).map_err(crate::node::render_error)?;
+    crate::access::prepare(&prepared.role, &prepared.config);
 
     let service_caps: Vec<&str> = prepared
         .defs
@@ -205,6 +206,8 @@ struct PreparedRole {
     sizing: crate::resources::Sizing,
     files: Vec<crate::render::RenderedFile>,
     defs: Vec<crate::supervisor::ServiceDef>,
+    /// The role with its add-ons (for `access::prepare`).
+    role: crate::config::role::LoadedRole,
 }
 
 /// Resolves the node ([`crate::node::resolve_node`]), renders its files in memory and expands its
@@ -218,7 +221,11 @@ fn prepare_role(
     let node = crate::node::resolve_node(cli_role, env)?;
     let (files, services) = node.render(&crate::config::role::templates_dir(env))?;
     let defs = node.service_defs(services, users)?;
+    for problem in &node.access {
+        log::error!("access: {problem}");
+    }
     Ok(PreparedRole {
+        role: node.role,
         config: node.config,
         resources: node.resources,
         sizing: node.sizing,

@@ -24,6 +24,15 @@ pub const SETTING_VARS: &[(&str, &str)] = &[
     ("SPARK_WORKER_MEMORY", "spark.worker_memory"),
     ("SPARK_DAEMON_MEMORY", "spark.daemon_memory"),
     ("SPARKVISOR_CPU_OVERCOMMIT", "sizing_policy.cpu_overcommit"),
+    // Access into the node (docs/access.md): the ssh and ldap add-on roles.
+    ("SPARKVISOR_SSH", "access.ssh"),
+    ("SPARKVISOR_SSH_PORT", "ssh.port"),
+    ("SPARKVISOR_SSH_AUTHORIZED_KEYS", "ssh.authorized_keys"),
+    ("SPARKVISOR_SSH_PASSWORD_AUTH", "ssh.password_auth"),
+    ("SPARKVISOR_LDAP_URI", "ldap.uri"),
+    ("SPARKVISOR_LDAP_BASE", "ldap.base"),
+    ("SPARKVISOR_LDAP_BIND_DN", "ldap.binddn"),
+    ("SPARKVISOR_LDAP_TLS_CA", "ldap.tls_cacert"),
 ];
 
 /// Role variables, lowest precedence first.
@@ -80,6 +89,7 @@ pub const SECRET_VARS: &[(&str, &str)] = &[
         "spark.authenticate.secret",
     ),
     ("SPARK_SSL_KEY_PASSWORD", "spark.ssl.keyPassword"),
+    ("SPARKVISOR_LDAP_BIND_PASSWORD", "ldap.bindpw"),
     ("SPARK_SSL_KEYSTORE_PASSWORD", "spark.ssl.keyStorePassword"),
     (
         "SPARK_SSL_TRUSTSTORE_PASSWORD",
