@@ -114,30 +114,31 @@ fn with_addons(
     access: &mut Vec<Diagnostic>,
 ) -> (LoadedRole, ResolvedConfig) {
     let addons = crate::access::addons(&first);
-    if addons.is_empty() {
-        return (base, first);
-    }
-    let merged = match crate::config::role::load_role_with_addons(roles_dir, &base.name, &addons) {
-        Ok(role) => role,
-        Err(d) => {
-            access.extend(d.0);
-            return (base, first);
+    let (mut role, mut config) = if addons.is_empty() {
+        (base, first)
+    } else {
+        match crate::config::role::load_role_with_addons(roles_dir, &base.name, &addons) {
+            Ok(merged) => {
+                let role_file = merged.file.display().to_string();
+                match crate::config::runtime::resolve(
+                    inputs,
+                    first.role.clone(),
+                    &role_file,
+                    &merged.def.defaults,
+                ) {
+                    Ok(config) => (merged, config),
+                    Err(d) => {
+                        access.extend(d.0);
+                        (base, first)
+                    }
+                }
+            }
+            Err(d) => {
+                access.extend(d.0);
+                (base, first)
+            }
         }
     };
-    let role_file = merged.file.display().to_string();
-    let mut config = match crate::config::runtime::resolve(
-        inputs,
-        first.role.clone(),
-        &role_file,
-        &merged.def.defaults,
-    ) {
-        Ok(config) => config,
-        Err(d) => {
-            access.extend(d.0);
-            return (base, first);
-        }
-    };
-    let mut role = merged;
     let users = crate::users::UserDb::system();
     let agent = crate::access::Agent::current(&inputs.env, &users);
     access.extend(crate::access::apply(&mut role, &mut config, &agent));

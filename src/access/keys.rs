@@ -83,13 +83,18 @@ pub fn check_line(line: &str) -> Result<(), String> {
             String::from_utf8_lossy(embedded)
         ));
     }
-    if kind == "ssh-ed25519" {
-        let key = wire_string(&bytes[4 + embedded.len()..]);
-        if key.map(<[u8]>::len) != Some(32) {
-            return Err("ssh-ed25519 key data is truncated".into());
+    // Every key type carries at least one more field (the key itself, or RSA's exponent).
+    let material = bytes
+        .get(4 + embedded.len()..)
+        .and_then(wire_string)
+        .filter(|m| !m.is_empty());
+    match material {
+        None => Err(format!("{kind} key data is truncated (no key inside)")),
+        Some(m) if kind == "ssh-ed25519" && m.len() != 32 => {
+            Err("ssh-ed25519 key data is truncated".into())
         }
+        Some(_) => Ok(()),
     }
-    Ok(())
 }
 
 /// The first word (options may hold quoted spaces) and the rest, trimmed.
@@ -176,6 +181,8 @@ mod tests {
         assert!(e.contains("is a ssh-ed25519 key"), "{e}");
         // Cut short.
         let e = check_line(&ED[..50]).unwrap_err();
+        assert!(e.contains("truncated"), "{e}");
+        let e = check_line("ssh-rsa AAAAB3NzaC1yc2E= x").unwrap_err();
         assert!(e.contains("truncated"), "{e}");
     }
 

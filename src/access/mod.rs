@@ -224,7 +224,22 @@ fn apply_ssh(
     } else {
         agent.user.clone().unwrap_or_default()
     };
-    derived(config, "ssh.allow_users", allow, "the agent's user");
+    derived(config, "ssh.allow_users", allow.clone(), "the agent's user");
+    // Who reads the injected keys: the Spark user under a root agent, else the agent itself.
+    let keys_user = if agent.root || allow.is_empty() {
+        config
+            .settings
+            .get("spark.user")
+            .map_or_else(|| "spark".to_string(), |u| u.value.clone())
+    } else {
+        allow
+    };
+    derived(
+        config,
+        "ssh.keys_user",
+        keys_user,
+        "spark.user and the agent's user",
+    );
     if let Some(path) = &agent.path {
         derived(config, "ssh.login_path", path.clone(), "the agent's PATH");
     }
