@@ -74,7 +74,14 @@ fn a_new_role_renders_from_its_own_directory() {
         "{}",
         String::from_utf8_lossy(&check.stderr)
     );
-    assert!(String::from_utf8_lossy(&check.stdout).contains("7 role(s)"));
+    // The built-in roles and the new one.
+    let built_in = std::fs::read_dir(repo.join("roles")).unwrap().count();
+    let counted = format!("{} role(s)", built_in + 1);
+    assert!(
+        String::from_utf8_lossy(&check.stdout).contains(&counted),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
 
     let out = dir.path().join("out");
     let render = sparkvisor(&["render", "--role", "tool", "--out", out.to_str().unwrap()]);
