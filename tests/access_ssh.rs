@@ -2,178 +2,27 @@
 //! and a worker from the image, `SPARKVISOR_SSH=true` and an injected key on the master.
 //!
 //! Run alone: `cargo test --test access_ssh -- --test-threads=2` (root and Docker).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
+mod access_support;
 mod common;
 mod docker_support;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use access_support::{host_key, keypair, ssh_key, ssh_key_stdin, ssh_password, Network};
 use docker_support::{
     agent_status, alive_workers, container_ip, docker, exec, http_json, pids_matching,
     prerequisites, proc_field, proc_status, service, unique, wait_for, Container,
 };
 
-/// The port the ssh add-on listens on by default.
-const PORT: &str = "2222";
 /// CHOWN, SETGID, SETUID, NET_BIND_SERVICE, SYS_CHROOT, AUDIT_WRITE: the `ssh` role's list.
 const SSHD_CAPS: &str = "00000000200404c1";
-
-/// A Docker network removed when dropped.
-pub struct Network(pub String);
-impl Network {
-    fn new(what: &str) -> Network {
-        let name = unique(what);
-        docker(&["network", "create", &name]);
-        Network(name)
-    }
-}
-impl Drop for Network {
-    fn drop(&mut self) {
-        let _ = Command::new("docker")
-            .args(["network", "rm", &self.0])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-    }
-}
-
-/// A fresh ed25519 key pair in `dir`: (private key path, public key line).
-fn keypair(dir: &Path, name: &str) -> (PathBuf, String) {
-    let key = dir.join(name);
-    let out = docker_support::run(
-        Command::new("ssh-keygen")
-            .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
-            .arg(&key),
-    );
-    assert!(out.status.success(), "ssh-keygen: {out:?}");
-    let public = std::fs::read_to_string(key.with_extension("pub"))
-        .unwrap_or_else(|e| panic!("{}.pub: {e}", key.display()));
-    (key, public.trim().to_string())
-}
-
-/// The client options every test login uses: no agent, no known_hosts, no prompts.
-fn ssh_base(ip: &str) -> Command {
-    let mut cmd = Command::new("ssh");
-    cmd.args([
-        "-p",
-        PORT,
-        "-o",
-        "StrictHostKeyChecking=no",
-        "-o",
-        "UserKnownHostsFile=/dev/null",
-        "-o",
-        "GlobalKnownHostsFile=/dev/null",
-        "-o",
-        "ConnectTimeout=15",
-        "-o",
-        "LogLevel=ERROR",
-        "-o",
-        "IdentityAgent=none",
-        "-F",
-        "/dev/null",
-    ]);
-    let _ = ip;
-    cmd.env_remove("SSH_AUTH_SOCK");
-    cmd
-}
-
-/// `ssh -i KEY USER@IP CMD` with key authentication only: (exit code, stdout, stderr).
-pub fn ssh_key(ip: &str, key: &Path, user: &str, command: &str) -> (i32, String, String) {
-    ssh_key_stdin(ip, key, user, command, None)
-}
-
-/// [`ssh_key`] with `input` on the remote command's stdin.
-pub fn ssh_key_stdin(
-    ip: &str,
-    key: &Path,
-    user: &str,
-    command: &str,
-    input: Option<&str>,
-) -> (i32, String, String) {
-    let mut cmd = ssh_base(ip);
-    cmd.args(["-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-o"])
-        .arg("PreferredAuthentications=publickey")
-        .arg("-i")
-        .arg(key)
-        .arg(format!("{user}@{ip}"))
-        .arg(command);
-    finish(cmd, input)
-}
-
-/// `ssh USER@IP CMD` with password authentication only, the password given through SSH_ASKPASS
-/// (OpenSSH's own non-interactive way, no sshpass needed): (exit code, stdout, stderr).
-pub fn ssh_password(
-    ip: &str,
-    user: &str,
-    password: &str,
-    command: &str,
-    input: Option<&str>,
-) -> (i32, String, String) {
-    let askpass =
-        docker_support::temp_file("askpass.sh", &format!("#!/bin/sh\necho '{password}'\n"));
-    let _ = Command::new("chmod").arg("0755").arg(&askpass).status();
-    let mut cmd = ssh_base(ip);
-    cmd.args([
-        "-o",
-        "BatchMode=no",
-        "-o",
-        "PubkeyAuthentication=no",
-        "-o",
-        "PreferredAuthentications=password",
-        "-o",
-        "NumberOfPasswordPrompts=1",
-    ])
-    .arg(format!("{user}@{ip}"))
-    .arg(command)
-    .env("SSH_ASKPASS", &askpass)
-    .env("SSH_ASKPASS_REQUIRE", "force")
-    .env("DISPLAY", ":0");
-    finish(cmd, input)
-}
-
-fn finish(mut cmd: Command, input: Option<&str>) -> (i32, String, String) {
-    use std::io::Write;
-    cmd.stdin(if input.is_some() {
-        Stdio::piped()
-    } else {
-        Stdio::null()
-    })
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
-    let mut child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run ssh: {e}"));
-    if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
-        let _ = stdin.write_all(text.as_bytes());
-    }
-    let out = child
-        .wait_with_output()
-        .unwrap_or_else(|e| panic!("ssh: {e}"));
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).to_string(),
-        String::from_utf8_lossy(&out.stderr).to_string(),
-    )
-}
-
-/// The host key sshd offers on IP:2222 (`ssh-keyscan`), without the host name.
-fn host_key(ip: &str) -> Result<String, String> {
-    let out = docker_support::run(
-        Command::new("ssh-keyscan").args(["-T", "5", "-t", "ed25519", "-p", PORT, ip]),
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find(|l| l.contains("ssh-ed25519"))
-        .and_then(|l| l.split_once(' ').map(|(_, k)| k.to_string()))
-        .ok_or_else(|| {
-            format!(
-                "no host key from {ip}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            )
-        })
-}
 
 /// Waits until the agent reports `name` ready and returns its pid.
 fn wait_ready(container: &str, name: &str, timeout: Duration) -> u64 {

@@ -140,7 +140,7 @@ fn decode_base64(text: &str) -> Option<Vec<u8>> {
             acc |= value(c)? << (18 - 6 * i);
         }
         let bytes = acc.to_be_bytes();
-        out.extend_from_slice(&bytes[1..chunk.len()]);
+        out.extend_from_slice(bytes.get(1..chunk.len())?);
     }
     Some(out)
 }
