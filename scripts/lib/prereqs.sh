@@ -1,7 +1,7 @@
 # Installs what the tests, the benchmarks and the main job need, when missing. Sourced by scripts/*.
 # Debian packages: the peers we compare against (tini, which also ships tini-static; dumb-init;
 # supervisor), debootstrap for the base image, docker-compose for the cluster, curl/jq/procps/
-# libcap2-bin/iproute2 for the tests. PyPI: pyspark (Spark 4, needs Java 17)
+# libcap2-bin/iproute2 for the tests, openssh-client (ssh, ssh-keygen, ssh-keyscan) for the access tests. PyPI: pyspark (Spark 4, needs Java 17)
 # and notebook (Jupyter). rustup: clippy, rustfmt and the musl target (static binary for images).
 
 apt_missing() {
@@ -11,7 +11,7 @@ apt_missing() {
 }
 
 install_prereqs() {
-  local pkgs=(tini dumb-init supervisor debootstrap docker-compose curl jq procps libcap2-bin iproute2 util-linux openjdk-17-jre-headless)
+  local pkgs=(tini dumb-init supervisor debootstrap docker-compose curl jq procps libcap2-bin iproute2 util-linux openjdk-17-jre-headless openssh-client)
   mapfile -t need < <(apt_missing "${pkgs[@]}" | sed '/^$/d')
   if [ "${#need[@]}" -gt 0 ]; then
     echo "== apt-get install ${need[*]}"
