@@ -113,7 +113,8 @@ fn with_addons(
     inputs: &crate::config::runtime::Inputs,
     access: &mut Vec<Diagnostic>,
 ) -> (LoadedRole, ResolvedConfig) {
-    let addons = crate::access::addons(&first);
+    let (addons, problems) = crate::access::addons(&first);
+    access.extend(problems);
     let (mut role, mut config) = if addons.is_empty() {
         (base, first)
     } else {

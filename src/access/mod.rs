@@ -63,17 +63,20 @@ impl Agent {
     }
 }
 
-/// The add-on roles the resolved settings ask for, in merge order.
-pub fn addons(config: &ResolvedConfig) -> Vec<&'static str> {
+/// The add-on roles the resolved settings ask for, in merge order, and the problems of the
+/// settings that ask (an `access.ssh` that is not a boolean leaves ssh off).
+pub fn addons(config: &ResolvedConfig) -> (Vec<&'static str>, Vec<Diagnostic>) {
     let mut out = Vec::new();
-    let on = |key: &str| {
-        config
-            .settings
-            .get(key)
-            .is_some_and(|v| crate::config::units::parse_bool(&v.value) == Ok(true))
-    };
-    if on(SSH_SETTING) {
-        out.push(SSH_ROLE);
+    let mut problems = Vec::new();
+    if let Some(v) = config.settings.get(SSH_SETTING) {
+        match crate::config::units::parse_bool(&v.value) {
+            Ok(true) => out.push(SSH_ROLE),
+            Ok(false) => {}
+            Err(e) => problems.push(problem(
+                &v.source,
+                format!("{SSH_SETTING}: {e}; ssh stays off"),
+            )),
+        }
     }
     if config
         .settings
@@ -82,7 +85,7 @@ pub fn addons(config: &ResolvedConfig) -> Vec<&'static str> {
     {
         out.push(LDAP_ROLE);
     }
-    out
+    (out, problems)
 }
 
 /// A problem with an access setting: reported, never fatal.
