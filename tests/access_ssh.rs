@@ -21,8 +21,8 @@ use docker_support::{
     prerequisites, proc_field, proc_status, service, unique, wait_for, Container,
 };
 
-/// CHOWN, SETGID, SETUID, NET_BIND_SERVICE, SYS_CHROOT, AUDIT_WRITE: the `ssh` role's list.
-const SSHD_CAPS: &str = "00000000200404c1";
+/// CHOWN, KILL, SETGID, SETUID, NET_BIND_SERVICE, SYS_CHROOT, AUDIT_WRITE: the `ssh` role's list.
+const SSHD_CAPS: &str = "00000000200404e1";
 
 /// Waits until the agent reports `name` ready and returns its pid.
 fn wait_ready(container: &str, name: &str, timeout: Duration) -> u64 {
