@@ -98,8 +98,10 @@ fn ssh_with_injected_key_as_root_agent() {
             &net.0,
             "--user",
             "0",
+            // 2 GiB: the worker then offers 1408 MiB (sizing policy), room for Spark's default 1g
+            // executor, so spark-submit runs with the node's defaults alone.
             "--memory",
-            "1g",
+            "2g",
             "-e",
             "SPARK_MODE=worker",
             "-e",
@@ -178,7 +180,7 @@ fn ssh_with_injected_key_as_root_agent() {
         &ip,
         &good,
         "spark",
-        "cat > /tmp/pi.py && spark-submit /tmp/pi.py 2>&1",
+        "cat > /tmp/pi.py && timeout 600 spark-submit /tmp/pi.py 2>&1",
         Some(PI),
     );
     assert_eq!(code, 0, "spark-submit over ssh failed:\n{out}\n{err}");
