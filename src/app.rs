@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 
-use crate::error::{Diagnostic, Fatal};
+use crate::error::Fatal;
 
 /// `sparkvisor run`: supervise the role's services (and CMD, when given) as PID 1.
 ///
@@ -24,8 +24,32 @@ pub fn run(role: Option<String>, command: Vec<OsString>) -> Result<i32, Fatal> {
     })?;
     let env = crate::node::process_env();
     init_logging(&env);
+    crate::sys::thread::install_panic_hook();
+    // TERM/INT during a start-up wait (SPARKVISOR_CONFIGMETA_WAIT, a FIFO as input) end it.
+    if let Err(e) = crate::sys::interrupt::arm() {
+        log::warn!("start-up waits cannot be interrupted by SIGTERM: {e}");
+    }
     let users = crate::users::UserDb::system();
-    let prepared = prepare_role(&env, role.as_deref(), &users)?;
+    // Run options and the injected config are checked together: every problem at once, before
+    // anything is written.
+    let options = crate::run_options::RunOptions::parse(&env);
+    let prepared = prepare_role(&env, role.as_deref(), &users);
+    if let Some(signo) = crate::sys::interrupt::stop_requested() {
+        log::info!(
+            "{} during start-up: nothing was started, exiting",
+            crate::sys::signals::signal_name(signo)
+        );
+        return Ok(crate::error::exit_code::OK);
+    }
+    let (options, prepared) = match (options, prepared) {
+        (Ok(options), Ok(prepared)) => (options, prepared),
+        (Err(problems), Err(Fatal::Config(mut config))) => {
+            config.extend_unique(problems);
+            return Err(Fatal::Config(config));
+        }
+        (Err(problems), _) => return Err(Fatal::Config(problems)),
+        (Ok(_), Err(fatal)) => return Err(fatal),
+    };
     crate::render::write_files(&prepared.files, None).map_err(crate::node::render_error)?;
     crate::access::prepare(&prepared.role, &prepared.config);
 
@@ -54,23 +78,14 @@ pub fn run(role: Option<String>, command: Vec<OsString>) -> Result<i32, Fatal> {
     }
 
     let (tx, rx) = std::sync::mpsc::channel();
+    // From here the signal thread reads TERM/INT (and wakes interruptible reads of a reload).
+    crate::sys::interrupt::disarm();
     host::spawn_signal_thread(tx.clone()).map_err(|source| Fatal::Sys {
         context: "starting the signal thread".into(),
         source,
     })?;
-    let format = match env.get(crate::logs::FORMAT_ENV) {
-        Some(text) => crate::logs::LogFormat::parse(text).ok_or_else(|| {
-            Fatal::Config(
-                Diagnostic::new(
-                    format!("env {}", crate::logs::FORMAT_ENV),
-                    format!("unknown log format {text:?}: use prefix, plain or json"),
-                )
-                .into(),
-            )
-        })?,
-        None => crate::logs::LogFormat::default(),
-    };
-    let shutdown_grace = shutdown_grace(&env)?;
+    let format = options.log_format;
+    let shutdown_grace = options.shutdown_grace;
     let store = crate::logs::LogStore::new(crate::logs::DEFAULT_LINES_PER_SERVICE);
     let facts = NodeFacts {
         node: crate::status::wire::Node {
@@ -87,10 +102,7 @@ pub fn run(role: Option<String>, command: Vec<OsString>) -> Result<i32, Fatal> {
         facts,
         prepared.defs.iter().map(|d| d.name.clone()),
     );
-    let server = match crate::status::ServerOptions::from_env()
-        .map_err(|e| e.to_string())
-        .and_then(|opts| crate::status::serve(Arc::new(handle), opts).map_err(|e| e.to_string()))
-    {
+    let server = match crate::status::serve(Arc::new(handle), options.server) {
         Ok(server) => Some(server),
         Err(e) => {
             log::warn!("status socket not available: {e}");
@@ -110,11 +122,15 @@ pub fn run(role: Option<String>, command: Vec<OsString>) -> Result<i32, Fatal> {
     .map(std::path::PathBuf::from)
     .collect();
     let watch_tx = tx.clone();
-    if let Err(e) = crate::sys::watch::watch_files(&watched, move |path| {
-        watch_tx
-            .send(crate::supervisor::Msg::ConfigChanged(path.to_path_buf()))
-            .is_ok()
-    }) {
+    if let Err(e) = crate::sys::watch::watch_files(
+        &watched,
+        move |path| {
+            watch_tx
+                .send(crate::supervisor::Msg::ConfigChanged(path.to_path_buf()))
+                .is_ok()
+        },
+        host::on_death(tx.clone()),
+    ) {
         log::warn!("cannot watch the config files for changes (SIGHUP still reloads): {e}");
     }
     let base_env = service_base_env(&env, &prepared.config);
@@ -232,26 +248,6 @@ fn prepare_role(
         files,
         defs,
     })
-}
-
-/// Environment variable: the total time a shutdown may take (Docker's `stop -t`, default 10 s).
-const SHUTDOWN_GRACE_ENV: &str = "SPARKVISOR_SHUTDOWN_GRACE";
-
-/// The total shutdown grace minus a margin (a tenth, at most 1 s), so everything has ended before
-/// the container runtime's own timeout sends SIGKILL.
-fn shutdown_grace(env: &BTreeMap<String, String>) -> Result<std::time::Duration, Fatal> {
-    let total = match env.get(SHUTDOWN_GRACE_ENV) {
-        Some(text) => {
-            crate::config::role::DurationSpec::parse(text)
-                .map_err(|e| {
-                    Fatal::Config(Diagnostic::new(format!("env {SHUTDOWN_GRACE_ENV}"), e).into())
-                })?
-                .0
-        }
-        None => std::time::Duration::from_secs(10),
-    };
-    let margin = (total / 10).min(std::time::Duration::from_secs(1));
-    Ok(total - margin)
 }
 
 /// The environment every service starts from: the container's, without sparkvisor's own variables

@@ -174,7 +174,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
             match dispatch(cli.command) {
                 Ok(code) => code,
                 Err(fatal) => {
-                    eprintln!("sparkvisor: {fatal}");
+                    crate::errln!("sparkvisor: {fatal}");
                     fatal.exit_code()
                 }
             }

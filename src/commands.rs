@@ -11,7 +11,7 @@ pub fn render(role: Option<String>, out: &Path) -> Result<i32, Fatal> {
     let env = process_env();
     let node = resolve_node(role.as_deref(), &env).map_err(Fatal::Config)?;
     for problem in &node.access {
-        eprintln!("warning: access: {problem}");
+        crate::errln!("warning: access: {problem}");
     }
     let (files, _services) = node
         .render(&crate::config::role::templates_dir(&env))
@@ -20,7 +20,7 @@ pub fn render(role: Option<String>, out: &Path) -> Result<i32, Fatal> {
     for file in &files {
         let path = crate::render::write::destination(&file.path, Some(out));
         if report.written.contains(&path) {
-            println!(
+            crate::outln!(
                 "rendered {} ({:04o}{}) from {}",
                 path.display(),
                 file.mode,
@@ -30,7 +30,7 @@ pub fn render(role: Option<String>, out: &Path) -> Result<i32, Fatal> {
         }
     }
     for path in &report.left_alone {
-        println!("left alone {} (a mount point)", path.display());
+        crate::outln!("left alone {} (a mount point)", path.display());
     }
     Ok(crate::error::exit_code::OK)
 }
@@ -76,7 +76,7 @@ pub fn check(role: Option<String>) -> Result<i32, Fatal> {
         Ok(node) => {
             // Access problems never stop a node (docs/access.md): warnings, not errors.
             for problem in &node.access {
-                eprintln!("warning: access: {problem}");
+                crate::errln!("warning: access: {problem}");
             }
             match node.render(&templates_dir) {
                 Ok((_, services)) => {
@@ -99,7 +99,7 @@ pub fn check(role: Option<String>) -> Result<i32, Fatal> {
     if !diags.is_empty() {
         return Err(Fatal::Config(diags));
     }
-    println!(
+    crate::outln!(
         "ok: {} role(s) in {} ({}), templates in {}",
         roles.len(),
         roles_dir.display(),
@@ -116,9 +116,9 @@ pub fn inspect(role: Option<String>, json: bool) -> Result<i32, Fatal> {
     let node = resolve_node(role.as_deref(), &env).map_err(Fatal::Config)?;
     let report = crate::inspect::inspect_report(node.config, node.resources, node.sizing);
     if json {
-        println!("{}", report.to_json());
+        crate::outln!("{}", report.to_json());
     } else {
-        print!("{report}");
+        crate::out!("{report}");
     }
     Ok(crate::error::exit_code::OK)
 }

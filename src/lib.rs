@@ -13,6 +13,9 @@
 //! - [`users`]: users and groups from /etc/passwd and /etc/group (pure parsing);
 //! - [`sys`]: every `unsafe`, `nix` and `caps` call, behind a narrow seam.
 
+// Writes to stdout/stderr go through `output` (a closed pipe must never panic PID 1 or the CLI).
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
 pub mod access;
 pub mod app;
 pub mod cli;
@@ -23,9 +26,11 @@ pub mod inspect;
 pub mod logs;
 pub mod mountinfo;
 pub mod node;
+pub mod output;
 pub mod probe;
 pub mod render;
 pub mod resources;
+pub mod run_options;
 pub mod service;
 pub mod status;
 pub mod supervisor;

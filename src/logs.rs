@@ -297,7 +297,8 @@ fn unix_now() -> f64 {
 }
 
 /// Starts a thread that forwards `pipe` line by line to `out` (the container's stdout or stderr)
-/// and into `store`, until end of file.
+/// and into `store`, until end of file; a panic in it is reported to `on_death` (see
+/// [`crate::sys::thread::spawn_critical`]).
 pub fn forward(
     pipe: impl Read + Send + 'static,
     service: String,
@@ -305,11 +306,19 @@ pub fn forward(
     format: LogFormat,
     store: Arc<LogStore>,
     out: impl Write + Send + 'static,
+    on_death: impl FnOnce(String) + Send + 'static,
 ) -> io::Result<JoinHandle<()>> {
-    std::thread::Builder::new()
-        .name(format!("out-{service}"))
-        .stack_size(FORWARDER_STACK)
-        .spawn(move || copy_lines(pipe, &service, stream, format, &store, out))
+    crate::sys::thread::spawn_critical(
+        "output",
+        format!("out-{service}"),
+        Some(FORWARDER_STACK),
+        crate::sys::thread::Lifetime::Task,
+        on_death,
+        move || {
+            copy_lines(pipe, &service, stream, format, &store, out);
+            Ok(())
+        },
+    )
 }
 
 /// Bytes read from a pipe at once: output is handled a chunk at a time (one write to the container's

@@ -18,6 +18,9 @@ use crate::config::role::{Probe, ServiceSpec};
 use crate::error::{exit_code, ProcessEnd};
 use crate::service::{self, Action, Event, Phase, Policy, ProbeKind, ServiceState, TimerKind};
 
+/// How often a shutdown after a dead thread reaps without a SIGCHLD.
+const REAP_TICK: Duration = Duration::from_millis(50);
+
 /// Signal numbers the loop gives a meaning to (the platform's, from [`crate::sys::signals`]).
 pub mod signo {
     use crate::sys::signals;
@@ -130,7 +133,8 @@ pub enum Msg {
     Request(Request, Sender<Reply>),
     /// A watched input file (configmeta.json, the cluster file) was rewritten: reload as on SIGHUP.
     ConfigChanged(PathBuf),
-    /// A helper thread (signals, status socket) died: shut down with exit code 70.
+    /// A thread of the agent panicked, failed or ended (reported by
+    /// [`crate::sys::thread::spawn_critical`]): logged, every service stopped, exit code 70.
     ThreadDied(String),
 }
 
@@ -387,8 +391,11 @@ impl<S: Sys> Supervisor<S> {
                     Err(_) => Some(Msg::ThreadDied("every event sender is gone".into())),
                 },
             };
-            if let Some(msg) = msg {
-                self.handle(msg);
+            match msg {
+                Some(msg) => self.handle(msg),
+                // The dead thread may be the signal reader: SIGCHLD may never come again.
+                None if self.thread_died() => self.reap(),
+                None => {}
             }
             self.fire_timers();
             self.advance();
@@ -888,7 +895,16 @@ impl<S: Sys> Supervisor<S> {
             timer.into_iter().chain(probe)
         });
         let main = self.main.as_ref().and_then(|m| m.pid.and(m.kill_at));
-        services.chain(main).min()
+        let reap_tick = self.thread_died().then(|| self.sys.now() + REAP_TICK);
+        services.chain(main).chain(reap_tick).min()
+    }
+
+    /// A thread of the agent died: the shutdown then reaps on a [`REAP_TICK`] instead of waiting
+    /// for SIGCHLD (the only polling of the agent, and only on this failure path).
+    fn thread_died(&self) -> bool {
+        self.shutdown
+            .as_ref()
+            .is_some_and(|sd| matches!(sd.reason, Reason::Internal(_)))
     }
 
     /// Starts what can start, and during shutdown stops what can stop (reverse dependency order).
@@ -1029,11 +1045,14 @@ fn has_process(s: &ServiceState) -> bool {
     matches!(s.phase, Phase::Starting | Phase::Running | Phase::Stopping)
 }
 
-/// `exit 3` / `signal 9` for logs.
+/// `exit code 3` / `killed by signal 36 (RTMIN+2)` for logs.
 pub fn describe(end: ProcessEnd) -> String {
     match end {
         ProcessEnd::Exited(c) => format!("exit code {c}"),
-        ProcessEnd::Signaled(s) => format!("killed by signal {s}"),
+        ProcessEnd::Signaled(s) => match crate::sys::signals::short_signal_name(s) {
+            Some(name) => format!("killed by signal {s} ({name})"),
+            None => format!("killed by signal {s}"),
+        },
     }
 }
 

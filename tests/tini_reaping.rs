@@ -17,10 +17,12 @@ use tini_support::*;
 
 /// A shell that orphans 100 short sleeps (their parent exits at once), then waits until every one of
 /// them is gone from /proc (a zombie keeps its entry until reaped). Exits 0 then, or 1 after ~15 s.
+/// The sleeps must outlast the loop that forks them: dash reaps a finished background job itself
+/// (then it is never an orphan), and under load 100 forks took longer than 0.5 s.
 fn orphan_script(dir: &std::path::Path) -> String {
     let pids = dir.join("orphans");
     format!(
-        "sh -c 'for i in $(seq 100); do sleep 0.5 & echo $!; done' > {pids}
+        "sh -c 'for i in $(seq 100); do sleep 3 & echo $!; done' > {pids}
          i=0
          while [ $i -lt 3000 ]; do
            left=0

@@ -1,28 +1,89 @@
-# Installs what the tests, the benchmarks and the main job need, when missing. Sourced by scripts/*.
-# Debian packages: the peers we compare against (tini, which also ships tini-static; dumb-init;
-# supervisor), debootstrap for the base image, docker-compose for the cluster, curl/jq/procps/
-# libcap2-bin/iproute2 for the tests, openssh-client (ssh, ssh-keygen, ssh-keyscan) for the access tests. PyPI: pyspark (Spark 4, needs Java 17)
-# and notebook (Jupyter). rustup: clippy, rustfmt and the musl target (static binary for images).
+# The one install step of the README's two commands: `scripts/cluster` (install_prereqs cluster)
+# and `scripts/test` (install_prereqs test) both source this file. It installs only what is
+# missing, and prints each thing it installs with the reason. Debian packages need root (apt-get);
+# PyPI packages go through the host's pip; rustup components are added when rustup is there.
+#
+# PREREQS_APT_LIST (tests only): a file that replaces the package table below, same format.
 
-apt_missing() {
-  local missing=()
-  for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
-  printf '%s\n' "${missing[@]}"
+# package|why|who needs it (cluster, test)
+PREREQS_APT=(
+  "debootstrap|builds the base image sparkvisor-base:bookworm (docker/build-base-image.sh)|cluster test"
+  "curl|the tests talk to Spark's web UI and the status socket|test"
+  "jq|the tests read JSON answers|test"
+  "procps|ps/pgrep for the tests|test"
+  "libcap2-bin|capsh/getpcaps: the privilege tests check capability sets|test"
+  "iproute2|the network tests|test"
+  "util-linux|unshare: tests run the agent as PID 1 of a fresh PID namespace|test"
+  "tini|peer the tini-mode tests and benchmarks compare against (also ships tini-static)|test"
+  "dumb-init|peer the benchmarks compare against|test"
+  "supervisor|supervisord, peer the benchmarks compare against|test"
+  "openjdk-17-jre-headless|Java 17 runs the real Spark master and workers in the tests|test"
+  "openssh-client|ssh, ssh-keygen, ssh-keyscan: the access tests log in to nodes over ssh|test"
+)
+
+# Prints the Debian packages `purpose` needs that are not installed, one per line, as
+# "package|why".
+prereqs_missing_apt() {
+  local purpose="$1" entry name why who
+  local -a table=("${PREREQS_APT[@]}")
+  if [ -n "${PREREQS_APT_LIST:-}" ]; then
+    mapfile -t table < "$PREREQS_APT_LIST"
+  fi
+  for entry in "${table[@]}"; do
+    IFS='|' read -r name why who <<< "$entry"
+    case " $who " in *" $purpose "*) ;; *) continue ;; esac
+    dpkg -s "$name" >/dev/null 2>&1 || printf '%s|%s\n' "$name" "$why"
+  done
 }
 
+# install_prereqs [cluster|test]: installs what the command needs and is missing (default: test).
 install_prereqs() {
-  local pkgs=(tini dumb-init supervisor debootstrap docker-compose curl jq procps libcap2-bin iproute2 util-linux openjdk-17-jre-headless openssh-client)
-  mapfile -t need < <(apt_missing "${pkgs[@]}" | sed '/^$/d')
+  local purpose="${1:-test}" line name why
+  local -a need=()
+  echo "== prerequisites for scripts/$purpose"
+  while IFS= read -r line; do
+    [ -n "$line" ] || continue
+    name="${line%%|*}"; why="${line#*|}"
+    echo "   installing $name: $why"
+    need+=("$name")
+  done < <(prereqs_missing_apt "$purpose")
+  # pip: only when the python3 on PATH has none (e.g. a pyenv Python brings its own).
+  if ! python3 -m pip --version >/dev/null 2>&1 && ! dpkg -s python3-pip >/dev/null 2>&1; then
+    echo "   installing python3-pip: builds the pyspark/notebook wheelhouse the image installs from (docker/build-image.sh)"
+    need+=(python3-pip)
+  fi
+  # Compose: only when the engine has no `docker compose` (v2) plugin.
+  if command -v docker >/dev/null && ! docker compose version >/dev/null 2>&1 \
+     && ! command -v docker-compose >/dev/null; then
+    echo "   installing docker-compose: starts the cluster (docker/compose.yaml); this Docker has no compose v2"
+    need+=(docker-compose)
+  fi
   if [ "${#need[@]}" -gt 0 ]; then
-    echo "== apt-get install ${need[*]}"
+    if [ "$(id -u)" != 0 ]; then
+      echo "prereqs: missing ${need[*]}; run as root, or: sudo apt-get install ${need[*]}" >&2
+      return 1
+    fi
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq "${need[@]}" >/dev/null
+    echo "   installed ${need[*]}"
+  else
+    echo "   Debian packages: all present"
   fi
-  if ! python3 -c 'import pyspark, notebook' 2>/dev/null; then
-    echo "== pip install pyspark notebook"
+  if ! command -v docker >/dev/null; then
+    echo "   docker not found: scripts/cluster and the Docker tests need a Docker engine (https://docs.docker.com/engine/install/)"
+  fi
+  if [ "$purpose" = test ] && ! python3 -c 'import pyspark, notebook' 2>/dev/null; then
+    echo "   installing pyspark, notebook (pip): the real Spark 4 and Jupyter the tests start"
     python3 -m pip install -q 'pyspark>=4.0,<5' notebook
   fi
-  rustup component add clippy rustfmt >/dev/null 2>&1 || true
-  rustup target add x86_64-unknown-linux-musl >/dev/null 2>&1 || true
+  if command -v rustup >/dev/null; then
+    if [ "$purpose" = test ]; then
+      rustup component add clippy rustfmt >/dev/null 2>&1 || true
+    fi
+    if ! rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl; then
+      echo "   adding rust target x86_64-unknown-linux-musl: the static agent binary for the image"
+      rustup target add x86_64-unknown-linux-musl >/dev/null 2>&1 || true
+    fi
+  fi
 }

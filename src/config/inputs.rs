@@ -96,7 +96,7 @@ impl Inputs {
             let Some(path) = env.get(&var).filter(|p| !p.is_empty()) else {
                 continue;
             };
-            match fs::read_to_string(path) {
+            match crate::sys::interrupt::read_to_string(Path::new(path)) {
                 Ok(text) => {
                     let value = text.trim_end_matches(['\n', '\r']).to_string();
                     file_values.insert(
@@ -116,19 +116,21 @@ impl Inputs {
         let cluster_file = env
             .get(vars::CONFIG_VAR)
             .filter(|p| !p.is_empty())
-            .and_then(|path| match fs::read_to_string(path) {
-                Ok(text) => Some(InputFile {
-                    path: path.clone(),
-                    text,
-                }),
-                Err(e) => {
-                    problems.push(Diagnostic::new(
-                        path.clone(),
-                        format!("cannot read the cluster file ({}): {e}", vars::CONFIG_VAR),
-                    ));
-                    None
-                }
-            });
+            .and_then(
+                |path| match crate::sys::interrupt::read_to_string(Path::new(path)) {
+                    Ok(text) => Some(InputFile {
+                        path: path.clone(),
+                        text,
+                    }),
+                    Err(e) => {
+                        problems.push(Diagnostic::new(
+                            path.clone(),
+                            format!("cannot read the cluster file ({}): {e}", vars::CONFIG_VAR),
+                        ));
+                        None
+                    }
+                },
+            );
         let configmeta = read_configmeta(&env, &mut problems);
         let hostname = crate::sys::host::hostname()
             .or_else(|| fs::read_to_string("/proc/sys/kernel/hostname").ok())
@@ -181,14 +183,21 @@ fn read_configmeta(
     };
     let mut watch_error = None;
     if let Some(wait) = wait {
-        let parses =
-            || fs::read_to_string(&path).is_ok_and(|text| configmeta::parse(&path, &text).is_ok());
+        log::info!(
+            "waiting up to {} for {path} ({})",
+            DurationSpec(wait),
+            vars::CONFIGMETA_WAIT_VAR
+        );
+        let parses = || {
+            crate::sys::interrupt::read_to_string(Path::new(&path))
+                .is_ok_and(|text| configmeta::parse(&path, &text).is_ok())
+        };
         if let Err(e) = watch::wait_until(Path::new(&path), Instant::now() + wait, parses) {
             watch_error = Some(e);
         }
     }
     // After the wait, the file as it is: one that still does not parse is reported by the parser.
-    match fs::read_to_string(&path) {
+    match crate::sys::interrupt::read_to_string(Path::new(&path)) {
         Ok(text) => Some(InputFile { path, text }),
         Err(e) if e.kind() == ErrorKind::NotFound => {
             match (wait, watch_error) {

@@ -57,10 +57,10 @@ pub fn health() -> Result<i32, Fatal> {
     }
     let health: Health = reply.json()?;
     if health.healthy {
-        println!("healthy");
+        crate::outln!("healthy");
         Ok(exit_code::OK)
     } else {
-        println!("unhealthy: {}", health.reasons.join("; "));
+        crate::outln!("unhealthy: {}", health.reasons.join("; "));
         Ok(exit_code::FAILURE)
     }
 }
@@ -75,7 +75,7 @@ pub fn control(service: &str, action: &str) -> Result<i32, Fatal> {
 /// `sparkvisor signal SERVICE SIGNAL`.
 pub fn signal(service: &str, signal: &str) -> Result<i32, Fatal> {
     let Some(number) = parse_signal(signal) else {
-        eprintln!(
+        crate::errln!(
             "sparkvisor: unknown signal {signal:?} (use a name like TERM or HUP, or a number)"
         );
         return Ok(exit_code::FAILURE);
@@ -92,8 +92,8 @@ fn report_control(reply: &Reply) -> Result<i32, Fatal> {
     }
     let svc: ServiceStatus = reply.json()?;
     match svc.pid {
-        Some(pid) => println!("{}: {} (pid {pid})", svc.name, svc.state),
-        None => println!("{}: {}", svc.name, svc.state),
+        Some(pid) => crate::outln!("{}: {} (pid {pid})", svc.name, svc.state),
+        None => crate::outln!("{}: {}", svc.name, svc.state),
     }
     Ok(exit_code::OK)
 }
@@ -179,7 +179,7 @@ impl Reply {
                 "{message}; run this as root or as the agent's user"
             )));
         }
-        eprintln!("sparkvisor: {message}");
+        crate::errln!("sparkvisor: {message}");
         Ok(exit_code::FAILURE)
     }
 }

@@ -15,7 +15,7 @@ pub mod wire;
 
 use std::sync::mpsc::Receiver;
 
-pub use server::{serve, Server, ServerError, ServerOptions};
+pub use server::{parse_metrics_addr, serve, Server, ServerError, ServerOptions};
 
 /// What the status server asks of the agent. Implemented by the supervisor's handle: each call is a
 /// message to the one owner of service state and a wait for its answer, so the server never reads
@@ -43,6 +43,12 @@ pub trait Backend: Send + Sync + 'static {
     /// New lines of one service (or all) from now on. The stream ends when the sender is dropped;
     /// the server drops the receiver when the client goes away, so the sender must tolerate that.
     fn follow(&self, service: Option<&str>) -> Result<Receiver<wire::LogLine>, wire::ApiError>;
+
+    /// A thread of the status server died (panic, or stopped serving while the agent runs): `why`
+    /// names it. The supervisor's backend shuts the agent down (exit 70); the default ignores it.
+    fn thread_died(&self, why: String) {
+        let _ = why;
+    }
 }
 
 /// Default socket path when `SPARKVISOR_SOCKET` is not set.

@@ -31,6 +31,7 @@ use super::wire::{ApiError, LogLine};
 use super::Backend;
 use crate::error::Fatal;
 use crate::sys::peercred;
+use crate::sys::thread::{spawn_critical, Lifetime};
 
 /// How the server is set up. [`ServerOptions::from_env`] gives the documented defaults.
 #[derive(Debug, Clone)]
@@ -231,6 +232,28 @@ impl Drop for Server {
     }
 }
 
+/// Starts a thread of the server through [`spawn_critical`]: its end before the server was told to
+/// stop (or a panic) is reported to the backend as a dead thread.
+fn spawn_status_thread(
+    kind: &'static str,
+    name: String,
+    shared: &Arc<Shared>,
+    body: impl FnOnce() + Send + 'static,
+) -> io::Result<JoinHandle<()>> {
+    let backend = shared.backend.clone();
+    spawn_critical(
+        kind,
+        name,
+        None,
+        Lifetime::UntilStopped(shared.stopping.clone()),
+        move |why| backend.thread_died(why),
+        move || {
+            body();
+            Ok(())
+        },
+    )
+}
+
 /// Binds the socket (and the metrics listener), starts the threads and returns at once.
 pub fn serve(backend: Arc<dyn Backend>, opts: ServerOptions) -> Result<Server, ServerError> {
     let unix = bind_unix(&opts.socket)?;
@@ -273,10 +296,11 @@ pub fn serve(backend: Arc<dyn Backend>, opts: ServerOptions) -> Result<Server, S
         let job_rx = job_rx.clone();
         let back_tx = back_tx.clone();
         let shared = shared.clone();
-        thread::Builder::new()
-            .name(format!("status-worker-{i}"))
-            .spawn(move || worker(&job_rx, &back_tx, &shared))
-            .map_err(ServerError::Thread)?;
+        let name = format!("status-worker-{i}");
+        spawn_status_thread("status-worker", name, &shared.clone(), move || {
+            worker(&job_rx, &back_tx, &shared);
+        })
+        .map_err(ServerError::Thread)?;
     }
     let io = IoLoop {
         unix,
@@ -287,10 +311,15 @@ pub fn serve(backend: Arc<dyn Backend>, opts: ServerOptions) -> Result<Server, S
         returned: back_rx,
         shared,
     };
-    let io_thread = thread::Builder::new()
-        .name("status-io".into())
-        .spawn(move || io.run())
-        .map_err(ServerError::Thread)?;
+    let io_thread = spawn_status_thread(
+        "status-io",
+        "status-io".into(),
+        &io.shared.clone(),
+        move || {
+            io.run();
+        },
+    )
+    .map_err(ServerError::Thread)?;
     Ok(Server {
         socket: opts.socket,
         socket_inode,
@@ -818,12 +847,19 @@ fn start_follower(
     }
     let slot = Slot::take(shared, |s| &s.followers);
     let _ = conn.stream.set_read_timeout(None);
-    let spawned = thread::Builder::new()
-        .name("status-follow".into())
-        .spawn(move || {
+    let backend = shared.backend.clone();
+    let spawned = spawn_critical(
+        "status-follow",
+        "status-follow".into(),
+        None,
+        Lifetime::Task,
+        move |why| backend.thread_died(why),
+        move || {
             let _slot = slot;
             follow(conn, &backlog, &lines);
-        });
+            Ok(())
+        },
+    );
     if let Err(e) = spawned {
         log::warn!("status socket: cannot start a log follower: {e}");
     }

@@ -349,9 +349,10 @@ pub fn parse_signal(text: &str) -> Option<i32> {
     crate::sys::signals::signal_by_name(text)
 }
 
-/// The name of a standard signal number without `SIG` (`15` → `TERM`), for messages and tables.
-pub fn signal_name(number: i32) -> Option<&'static str> {
-    crate::sys::signals::standard_signal_name(number)
+/// The name of a signal number without `SIG` (`15` → `TERM`, `36` → `RTMIN+2` with glibc), for
+/// messages and tables; None for a number without a name (32, 33 and out of range).
+pub fn signal_name(number: i32) -> Option<String> {
+    crate::sys::signals::short_signal_name(number)
 }
 
 #[cfg(test)]
@@ -368,7 +369,9 @@ mod tests {
         assert_eq!(parse_signal("65"), None);
         assert_eq!(parse_signal("NOPE"), None);
         assert_eq!(parse_signal(""), None);
-        assert_eq!(signal_name(10), Some("USR1"));
+        assert_eq!(signal_name(10).as_deref(), Some("USR1"));
+        let rt2 = crate::sys::signals::rt_min() + 2;
+        assert_eq!(signal_name(rt2).as_deref(), Some("RTMIN+2"));
     }
 
     #[test]

@@ -18,6 +18,7 @@ use crate::resources::OomCounter;
 use crate::status::wire;
 use crate::sys::signals::{ChildSignals, SignalReader};
 use crate::sys::spawn::{self, SpawnSpec, Stdio};
+use crate::sys::thread::{self, Lifetime};
 use crate::sys::{process, reaper};
 use crate::users::{resolve_service_user, UserDb, UserIds};
 
@@ -139,6 +140,7 @@ impl Sys for HostSys {
                 self.format,
                 Arc::clone(&self.logs),
                 out,
+                on_death(self.tx.clone()),
             );
             if let Err(e) = started {
                 log::error!("{}: cannot start its output forwarder: {e}", def.name);
@@ -154,7 +156,7 @@ impl Sys for HostSys {
         ))
         .map(|s| s.pid)
         .map_err(|e| {
-            eprintln!("sparkvisor: {e}");
+            crate::errln!("sparkvisor: {e}");
             ProcessEnd::Exited(e.exit_code())
         })
     }
@@ -174,10 +176,14 @@ impl Sys for HostSys {
         let tx = self.tx.clone();
         let probe = probe.clone();
         let fallback = ticket.clone();
-        let started = std::thread::Builder::new()
-            .name("probe".into())
-            .stack_size(PROBE_STACK)
-            .spawn(move || {
+        let died = self.tx.clone();
+        let started = thread::spawn_critical(
+            "probe",
+            "probe".into(),
+            Some(PROBE_STACK),
+            Lifetime::Task,
+            on_death(died),
+            move || {
                 let result = crate::probe::attempt(&probe);
                 if let Err(e) = &result {
                     log::debug!("probe of service #{}: {e}", ticket.service);
@@ -186,7 +192,9 @@ impl Sys for HostSys {
                     ticket,
                     ok: result.is_ok(),
                 });
-            });
+                Ok(())
+            },
+        );
         if let Err(e) = started {
             log::error!("cannot start a probe thread: {e}");
             let _ = self.tx.send(Msg::ProbeResult {
@@ -230,22 +238,33 @@ const fn libc_esrch() -> i32 {
 /// Its death (the signalfd failing) is reported as [`Msg::ThreadDied`].
 pub fn spawn_signal_thread(tx: Sender<Msg>) -> std::io::Result<JoinHandle<()>> {
     let mut reader = SignalReader::new()?;
-    std::thread::Builder::new()
-        .name("signals".into())
-        .stack_size(64 * 1024)
-        .spawn(move || loop {
-            match reader.next() {
-                Ok(sig) => {
-                    if tx.send(Msg::Signal(sig)).is_err() {
-                        return;
-                    }
-                }
-                Err(e) => {
-                    let _ = tx.send(Msg::ThreadDied(format!("signal reader failed: {e}")));
-                    return;
-                }
+    let died = tx.clone();
+    thread::spawn_critical(
+        "signals",
+        "signals".into(),
+        Some(64 * 1024),
+        Lifetime::Agent,
+        on_death(died),
+        move || loop {
+            let sig = reader.next().map_err(|e| format!("reading signals: {e}"))?;
+            if sig == super::signo::TERM || sig == super::signo::INT {
+                // A reload blocked on a FIFO or a wait must not keep the supervisor from stopping.
+                crate::sys::interrupt::request_stop(sig);
             }
-        })
+            if tx.send(Msg::Signal(sig)).is_err() {
+                // The supervisor has finished: nobody is left to tell.
+                return Ok(());
+            }
+        },
+    )
+}
+
+/// The death report of a thread started with [`thread::spawn_critical`]: a [`Msg::ThreadDied`]
+/// to the supervisor (which shuts down with exit code 70). Ignored once the supervisor is gone.
+pub fn on_death(tx: Sender<Msg>) -> impl FnOnce(String) + Send + 'static {
+    move |why| {
+        let _ = tx.send(Msg::ThreadDied(why));
+    }
 }
 
 /// What the status socket shows besides the services (fixed at start).
@@ -422,5 +441,13 @@ impl crate::status::Backend for SupervisorHandle {
     fn follow(&self, service: Option<&str>) -> Result<Receiver<wire::LogLine>, wire::ApiError> {
         self.known(service)?;
         Ok(self.logs.follow(service))
+    }
+
+    fn thread_died(&self, why: String) {
+        let _ = self
+            .tx
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .send(Msg::ThreadDied(why));
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod caps;
 pub mod host;
+pub mod interrupt;
 pub mod peercred;
 pub mod poll;
 pub mod privileges;
@@ -9,4 +10,5 @@ pub mod process;
 pub mod reaper;
 pub mod signals;
 pub mod spawn;
+pub mod thread;
 pub mod watch;

@@ -328,7 +328,8 @@ const ALIASES: [(&str, i32); 4] = [
     ("UNUSED", libc::SIGSYS),
 ];
 
-fn rt_min() -> i32 {
+/// SIGRTMIN of the C library this binary is built with (34 with glibc, 35 with musl).
+pub fn rt_min() -> i32 {
     libc::SIGRTMIN()
 }
 
@@ -376,6 +377,21 @@ fn parse_offset(rest: &str, sign: char) -> Option<i32> {
         .parse::<i32>()
         .ok()
         .filter(|n| *n >= 0)
+}
+
+/// The name without `SIG`: `TERM`, `RTMIN+2`, `RTMAX`; None for numbers without a name.
+pub fn short_signal_name(signo: i32) -> Option<String> {
+    if let Some(name) = standard_signal_name(signo) {
+        return Some(name.to_string());
+    }
+    if !(rt_min()..=rt_max()).contains(&signo) {
+        return None;
+    }
+    Some(match signo - rt_min() {
+        0 => "RTMIN".to_string(),
+        _ if signo == rt_max() => "RTMAX".to_string(),
+        offset => format!("RTMIN+{offset}"),
+    })
 }
 
 /// The conventional name of a signal: `SIGTERM`, `SIGRTMIN+2`; unknown numbers print as `SIG<n>`.

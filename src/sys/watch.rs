@@ -112,7 +112,8 @@ impl FileWatcher {
                     Some(left)
                 }
             };
-            super::poll::wait_readable(&[self.inotify.as_fd()], timeout)?;
+            // A stop (TERM/INT) ends the wait with `Interrupted` (see `super::interrupt`).
+            super::interrupt::wait_readable(self.inotify.as_fd(), timeout)?;
         }
     }
 
@@ -198,12 +199,14 @@ pub fn wait_for_file(path: &Path, deadline: Instant) -> io::Result<bool> {
 }
 
 /// Watches `files` from one thread and calls `on_change(file)` after each write-close or rename onto
-/// one of them; the thread ends when `on_change` returns false or inotify fails. A file whose
+/// one of them; the thread ends when `on_change` returns false. When inotify fails (or the thread
+/// panics) `on_death` gets the reason (see [`super::thread::spawn_critical`]). A file whose
 /// directory does not exist yet is watched through its nearest existing ancestor. `Ok(None)` when
 /// `files` is empty.
 pub fn watch_files(
     files: &[PathBuf],
     mut on_change: impl FnMut(&Path) -> bool + Send + 'static,
+    on_death: impl FnOnce(String) + Send + 'static,
 ) -> io::Result<Option<JoinHandle<()>>> {
     if files.is_empty() {
         return Ok(None);
@@ -212,28 +215,31 @@ pub fn watch_files(
         .iter()
         .map(|file| FileWatcher::new(file))
         .collect::<io::Result<Vec<_>>>()?;
-    std::thread::Builder::new()
-        .name("watch".into())
-        .stack_size(64 * 1024)
-        .spawn(move || loop {
+    super::thread::spawn_critical(
+        "watcher",
+        "watch".into(),
+        Some(64 * 1024),
+        super::thread::Lifetime::Agent,
+        on_death,
+        move || loop {
             let fds: Vec<_> = watchers.iter().map(|w| w.as_fd()).collect();
-            if super::poll::wait_readable(&fds, None).is_err() {
-                return;
-            }
+            super::poll::wait_readable(&fds, None)
+                .map_err(|e| format!("waiting for inotify events: {e}"))?;
             drop(fds);
             for watcher in &mut watchers {
-                match watcher.take_changes() {
-                    Ok(false) => {}
-                    Ok(true) => {
-                        if !on_change(watcher.path()) {
-                            return;
-                        }
-                    }
-                    Err(_) => return,
+                let changed = watcher.take_changes().map_err(|e| {
+                    format!(
+                        "reading inotify events for {}: {e}",
+                        watcher.path().display()
+                    )
+                })?;
+                if changed && !on_change(watcher.path()) {
+                    return Ok(());
                 }
             }
-        })
-        .map(Some)
+        },
+    )
+    .map(Some)
 }
 
 #[cfg(test)]
@@ -307,6 +313,7 @@ mod tests {
         let handle = watch_files(
             &[file.clone(), PathBuf::from("/nonexistent/dir/x")],
             move |p| tx.send(p.to_path_buf()).is_ok(),
+            |_| {},
         )
         .unwrap()
         .unwrap();
@@ -323,7 +330,7 @@ mod tests {
         drop(rx);
         std::fs::write(&file, "{}").unwrap();
         handle.join().unwrap();
-        assert!(watch_files(&[], |_| true).unwrap().is_none());
+        assert!(watch_files(&[], |_| true, |_| {}).unwrap().is_none());
     }
 
     #[test]

@@ -1,0 +1,57 @@
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+//! The README's main command on a fresh machine (issue 10): `scripts/cluster` runs the same install
+//! step as `scripts/test` (scripts/lib/prereqs.sh), which installs what is missing and says why.
+//! Checked the way a newcomer meets it: in a clean container from the base image (plain Debian
+//! bookworm without debootstrap), the cluster's install step installs debootstrap.
+
+mod common;
+mod docker_support;
+
+use std::process::Command;
+
+use docker_support::*;
+
+const BASE: &str = "sparkvisor-base:bookworm";
+
+#[test]
+fn cluster_install_step_installs_what_is_missing_in_a_clean_container() {
+    if !prerequisites("cluster_install_step_installs_what_is_missing_in_a_clean_container") {
+        return;
+    }
+    let base = std::env::var("SPARKVISOR_BASE_IMAGE").unwrap_or_else(|_| BASE.to_string());
+    let name = unique("prereqs");
+    let scripts = repo().join("scripts");
+    let out = Command::new("docker")
+        .args(["run", "--rm", "--name", &name, "-v"])
+        .arg(format!("{}:/src/scripts:ro", scripts.display()))
+        .args(["--entrypoint", "bash", &base, "-c"])
+        .arg(
+            "set -e; command -v debootstrap && exit 9; \
+             . /src/scripts/lib/prereqs.sh; install_prereqs cluster; \
+             command -v debootstrap; install_prereqs cluster",
+        )
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    // What it installs, and why, before doing it.
+    assert!(
+        stdout.contains("installing debootstrap: builds the base image"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("/usr/sbin/debootstrap"), "{stdout}");
+    // A second run finds everything there and installs nothing.
+    assert!(stdout.contains("Debian packages: all present"), "{stdout}");
+    // The main command really uses this step (not only scripts/test).
+    let cluster = std::fs::read_to_string(repo().join("scripts/cluster")).unwrap();
+    assert!(
+        cluster.contains("install_prereqs cluster"),
+        "scripts/cluster skips the install step"
+    );
+}
