@@ -25,7 +25,7 @@ use docker_support::{
 };
 
 /// The slapd test image: built from the base image once per machine (its tag names its recipe).
-const SLAPD_IMAGE: &str = "sparkvisor-access-slapd:bookworm-1";
+const SLAPD_IMAGE: &str = "access-slapd:bookworm-1";
 const BASE_DN: &str = "dc=example,dc=org";
 const ADMIN_DN: &str = "cn=admin,dc=example,dc=org";
 const ADMIN_PASSWORD: &str = "admin-secret";
