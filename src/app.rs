@@ -64,11 +64,21 @@ pub fn run(role: Option<String>, command: Vec<OsString>) -> Result<i32, Fatal> {
              only the capabilities their role lists, but the container is not isolated"
         );
     }
-    match crate::sys::caps::agent_keep_set(&service_caps)
-        .and_then(|keep| crate::sys::caps::reduce_agent_bounding_set(&keep))
-    {
-        Ok(dropped) => log::debug!("dropped {} capabilities from the agent", dropped.len()),
-        Err(e) => log::info!("the agent's bounding set stays as it is: {e}"),
+    match crate::sys::caps::agent_keep_set(&service_caps) {
+        Ok(keep) => {
+            match crate::sys::caps::reduce_agent_bounding_set(&keep) {
+                Ok(dropped) => {
+                    log::debug!("dropped {} capabilities from the agent", dropped.len());
+                }
+                Err(e) => log::info!("the agent's bounding set stays as it is: {e}"),
+            }
+            // Effective too (not only the bounding set): a bug in the agent cannot use what it
+            // does not need.
+            if let Err(e) = crate::sys::caps::reduce_agent_sets(&keep) {
+                log::info!("the agent's capability sets stay as they are: {e}");
+            }
+        }
+        Err(e) => log::info!("the agent's capabilities stay as they are: {e}"),
     }
     let pid1 = crate::sys::process::current_pid() == 1;
     if !pid1 {
@@ -235,8 +245,25 @@ fn prepare_role(
     users: &crate::users::UserDb,
 ) -> Result<PreparedRole, Fatal> {
     let node = crate::node::resolve_node(cli_role, env)?;
-    let (files, services) = node.render(&crate::config::role::templates_dir(env))?;
+    let (files, mut services) = node.render(&crate::config::role::templates_dir(env))?;
+    let base_env = service_base_env_map(env, &node.config);
+    crate::spark_launch::apply(&mut services, &base_env, &files).map_err(|problems| {
+        let file = node.role.file.display().to_string();
+        let mut diags = crate::error::Diagnostics::default();
+        for p in problems {
+            diags.push(crate::error::Diagnostic::new(file.clone(), p));
+        }
+        Fatal::Config(diags)
+    })?;
     let defs = node.service_defs(services, users)?;
+    if crate::sys::peercred::effective_uid() == 0 {
+        untrusted_config(
+            &node,
+            &defs,
+            users,
+            &crate::config::role::templates_dir(env),
+        )?;
+    }
     for problem in &node.access {
         log::error!("access: {problem}");
     }
@@ -250,6 +277,40 @@ fn prepare_role(
     })
 }
 
+/// Refuses role files and templates that a service (one with a `user:`) could change: see
+/// [`crate::config::trust`]. A service without `user:` runs as the agent itself.
+fn untrusted_config(
+    node: &crate::node::Node,
+    defs: &[crate::supervisor::ServiceDef],
+    users: &crate::users::UserDb,
+    templates_dir: &std::path::Path,
+) -> Result<(), Fatal> {
+    use crate::config::trust::{check_config_files, Writer};
+    let writers: Vec<Writer> = defs
+        .iter()
+        .filter(|d| d.spec.user.is_some())
+        .filter_map(|d| {
+            let ids = crate::supervisor::host::service_user(&d.spec, users).ok()??;
+            let mut gids = ids.groups.clone();
+            gids.push(ids.gid);
+            Some(Writer {
+                service: d.name.clone(),
+                uid: ids.uid,
+                gids,
+            })
+        })
+        .collect();
+    let mut files = vec![node.role.file.clone()];
+    files.extend(node.role.service_files.values().cloned());
+    files.extend(node.role.render_files.iter().cloned());
+    let problems = check_config_files(&files, templates_dir, &writers);
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Fatal::Config(problems))
+    }
+}
+
 /// The environment every service starts from: the container's, without sparkvisor's own variables
 /// (`SPARKVISOR_*`), `<NAME>_FILE` pointers and any variable holding a resolved secret; plus
 /// `SPARK_HOME`/`SPARK_CONF_DIR` from the resolved settings. A service's `environment` wins over it.
@@ -257,6 +318,17 @@ fn service_base_env(
     env: &BTreeMap<String, String>,
     config: &crate::config::ResolvedConfig,
 ) -> Vec<(OsString, OsString)> {
+    service_base_env_map(env, config)
+        .into_iter()
+        .map(|(k, v)| (OsString::from(k), OsString::from(v)))
+        .collect()
+}
+
+/// [`service_base_env`] as a map (what the direct Spark launch reads).
+fn service_base_env_map(
+    env: &BTreeMap<String, String>,
+    config: &crate::config::ResolvedConfig,
+) -> BTreeMap<String, String> {
     let secrets: Vec<&str> = config.secrets.values().map(|s| s.expose()).collect();
     let mut out: BTreeMap<String, String> = env
         .iter()
@@ -275,7 +347,5 @@ fn service_base_env(
             out.insert(var.to_string(), v.value.clone());
         }
     }
-    out.into_iter()
-        .map(|(k, v)| (OsString::from(k), OsString::from(v)))
-        .collect()
+    out
 }

@@ -24,7 +24,7 @@ pub struct Mount {
 /// The text of [`SELF_MOUNTINFO`], empty when it cannot be read (no /proc: nothing is mounted
 /// as far as sparkvisor can tell).
 pub fn read_self() -> String {
-    std::fs::read_to_string(SELF_MOUNTINFO).unwrap_or_default()
+    crate::procfs::self_mountinfo().to_string()
 }
 
 /// Every well-formed line of `text`, paths unescaped; malformed lines are skipped.

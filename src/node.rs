@@ -44,6 +44,12 @@ pub fn resolve_node(
     use crate::config::runtime::{resolve, resolve_role, Inputs};
     let (inputs, gathered) = Inputs::gather_all(env.clone());
     let mut problems = Diagnostics::default();
+    for name in crate::config::env::non_utf8(std::env::vars_os()) {
+        problems.push(crate::error::Diagnostic::new(
+            format!("env {name}"),
+            "the value is not valid UTF-8 (refused rather than ignored)",
+        ));
+    }
     problems.extend_unique(gathered);
     let role_name = resolve_role(&inputs, cli_role)
         .map_err(|d| problems.extend_unique(d))
@@ -205,6 +211,19 @@ impl Node {
 /// A failure writing rendered files: an I/O error is the system's, anything else the config's.
 pub fn render_error(e: RenderError) -> Fatal {
     match e {
+        // A full disk or a read-only file system is the container's configuration, not a crash:
+        // 78 naming the path, before anything starts.
+        RenderError::Io { path, source }
+            if matches!(source.raw_os_error(), Some(28 | 30 | 122)) =>
+        {
+            Fatal::Config(
+                Diagnostic::new(
+                    path.display().to_string(),
+                    format!("cannot write: {source}"),
+                )
+                .into(),
+            )
+        }
         RenderError::Io { path, source } => Fatal::Sys {
             context: format!("writing {}", path.display()),
             source,

@@ -1,13 +1,16 @@
 //! Templates to files: builds the template context from the resolved config, renders each role file
 //! with escaping that fits its format, and writes it atomically. Starts nothing.
 //!
+//! - [`bounds`]: limits on what a template may do (recursion, loops, output, time);
 //! - [`context`]: the template context ([`build_context`]) and the sample inputs `check` uses;
 //! - [`escape`]: one escape function per format, applied to every `{{ }}` string value;
 //! - [`templates`]: the templates directory loaded into tera (includes only from there);
 //! - [`write`]: atomic writes with mode and owner, mount points left alone.
 
+pub mod bounds;
 pub mod context;
 pub mod escape;
+pub mod paths;
 pub mod templates;
 pub mod write;
 
@@ -52,6 +55,23 @@ pub fn render_role(
 ) -> Result<Vec<RenderedFile>, Diagnostics> {
     let mut templates = Templates::load(templates_dir)?;
     render_with(role, context, &mut templates)
+}
+
+/// True when `needle` occurs in `haystack` as a whole value: not as part of a longer word (a short
+/// secret such as `ab` must not make every file that contains "about" a secret file).
+fn contains_whole(haystack: &str, needle: &str) -> bool {
+    let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
+    let starts_word = needle.chars().next().is_some_and(|c| word(Some(c)));
+    let ends_word = needle.chars().last().is_some_and(|c| word(Some(c)));
+    haystack.match_indices(needle).any(|(at, _)| {
+        let before = haystack.get(..at).and_then(|b| b.chars().last());
+        let after = haystack
+            .get(at + needle.len()..)
+            .and_then(|a| a.chars().next());
+        let joined_before = starts_word && word(before);
+        let joined_after = ends_word && word(after);
+        !(joined_before || joined_after)
+    })
 }
 
 /// [`render_role`] with templates already loaded (check and run load them once for every role).
@@ -136,7 +156,7 @@ pub fn render_with(
         let secret = spec.secret
             || secrets
                 .iter()
-                .any(|s| contents.contains(*s) || contents.contains(&escape(s)));
+                .any(|s| contains_whole(&contents, s) || contents.contains(&escape(s)));
         let mode = match &spec.mode {
             Some(m) => parse_octal(m, 0o7777).unwrap_or(0o644),
             None if secret => 0o600,
@@ -262,7 +282,8 @@ pub fn check_role(role: &LoadedRole, templates: &mut Templates) -> Diagnostics {
 
 /// A diagnostic in a role file at the first `needle` after `anchor`.
 fn diagnostic_in(file: &Path, anchor: Option<&str>, needle: &str, message: String) -> Diagnostic {
-    let text = std::fs::read_to_string(file).unwrap_or_default();
+    let text = crate::config::limits::read_text(file, crate::config::limits::InputKind::Role)
+        .unwrap_or_default();
     match locate(&text, anchor, needle) {
         Some((line, column)) => Diagnostic::at(file.display().to_string(), line, column, message),
         None => Diagnostic::new(file.display().to_string(), message),
@@ -425,5 +446,18 @@ mod tests {
             svc.ready.as_ref().unwrap().exec.as_ref().unwrap(),
             &["/opt/spark"]
         );
+    }
+}
+
+#[cfg(test)]
+mod whole_value_tests {
+    use super::contains_whole;
+
+    #[test]
+    fn secrets_match_whole_values_only() {
+        assert!(contains_whole("spark.authenticate.secret=ab\n", "ab"));
+        assert!(contains_whole("X='ab'", "ab"));
+        assert!(!contains_whole("about the cabinet", "ab"));
+        assert!(contains_whole("k=a-b", "a-b"));
     }
 }

@@ -72,13 +72,13 @@ impl HostFacts {
     /// Reads the running host: /sys/devices/system/cpu/online, the affinity mask, /proc/meminfo.
     /// Unreadable figures fall back to 1 CPU / the other figure, and are never an error.
     pub fn read() -> HostFacts {
-        let online = std::fs::read_to_string("/sys/devices/system/cpu/online")
+        let online = crate::procfs::read("/sys/devices/system/cpu/online")
             .ok()
             .and_then(|t| cgroup::count_cpu_list(&t))
             .filter(|&n| n > 0);
         let affinity = crate::sys::host::affinity_cpus().filter(|&n| n > 0);
         let host_cpus = online.or(affinity).unwrap_or(1);
-        let host_memory = std::fs::read_to_string("/proc/meminfo")
+        let host_memory = crate::procfs::read("/proc/meminfo")
             .ok()
             .and_then(|t| meminfo_total(&t))
             .unwrap_or(0);
@@ -220,7 +220,7 @@ pub fn detect() -> Result<Resources, Diagnostics> {
             .into());
         }
     }
-    let proc_self_cgroup = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    let proc_self_cgroup = crate::procfs::read("/proc/self/cgroup").unwrap_or_default();
     let mountinfo = crate::mountinfo::read_self();
     Ok(detect_from(
         root.as_deref(),

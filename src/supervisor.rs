@@ -8,6 +8,7 @@
 //! agent without probes wakes up zero times.
 
 pub mod host;
+pub mod sender;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -122,6 +123,9 @@ pub trait Sys {
 pub enum Msg {
     /// A signal arrived at the agent.
     Signal(i32),
+    /// A stop or reload signal from a process inside the container, with the sender's lineage
+    /// ([`sender::lineage`]): ignored when it comes from one of the services.
+    SignalFrom(i32, Vec<i32>),
     /// A network probe attempt finished.
     ProbeResult {
         /// Which attempt.
@@ -433,6 +437,7 @@ impl<S: Sys> Supervisor<S> {
                     }
                 }
             }
+            Msg::SignalFrom(sig, lineage) => self.signal_from(sig, &lineage),
             Msg::Signal(signo::HUP) => self.reload("SIGHUP"),
             Msg::ConfigChanged(path) => self.reload(&format!("{} changed", path.display())),
             Msg::Signal(sig) => self.forward(sig),

@@ -41,10 +41,10 @@ fn an_idle_server_never_wakes_up() {
     let t = start(backend, |_| {});
     // One request, so every thread has run and gone back to sleep.
     assert_eq!(raw_health_status(&t.socket), 200);
-    // The I/O thread and 4 workers (a thread names itself once it first runs).
+    // The I/O thread, 4 workers and the priority worker (a thread names itself once it first runs).
     assert!(
         wait_for(Duration::from_secs(5), || server_thread_switches().len()
-            == 5),
+            == 6),
         "{:?}",
         server_thread_switches()
     );

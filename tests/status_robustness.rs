@@ -243,11 +243,13 @@ fn a_crowd_of_connections_gets_503_beyond_the_limit_and_the_server_recovers() {
             _ => held += 1,
         }
     }
+    // This test is the agent's own uid: it may also use the slots reserved for root and the agent.
+    let limit = 64 + sparkvisor::status::fairness::RESERVED;
     assert_eq!(
-        held, 64,
-        "exactly max_connections are held; refused {refused}"
+        held, limit,
+        "exactly max_connections plus the reserve are held; refused {refused}"
     );
-    assert_eq!(refused, crowd_size - 64);
+    assert_eq!(refused, crowd_size - limit);
     drop(crowd);
     // Once the crowd leaves, everyone is served again.
     assert!(wait_for(Duration::from_secs(10), || {

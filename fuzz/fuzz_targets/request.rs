@@ -46,6 +46,7 @@ impl Backend for Fixed {
                 rss_bytes: 1,
                 zombies_reaped: 0,
                 started_at: 0,
+                oom_kills_total: None,
             },
         })
     }

@@ -16,6 +16,7 @@ use std::fmt;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 
+use crate::config::scan::{check_nesting, KeyIndex};
 use crate::error::Diagnostic;
 
 /// The parsed cluster file.
@@ -26,23 +27,72 @@ pub struct ClusterFile {
     #[serde(default)]
     pub role: Option<String>,
     /// Extra KubeDirector role id → sparkvisor role mappings.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "unique_map")]
     pub role_map: BTreeMap<String, String>,
     /// Hostname or FQDN → role.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "unique_map")]
     pub nodes: BTreeMap<String, String>,
     /// Role → FQDNs of the nodes in it.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "unique_map")]
     pub peers: BTreeMap<String, Vec<String>>,
     /// Settings; nested maps are flattened into dotted keys.
     #[serde(default)]
     pub settings: Settings,
     /// spark-defaults.conf properties.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "unique_map")]
     pub spark_conf: BTreeMap<String, Scalar>,
     /// Secrets by name.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "unique_map")]
     pub secrets: BTreeMap<String, Scalar>,
+}
+
+/// A map whose keys must be unique: a key given twice is an error at its line (serde's maps keep the
+/// last silently). A value of the wrong type is reported by its type only, never echoed: the map
+/// may be `secrets`.
+pub fn unique_map<'de, D, V>(d: D) -> Result<BTreeMap<String, V>, D::Error>
+where
+    D: Deserializer<'de>,
+    V: Deserialize<'de>,
+{
+    struct UniqueMap<V>(std::marker::PhantomData<V>);
+    impl<'de, V: Deserialize<'de>> Visitor<'de> for UniqueMap<V> {
+        type Value = BTreeMap<String, V>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a map")
+        }
+        fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+            Err(E::invalid_type(de::Unexpected::Other("a string"), &self))
+        }
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+            Err(E::invalid_type(de::Unexpected::Other("a number"), &self))
+        }
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+            Err(E::invalid_type(de::Unexpected::Other("a number"), &self))
+        }
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+            Err(E::invalid_type(de::Unexpected::Other("a number"), &self))
+        }
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+            Err(E::invalid_type(de::Unexpected::Other("a boolean"), &self))
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            // `secrets:` with nothing after it: an empty map, as before.
+            Ok(BTreeMap::new())
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out = BTreeMap::new();
+            while let Some(key) = map.next_key::<String>()? {
+                if out.contains_key(&key) {
+                    return Err(de::Error::custom(format!("key {key:?} given twice")));
+                }
+                let value = map.next_value()?;
+                out.insert(key, value);
+            }
+            Ok(out)
+        }
+    }
+    // `any`, not `map`: the YAML parser would otherwise report a wrong scalar itself, echoing it.
+    d.deserialize_any(UniqueMap(std::marker::PhantomData))
 }
 
 /// A string, number or boolean, kept as the text a template or a properties file will see.
@@ -194,6 +244,7 @@ pub fn parse_document<T: for<'de> Deserialize<'de> + Default>(
     if text.trim().is_empty() {
         return Ok(T::default());
     }
+    check_nesting(file, text)?;
     if looks_like_json(text) {
         serde_json::from_str(text).map_err(|e| json_diagnostic(file, &e))
     } else {
@@ -219,7 +270,40 @@ pub fn json_diagnostic(file: &str, e: &serde_json::Error) -> Diagnostic {
 
 /// Parses a cluster file.
 pub fn parse(file: &str, text: &str) -> Result<ClusterFile, Diagnostic> {
-    parse_document(file, text)
+    parse_document(file, text).map_err(|d| point_at_duplicate(d, text))
+}
+
+/// The YAML parser places a "given twice" error at the start of the map: move it to the line of
+/// the second occurrence of the key (the first line after the map's start that holds it twice).
+fn point_at_duplicate(mut d: Diagnostic, text: &str) -> Diagnostic {
+    let Some(key) = d
+        .message
+        .split("key ")
+        .nth(1)
+        .and_then(|rest| rest.strip_suffix(" given twice"))
+        .and_then(|quoted| serde_json::from_str::<String>(quoted).ok())
+    else {
+        return d;
+    };
+    let from = d.line.unwrap_or(1);
+    let mut seen = 0;
+    for (no, line) in text.lines().enumerate().skip(from.saturating_sub(1)) {
+        let t = line.trim_start_matches([' ', '{', ',']);
+        let unquoted = t
+            .strip_prefix(['"', '\''])
+            .and_then(|r| r.strip_prefix(key.as_str()))
+            .and_then(|r| r.strip_prefix(['"', '\'']))
+            .or_else(|| t.strip_prefix(key.as_str()));
+        if unquoted.is_some_and(|r| r.trim_start().starts_with(':')) {
+            seen += 1;
+            if seen == 2 {
+                d.line = Some(no + 1);
+                d.column = Some(line.len() - t.len() + 1);
+                return d;
+            }
+        }
+    }
+    d
 }
 
 /// Drops the " at line X column Y" the parsers append (the Diagnostic carries the position).
@@ -232,34 +316,12 @@ fn strip_position(message: &str) -> String {
 
 /// Best-effort position of `key` as a mapping key in YAML or JSON text: the first place it appears
 /// (optionally quoted) followed by `:`. Used to point semantic errors (a bad value) at their line.
+/// For many keys of one text, build one [`KeyIndex`] instead (this scans the whole text).
 pub fn locate_key(text: &str, key: &str) -> Option<(usize, usize)> {
     if key.is_empty() {
         return None;
     }
-    for (line_no, line) in text.lines().enumerate() {
-        let mut start = 0;
-        while let Some(found) = line.get(start..).and_then(|rest| rest.find(key)) {
-            let at = start + found;
-            let before = line.get(..at).and_then(|b| b.chars().last());
-            let after = line.get(at + key.len()..).unwrap_or("");
-            let after = after.strip_prefix(['"', '\'']).unwrap_or(after);
-            let boundary = matches!(
-                before,
-                None | Some(' ' | '\t' | '"' | '\'' | '{' | ',' | '-')
-            );
-            if boundary && after.trim_start().starts_with(':') {
-                let column = line.get(..at).map(|b| b.chars().count()).unwrap_or(0) + 1;
-                let column = if matches!(before, Some('"' | '\'')) {
-                    column - 1
-                } else {
-                    column
-                };
-                return Some((line_no + 1, column));
-            }
-            start = at + key.len();
-        }
-    }
-    None
+    KeyIndex::new(text).get(key)
 }
 
 #[cfg(test)]
@@ -284,6 +346,25 @@ mod tests {
         assert!(d.message.contains("unknown field"), "{d}");
         let d = parse("c.json", "{\"role\": \"w\",\n \"bogus\": 1}").unwrap_err();
         assert_eq!(d.line, Some(2));
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused_and_secrets_never_echoed() {
+        for (section, text) in [
+            ("secrets", "secrets:\n  a: x\n  b: y\n  a: z\n"),
+            ("spark_conf", "spark_conf:\n  a: x\n  b: y\n  a: z\n"),
+            ("peers", "peers:\n  a: [x]\n  b: [y]\n  a: [z]\n"),
+        ] {
+            let d = parse("c.yaml", text).unwrap_err();
+            assert_eq!(d.line, Some(4), "{section}: {d}");
+            assert!(d.message.contains("\"a\" given twice"), "{section}: {d}");
+        }
+        let d = parse("c.json", "{\"secrets\": {\"a\": \"x\",\n \"a\": \"y\"}}").unwrap_err();
+        assert_eq!(d.line, Some(2), "{d}");
+        let d = parse("c.yaml", "secrets: s3cret-value\n").unwrap_err();
+        assert!(!d.to_string().contains("s3cret-value"), "{d}");
+        let d = parse("c.json", "{\"secrets\": \"s3cret-value\"}").unwrap_err();
+        assert!(!d.to_string().contains("s3cret-value"), "{d}");
     }
 
     #[test]

@@ -87,6 +87,7 @@ pub struct Cluster {
 
 /// Parses configmeta.json (always JSON).
 pub fn parse(file: &str, text: &str) -> Result<ConfigMeta, Diagnostic> {
+    crate::config::scan::check_nesting(file, text)?;
     serde_json::from_str(text).map_err(|e| crate::config::cluster_file::json_diagnostic(file, &e))
 }
 

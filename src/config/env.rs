@@ -116,3 +116,28 @@ pub fn file_capable_names() -> Vec<&'static str> {
     ]);
     names
 }
+
+/// True for a variable sparkvisor reads: a `SPARKVISOR_*` name, a name of the tables above, or
+/// its `_FILE` form. Only these must be UTF-8; other variables are passed on untouched.
+pub fn is_read(name: &str) -> bool {
+    if name.starts_with("SPARKVISOR_") {
+        return true;
+    }
+    let names = file_capable_names();
+    names.contains(&name)
+        || name
+            .strip_suffix("_FILE")
+            .is_some_and(|base| names.contains(&base))
+}
+
+/// The variables sparkvisor reads whose value (or name) is not UTF-8, by name. Such a value used
+/// to be dropped silently (a worker given a non-UTF-8 SPARK_MASTER_URL pointed at itself).
+pub fn non_utf8(
+    vars: impl Iterator<Item = (std::ffi::OsString, std::ffi::OsString)>,
+) -> Vec<String> {
+    vars.filter_map(|(k, v)| {
+        let name = k.to_string_lossy().into_owned();
+        (is_read(&name) && (k.to_str().is_none() || v.to_str().is_none())).then_some(name)
+    })
+    .collect()
+}

@@ -4,12 +4,12 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::ErrorKind;
 use std::path::Path;
 use std::time::Instant;
 
 use crate::config::configmeta;
 use crate::config::env as vars;
+use crate::config::limits::{self, InputKind};
 use crate::config::role::DurationSpec;
 use crate::config::validate::valid_host;
 use crate::error::{Diagnostic, Diagnostics};
@@ -96,7 +96,7 @@ impl Inputs {
             let Some(path) = env.get(&var).filter(|p| !p.is_empty()) else {
                 continue;
             };
-            match crate::sys::interrupt::read_to_string(Path::new(path)) {
+            match limits::read_text(path, InputKind::ValueFile) {
                 Ok(text) => {
                     let value = text.trim_end_matches(['\n', '\r']).to_string();
                     file_values.insert(
@@ -117,7 +117,7 @@ impl Inputs {
             .get(vars::CONFIG_VAR)
             .filter(|p| !p.is_empty())
             .and_then(
-                |path| match crate::sys::interrupt::read_to_string(Path::new(path)) {
+                |path| match limits::read_text(path, InputKind::ClusterFile) {
                     Ok(text) => Some(InputFile {
                         path: path.clone(),
                         text,
@@ -133,12 +133,12 @@ impl Inputs {
             );
         let configmeta = read_configmeta(&env, &mut problems);
         let hostname = crate::sys::host::hostname()
-            .or_else(|| fs::read_to_string("/proc/sys/kernel/hostname").ok())
+            .or_else(|| crate::procfs::read("/proc/sys/kernel/hostname").ok())
             .map(|h| h.trim().to_string())
             .filter(|h| !h.is_empty())
             .unwrap_or_else(|| "localhost".to_string());
         let hosts = fs::read_to_string("/etc/hosts").unwrap_or_default();
-        let domain = fs::read_to_string("/proc/sys/kernel/domainname").unwrap_or_default();
+        let domain = crate::procfs::read("/proc/sys/kernel/domainname").unwrap_or_default();
         let (fqdn, fqdn_from) = find_fqdn(&hostname, &hosts, &domain);
         let mountinfo = crate::mountinfo::read_self();
         let inputs = Inputs {
@@ -189,7 +189,7 @@ fn read_configmeta(
             vars::CONFIGMETA_WAIT_VAR
         );
         let parses = || {
-            crate::sys::interrupt::read_to_string(Path::new(&path))
+            limits::read_text(&path, InputKind::Configmeta)
                 .is_ok_and(|text| configmeta::parse(&path, &text).is_ok())
         };
         if let Err(e) = watch::wait_until(Path::new(&path), Instant::now() + wait, parses) {
@@ -197,9 +197,9 @@ fn read_configmeta(
         }
     }
     // After the wait, the file as it is: one that still does not parse is reported by the parser.
-    match crate::sys::interrupt::read_to_string(Path::new(&path)) {
+    match limits::read_text(&path, InputKind::Configmeta) {
         Ok(text) => Some(InputFile { path, text }),
-        Err(e) if e.kind() == ErrorKind::NotFound => {
+        Err(e) if e.is_not_found() => {
             match (wait, watch_error) {
                 (Some(_), Some(watch_error)) => problems.push(Diagnostic::new(
                     path,

@@ -7,9 +7,12 @@ pub mod cluster_file;
 pub mod configmeta;
 pub mod env;
 pub mod inputs;
+pub mod limits;
 pub mod model;
 pub mod role;
 pub mod runtime;
+pub mod scan;
+pub mod trust;
 pub mod units;
 pub mod validate;
 

@@ -80,6 +80,9 @@ pub struct ServiceAdjust {
     /// Replaces the stop signal and grace.
     #[serde(default)]
     pub stop: Option<StopSpec>,
+    /// Replaces how a `spark-class` command starts.
+    #[serde(default)]
+    pub launch: Option<Launch>,
 }
 
 impl ServiceAdjust {
@@ -118,6 +121,9 @@ impl ServiceAdjust {
         }
         if let Some(stop) = &self.stop {
             service.stop = stop.clone();
+        }
+        if let Some(launch) = self.launch {
+            service.launch = launch;
         }
     }
 }
@@ -360,6 +366,23 @@ pub struct ServiceSpec {
     /// Restart backoff; defaults follow Pebble (0.5 s doubling to 30 s).
     #[serde(default)]
     pub backoff: BackoffSpec,
+    /// How a `spark-class` command starts: `java` (default) execs the daemon's JVM directly with the
+    /// command line Spark's launcher would build; `spark-class` runs the script as written.
+    #[serde(default)]
+    pub launch: Launch,
+}
+
+/// How a service whose command is Spark's `bin/spark-class` is started (see `docs/spark-launch.md`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Launch {
+    /// Build the JVM's command line in the agent and exec `java` (no launcher JVM, no leftover
+    /// `bash` zombie); falls back to `spark-class` when the Spark version or config is not one the
+    /// agent can reproduce exactly.
+    #[default]
+    Java,
+    /// Run `spark-class` as written.
+    SparkClass,
 }
 
 fn default_true() -> bool {

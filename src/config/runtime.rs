@@ -8,10 +8,11 @@
 
 use std::collections::BTreeMap;
 
-use crate::config::cluster_file::{self, locate_key, ClusterFile, Scalar, Settings};
+use crate::config::cluster_file::{self, ClusterFile, Scalar, Settings};
 use crate::config::configmeta::{self, ConfigMeta};
 use crate::config::env as vars;
 use crate::config::model::NodeIdentity;
+use crate::config::scan::KeyIndex;
 use crate::config::units;
 use crate::config::validate::{check_host, check_property_key};
 use crate::config::{ResolvedConfig, Secret, Source, Sourced};
@@ -95,6 +96,9 @@ fn env_value(inputs: &Inputs, name: &str) -> Option<(String, Origin)> {
 struct Parsed<'a> {
     cluster: Option<(ClusterFile, &'a InputFile)>,
     meta: Option<(ConfigMeta, &'a InputFile)>,
+    /// Key positions of each file, scanned once (a per-key search of the text was quadratic).
+    cluster_keys: KeyIndex,
+    meta_keys: KeyIndex,
 }
 
 impl<'a> Parsed<'a> {
@@ -111,7 +115,13 @@ impl<'a> Parsed<'a> {
                 .ok()
                 .map(|m| (m, f))
         });
-        Parsed { cluster, meta }
+        let index = |f: Option<&InputFile>| f.map(|f| KeyIndex::new(&f.text)).unwrap_or_default();
+        Parsed {
+            cluster_keys: index(cluster.as_ref().map(|(_, f)| *f)),
+            meta_keys: index(meta.as_ref().map(|(_, f)| *f)),
+            cluster,
+            meta,
+        }
     }
 
     fn cluster_origin(&self, key: &str) -> Option<Origin> {
@@ -120,10 +130,10 @@ impl<'a> Parsed<'a> {
                 Source::ClusterFile {
                     file: f.path.clone(),
                 },
-                locate_key(&f.text, key).or_else(|| {
+                self.cluster_keys.get(key).or_else(|| {
                     key.rsplit('.')
                         .next()
-                        .and_then(|last| locate_key(&f.text, last))
+                        .and_then(|last| self.cluster_keys.get(last))
                 }),
             )
         })
@@ -137,7 +147,7 @@ impl<'a> Parsed<'a> {
                     file: f.path.clone(),
                     key: key.to_string(),
                 },
-                locate_key(&f.text, last),
+                self.meta_keys.get(last),
             )
         })
     }
@@ -351,9 +361,10 @@ pub fn resolve(
     if let Some((text, origin)) = env_value(inputs, vars::SETTINGS_VAR) {
         match cluster_file::parse_document::<Settings>(&origin.file, &text) {
             Ok(settings) => {
+                let keys = KeyIndex::new(&text);
                 for (key, value) in settings.0 {
                     let at = Origin {
-                        position: locate_key(&text, &key),
+                        position: keys.get(&key),
                         ..origin.clone()
                     };
                     layers.set(&key, value, at, &mut problems);

@@ -70,9 +70,12 @@ pub fn build_context(
         .map(|(k, v)| (k.clone(), Value::String(v.value.clone())))
         .collect();
     root.insert("spark_conf".into(), Value::Object(spark_conf));
+    // An empty secret is unset (as an empty environment variable is): a template can never tell
+    // it from a missing one, so `"token": ""` (authentication off in Jupyter) cannot be rendered.
     let secrets: Map<String, Value> = config
         .secrets
         .iter()
+        .filter(|(_, v)| !v.expose().is_empty())
         .map(|(k, v)| (k.clone(), Value::String(v.expose().to_string())))
         .collect();
     root.insert("secrets".into(), Value::Object(secrets));

@@ -8,12 +8,14 @@ use serde_json::Value;
 use tera::ast::{ExprVal, Node};
 use tera::{Context, Tera};
 
+use super::bounds::{self, Budget};
 use super::escape::Format;
 use crate::error::{Diagnostic, Diagnostics};
 
 /// Every template under one directory, parsed.
 pub struct Templates {
     tera: Tera,
+    budget: Budget,
     dir: PathBuf,
     sources: BTreeMap<String, String>,
 }
@@ -71,11 +73,18 @@ impl Templates {
                 }
             }
         }
+        for (name, why) in bounds::recursion_problems(&tera) {
+            diags.push(Diagnostic::new(dir.join(name).display().to_string(), why));
+        }
         if !diags.is_empty() {
             return Err(diags);
         }
+        let budget = Budget::default();
+        budget.install(&mut tera);
+        bounds::instrument(&mut tera);
         Ok(Templates {
             tera,
+            budget,
             dir: dir.to_path_buf(),
             sources,
         })
@@ -110,6 +119,7 @@ impl Templates {
             )
         })?;
         self.tera.set_escape_fn(format.escape_fn());
+        self.budget.reset();
         self.tera.render(name, &ctx).map_err(|e| {
             let message = error_chain(&e);
             // The failing template may be an included one: tera names it last.
@@ -194,11 +204,15 @@ fn number(value: &Value, _args: &std::collections::HashMap<String, Value>) -> te
     }
 }
 
+/// The name a single expanded string is parsed under (tera's own one-off name, so messages read
+/// the same as before).
+const ONE_OFF: &str = "__tera_one_off";
+
 /// Expands `{{ }}` in single strings without any escaping (argv, paths, environment values): one
 /// tera instance and one context for all the strings of a role, built on first use.
 pub struct Expander<'a> {
     context: &'a Value,
-    engine: Option<(Tera, Context)>,
+    engine: Option<(Tera, Context, Budget)>,
 }
 
 impl<'a> Expander<'a> {
@@ -219,12 +233,22 @@ impl<'a> Expander<'a> {
             let ctx = Context::from_value(self.context.clone()).map_err(|e| error_chain(&e))?;
             let mut tera = Tera::default();
             tera.autoescape_on(Vec::new());
-            self.engine = Some((tera, ctx));
+            let budget = Budget::default();
+            budget.install(&mut tera);
+            self.engine = Some((tera, ctx, budget));
         }
-        let Some((tera, ctx)) = self.engine.as_mut() else {
+        let Some((tera, ctx, budget)) = self.engine.as_mut() else {
             return Err("no template engine".into());
         };
-        tera.render_str(input, ctx)
+        // Parsed as a named template (not `render_str`) so it can be bounded like a file.
+        tera.add_raw_template(ONE_OFF, input)
+            .map_err(|e| summarize(&tidy(&error_chain(&e))))?;
+        if let Some((_, why)) = bounds::recursion_problems(tera).into_iter().next() {
+            return Err(why);
+        }
+        bounds::instrument(tera);
+        budget.reset();
+        tera.render(ONE_OFF, ctx)
             .map_err(|e| summarize(&tidy(&error_chain(&e))))
     }
 }
@@ -282,7 +306,7 @@ fn collect(
             .map(|c| c.as_os_str().to_string_lossy().into_owned())
             .collect::<Vec<_>>()
             .join("/");
-        match std::fs::read_to_string(&path) {
+        match crate::config::limits::read_text(&path, crate::config::limits::InputKind::Template) {
             Ok(text) => {
                 sources.insert(name, text);
             }

@@ -4,7 +4,7 @@
 use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use super::RenderedFile;
 
@@ -27,6 +27,16 @@ pub enum RenderError {
         path: PathBuf,
         /// The OS error.
         source: std::io::Error,
+    },
+    /// A directory on the way is a symbolic link the agent must not follow.
+    #[error("{path}: refused: {link} is a symbolic link (owned by uid {owner}) that could redirect this write; replace it with a directory or a link owned by root")]
+    Link {
+        /// The destination.
+        path: PathBuf,
+        /// The link on its way.
+        link: PathBuf,
+        /// The link's owner.
+        owner: u32,
     },
     /// A file's owner could not be resolved.
     #[error("{path}: owner {owner:?}: {reason}")]
@@ -51,6 +61,15 @@ pub fn write_files(
     let mut report = WriteReport::default();
     for file in files {
         let dest = destination(&file.path, root);
+        if let Some((link, owner)) =
+            super::paths::untrusted_link(&dest, root, crate::sys::peercred::effective_uid())
+        {
+            return Err(RenderError::Link {
+                path: dest,
+                link,
+                owner,
+            });
+        }
         if is_mount_point(&dest, &mounts) {
             report.left_alone.push(dest);
             continue;
@@ -71,23 +90,13 @@ pub fn write_files(
     Ok(report)
 }
 
-/// Where `path` is written: itself, or re-rooted under `root` (`render --out`).
+/// Where `path` is written: itself, or re-rooted under `root` (`render --out`); normalised either
+/// way, so a preview names exactly the path `run` writes.
 pub fn destination(path: &Path, root: Option<&Path>) -> PathBuf {
     match root {
-        Some(root) => reroot(root, path),
-        None => path.to_path_buf(),
+        Some(root) => super::paths::reroot(root, path),
+        None => super::paths::normalize(path),
     }
-}
-
-/// `root` + `path` without its leading `/` (and without `..`, so nothing escapes `root`).
-fn reroot(root: &Path, path: &Path) -> PathBuf {
-    let mut out = root.to_path_buf();
-    for c in path.components() {
-        if let Component::Normal(part) = c {
-            out.push(part);
-        }
-    }
-    out
 }
 
 fn write_atomically(
@@ -157,14 +166,6 @@ fn is_mount_point(dest: &Path, mounts: &[PathBuf]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn reroot_stays_inside() {
-        assert_eq!(
-            reroot(Path::new("/out"), Path::new("/opt/../etc/x")),
-            PathBuf::from("/out/opt/etc/x")
-        );
-    }
 
     #[test]
     fn numeric_owner() {

@@ -134,9 +134,12 @@ fn leaf_under(mount: &Path, relative: &str) -> PathBuf {
 }
 
 fn v2_has_controller(mount: &Path, controller: Controller) -> bool {
-    fs::read_to_string(mount.join("cgroup.controllers"))
-        .map(|text| text.split_whitespace().any(|c| c == controller.name()))
-        .unwrap_or(false)
+    crate::config::limits::read_text(
+        mount.join("cgroup.controllers"),
+        crate::config::limits::InputKind::System,
+    )
+    .map(|text| text.split_whitespace().any(|c| c == controller.name()))
+    .unwrap_or(false)
 }
 
 /// Where `controller` lives, if anywhere. With `root` (`SPARKVISOR_CGROUP_ROOT`): v2 when it holds
@@ -227,7 +230,9 @@ impl<T: PartialOrd> Reading<T> {
 }
 
 fn read_trimmed(path: &Path) -> Option<String> {
-    fs::read_to_string(path).ok().map(|t| t.trim().to_string())
+    crate::config::limits::read_text(path, crate::config::limits::InputKind::System)
+        .ok()
+        .map(|t| t.trim().to_string())
 }
 
 /// The CPU quota in cores: `cpu.max` (v2) or `cpu.cfs_quota_us`/`cpu.cfs_period_us` (v1).

@@ -7,7 +7,6 @@
 //! small file read, done only when a service ends by an unexplained SIGKILL or when an operator
 //! asks for the status (never on a timer).
 
-use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::cgroup::{self, Controller, Version};
@@ -41,8 +40,8 @@ impl OomCounter {
         if root.as_deref().is_some_and(|r| !r.is_dir()) {
             return Self::default();
         }
-        let proc_self_cgroup = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
-        let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let proc_self_cgroup = crate::procfs::read("/proc/self/cgroup").unwrap_or_default();
+        let mountinfo = crate::procfs::self_mountinfo().to_string();
         Self::locate_from(root.as_deref(), &proc_self_cgroup, &mountinfo)
     }
 
@@ -77,7 +76,7 @@ impl OomCounter {
 }
 
 fn read_counter(file: &Path) -> Option<u64> {
-    fs::read_to_string(file)
+    crate::config::limits::read_text(file, crate::config::limits::InputKind::System)
         .ok()
         .and_then(|text| parse_oom_kill(&text))
 }
@@ -87,6 +86,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
     use super::*;
+    use std::fs;
 
     const V2_EVENTS: &str = "low 0\nhigh 12\nmax 40\noom 3\noom_kill 2\noom_group_kill 0\n";
     const V1_OOM_CONTROL: &str = "oom_kill_disable 0\nunder_oom 0\noom_kill 7\n";

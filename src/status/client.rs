@@ -197,7 +197,18 @@ impl Client {
     }
 
     fn connect(&self) -> Result<UnixStream, Fatal> {
-        UnixStream::connect(&self.socket).map_err(|e| connect_error(&self.socket, &e))
+        let stream =
+            UnixStream::connect(&self.socket).map_err(|e| connect_error(&self.socket, &e))?;
+        // Believe only the agent: a squatter on the path could forge any answer.
+        let peer = crate::sys::peercred::peer_uid(&stream).map_err(|e| lost(&self.socket, &e))?;
+        let me = crate::sys::peercred::effective_uid();
+        if !super::trust::trusted_peer(&self.socket, peer, me) {
+            return Err(Fatal::Unavailable(format!(
+                "refusing the answer on {}: it comes from uid {peer}, not root, uid {me} or the owner of the socket's directory (another user holds the socket path?)",
+                self.socket.display()
+            )));
+        }
+        Ok(stream)
     }
 
     fn send(

@@ -8,9 +8,11 @@
 
 pub mod api;
 pub mod client;
+pub mod fairness;
 pub mod http;
 pub mod metrics;
 pub mod server;
+pub mod trust;
 pub mod wire;
 
 use std::sync::mpsc::Receiver;

@@ -26,6 +26,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use super::api::{self, Listener, Outcome, Peer, Policy};
+use super::fairness::{self, PerUid, UidSlot};
 use super::http::{self, Limits, Parsed, Response, NDJSON};
 use super::wire::{ApiError, LogLine};
 use super::Backend;
@@ -108,6 +109,14 @@ pub enum ServerError {
         path: PathBuf,
         /// The OS error.
         source: io::Error,
+    },
+    /// The socket's directory would let another user bind the path first.
+    #[error("refusing the socket directory {path}: {why}")]
+    UnsafeDir {
+        /// The directory.
+        path: PathBuf,
+        /// What is unsafe about it.
+        why: String,
     },
     /// Binding the socket failed.
     #[error("cannot listen on {path}: {source}")]
@@ -286,12 +295,26 @@ pub fn serve(backend: Arc<dyn Backend>, opts: ServerOptions) -> Result<Server, S
         opts: opts.clone(),
         open: AtomicUsize::new(0),
         followers: AtomicUsize::new(0),
+        per_uid: PerUid::default(),
         stopping: stopping.clone(),
         waker: waker.clone(),
     });
     let (job_tx, job_rx) = mpsc::channel::<Job>();
     let (back_tx, back_rx) = mpsc::channel::<Returned>();
     let job_rx = Arc::new(Mutex::new(job_rx));
+    let (priority_tx, priority_rx) = mpsc::channel::<Job>();
+    {
+        let priority_rx = Arc::new(Mutex::new(priority_rx));
+        let back_tx = back_tx.clone();
+        let shared = shared.clone();
+        spawn_status_thread(
+            "status-priority",
+            "status-priority".into(),
+            &shared.clone(),
+            move || worker(&priority_rx, &back_tx, &shared),
+        )
+        .map_err(ServerError::Thread)?;
+    }
     for i in 0..opts.workers.max(1) {
         let job_rx = job_rx.clone();
         let back_tx = back_tx.clone();
@@ -308,6 +331,7 @@ pub fn serve(backend: Arc<dyn Backend>, opts: ServerOptions) -> Result<Server, S
         wake_rx,
         pending: Vec::new(),
         jobs: job_tx,
+        priority: priority_tx,
         returned: back_rx,
         shared,
     };
@@ -343,6 +367,12 @@ fn bind_unix(path: &Path) -> Result<UnixListener, ServerError> {
                     path: dir.to_path_buf(),
                     source,
                 })?;
+        }
+        if let Some(why) = super::trust::unsafe_dir(dir, crate::sys::peercred::effective_uid()) {
+            return Err(ServerError::UnsafeDir {
+                path: dir.to_path_buf(),
+                why,
+            });
         }
     }
     let listener = match UnixListener::bind(path) {
@@ -397,6 +427,8 @@ struct Shared {
     open: AtomicUsize,
     /// Live follow streams.
     followers: AtomicUsize,
+    /// Open connections per uid ([`fairness`]).
+    per_uid: PerUid,
     stopping: Arc<AtomicBool>,
     /// Written to (one byte) to wake the I/O thread: a connection came back, or stop.
     waker: Arc<UnixStream>,
@@ -461,6 +493,7 @@ struct Conn {
     stream: Stream,
     peer: Peer,
     _slot: Slot,
+    _uid: UidSlot,
 }
 
 /// Holds one unit of a counter; gives it back when dropped.
@@ -539,6 +572,8 @@ struct IoLoop {
     wake_rx: UnixStream,
     pending: Vec<Pending>,
     jobs: Sender<Job>,
+    /// Jobs from root and the agent's uid: their own worker ([`fairness`]).
+    priority: Sender<Job>,
     returned: Receiver<Returned>,
     shared: Arc<Shared>,
 }
@@ -549,8 +584,22 @@ impl IoLoop {
             if self.shared.stopping.load(Ordering::SeqCst) {
                 return;
             }
-            for r in self.returned.try_iter() {
-                self.pending.push(Pending::new(r.conn, r.rest));
+            let returned: Vec<Returned> = self.returned.try_iter().collect();
+            for r in returned {
+                // A connection that used its turn's budget with requests left goes to the back
+                // of the queue at once; others wait for bytes.
+                match http::parse(&r.rest, &self.shared.opts.limits) {
+                    Ok(Parsed::Complete(request, used)) => {
+                        let mut rest = r.rest;
+                        let rest = rest.split_off(used.min(rest.len()));
+                        self.dispatch(Job {
+                            conn: r.conn,
+                            request,
+                            rest,
+                        });
+                    }
+                    _ => self.pending.push(Pending::new(r.conn, r.rest)),
+                }
             }
             let opts = &self.shared.opts;
             let now = Instant::now();
@@ -607,10 +656,7 @@ impl IoLoop {
                 };
                 match step {
                     Step::Keep(p) => self.pending.push(p),
-                    Step::Dispatch(job) => {
-                        // Workers outlive this thread's sender; a failed send only drops the connection.
-                        let _ = self.jobs.send(job);
-                    }
+                    Step::Dispatch(job) => self.dispatch(job),
                     Step::Done => {}
                 }
             }
@@ -664,21 +710,36 @@ impl IoLoop {
         }
     }
 
+    /// Queues a complete request: root's and the agent's on the priority lane.
+    fn dispatch(&self, job: Job) {
+        let lane = if fairness::privileged(job.conn.peer.uid, self.shared.opts.agent_uid) {
+            &self.priority
+        } else {
+            &self.jobs
+        };
+        // Workers outlive this thread's sender; a failed send only drops the connection.
+        let _ = lane.send(job);
+    }
+
     /// Takes a new connection into the pending list, or answers 503 at once when full.
     fn admit(&mut self, stream: Stream, peer: Peer) {
-        if self.shared.open.load(Ordering::SeqCst) >= self.shared.opts.max_connections
-            || stream.set_nonblocking(true).is_err()
-        {
-            refuse(
-                stream,
-                "too many connections to the status socket; try again",
-            );
-            return;
+        let uid_slot = match self.shared.per_uid.admit(
+            peer.uid,
+            self.shared.opts.agent_uid,
+            self.shared.open.load(Ordering::SeqCst),
+            self.shared.opts.max_connections,
+        ) {
+            Ok(slot) => slot,
+            Err(why) => return refuse(stream, why),
+        };
+        if stream.set_nonblocking(true).is_err() {
+            return refuse(stream, "cannot serve this connection");
         }
         let conn = Conn {
             stream,
             peer,
             _slot: Slot::take(&self.shared, |s| &s.open),
+            _uid: uid_slot,
         };
         self.pending.push(Pending::new(conn, Vec::new()));
     }
@@ -699,6 +760,16 @@ fn read_some(mut p: Pending, limits: &Limits) -> Step {
     loop {
         match p.conn.stream.read(&mut chunk) {
             Ok(0) => {
+                // The client half-closed: a complete request still gets its answer.
+                if let Ok(Parsed::Complete(mut request, used)) = http::parse(&p.buf, limits) {
+                    request.close = true;
+                    let rest = p.buf.split_off(used.min(p.buf.len()));
+                    return Step::Dispatch(Job {
+                        conn: p.conn,
+                        request,
+                        rest,
+                    });
+                }
                 if !p.buf.is_empty() {
                     let e = http::HttpError::Malformed("connection closed mid-request".into());
                     answer_and_close(p.conn, &e.response());
@@ -786,9 +857,11 @@ fn answer(job: Job, shared: &Arc<Shared>) -> Option<Returned> {
     } = job;
     let opts = &shared.opts;
     conn.stream.set_nonblocking(false).ok()?;
+    // A client that does not read its answers holds a worker at most this long per write.
     conn.stream
-        .set_write_timeout(Some(opts.request_timeout))
+        .set_write_timeout(Some(fairness::WRITE_BUDGET.min(opts.request_timeout)))
         .ok()?;
+    let mut answered = 0;
     loop {
         let head_only = request.method == "HEAD";
         match api::handle(
@@ -812,6 +885,11 @@ fn answer(job: Job, shared: &Arc<Shared>) -> Option<Returned> {
                 start_follower(conn, backlog, lines, shared);
                 return None;
             }
+        }
+        answered += 1;
+        if answered >= fairness::PIPELINE_BUDGET {
+            // Turn over: back to the end of the queue with what is left.
+            break;
         }
         match http::parse(&rest, &opts.limits) {
             Ok(Parsed::Complete(next, used)) => {

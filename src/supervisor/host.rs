@@ -246,12 +246,26 @@ pub fn spawn_signal_thread(tx: Sender<Msg>) -> std::io::Result<JoinHandle<()>> {
         Lifetime::Agent,
         on_death(died),
         move || loop {
-            let sig = reader.next().map_err(|e| format!("reading signals: {e}"))?;
-            if sig == super::signo::TERM || sig == super::signo::INT {
-                // A reload blocked on a FIFO or a wait must not keep the supervisor from stopping.
+            let (sig, sender) = reader
+                .next_with_sender()
+                .map_err(|e| format!("reading signals: {e}"))?;
+            // A stop or reload from inside the container carries its sender's lineage: the
+            // supervisor ignores it when it comes from a service (see `sender`).
+            let lineage = if sender > 0 && super::sender::is_request(sig) {
+                super::sender::lineage(sender)
+            } else {
+                Vec::new()
+            };
+            if lineage.is_empty() && (sig == super::signo::TERM || sig == super::signo::INT) {
+                // A reload blocked on a wait must not keep the supervisor from stopping.
                 crate::sys::interrupt::request_stop(sig);
             }
-            if tx.send(Msg::Signal(sig)).is_err() {
+            let msg = if lineage.is_empty() {
+                Msg::Signal(sig)
+            } else {
+                Msg::SignalFrom(sig, lineage)
+            };
+            if tx.send(msg).is_err() {
                 // The supervisor has finished: nobody is left to tell.
                 return Ok(());
             }
@@ -361,13 +375,15 @@ pub fn to_wire(info: &ServiceInfo) -> wire::ServiceStatus {
         ready: info.ready,
         healthy: info.has_health_probe.then_some(info.healthy),
         critical: info.critical,
-        required: state != W::Stopped,
+        // Only critical services decide health: a failed optional service must not make the
+        // container unhealthy (HEALTHCHECK, liveness probes).
+        required: info.critical && state != W::Stopped,
         oom_kills: info.oom_kills,
     }
 }
 
 fn agent_rss() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
+    crate::procfs::read("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines()
@@ -449,5 +465,58 @@ impl crate::status::Backend for SupervisorHandle {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .send(Msg::ThreadDied(why));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(name: &str, state: &'static str, critical: bool) -> ServiceInfo {
+        ServiceInfo {
+            name: name.into(),
+            state,
+            pid: None,
+            started_at: None,
+            uptime: None,
+            restarts: 3,
+            last_exit: None,
+            ready: state == "running",
+            healthy: true,
+            critical,
+            has_ready_probe: false,
+            has_health_probe: false,
+            oom_kills: None,
+        }
+    }
+
+    #[test]
+    fn a_failed_optional_service_leaves_the_node_healthy() {
+        let services = vec![
+            to_wire(&info("spark-worker", "running", true)),
+            to_wire(&info("extra", "failed", false)),
+        ];
+        let status = wire::Status {
+            version: "t".into(),
+            node: wire::Node {
+                hostname: "h".into(),
+                fqdn: "h".into(),
+                role: "r".into(),
+            },
+            resources: serde_json::Value::Null,
+            sizing: serde_json::Value::Null,
+            services,
+            agent: wire::Agent {
+                pid: 1,
+                rss_bytes: 1,
+                zombies_reaped: 0,
+                started_at: 0,
+                oom_kills_total: None,
+            },
+        };
+        assert_eq!(wire::Health::of(&status).reasons, Vec::<String>::new());
+        let mut failing = status.clone();
+        failing.services[0] = to_wire(&info("spark-worker", "failed", true));
+        assert!(!wire::Health::of(&failing).healthy);
     }
 }

@@ -277,6 +277,22 @@ pub fn reduce_agent_bounding_set(
     Ok(caps_of(dropped))
 }
 
+/// Shrinks the agent's own (calling thread's) sets after its bounding set: the effective set to
+/// [`AGENT_CAPABILITIES`], the permitted and inheritable sets to `keep` (what the agent and its
+/// services need). A service's capabilities are raised from the permitted set in the child, so
+/// they need not be effective in the agent. Call it before other threads start (threads inherit).
+pub fn reduce_agent_sets(keep: &[caps::Capability]) -> io::Result<CapSets> {
+    let current = current_sets()?;
+    let keep = mask_of(keep);
+    let sets = CapSets {
+        effective: current.effective & mask_of(AGENT_CAPABILITIES),
+        permitted: current.permitted & keep,
+        inheritable: current.inheritable & keep,
+    };
+    set_sets(sets)?;
+    Ok(sets)
+}
+
 /// True when the agent runs with every capability the kernel knows in its effective set (a
 /// `--privileged` container or a root process on the host): the caller warns loudly.
 pub fn looks_privileged() -> bool {

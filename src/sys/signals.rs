@@ -263,6 +263,26 @@ impl SignalReader {
         }
     }
 
+    /// Waits for the next signal and returns its number and the sender's pid in the agent's pid
+    /// namespace (0 when sent by the kernel or from outside the namespace, as `docker kill` does).
+    pub fn next_with_sender(&mut self) -> io::Result<(i32, i32)> {
+        loop {
+            match self.fd.read_signal() {
+                Ok(Some(info)) => {
+                    return Ok((
+                        i32::try_from(info.ssi_signo).unwrap_or(0),
+                        i32::try_from(info.ssi_pid).unwrap_or(0),
+                    ))
+                }
+                Ok(None) => {
+                    super::poll::wait_readable(&[self.fd.as_fd()], None)?;
+                }
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
     /// Returns the next pending signal, or `None` when none is pending (non-blocking readers only).
     pub fn try_next(&mut self) -> io::Result<Option<i32>> {
         match self.fd.read_signal() {

@@ -18,7 +18,8 @@ pub(super) fn merge(
     diags: &mut Diagnostics,
 ) -> Option<LoadedRole> {
     let file = role_file(dir, name);
-    let text = match std::fs::read_to_string(&file) {
+    let text = match crate::config::limits::read_text(&file, crate::config::limits::InputKind::Role)
+    {
         Ok(t) => t,
         Err(e) => {
             diags.push(Diagnostic::new(
@@ -457,10 +458,10 @@ impl Texts {
         needle: &str,
         message: String,
     ) -> Diagnostic {
-        let text = self
-            .0
-            .entry(file.to_path_buf())
-            .or_insert_with(|| std::fs::read_to_string(file).unwrap_or_default());
+        let text = self.0.entry(file.to_path_buf()).or_insert_with(|| {
+            crate::config::limits::read_text(file, crate::config::limits::InputKind::Role)
+                .unwrap_or_default()
+        });
         at(file, text, anchor, needle, message)
     }
 }

@@ -1,0 +1,123 @@
+#!/usr/bin/env python3
+"""Spark daemon start -> ready and restart -> ready: direct JVM launch vs spark-class, one run.
+
+Variants (same image, alternating per round):
+  direct       the built-in roles (launch: java): the agent execs the daemon's JVM itself
+  spark-class  the same roles with `launch: spark-class` mounted over /etc/sparkvisor/roles
+Per round and variant, on a private network: the master container is started (1 CPU, 1 GiB) and
+timed from `docker run` to ALIVE in its /json/; then a worker (1 CPU, 1 GiB) from `docker run` to
+registered ALIVE; then `sparkvisor restart spark-master` inside the master container, timed until the
+master answers ALIVE again (having been seen down). Zombies in each container are counted once
+both daemons run. Prints figures and ratios; never asserts.
+
+Usage: bench/launch/run.sh [ROUNDS]
+"""
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+
+IMAGE, ROLES, ROUNDS = sys.argv[1], sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 5
+VARIANTS = ("direct", "spark-class")
+POLL = 0.02
+
+
+def docker(*args, check=True):
+    return subprocess.run(["docker", *args], check=check, capture_output=True, text=True).stdout.strip()
+
+
+def master_json(ip):
+    try:
+        with urllib.request.urlopen(f"http://{ip}:8080/json/", timeout=1) as r:
+            return json.load(r)
+    except Exception:
+        return None
+
+
+def wait(what, cond, limit=300):
+    t0 = time.monotonic()
+    while not cond():
+        if time.monotonic() - t0 > limit:
+            raise RuntimeError(f"{what}: not within {limit} s")
+        time.sleep(POLL)
+
+
+def zombies(container):
+    out = docker("exec", container, "sh", "-c",
+                 "for s in /proc/[0-9]*/stat; do cat $s 2>/dev/null; echo; done")
+    return sum(1 for line in out.splitlines() if line.strip() and line.rsplit(")", 1)[-1].split()[0] == "Z")
+
+
+def round_once(variant, n):
+    tag = f"perfbench{os.getpid()}{variant.replace('-', '')}{n}"
+    net = tag + "net"
+    docker("network", "create", net)
+    names = []
+    extra = [] if variant == "direct" else ["-v", f"{ROLES}:/etc/sparkvisor/roles:ro"]
+    try:
+        t0 = time.monotonic()
+        docker("run", "-d", "--name", tag + "m", "--hostname", "spark-master", "--network", net,
+               "--network-alias", "spark-master", "--cpus", "1", "--memory", "1g",
+               "-e", "SPARK_MODE=master", *extra, IMAGE)
+        names.append(tag + "m")
+        ip = docker("inspect", "--format", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", tag + "m")
+        wait("master ALIVE", lambda: (master_json(ip) or {}).get("status") == "ALIVE")
+        master_s = time.monotonic() - t0
+
+        t0 = time.monotonic()
+        docker("run", "-d", "--name", tag + "w", "--hostname", "w1", "--network", net, "--cpus", "1",
+               "--memory", "1g", "-e", "SPARK_MODE=worker", "-e", "SPARK_MASTER_URL=spark://spark-master:7077",
+               *extra, IMAGE)
+        names.append(tag + "w")
+
+        def one_alive():
+            j = master_json(ip) or {}
+            return sum(1 for w in j.get("workers", []) if w.get("state") == "ALIVE") == 1
+        wait("worker ALIVE", one_alive)
+        worker_s = time.monotonic() - t0
+        z = zombies(tag + "m") + zombies(tag + "w")
+
+        t0 = time.monotonic()
+        subprocess.Popen(["docker", "exec", tag + "m", "sparkvisor", "restart", "spark-master"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait("master down", lambda: master_json(ip) is None)
+        wait("master ALIVE again", lambda: (master_json(ip) or {}).get("status") == "ALIVE")
+        restart_s = time.monotonic() - t0
+        return master_s, worker_s, restart_s, z
+    finally:
+        for name in names:
+            docker("rm", "-f", name, check=False)
+        docker("network", "rm", net, check=False)
+
+
+def main():
+    results = {v: {"master": [], "worker": [], "restart": [], "zombies": []} for v in VARIANTS}
+    load = os.getloadavg()
+    for n in range(ROUNDS):
+        for variant in VARIANTS if n % 2 == 0 else reversed(VARIANTS):
+            m, w, r, z = round_once(variant, n)
+            for key, val in (("master", m), ("worker", w), ("restart", r), ("zombies", z)):
+                results[variant][key].append(val)
+            print(f"round {n + 1} {variant:<12} master start->ALIVE {m:6.2f} s   worker start->ALIVE "
+                  f"{w:6.2f} s   master restart->ALIVE {r:6.2f} s   zombies {z}", flush=True)
+    print()
+    print(f"load average at start {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}; {ROUNDS} rounds; "
+          f"median s (min-max)")
+    print(f"{'variant':<12}{'master start->ready':>24}{'worker start->ready':>24}{'restart->ready':>24}{'zombies':>9}")
+    for v in VARIANTS:
+        cells = []
+        for key in ("master", "worker", "restart"):
+            xs = results[v][key]
+            cells.append(f"{statistics.median(xs):6.2f} ({min(xs):.2f}-{max(xs):.2f})")
+        print(f"{v:<12}{cells[0]:>24}{cells[1]:>24}{cells[2]:>24}{max(results[v]['zombies']):>9}")
+    ratio = {k: statistics.median(results["direct"][k]) / statistics.median(results["spark-class"][k])
+             for k in ("master", "worker", "restart")}
+    print(f"launch: direct/spark-class start->ready master {ratio['master']:.2f}, worker "
+          f"{ratio['worker']:.2f}, restart->ready {ratio['restart']:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# bench/launch: Spark daemon start -> ready and restart -> ready in the sparkvisor image, the agent
+# launching the JVM directly (`launch: java`, the built-in roles' default) against the same roles
+# with `launch: spark-class`, alternating, in one run. Prints medians, spread and the ratios.
+# Usage: bench/launch/run.sh [ROUNDS] (default 5). Needs Docker; builds the image when needed.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+image="$(docker/build-image.sh)"
+roles="$(mktemp -d /tmp/perf-bench-launch-roles.XXXXXX)"
+trap 'rm -rf "$roles"' EXIT
+cp roles/*.yaml "$roles/"
+# The same roles, each spark-class service told to run the script as written.
+sed -i 's/^    restart: always$/    restart: always\n    launch: spark-class/' "$roles/master.yaml" "$roles/worker.yaml"
+grep -q 'launch: spark-class' "$roles/master.yaml" "$roles/worker.yaml"
+chmod -R a+rX "$roles"
+exec python3 bench/launch/bench.py "$image" "$roles" "${1:-5}"

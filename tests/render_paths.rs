@@ -1,0 +1,140 @@
+//! Where rendered files go: never through a symbolic link another user could plant (run), never
+//! outside `render --out DIR`, the same (normalised) path in a preview as in `run`, and a full disk
+//! at start is exit 78 naming the path.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+mod supervisor_support;
+
+use std::time::Duration;
+
+use supervisor_support::*;
+
+const LONG: Duration = Duration::from_secs(20);
+
+fn role(s: &Scene, to: &str) {
+    s.template(
+        "x.conf",
+        "secret={{ secrets[\"spark.authenticate.secret\"] }}\n",
+    );
+    s.role(
+        "paths",
+        &format!(
+            r#"
+render:
+  - template: x.conf
+    to: "{to}"
+services:
+  idle:
+    command: [sleep, "1000"]
+"#
+        ),
+    );
+}
+
+#[test]
+fn render_out_stays_inside_and_previews_the_run_path() {
+    let s = Scene::new();
+    let out = s.path().join("out");
+    let elsewhere = s.path().join("elsewhere");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    role(&s, "/opt/conf/../spark/x.conf");
+    let run = |s: &Scene| {
+        let mut cmd = s.agent(false, &["render", "--role", "paths", "--out"]);
+        cmd.arg(&out)
+            .env("SPARK_RPC_AUTHENTICATION_SECRET", "s3cret")
+            .output()
+            .unwrap()
+    };
+    let o = run(&s);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // `..` applied as run applies it: /opt/spark/x.conf.
+    assert!(out.join("opt/spark/x.conf").is_file());
+    assert!(!out.join("opt/conf").exists());
+    // A link below --out is never followed.
+    std::fs::remove_dir_all(out.join("opt")).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, out.join("opt")).unwrap();
+    let o = run(&s);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(78), "{stderr}");
+    assert!(stderr.contains("symbolic link"), "{stderr}");
+    assert_eq!(
+        std::fs::read_dir(&elsewhere).unwrap().count(),
+        0,
+        "nothing written outside"
+    );
+}
+
+#[test]
+fn run_refuses_a_link_planted_by_another_user() {
+    if skip_unless(is_root(), "needs root (a link owned by another uid)") {
+        return;
+    }
+    let s = Scene::new();
+    let conf = s.path().join("conf");
+    let target = s.path().join("target");
+    std::fs::create_dir_all(&target).unwrap();
+    std::os::unix::fs::symlink(&target, &conf).unwrap();
+    std::os::unix::fs::lchown(&conf, Some(65534), Some(65534)).unwrap();
+    role(&s, &format!("{}/x.conf", conf.display()));
+    let mut cmd = s.agent(false, &["run", "--role", "paths"]);
+    cmd.env("SPARK_RPC_AUTHENTICATION_SECRET", "s3cret");
+    let mut agent = s.start(&mut cmd);
+    let code = Agent::code(agent.wait(LONG));
+    let stderr = agent.stderr();
+    assert_eq!(code, 78, "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{} is a symbolic link (owned by uid 65534)",
+            conf.display()
+        )),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read_dir(&target).unwrap().count(), 0);
+}
+
+#[test]
+fn a_full_disk_at_start_is_78_with_the_path() {
+    if skip_unless(
+        is_root() && common::has_command("unshare"),
+        "needs root and unshare (a private tmpfs)",
+    ) {
+        return;
+    }
+    let s = Scene::new();
+    let full = s.path().join("full");
+    std::fs::create_dir_all(&full).unwrap();
+    role(&s, &format!("{}/conf/x.conf", full.display()));
+    let cmd = s.agent(false, &["run", "--role", "paths"]);
+    let mut sh = std::process::Command::new("unshare");
+    sh.args(["-m", "sh", "-c"])
+        .arg(format!(
+            "mount -t tmpfs -o size=16k tmpfs {full} && mkdir {full}/conf && \
+             (dd if=/dev/zero of={full}/fill bs=1k count=64 2>/dev/null; true) && exec \"$0\" \"$@\"",
+            full = full.display()
+        ))
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => sh.env(k, v),
+            None => sh.env_remove(k),
+        };
+    }
+    sh.env("SPARK_RPC_AUTHENTICATION_SECRET", "x".repeat(60_000));
+    sh.stdin(std::process::Stdio::null());
+    let mut agent = s.start(&mut sh);
+    let code = Agent::code(agent.wait(LONG));
+    let stderr = agent.stderr();
+    assert_eq!(code, 78, "{stderr}");
+    assert!(
+        stderr.contains(&format!("{}/conf", full.display())) && stderr.contains("No space left"),
+        "{stderr}"
+    );
+}
