@@ -71,6 +71,7 @@ pub fn run(role: Option<String>, command: Vec<OsString>) -> Result<i32, Fatal> {
         .and_then(|u| crate::users::resolve_user(&u.value, None, None, &users).ok())
         .map(|ids| (ids.uid, ids.gid));
     crate::datadirs::prepare(&prepared.config, data_owner)?;
+    crate::access::prepare(&prepared.role, &prepared.config);
 
     let service_caps: Vec<&str> = prepared
         .defs
@@ -259,6 +260,8 @@ struct PreparedRole {
     sizing: crate::resources::Sizing,
     files: Vec<crate::render::RenderedFile>,
     defs: Vec<crate::supervisor::ServiceDef>,
+    /// The role with its add-ons (for `access::prepare`).
+    role: crate::config::role::LoadedRole,
 }
 
 /// Resolves the node ([`crate::node::resolve_node`]), renders its files in memory and expands its
@@ -298,7 +301,11 @@ fn prepare_role(
             &crate::config::role::templates_dir(env),
         )?;
     }
+    for problem in &node.access {
+        log::error!("access: {problem}");
+    }
     Ok(PreparedRole {
+        role: node.role,
         config: node.config,
         resources: node.resources,
         sizing: node.sizing,

@@ -10,6 +10,9 @@ use crate::node::{process_env, render_error, resolve_node};
 pub fn render(role: Option<String>, out: &Path) -> Result<i32, Fatal> {
     let env = process_env();
     let node = resolve_node(role.as_deref(), &env).map_err(Fatal::Config)?;
+    for problem in &node.access {
+        crate::errln!("warning: access: {problem}");
+    }
     let (files, _services) = node
         .render(&crate::config::role::templates_dir(&env))
         .map_err(Fatal::Config)?;
@@ -73,15 +76,21 @@ pub fn check(role: Option<String>) -> Result<i32, Fatal> {
     // a bad one (e.g. SPARK_MODE=Master!) is.
     match resolve_node(role.as_deref(), &env) {
         // The node's services as `run` would start them: users, umasks and signals on this system.
-        Ok(node) => match node.render(&templates_dir) {
-            Ok((_, services)) => {
-                let users = crate::users::UserDb::system();
-                if let Err(problems) = node.service_defs(services, &users) {
-                    diags.extend_unique(problems);
-                }
+        Ok(node) => {
+            // Access problems never stop a node (docs/access.md): warnings, not errors.
+            for problem in &node.access {
+                crate::errln!("warning: access: {problem}");
             }
-            Err(problems) => diags.extend_unique(problems),
-        },
+            match node.render(&templates_dir) {
+                Ok((_, services)) => {
+                    let users = crate::users::UserDb::system();
+                    if let Err(problems) = node.service_defs(services, &users) {
+                        diags.extend_unique(problems);
+                    }
+                }
+                Err(problems) => diags.extend_unique(problems),
+            }
+        }
         Err(problems) => diags.extend_unique(Diagnostics(
             problems
                 .0

@@ -2,6 +2,7 @@
 //!
 //! The binary (`src/main.rs`) only dispatches the command line; everything else lives here so that
 //! tests, benchmarks and fuzz targets can reach the pure parts. Layout (DESIGN.md §3):
+//! - [`access`]: ssh and LDAP access into a node (add-on roles asked for by settings);
 //! - [`config`]: injected runtime config and role definitions (parsing, validation, provenance);
 //! - [`resources`]: cgroup limits and the Spark sizing policy;
 //! - [`render`]: templates to files, escaped per format, written atomically;
@@ -15,6 +16,7 @@
 // Writes to stdout/stderr go through `output` (a closed pipe must never panic PID 1 or the CLI).
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
+pub mod access;
 pub mod app;
 pub mod cli;
 pub mod commands;

@@ -22,6 +22,8 @@ pub struct Node {
     pub resources: Resources,
     /// The Spark sizing derived from `resources` and `config`.
     pub sizing: Sizing,
+    /// Problems with the access settings (ssh keys, LDAP): reported, never fatal (`access`).
+    pub access: Vec<Diagnostic>,
 }
 
 /// The process environment as UTF-8 pairs (a variable that is not UTF-8 cannot be a setting and
@@ -74,6 +76,16 @@ pub fn resolve_node(
     )
     .map_err(|d| problems.extend_unique(d))
     .ok();
+    // Add-on roles asked for by settings (ssh, ldap): merged into the role, then the settings
+    // resolved again with their defaults. A failure there leaves the node without the add-ons.
+    let mut access = Vec::new();
+    let (loaded, config) = match (loaded, config) {
+        (Some(base), Some(first)) => {
+            let (role, config) = with_addons(&roles_dir, base, first, &inputs, &mut access);
+            (Some(role), Some(config))
+        }
+        other => other,
+    };
     let resources = crate::resources::detect()
         .map_err(|d| problems.extend_unique(d))
         .ok();
@@ -91,10 +103,53 @@ pub fn resolve_node(
                 config,
                 resources,
                 sizing,
+                access,
             })
         }
         _ => Err(problems),
     }
+}
+
+/// `base` with the add-on roles its settings ask for, `first` resolved again with their defaults,
+/// and the access settings checked (`access::apply`); the problems go to `access`.
+fn with_addons(
+    roles_dir: &Path,
+    base: LoadedRole,
+    first: ResolvedConfig,
+    inputs: &crate::config::runtime::Inputs,
+    access: &mut Vec<Diagnostic>,
+) -> (LoadedRole, ResolvedConfig) {
+    let (addons, problems) = crate::access::addons(&first);
+    access.extend(problems);
+    let (mut role, mut config) = if addons.is_empty() {
+        (base, first)
+    } else {
+        match crate::config::role::load_role_with_addons(roles_dir, &base.name, &addons) {
+            Ok(merged) => {
+                let role_file = merged.file.display().to_string();
+                match crate::config::runtime::resolve(
+                    inputs,
+                    first.role.clone(),
+                    &role_file,
+                    &merged.def.defaults,
+                ) {
+                    Ok(config) => (merged, config),
+                    Err(d) => {
+                        access.extend(d.0);
+                        (base, first)
+                    }
+                }
+            }
+            Err(d) => {
+                access.extend(d.0);
+                (base, first)
+            }
+        }
+    };
+    let users = crate::users::UserDb::system();
+    let agent = crate::access::Agent::current(&inputs.env, &users);
+    access.extend(crate::access::apply(&mut role, &mut config, &agent));
+    (role, config)
 }
 
 impl Node {

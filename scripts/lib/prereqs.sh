@@ -18,6 +18,7 @@ PREREQS_APT=(
   "dumb-init|peer the benchmarks compare against|test"
   "supervisor|supervisord, peer the benchmarks compare against|test"
   "openjdk-17-jre-headless|Java 17 runs the real Spark master and workers in the tests|test"
+  "openssh-client|ssh, ssh-keygen, ssh-keyscan: the access tests log in to nodes over ssh|test"
 )
 
 # Prints the Debian packages `purpose` needs that are not installed, one per line, as

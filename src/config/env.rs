@@ -33,6 +33,15 @@ pub const SETTING_VARS: &[(&str, &str)] = &[
     ("SPARK_THRIFT_PORT", "thrift.port"),
     ("SPARKVISOR_INIT_DIR", "init.dir"),
     ("SPARKVISOR_ADVERTISE", "spark.advertise"),
+    // Access into the node (docs/access.md): the ssh and ldap add-on roles.
+    ("SPARKVISOR_SSH", "access.ssh"),
+    ("SPARKVISOR_SSH_PORT", "ssh.port"),
+    ("SPARKVISOR_SSH_AUTHORIZED_KEYS", "ssh.authorized_keys"),
+    ("SPARKVISOR_SSH_PASSWORD_AUTH", "ssh.password_auth"),
+    ("SPARKVISOR_LDAP_URI", "ldap.uri"),
+    ("SPARKVISOR_LDAP_BASE", "ldap.base"),
+    ("SPARKVISOR_LDAP_BIND_DN", "ldap.binddn"),
+    ("SPARKVISOR_LDAP_TLS_CA", "ldap.tls_cacert"),
 ];
 
 /// Role variables, lowest precedence first.
@@ -89,6 +98,7 @@ pub const SECRET_VARS: &[(&str, &str)] = &[
         "spark.authenticate.secret",
     ),
     ("SPARK_SSL_KEY_PASSWORD", "spark.ssl.keyPassword"),
+    ("SPARKVISOR_LDAP_BIND_PASSWORD", "ldap.bindpw"),
     ("SPARK_SSL_KEYSTORE_PASSWORD", "spark.ssl.keyStorePassword"),
     (
         "SPARK_SSL_TRUSTSTORE_PASSWORD",

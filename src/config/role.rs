@@ -232,6 +232,27 @@ pub fn load_role(dir: &Path, name: &str) -> Result<LoadedRole, Diagnostics> {
     diags.into_result(role)
 }
 
+/// [`load_role`], then the add-on roles `addons` merged in as if the role included them (how
+/// settings such as `SPARKVISOR_SSH=true` add a service to any role; see `access`).
+pub fn load_role_with_addons(
+    dir: &Path,
+    name: &str,
+    addons: &[&str],
+) -> Result<LoadedRole, Diagnostics> {
+    let mut role = load_role(dir, name)?;
+    if addons.is_empty() {
+        return Ok(role);
+    }
+    let mut diags = Diagnostics::default();
+    for addon in addons {
+        validate::merge_addon(&mut role, dir, addon, &mut diags);
+    }
+    if diags.is_empty() {
+        validate::check_role(&role, &mut diags);
+    }
+    diags.into_result(role)
+}
+
 /// Loads every role in `dir` (`*.yaml`, `*.yml`), reporting the problems of all of them at once.
 pub fn load_all_roles(dir: &Path) -> Result<Vec<LoadedRole>, Diagnostics> {
     let names = list_role_names(dir).map_err(|e| {

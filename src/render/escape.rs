@@ -19,15 +19,24 @@ pub enum Format {
     Properties,
     /// `.json`: each value becomes a complete JSON string literal, quotes included.
     Json,
-    /// Anything else: values are inserted verbatim, but control characters are refused.
+    /// Anything else, and keyword-argument files whose `.conf` is not Java properties (see
+    /// [`DIRECTIVE_FILES`]): values are inserted verbatim, but control characters are refused.
     Plain,
 }
+
+/// File names whose lines are `keyword arguments` directives (OpenSSH, nslcd): one value per line,
+/// no quoting or escaping the programs would undo, so they are [`Format::Plain`] (a value can never
+/// start a new directive) even when the name ends in `.conf`.
+pub const DIRECTIVE_FILES: &[&str] = &["sshd_config", "ssh_config", "nslcd.conf"];
 
 impl Format {
     /// The format for a file name (template or destination), by suffix.
     pub fn for_name(name: &str) -> Format {
         let lower = name.to_ascii_lowercase();
-        if lower.ends_with(".sh") {
+        let base = lower.rsplit('/').next().unwrap_or_default();
+        if DIRECTIVE_FILES.contains(&base) {
+            Format::Plain
+        } else if lower.ends_with(".sh") {
             Format::Shell
         } else if lower.ends_with(".xml") {
             Format::Xml
@@ -149,6 +158,9 @@ mod tests {
         assert_eq!(Format::for_name("log4j2.properties"), Format::Properties);
         assert_eq!(Format::for_name("kernel.json"), Format::Json);
         assert_eq!(Format::for_name("motd"), Format::Plain);
+        assert_eq!(Format::for_name("ldap/nslcd.conf"), Format::Plain);
+        assert_eq!(Format::for_name("/etc/nslcd.conf"), Format::Plain);
+        assert_eq!(Format::for_name("ssh/sshd_config"), Format::Plain);
     }
 
     #[test]

@@ -128,6 +128,32 @@ pub(super) fn merge(
     ok.then_some(merged)
 }
 
+/// Merges add-on role `name` (e.g. `ssh`, asked for by a setting rather than an `include:`) into
+/// `merged`, as if `merged` included it. `false` when something was wrong (reported in `diags`).
+pub(super) fn merge_addon(
+    merged: &mut LoadedRole,
+    dir: &Path,
+    name: &str,
+    diags: &mut Diagnostics,
+) -> bool {
+    let file = role_file(dir, name);
+    if !valid_role_name(name) || !file.is_file() {
+        diags.push(Diagnostic::new(
+            file.display().to_string(),
+            format!("add-on role {name:?} not found in {}", dir.display()),
+        ));
+        return false;
+    }
+    let mut stack = vec![merged.name.clone()];
+    match merge(dir, name, &mut stack, diags) {
+        Some(sub) => {
+            let own = merged.file.clone();
+            absorb(merged, sub, &own, "", diags)
+        }
+        None => false,
+    }
+}
+
 /// Adds an included role's parts to `merged`; a service defined differently by two includes is an
 /// error (the same service reached twice through a diamond is fine).
 fn absorb(

@@ -1,0 +1,296 @@
+//! LDAP users on a node (docs/access.md), with a real OpenLDAP server: Debian's `slapd` in a
+//! container from the base image, seeded here with a user in two groups; a master from the image
+//! with the `ssh` and `ldap` add-ons (nslcd, NSS, PAM) pointed at it; the host's OpenSSH client.
+//!
+//! Run alone: `cargo test --test access_ldap` (root and Docker).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod access_support;
+mod common;
+mod docker_support;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use access_support::{keypair, ssh_key, ssh_key_stdin, ssh_password, Network};
+use docker_support::{
+    agent_status, container_ip, docker, exec, pids_matching, prerequisites, proc_field,
+    proc_status, service, unique, wait_for, Container,
+};
+
+/// The slapd test image: built from the base image once per machine (its tag names its recipe).
+const SLAPD_IMAGE: &str = "access-slapd:bookworm-1";
+const BASE_DN: &str = "dc=example,dc=org";
+const ADMIN_DN: &str = "cn=admin,dc=example,dc=org";
+const ADMIN_PASSWORD: &str = "admin-secret";
+const ALICE_PASSWORD: &str = "wonder land";
+
+const SLAPD_DOCKERFILE: &str = r#"FROM sparkvisor-base:bookworm
+RUN printf '%s\n' \
+      'slapd slapd/no_configuration boolean false' \
+      'slapd slapd/domain string example.org' \
+      'slapd shared/organization string Example' \
+      'slapd slapd/password1 password admin-secret' \
+      'slapd slapd/password2 password admin-secret' \
+      'slapd slapd/purge_database boolean true' \
+      'slapd slapd/move_old_database boolean true' | debconf-set-selections \
+ && apt-get update -qq \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends slapd ldap-utils >/dev/null \
+ && rm -rf /var/lib/apt/lists/*
+EXPOSE 389
+CMD ["/usr/sbin/slapd", "-d", "256", "-h", "ldap:///", "-u", "openldap", "-g", "openldap"]
+"#;
+
+const SEED: &str = "dn: ou=people,dc=example,dc=org
+objectClass: organizationalUnit
+ou: people
+
+dn: ou=groups,dc=example,dc=org
+objectClass: organizationalUnit
+ou: groups
+
+dn: uid=alice,ou=people,dc=example,dc=org
+objectClass: inetOrgPerson
+objectClass: posixAccount
+uid: alice
+cn: Alice
+sn: Liddell
+uidNumber: 5001
+gidNumber: 5001
+homeDirectory: /home/alice
+loginShell: /bin/bash
+userPassword: wonder land
+
+dn: cn=datasci,ou=groups,dc=example,dc=org
+objectClass: posixGroup
+cn: datasci
+gidNumber: 5001
+memberUid: alice
+
+dn: cn=analysts,ou=groups,dc=example,dc=org
+objectClass: posixGroup
+cn: analysts
+gidNumber: 5002
+memberUid: alice
+";
+
+fn slapd_image() {
+    let exists = Command::new("docker")
+        .args(["image", "inspect", SLAPD_IMAGE])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if exists {
+        return;
+    }
+    let mut child = Command::new("docker")
+        .args(["build", "-q", "-t", SLAPD_IMAGE, "-"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("docker build");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(SLAPD_DOCKERFILE.as_bytes())
+        .expect("write Dockerfile");
+    assert!(
+        child.wait().expect("docker build").success(),
+        "building {SLAPD_IMAGE} failed"
+    );
+}
+
+/// `docker exec -i CONTAINER ARGS` with `input` on stdin: (exit code, stdout+stderr).
+fn exec_stdin(container: &str, args: &[&str], input: &str) -> (i32, String) {
+    let mut child = Command::new("docker")
+        .args(["exec", "-i", container])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("docker exec");
+    let _ = child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes());
+    let out = child.wait_with_output().expect("docker exec");
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+fn ready_pid(container: &str, name: &str) -> Result<u64, String> {
+    let status = agent_status(container)?;
+    let s = service(&status, name).ok_or_else(|| format!("no {name}: {status}"))?;
+    match (s["state"].as_str(), s["pid"].as_u64()) {
+        (Some("ready"), Some(pid)) => Ok(pid),
+        _ => Err(s.to_string()),
+    }
+}
+
+#[test]
+fn ldap_users_log_in_with_password_and_key() {
+    if !prerequisites("ldap_users_log_in_with_password_and_key") {
+        return;
+    }
+    let image = docker_support::image();
+    slapd_image();
+    let net = Network::new("ldapnet");
+    let slapd = Container::run("slapd", &["--network", &net.0], SLAPD_IMAGE, &[]);
+    wait_for("slapd answering", Duration::from_secs(60), || {
+        let (code, out, err) = exec(
+            &slapd.name,
+            &[
+                "ldapsearch",
+                "-x",
+                "-H",
+                "ldap://127.0.0.1",
+                "-b",
+                BASE_DN,
+                "-s",
+                "base",
+            ],
+        );
+        (code == 0).then_some(()).ok_or(format!("{out}{err}"))
+    });
+    let (code, out) = exec_stdin(
+        &slapd.name,
+        &[
+            "ldapadd",
+            "-x",
+            "-H",
+            "ldap://127.0.0.1",
+            "-D",
+            ADMIN_DN,
+            "-w",
+            ADMIN_PASSWORD,
+        ],
+        SEED,
+    );
+    assert_eq!(code, 0, "seeding slapd: {out}");
+    let slapd_ip = container_ip(&slapd.name);
+
+    let dir = std::env::temp_dir().join(unique("keys"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (spark_key, spark_pub) = keypair(&dir, "spark");
+    let (alice_key, alice_pub) = keypair(&dir, "alice");
+
+    let master = Container::run(
+        "lm",
+        &[
+            "--network",
+            &net.0,
+            "--user",
+            "0",
+            "-e",
+            "SPARK_MODE=master",
+            "-e",
+            "SPARKVISOR_SSH=true",
+            "-e",
+            "SPARKVISOR_SSH_PASSWORD_AUTH=true",
+            "-e",
+            &format!("SPARKVISOR_SSH_AUTHORIZED_KEYS={spark_pub}"),
+            "-e",
+            &format!("SPARKVISOR_LDAP_URI=ldap://{slapd_ip}"),
+            "-e",
+            &format!("SPARKVISOR_LDAP_BASE={BASE_DN}"),
+            "-e",
+            &format!("SPARKVISOR_LDAP_BIND_DN={ADMIN_DN}"),
+            "-e",
+            &format!("SPARKVISOR_LDAP_BIND_PASSWORD={ADMIN_PASSWORD}"),
+        ],
+        &image,
+        &[],
+    );
+    let ip = container_ip(&master.name);
+    wait_for("nslcd and sshd ready", Duration::from_secs(180), || {
+        ready_pid(&master.name, "nslcd")?;
+        ready_pid(&master.name, "sshd")
+    });
+    let master_pid = wait_for("spark-master ready", Duration::from_secs(180), || {
+        ready_pid(&master.name, "spark-master")
+    });
+
+    // NSS: the LDAP user and both LDAP groups.
+    let (code, id, err) = exec(&master.name, &["id", "alice"]);
+    assert_eq!(code, 0, "id alice: {err}");
+    assert!(
+        id.contains("uid=5001(alice)") && id.contains("datasci") && id.contains("analysts"),
+        "{id}"
+    );
+
+    // PAM: password login; the home directory is created on the data volume.
+    let (code, out, err) = ssh_password(
+        &ip,
+        "alice",
+        ALICE_PASSWORD,
+        "id -Gn; echo $HOME; pwd",
+        None,
+    );
+    assert_eq!(code, 0, "password login: {out}{err}");
+    assert!(out.contains("datasci") && out.contains("analysts"), "{out}");
+    assert!(out.contains("/data/home/alice"), "{out}");
+    // A wrong password is refused.
+    let (code, _, err) = ssh_password(&ip, "alice", "not her password", "true", None);
+    assert_ne!(code, 0, "a wrong password got in");
+    assert!(err.contains("Permission denied"), "{err}");
+
+    // Key login: the user installs a key over a password session, then logs in with it.
+    let (code, out, err) = ssh_password(
+        &ip,
+        "alice",
+        ALICE_PASSWORD,
+        "umask 077 && mkdir -p ~/.ssh && cat > ~/.ssh/authorized_keys",
+        Some(&alice_pub),
+    );
+    assert_eq!(code, 0, "installing a key: {out}{err}");
+    let (code, out, err) = ssh_key(&ip, &alice_key, "alice", "id -un; id -Gn");
+    assert_eq!(code, 0, "key login: {err}");
+    assert!(
+        out.starts_with("alice") && out.contains("analysts"),
+        "{out}"
+    );
+
+    // slapd gone: LDAP logins fail cleanly, the local spark login and the Spark services do not
+    // notice.
+    docker(&["stop", "-t", "2", &slapd.name]);
+    let (code, _, err) = ssh_password(&ip, "alice", ALICE_PASSWORD, "true", None);
+    assert_ne!(code, 0, "logged in without the LDAP server");
+    assert!(
+        err.contains("Permission denied") || err.contains("Connection closed"),
+        "{err}"
+    );
+    let (code, out, err) = ssh_key_stdin(&ip, &spark_key, "spark", "id -u", None);
+    assert_eq!((code, out.trim()), (0, "185"), "{err}");
+    let status = agent_status(&master.name).unwrap();
+    let spark = service(&status, "spark-master").unwrap();
+    assert_eq!(spark["pid"].as_u64(), Some(master_pid), "{spark}");
+    assert_eq!(spark["restarts"].as_u64(), Some(0), "{spark}");
+    assert_eq!(spark["state"], "ready", "{spark}");
+    let java = pids_matching(&master.name, "org.apache.spark.deploy.master.Master");
+    assert_eq!(java.len(), 1, "{java:?}");
+    let st = proc_status(&master.name, java[0]);
+    for cap in ["CapEff", "CapPrm", "CapBnd", "CapAmb", "CapInh"] {
+        assert_eq!(
+            proc_field(&st, cap),
+            "0000000000000000",
+            "spark-master {cap}"
+        );
+    }
+    assert_eq!(proc_field(&st, "NoNewPrivs"), "1");
+    let _ = std::fs::remove_dir_all(&dir);
+}
