@@ -8,7 +8,7 @@
 //! thread with a deadline (`SPARKVISOR_RELOAD_TIMEOUT`). Here configmeta.json is rewritten
 //! truncated while `SPARKVISOR_CONFIGMETA_WAIT` is long, so loading the new config waits for a file
 //! that never parses. Meanwhile a crash-looping service keeps being restarted, the status socket
-//! keeps answering, the reload ends as "reload failed ... running config kept" at its deadline and
+//! keeps answering, the reload ends as "reload failed, keeping the running config" at its deadline and
 //! shows as failed in `status`, and SIGTERM still stops the agent promptly.
 
 mod common;
@@ -81,7 +81,7 @@ fn a_stalled_reload_does_not_stall_restarts_status_or_stop() {
     assert!(st["agent"]["last_reload"].is_null(), "{st}");
     // At its deadline it is given up, and status says so.
     agent.wait_for(LONG, "the reload's deadline", || {
-        stderr(&s).contains("reload failed, running config kept")
+        stderr(&s).contains("reload failed, keeping the running config")
     });
     let st = status(&sock);
     assert_eq!(st["agent"]["last_reload"]["ok"], false, "{st}");

@@ -5,7 +5,7 @@
 //! itself: it hands a [`ReloadJob`] to [`super::Sys::start_reload`] (a thread started with
 //! `spawn_critical`), keeps reaping, restarting and answering status, and gets the outcome back as
 //! [`super::Msg::Reloaded`]. A reload still loading at its deadline is abandoned: it is reported as
-//! failed ("running config kept"), and its [`CommitGate`] refuses it the right to write files
+//! failed ("reload failed, keeping the running config"), and its [`CommitGate`] refuses it the right to write files
 //! should it ever finish, so a late reload can never switch files under services configured by
 //! the running config. One reload runs at a time; requests meanwhile are merged into one that runs
 //! after it. While an abandoned reload is still stuck, new requests fail at once (a second one would
@@ -169,7 +169,7 @@ impl Reloads {
         self.stalled = Some(id);
         self.pending = None;
         let message = format!(
-            "loading the new config did not finish within {:?}",
+            "loading the new config did not finish within {:?}; given up, it will write nothing",
             self.timeout
         );
         self.failed(&why, &message);
@@ -214,7 +214,7 @@ impl Reloads {
     }
 
     fn failed(&mut self, why: &str, error: &str) {
-        log::error!("{why}: reload failed, running config kept: {error}");
+        log::error!("{why}: reload failed, keeping the running config: {error}");
         self.last = Some(ReloadOutcome {
             at: SystemTime::now(),
             ok: false,
