@@ -1,6 +1,6 @@
 //! The container's real CPU and memory limits (cgroup v2, v1, hybrid; `SPARKVISOR_CGROUP_ROOT` for
-//! fixtures) and the Spark sizing policy derived from them (a pure function, documented in the README
-//! section "Sizing policy").
+//! fixtures) and the Spark sizing policy derived from them (a pure function, documented in
+//! docs/sizing.md).
 
 mod cgroup;
 pub mod oom;
@@ -230,7 +230,7 @@ pub fn detect() -> Result<Resources, Diagnostics> {
     ))
 }
 
-/// Sizing knobs (settings; README "Sizing policy"). Defaults are the `DEFAULT_*` constants.
+/// Sizing knobs (settings; docs/sizing.md). Defaults are the `DEFAULT_*` constants.
 pub mod knobs {
     /// CPU overcommit factor: worker cores = floor(cpus × factor).
     pub const CPU_OVERCOMMIT: &str = "sizing_policy.cpu_overcommit";
