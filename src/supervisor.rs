@@ -837,65 +837,6 @@ impl<S: Sys> Supervisor<S> {
         }
     }
 
-    fn reload(&mut self, why: &str) {
-        if self.shutdown.is_some() {
-            return;
-        }
-        let now = self.sys.now();
-        if let Some(job) = self.reloads.request(why, now) {
-            self.sys.start_reload(job);
-        }
-    }
-
-    /// A reload thread ended: applies its plan (or records its failure), then runs a reload asked
-    /// for meanwhile.
-    fn reloaded(&mut self, id: u64, result: Result<ReloadPlan, String>) {
-        if let Some((why, plan)) = self.reloads.finished(id, result) {
-            self.apply_reload(&why, plan);
-        }
-        if let Some(why) = self.reloads.take_pending() {
-            self.reload(&why);
-        }
-    }
-
-    fn apply_reload(&mut self, why: &str, plan: ReloadPlan) {
-        if self.shutdown.is_some() {
-            log::info!("{why}: config reloaded during shutdown: nothing restarted");
-            return;
-        }
-        let restart = restart_set(
-            &self
-                .services
-                .iter()
-                .map(|m| m.def.clone())
-                .collect::<Vec<_>>(),
-            &plan,
-        );
-        let message = format!(
-            "config reloaded ({} rendered file(s) changed), restarting {} service(s)",
-            plan.changed_files.len(),
-            restart.len()
-        );
-        log::info!("{why}: {message}");
-        self.reloads.succeeded(format!("{why}: {message}"));
-        for new in plan.services {
-            let Some(i) = self.services.iter().position(|m| m.def.name == new.name) else {
-                log::warn!(
-                    "{why}: new service {} needs a restart of the agent",
-                    new.name
-                );
-                continue;
-            };
-            if let Some(m) = self.services.get_mut(i) {
-                m.def = new;
-            }
-            if restart.contains(&i) {
-                log::info!("{}: config changed: restarting", self.name(i));
-                self.feed(i, Event::RestartRequested);
-            }
-        }
-    }
-
     /// Fires every due timer: service backoff/grace, probe attempts, exec probe timeouts, main kill.
     fn fire_timers(&mut self) {
         let now = self.sys.now();
