@@ -55,7 +55,7 @@ fn a_stalled_reload_does_not_stall_restarts_status_or_stop() {
     let mut cmd = s.agent(false, &["run", "--role", "stall"]);
     cmd.env("SPARKVISOR_CONFIGMETA", &meta)
         .env("SPARKVISOR_CONFIGMETA_WAIT", "600s")
-        .env("SPARKVISOR_RELOAD_TIMEOUT", "4s")
+        .env("SPARKVISOR_RELOAD_TIMEOUT", "6s")
         .env("SPARK_DAEMON_USER", "root");
     let mut agent = s.start(&mut cmd);
     let sock = s.path().join("agent.sock");
@@ -70,7 +70,7 @@ fn a_stalled_reload_does_not_stall_restarts_status_or_stop() {
     // While it is stuck: restarts go on and status answers.
     let before = runs(&s);
     agent.wait_for(LONG, "restarts during the stalled reload", || {
-        runs(&s) >= before + 5
+        runs(&s) >= before + 3
     });
     assert!(
         !agent.stderr().contains("reload failed"),
@@ -130,4 +130,35 @@ fn a_successful_reload_shows_in_status() {
     );
     agent.signal(false, libc::SIGTERM);
     assert_eq!(Agent::code(agent.wait(LONG)), 0, "{}", agent.stderr());
+}
+
+/// SIGTERM while a reload is stuck (its deadline far away) stops the agent at once.
+#[test]
+fn sigterm_during_a_stalled_reload_stops_the_agent() {
+    let s = Scene::new();
+    s.role(
+        "stuck",
+        "services:\n  svc:\n    command: [sh, -c, 'echo $$ >> @WORK@/svc.runs; exec sleep 1000']\n",
+    );
+    let meta = s.work("configmeta.json");
+    let example = common::repo().join("kubedirector/examples/configmeta-worker.json");
+    let valid = std::fs::read_to_string(example).unwrap();
+    std::fs::write(&meta, &valid).unwrap();
+    let mut cmd = s.agent(false, &["run", "--role", "stuck"]);
+    cmd.env("SPARKVISOR_CONFIGMETA", &meta)
+        .env("SPARKVISOR_CONFIGMETA_WAIT", "600s")
+        .env("SPARKVISOR_RELOAD_TIMEOUT", "600s")
+        .env("SPARK_DAEMON_USER", "root");
+    let mut agent = s.start(&mut cmd);
+    agent.wait_for(LONG, "the service", || s.exists("svc.runs"));
+    std::fs::write(&meta, &valid[..valid.len() / 2]).unwrap();
+    agent.wait_for(LONG, "the reload to start", || {
+        stderr(&s).contains("reloading the config")
+    });
+    let sock = s.path().join("agent.sock");
+    assert!(status(&sock)["services"][0]["state"] == "running");
+    agent.signal(false, libc::SIGTERM);
+    let code = Agent::code(agent.wait(Duration::from_secs(20)));
+    assert_eq!(code, 0, "{}", agent.stderr());
+    assert_eq!(s.read("svc.runs").unwrap().lines().count(), 1);
 }
