@@ -207,7 +207,7 @@ fn cluster_forms_runs_jobs_and_recovers() {
                 .as_array()
                 .into_iter()
                 .flatten()
-                .any(|a| a["name"] == "sparkvisor-pi" && a["attempts"][0]["completed"] == true);
+                .any(|a| a["name"] == "sparkvisor-pi-test" && a["attempts"][0]["completed"] == true);
             if listed {
                 Ok(())
             } else {
