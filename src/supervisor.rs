@@ -1091,7 +1091,7 @@ fn has_process(s: &ServiceState) -> bool {
 pub fn describe(end: ProcessEnd) -> String {
     match end {
         ProcessEnd::Exited(c) => format!("exit code {c}"),
-        ProcessEnd::Signaled(s) => match crate::sys::signals::short_signal_name(s) {
+        ProcessEnd::Signaled(s) => match crate::signal_names::short_signal_name(s) {
             Some(name) => format!("killed by signal {s} ({name})"),
             None => format!("killed by signal {s}"),
         },

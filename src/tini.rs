@@ -8,11 +8,10 @@ use std::ffi::{OsStr, OsString};
 use std::io::Write;
 
 use crate::error::{exit_code, ProcessEnd};
+use crate::signal_names::{signal_by_name, signal_name};
 use crate::sys::process;
 use crate::sys::reaper::reap_children;
-use crate::sys::signals::{
-    block_signals, signal_by_name, signal_name, SignalReader, SIGCHLD, SIGTTIN, SIGTTOU,
-};
+use crate::sys::signals::{block_signals, SignalReader, SIGCHLD, SIGTTIN, SIGTTOU};
 use crate::sys::spawn::{spawn, SpawnError, SpawnSpec};
 
 /// The tini release whose behaviour (and `--version` shape, parsed by `docker info`) we reproduce.

@@ -199,7 +199,7 @@ pub fn role_file(dir: &Path, name: &str) -> PathBuf {
 /// reported at once, each with its file and (where known) line and column.
 pub fn load_role(dir: &Path, name: &str) -> Result<LoadedRole, Diagnostics> {
     let mut diags = Diagnostics::default();
-    if let Err(why) = crate::config::runtime::check_role_name(name) {
+    if let Err(why) = crate::config::validate::check_role_name(name) {
         diags.push(Diagnostic::new(
             role_file(dir, name).display().to_string(),
             why,
@@ -296,7 +296,7 @@ pub fn list_role_names(dir: &Path) -> std::io::Result<Vec<String>> {
 
 /// A role name as the config resolver accepts it (`config::runtime::check_role_name`).
 fn valid_role_name(name: &str) -> bool {
-    crate::config::runtime::check_role_name(name).is_ok()
+    crate::config::validate::check_role_name(name).is_ok()
 }
 
 /// One file to render.

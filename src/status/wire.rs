@@ -344,15 +344,15 @@ pub struct ErrorBody {
 }
 
 /// Parses a signal given as a name (`TERM`, `SIGTERM`, `term`, `RTMIN+2`) or a number (`15`),
-/// as [`crate::sys::signals::signal_by_name`] does (one table for the agent and the client).
+/// as [`crate::signal_names::signal_by_name`] does (one table for the agent and the client).
 pub fn parse_signal(text: &str) -> Option<i32> {
-    crate::sys::signals::signal_by_name(text)
+    crate::signal_names::signal_by_name(text)
 }
 
 /// The name of a signal number without `SIG` (`15` → `TERM`, `36` → `RTMIN+2` with glibc), for
 /// messages and tables; None for a number without a name (32, 33 and out of range).
 pub fn signal_name(number: i32) -> Option<String> {
-    crate::sys::signals::short_signal_name(number)
+    crate::signal_names::short_signal_name(number)
 }
 
 #[cfg(test)]
@@ -370,7 +370,7 @@ mod tests {
         assert_eq!(parse_signal("NOPE"), None);
         assert_eq!(parse_signal(""), None);
         assert_eq!(signal_name(10).as_deref(), Some("USR1"));
-        let rt2 = crate::sys::signals::rt_min() + 2;
+        let rt2 = crate::signal_names::rt_min() + 2;
         assert_eq!(signal_name(rt2).as_deref(), Some("RTMIN+2"));
     }
 

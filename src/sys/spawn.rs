@@ -33,6 +33,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
+pub use super::child::SetupStep;
 use super::privileges::{PlanError, PrivilegePlan};
 use super::signals::{set_disposition_raw, set_mask_raw, MAX_SIGNAL};
 use crate::users::UserIds;
@@ -170,97 +171,6 @@ pub struct Spawned {
     pub stdout: Option<File>,
     /// Read end of the child's stderr (with [`Stdio::Pipe`]).
     pub stderr: Option<File>,
-}
-
-/// One step of the child's setup, named in errors.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum SetupStep {
-    /// dup2 of stdin/stdout/stderr.
-    Stdio = 1,
-    /// setsid.
-    Session,
-    /// setpgid.
-    ProcessGroup,
-    /// tcsetpgrp.
-    Terminal,
-    /// sigprocmask.
-    SignalMask,
-    /// Marking descriptors close-on-exec.
-    Descriptors,
-    /// PR_CAPBSET_DROP.
-    BoundingSet,
-    /// PR_SET_KEEPCAPS.
-    KeepCaps,
-    /// setgroups.
-    Groups,
-    /// setresgid.
-    Gid,
-    /// setresuid.
-    Uid,
-    /// capset.
-    Capabilities,
-    /// PR_CAP_AMBIENT.
-    Ambient,
-    /// PR_SET_NO_NEW_PRIVS.
-    NoNewPrivs,
-    /// chdir.
-    WorkingDir,
-    /// execve.
-    Exec,
-}
-
-impl SetupStep {
-    const ALL: [SetupStep; 16] = [
-        SetupStep::Stdio,
-        SetupStep::Session,
-        SetupStep::ProcessGroup,
-        SetupStep::Terminal,
-        SetupStep::SignalMask,
-        SetupStep::Descriptors,
-        SetupStep::BoundingSet,
-        SetupStep::KeepCaps,
-        SetupStep::Groups,
-        SetupStep::Gid,
-        SetupStep::Uid,
-        SetupStep::Capabilities,
-        SetupStep::Ambient,
-        SetupStep::NoNewPrivs,
-        SetupStep::WorkingDir,
-        SetupStep::Exec,
-    ];
-
-    fn from_u8(byte: u8) -> Option<Self> {
-        Self::ALL.iter().copied().find(|s| *s as u8 == byte)
-    }
-
-    /// The system call, as named in error messages.
-    pub fn name(self) -> &'static str {
-        match self {
-            SetupStep::Stdio => "redirect stdio (dup2)",
-            SetupStep::Session => "start a session (setsid)",
-            SetupStep::ProcessGroup => "start a process group (setpgid)",
-            SetupStep::Terminal => "take the terminal (tcsetpgrp)",
-            SetupStep::SignalMask => "set the signal mask",
-            SetupStep::Descriptors => "close inherited descriptors",
-            SetupStep::BoundingSet => "drop the capability bounding set",
-            SetupStep::KeepCaps => "set PR_SET_KEEPCAPS",
-            SetupStep::Groups => "set supplementary groups (setgroups)",
-            SetupStep::Gid => "set the group id (setresgid)",
-            SetupStep::Uid => "set the user id (setresuid)",
-            SetupStep::Capabilities => "set capabilities (capset)",
-            SetupStep::Ambient => "set ambient capabilities",
-            SetupStep::NoNewPrivs => "set PR_SET_NO_NEW_PRIVS",
-            SetupStep::WorkingDir => "enter the working directory",
-            SetupStep::Exec => "execute",
-        }
-    }
-}
-
-impl std::fmt::Display for SetupStep {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
 }
 
 /// Why a child could not be started. When the failure happened after fork, the child has already
