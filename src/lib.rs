@@ -11,7 +11,9 @@
 //! - [`status`]: the operator socket (server, wire types, client);
 //! - [`tini`]: the tini-compatible single-child mode;
 //! - [`users`]: users and groups from /etc/passwd and /etc/group (pure parsing);
-//! - [`sys`]: every `unsafe`, `nix` and `caps` call, behind a narrow seam.
+//! - [`sys`]: every `unsafe` block and system call (`nix`, `caps`), behind a narrow seam;
+//! - [`signal_names`] and [`process_end`]: pure name tables and values shared by config, service and
+//!   status without depending on `sys`.
 
 // Writes to stdout/stderr go through `output` (a closed pipe must never panic PID 1 or the CLI).
 #![deny(clippy::print_stdout, clippy::print_stderr)]

@@ -213,8 +213,6 @@ pub struct Snapshot {
     pub services: Vec<ServiceInfo>,
     /// Processes reaped that were neither services, probes nor the main command.
     pub zombies_reaped: u64,
-    /// The agent is shutting down.
-    pub shutting_down: bool,
     /// The OOM-kill counter of the agent's memory cgroup now (every process in it, services or
     /// not, since the cgroup was created); None when there is no counter.
     pub oom_kills_total: Option<u64>,
@@ -494,7 +492,6 @@ impl<S: Sys> Supervisor<S> {
                 .filter_map(|i| self.info(i, now, oom_kills_total.is_some()))
                 .collect(),
             zombies_reaped: self.zombies_reaped,
-            shutting_down: self.shutdown.is_some(),
             oom_kills_total,
         }
     }

@@ -252,7 +252,7 @@ Licensed under the Apache License, Version 2.0: https://www.apache.org/licenses/
 Behaviour modelled on tini (MIT, Copyright (c) 2015 Thomas Orozco).
 ";
 
-/// Runs tini mode with the arguments after argv[0]; returns the exit code.
+/// Runs tini mode with the arguments after `argv[0]`; returns the exit code.
 /// `invoked_as_tini` selects tini's `--version` text (`tini version X.Y.Z - git.HASH`).
 pub fn main(args: &[std::ffi::OsString], invoked_as_tini: bool) -> i32 {
     // Output errors (a closed stdout) are ignored: `print!` would panic, and PID 1 must not.

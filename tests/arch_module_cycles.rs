@@ -5,6 +5,12 @@
 //! A module using its own ancestor or descendant is not an edge: a child naming items its parent
 //! re-exports, and a parent naming its children, is how Rust modules are meant to nest. Only edges
 //! between unrelated modules count.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

@@ -74,7 +74,7 @@ pub(super) fn classify(args: &[OsString]) -> Mode {
     Mode::PassThrough(rest.to_vec())
 }
 
-/// True when `args` (a whole argv, argv[0] included) makes sparkvisor run one command as tini or
+/// True when `args` (a whole argv, `argv[0]` included) makes sparkvisor run one command as tini or
 /// in pass-through mode (not the role-mode agent or a client command): used by `health`.
 pub fn runs_a_command(args: &[OsString]) -> bool {
     matches!(classify(args), Mode::Tini | Mode::PassThrough(_))

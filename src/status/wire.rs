@@ -73,23 +73,19 @@ pub struct LastExit {
     pub code: Option<i32>,
     /// Signal number, when the process was killed by a signal.
     pub signal: Option<i32>,
-    /// When it ended (unix seconds).
-    pub at: Option<u64>,
 }
 
 impl LastExit {
     /// Builds the wire form of a reaped process's end.
-    pub fn from_end(end: ProcessEnd, at: Option<u64>) -> Self {
+    pub fn from_end(end: ProcessEnd) -> Self {
         match end {
             ProcessEnd::Exited(code) => Self {
                 code: Some(code),
                 signal: None,
-                at,
             },
             ProcessEnd::Signaled(signal) => Self {
                 code: None,
                 signal: Some(signal),
-                at,
             },
         }
     }
@@ -376,9 +372,9 @@ mod tests {
 
     #[test]
     fn last_exit_from_end() {
-        let e = LastExit::from_end(ProcessEnd::Signaled(9), Some(5));
-        assert_eq!((e.code, e.signal, e.at), (None, Some(9), Some(5)));
-        let e = LastExit::from_end(ProcessEnd::Exited(3), None);
+        let e = LastExit::from_end(ProcessEnd::Signaled(9));
+        assert_eq!((e.code, e.signal), (None, Some(9)));
+        let e = LastExit::from_end(ProcessEnd::Exited(3));
         assert_eq!((e.code, e.signal), (Some(3), None));
     }
 

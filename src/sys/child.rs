@@ -3,7 +3,7 @@
 //! The rule of this module: async-signal-safe only. The agent has threads, so between `fork` and
 //! `exec` the child may not allocate, lock or call anything that could (another thread may have held
 //! the allocator's lock at the fork). Everything used here is computed before fork
-//! ([`super::privileges::PrivilegePlan::new`], [`super::spawn`]'s plans) and only read here.
+//! (`PrivilegePlan::new` in [`super::privileges`], the plans of [`super::spawn`]) and only read here.
 
 use std::io;
 

@@ -233,17 +233,8 @@ pub struct SignalReader {
 impl SignalReader {
     /// A blocking reader. Call [`block_signals`] first, or the signals are delivered instead of queued.
     pub fn new() -> io::Result<Self> {
-        Self::with_flags(SfdFlags::SFD_CLOEXEC)
-    }
-
-    /// A non-blocking reader for use with poll/epoll on [`AsRawFd::as_raw_fd`]: see [`SignalReader::try_next`].
-    pub fn new_nonblocking() -> io::Result<Self> {
-        Self::with_flags(SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
-    }
-
-    fn with_flags(flags: SfdFlags) -> io::Result<Self> {
         Ok(Self {
-            fd: SignalFd::with_flags(&blocked_set(), flags)?,
+            fd: SignalFd::with_flags(&blocked_set(), SfdFlags::SFD_CLOEXEC)?,
         })
     }
 
@@ -251,9 +242,10 @@ impl SignalReader {
     #[allow(clippy::should_implement_trait)] // not an Iterator: it is fallible and blocks
     pub fn next(&mut self) -> io::Result<i32> {
         loop {
-            match self.try_next() {
+            match self.read_one() {
                 Ok(Some(signo)) => return Ok(signo),
-                // Only a non-blocking reader yields None; wait for readability instead of spinning.
+                // The descriptor blocks, so None (EAGAIN) is not expected; should it come, wait
+                // for readability instead of spinning.
                 Ok(None) => {
                     super::poll::wait_readable(&[self.fd.as_fd()], None)?;
                 }
@@ -283,8 +275,8 @@ impl SignalReader {
         }
     }
 
-    /// Returns the next pending signal, or `None` when none is pending (non-blocking readers only).
-    pub fn try_next(&mut self) -> io::Result<Option<i32>> {
+    /// Reads one signal; `None` only if the read would block.
+    fn read_one(&mut self) -> io::Result<Option<i32>> {
         match self.fd.read_signal() {
             Ok(Some(info)) => Ok(Some(i32::try_from(info.ssi_signo).unwrap_or(0))),
             Ok(None) => Ok(None),
