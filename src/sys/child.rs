@@ -5,10 +5,16 @@
 //! the allocator's lock at the fork). Everything used here is computed before fork
 //! (`PrivilegePlan::new` in [`super::privileges`], the plans of [`super::spawn`]) and only read here.
 
+use std::ffi::CString;
 use std::io;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use super::caps::{self, CapSets};
 use super::privileges::PrivilegePlan;
+use super::signals::{set_disposition_raw, set_mask_raw, MAX_SIGNAL};
+
+/// The shell that runs a script without `#!` ([`super::spawn::SpawnSpec::shell_fallback`]), as glibc's `execvp`.
+pub(super) const SHELL: &std::ffi::CStr = c"/bin/sh";
 
 /// One step of the child's setup, named in errors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,5 +170,170 @@ fn check(rc: libc::c_long) -> io::Result<()> {
         Err(io::Error::last_os_error())
     } else {
         Ok(())
+    }
+}
+
+/// What the child does, with everything prepared. Borrowed data only: nothing is allocated.
+pub(super) struct ChildPlan<'a> {
+    pub(super) path: &'a CString,
+    pub(super) argv: &'a [*const libc::c_char],
+    /// With [`super::spawn::SpawnSpec::shell_fallback`]: the shell's argv (NULL-terminated).
+    pub(super) shell_argv: Option<&'a [*const libc::c_char]>,
+    pub(super) env: &'a [*const libc::c_char],
+    pub(super) cwd: Option<&'a CString>,
+    /// The descriptors to put on 0, 1 and 2 (`None` leaves the agent's).
+    pub(super) stdio: &'a [Option<OwnedFd>; 3],
+    /// The signal mask to set, as a kernel bit set (bit `sig - 1`).
+    pub(super) signal_mask: u64,
+    /// Signals left ignored; every other one gets its default disposition.
+    pub(super) ignored_signals: u64,
+    pub(super) umask: Option<u32>,
+    pub(super) new_session: bool,
+    pub(super) new_process_group: bool,
+    pub(super) foreground: bool,
+    pub(super) descriptors: &'a DescriptorPlan,
+    pub(super) privileges: Option<&'a PrivilegePlan>,
+    pub(super) status_fd: RawFd,
+}
+
+impl ChildPlan<'_> {
+    /// Runs in the forked child; never returns.
+    pub(super) fn run(&self) -> ! {
+        let (step, err) = match self.setup() {
+            Ok(()) => {
+                // SAFETY: NUL-terminated strings and NULL-terminated pointer arrays built before fork.
+                unsafe { libc::execve(self.path.as_ptr(), self.argv.as_ptr(), self.env.as_ptr()) };
+                let err = io::Error::last_os_error();
+                if let (Some(libc::ENOEXEC), Some(shell_argv)) =
+                    (err.raw_os_error(), self.shell_argv)
+                {
+                    // SAFETY: as above; the shell's argv was built before fork too. On failure the
+                    // program's own error (ENOEXEC) is reported, not the shell's.
+                    unsafe { libc::execve(SHELL.as_ptr(), shell_argv.as_ptr(), self.env.as_ptr()) };
+                }
+                (SetupStep::Exec, err)
+            }
+            Err(failure) => failure,
+        };
+        let errno = err.raw_os_error().unwrap_or(libc::EINVAL);
+        let [a, b, c, d] = errno.to_ne_bytes();
+        let report = [step as u8, a, b, c, d];
+        // SAFETY: write(2) and _exit(2) are async-signal-safe; the buffer lives on the stack.
+        unsafe {
+            libc::write(self.status_fd, report.as_ptr().cast(), report.len());
+            let not_found =
+                step == SetupStep::Exec && matches!(errno, libc::ENOENT | libc::ENOTDIR);
+            libc::_exit(if not_found {
+                crate::error::exit_code::NOT_FOUND
+            } else {
+                crate::error::exit_code::CANNOT_EXECUTE
+            })
+        }
+    }
+
+    fn setup(&self) -> Result<(), (SetupStep, io::Error)> {
+        dup_stdio(self.stdio).map_err(|e| (SetupStep::Stdio, e))?;
+        // SAFETY (whole block): plain system calls with integer arguments or pointers to data
+        // prepared before fork.
+        unsafe {
+            if self.new_session {
+                if libc::setsid() < 0 {
+                    return Err((SetupStep::Session, io::Error::last_os_error()));
+                }
+            } else if self.new_process_group {
+                if libc::setpgid(0, 0) < 0 {
+                    return Err((SetupStep::ProcessGroup, io::Error::last_os_error()));
+                }
+                // Ignored for now (reset below), so a background group is not stopped by SIGTTOU.
+                set_disposition_raw(libc::SIGTTOU, true);
+                if self.foreground && libc::tcsetpgrp(libc::STDIN_FILENO, libc::getpgrp()) < 0 {
+                    let err = io::Error::last_os_error();
+                    // No terminal (or none controlling us): nothing to take, as tini does.
+                    if !matches!(err.raw_os_error(), Some(libc::ENOTTY | libc::ENXIO)) {
+                        return Err((SetupStep::Terminal, err));
+                    }
+                }
+            }
+            // Dispositions first, so no agent handler can run between unblocking and exec.
+            for sig in 1..=MAX_SIGNAL {
+                let ignore = self.ignored_signals & (1u64 << (sig - 1)) != 0;
+                // KILL and STOP refuse (EINVAL): nothing to reset there.
+                set_disposition_raw(sig, ignore);
+            }
+            if let Some(umask) = self.umask {
+                libc::umask(umask as libc::mode_t);
+            }
+        }
+        // The raw call: glibc's wrapper would keep its internal signals (32, 33) as they are.
+        set_mask_raw(self.signal_mask).map_err(|e| (SetupStep::SignalMask, e))?;
+        self.mark_descriptors_cloexec()
+            .map_err(|e| (SetupStep::Descriptors, e))?;
+        if let Some(privileges) = self.privileges {
+            privileges.apply()?;
+        }
+        if let Some(cwd) = self.cwd {
+            // SAFETY: a NUL-terminated path built before fork.
+            if unsafe { libc::chdir(cwd.as_ptr()) } < 0 {
+                return Err((SetupStep::WorkingDir, io::Error::last_os_error()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Marks every descriptor ≥ 3 close-on-exec as the plan says (the status pipe must stay open
+    /// until exec, so close-on-exec rather than close).
+    fn mark_descriptors_cloexec(&self) -> io::Result<()> {
+        match self.descriptors {
+            DescriptorPlan::Keep => Ok(()),
+            DescriptorPlan::CloseRange => close_range_cloexec(3),
+            DescriptorPlan::List(fds) => {
+                for &fd in fds {
+                    // SAFETY: fcntl on a descriptor number; EBADF for one closed meanwhile is harmless.
+                    unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// dup2 onto 0, 1, 2 (dup2 clears close-on-exec on the copy). Async-signal-safe.
+fn dup_stdio(child: &[Option<OwnedFd>; 3]) -> io::Result<()> {
+    for (target, fd) in (0..).zip(child) {
+        if let Some(fd) = fd {
+            // SAFETY: both descriptors are valid in the child.
+            if unsafe { libc::dup2(fd.as_raw_fd(), target) } < 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// How the child closes inherited descriptors, decided before fork.
+pub(super) enum DescriptorPlan {
+    /// Leave them as they are ([`super::spawn::Descriptors::KeepInherited`]).
+    Keep,
+    /// `close_range(3, ~0, CLOSE_RANGE_CLOEXEC)` (Linux 5.11+).
+    CloseRange,
+    /// Older kernels: the agent's descriptors ≥ 3, read from /proc before fork.
+    List(Vec<RawFd>),
+}
+
+/// `close_range(first, ~0, CLOSE_RANGE_CLOEXEC)`. Async-signal-safe.
+pub(super) fn close_range_cloexec(first: u32) -> io::Result<()> {
+    // SAFETY: close_range with integer arguments only marks descriptors close-on-exec.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
     }
 }
