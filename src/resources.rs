@@ -1,6 +1,6 @@
 //! The container's real CPU and memory limits (cgroup v2, v1, hybrid; `SPARKVISOR_CGROUP_ROOT` for
-//! fixtures) and the Spark sizing policy derived from them (a pure function, documented in the README
-//! section "Sizing policy").
+//! fixtures) and the Spark sizing policy derived from them (a pure function, documented in
+//! docs/sizing.md).
 
 mod cgroup;
 pub mod oom;

@@ -3,7 +3,7 @@
 //! Pure parsing: this module reads the two files it is given and makes no system call (no NSS, no
 //! `getpwnam`), so a static binary behaves the same in every image and tests use fixture files.
 //!
-//! Resolution rules (README "Privileges and capabilities"):
+//! Resolution rules (docs/privileges.md):
 //! - `user` is a name (`spark`), a uid (`185`) or `user:group` (`185:185`, `spark:hadoop`).
 //! - A uid with no passwd entry works: its name is the uid as text, its home is `/`, its primary group
 //!   is the gid of the same number (never the root group by accident) and it has no supplementary

@@ -18,25 +18,12 @@
 mod common;
 mod docker_support;
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use docker_support::{
     container_ip, docker, image, pids_matching, prerequisites, proc_field, proc_status, repo,
-    unique, wait_for, Container,
+    unique, wait_for, Container, Network,
 };
-
-struct Network(String);
-
-impl Drop for Network {
-    fn drop(&mut self) {
-        let _ = Command::new("docker")
-            .args(["network", "rm", &self.0])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-    }
-}
 
 fn fixture(name: &str) -> String {
     repo()

@@ -15,30 +15,17 @@
 mod common;
 mod docker_support;
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use docker_support::{
     alive_workers, container_ip, docker, http_json, image, prerequisites, repo, run, unique,
-    wait_for, Container,
+    wait_for, Container, Network,
 };
 
 /// One cluster at a time: three JVMs per variant already fill the machine's two cores.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-/// A bridge network removed when dropped (after the containers on it, declared later).
-struct Network(String);
-
-impl Drop for Network {
-    fn drop(&mut self) {
-        let _ = Command::new("docker")
-            .args(["network", "rm", &self.0])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-    }
-}
 
 fn smoke(variant: &str, user_args: &[&str]) {
     if !prerequisites(&format!("official_smoke_test_{variant}")) {

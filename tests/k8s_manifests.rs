@@ -373,7 +373,7 @@ fn the_agent_resolves_the_configmap_cluster_file() {
     );
 }
 
-/// KubeDirector's role ids → sparkvisor roles (README "Kubernetes and KubeDirector").
+/// KubeDirector's role ids → sparkvisor roles (docs/manifests.md).
 const KD_ROLES: [(&str, &str); 3] = [
     ("spark-master", "master"),
     ("spark-worker", "worker"),

@@ -41,19 +41,6 @@ const APP_PREP_CONFIG_RUN_CMD: &str = "rm -f /opt/guestconfig/configure.* &&
 const STARTSCRIPT: &str = "/opt/guestconfig/*/startscript";
 const DOMAIN: &str = "kdhs-sv7qp.spark.svc.cluster.local";
 
-/// A user-defined network removed when dropped (after the containers, declared later).
-struct Network(String);
-
-impl Drop for Network {
-    fn drop(&mut self) {
-        let _ = Command::new("docker")
-            .args(["network", "rm", &self.0])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-    }
-}
-
 /// One KubeDirector member: a pod of a role, as a container with the pod's name and FQDN.
 struct Member {
     role_id: &'static str,

@@ -91,7 +91,7 @@ pub fn parse(file: &str, text: &str) -> Result<ConfigMeta, Diagnostic> {
     serde_json::from_str(text).map_err(|e| crate::config::cluster_file::json_diagnostic(file, &e))
 }
 
-/// KubeDirector role ids mapped to sparkvisor roles by default (README "Configuration inputs").
+/// KubeDirector role ids mapped to sparkvisor roles by default (docs/configuration.md).
 /// Ids not listed map to themselves.
 pub const DEFAULT_ROLE_MAP: &[(&str, &str)] = &[
     ("spark-master", "master"),

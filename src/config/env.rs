@@ -1,4 +1,4 @@
-//! The environment variables sparkvisor honours (README "Environment variables"), as tables.
+//! The environment variables sparkvisor honours (docs/configuration.md), as tables.
 
 /// Variables that set one setting each, in the order they are applied (a later row wins, so a
 /// legacy name is listed before the name that replaces it).

@@ -1,4 +1,4 @@
-//! Role definitions: one YAML file per role in the roles directory (schema in the README).
+//! Role definitions: one YAML file per role in the roles directory (schema in docs/roles.md).
 //!
 //! These types are the contract between parsing/validation (this module), rendering (`render`, which
 //! expands the `{{ }}` in commands, paths and environment values) and supervision (`supervisor`).

@@ -3,7 +3,7 @@
 //!
 //! [`Inputs::gather`] (in `config::inputs`) does all the reading (files, hostname, mounts);
 //! [`resolve_role`] and [`resolve`] are pure functions of the gathered inputs, so every precedence
-//! rule is unit-testable. Validation collects every problem before failing (README "Configuration
+//! rule is unit-testable. Validation collects every problem before failing (docs/configuration.md "Configuration
 //! inputs and precedence"); the value rules live in `config::validate`.
 
 use std::collections::BTreeMap;

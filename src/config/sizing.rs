@@ -1,4 +1,4 @@
-//! Sizing policy settings (README "Sizing policy"): their names and defaults. The policy itself is
+//! Sizing policy settings (docs/sizing.md): their names and defaults. The policy itself is
 //! in [`crate::resources`]; the names live here so config validation needs nothing from it.
 
 /// CPU overcommit factor: worker cores = floor(cpus × factor).

@@ -109,7 +109,7 @@ pub fn check_path(path: &str) -> Result<(), String> {
     }
 }
 
-/// Checks the value of a well-known setting (README "Environment variables"); others are free text.
+/// Checks the value of a well-known setting (docs/configuration.md "Environment variables"); others are free text.
 pub fn check_setting_value(key: &str, value: &str) -> Result<(), String> {
     use crate::config::sizing as knobs;
     match key {

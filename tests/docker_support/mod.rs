@@ -85,6 +85,20 @@ pub fn compose_command() -> Option<Vec<String>> {
     .clone()
 }
 
+/// A Docker network (created by the test) removed when dropped: declare it before the containers
+/// on it, so that they are dropped (removed) first.
+pub struct Network(pub String);
+
+impl Drop for Network {
+    fn drop(&mut self) {
+        let _ = Command::new("docker")
+            .args(["network", "rm", &self.0])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
 /// A unique name for this process and call: `svt-<pid>-<n>-<what>`.
 pub fn unique(what: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);

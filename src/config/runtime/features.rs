@@ -1,5 +1,5 @@
 //! Settings that switch on a Spark feature as a whole: they expand into the several
-//! spark-defaults.conf properties the feature needs (README "Environment variables",
+//! spark-defaults.conf properties the feature needs (docs/configuration.md "Environment variables",
 //! docs/services.md). A property the user set explicitly always wins over these.
 
 use super::{Layers, Origin, Props};
