@@ -105,6 +105,7 @@ pub fn run(role: Option<String>, command: Vec<OsString>) -> Result<i32, Fatal> {
     })?;
     let format = options.log_format;
     let shutdown_grace = options.shutdown_grace;
+    let reload_timeout = options.reload_timeout;
     let store = crate::logs::LogStore::new(crate::logs::DEFAULT_LINES_PER_SERVICE);
     let facts = NodeFacts {
         node: crate::status::wire::Node {
@@ -156,7 +157,9 @@ pub fn run(role: Option<String>, command: Vec<OsString>) -> Result<i32, Fatal> {
     let sys = HostSys::new(tx, store, format, users, base_env, inherited);
     let reload_role = role.clone();
     let mut current_files = prepared.files.clone();
-    let reload = move || -> Result<crate::supervisor::ReloadPlan, String> {
+    // Runs on a reload thread (never the supervisor's), within `reload_timeout`; it writes the
+    // new files only when the supervisor has not given it up meanwhile (the commit gate).
+    let reload = move |gate: &crate::supervisor::CommitGate| -> Result<crate::supervisor::ReloadPlan, String> {
         let users = crate::users::UserDb::system();
         let fresh =
             prepare_role(&env, reload_role.as_deref(), &users).map_err(|e| e.to_string())?;
@@ -166,6 +169,9 @@ pub fn run(role: Option<String>, command: Vec<OsString>) -> Result<i32, Fatal> {
             .filter(|f| !current_files.contains(f))
             .map(|f| f.path.clone())
             .collect();
+        if !gate.begin_commit() {
+            return Err("given up before writing: nothing written".into());
+        }
         crate::render::write_files(&fresh.files, None).map_err(|e| e.to_string())?;
         current_files = fresh.files;
         Ok(crate::supervisor::ReloadPlan {
@@ -180,6 +186,7 @@ pub fn run(role: Option<String>, command: Vec<OsString>) -> Result<i32, Fatal> {
             shutdown_grace,
             main: (!command.is_empty()).then_some(command),
             reload: Some(Box::new(reload)),
+            reload_timeout,
         },
     );
     let code = supervisor.run(&rx);

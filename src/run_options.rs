@@ -13,6 +13,10 @@ use crate::status::ServerOptions;
 /// Environment variable: the total time a shutdown may take (Docker's `stop -t`, default 10 s).
 pub const SHUTDOWN_GRACE_ENV: &str = "SPARKVISOR_SHUTDOWN_GRACE";
 
+/// Environment variable: how long a reload may take to load and render the new config before it
+/// is given up and the running config kept (default 30 s).
+pub const RELOAD_TIMEOUT_ENV: &str = "SPARKVISOR_RELOAD_TIMEOUT";
+
 /// Environment variable: the agent's log level (env_logger filter syntax).
 pub const LOG_ENV: &str = "SPARKVISOR_LOG";
 
@@ -23,6 +27,8 @@ pub struct RunOptions {
     pub log_format: LogFormat,
     /// The shutdown grace minus a safety margin (`SPARKVISOR_SHUTDOWN_GRACE`).
     pub shutdown_grace: Duration,
+    /// How long a reload may take (`SPARKVISOR_RELOAD_TIMEOUT`).
+    pub reload_timeout: Duration,
     /// The status socket (`SPARKVISOR_SOCKET`) and metrics listener (`SPARKVISOR_METRICS_ADDR`).
     pub server: ServerOptions,
 }
@@ -54,6 +60,20 @@ impl RunOptions {
             },
             None => with_margin(DEFAULT_GRACE),
         };
+        let reload_timeout = match env.get(RELOAD_TIMEOUT_ENV) {
+            Some(text) => match crate::config::role::DurationSpec::parse(text) {
+                Ok(d) if !d.0.is_zero() => d.0,
+                Ok(_) => {
+                    problem(RELOAD_TIMEOUT_ENV, "must be more than 0".into());
+                    crate::supervisor::reload::DEFAULT_TIMEOUT
+                }
+                Err(e) => {
+                    problem(RELOAD_TIMEOUT_ENV, e);
+                    crate::supervisor::reload::DEFAULT_TIMEOUT
+                }
+            },
+            None => crate::supervisor::reload::DEFAULT_TIMEOUT,
+        };
         let socket: std::path::PathBuf = match env.get(crate::status::SOCKET_ENV) {
             Some(p) if !p.is_empty() => p.into(),
             _ => crate::status::DEFAULT_SOCKET.into(),
@@ -73,6 +93,7 @@ impl RunOptions {
         problems.into_result(RunOptions {
             log_format,
             shutdown_grace,
+            reload_timeout,
             server,
         })
     }

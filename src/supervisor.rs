@@ -9,6 +9,7 @@
 
 mod gate;
 pub mod host;
+pub mod reload;
 pub mod sender;
 
 use std::collections::BTreeMap;
@@ -22,6 +23,7 @@ use crate::service::{self, Action, Event, Phase, Policy, ProbeKind, ServiceState
 
 use gate::Gate;
 pub use gate::{WaitOutcome, WaitTicket};
+pub use reload::{CommitGate, ReloadJob, ReloadOutcome, ReloadPlan, Reloader};
 
 /// How often a shutdown after a dead thread reaps without a SIGCHLD.
 const REAP_TICK: Duration = Duration::from_millis(50);
@@ -133,6 +135,8 @@ pub trait Sys {
     /// The OOM-kill counter of the agent's memory cgroup (services share it); None when the
     /// kernel does not provide one here.
     fn oom_kill_count(&self) -> Option<u64>;
+    /// Runs a reload's job off the supervisor thread and sends the message it returns.
+    fn start_reload(&mut self, job: ReloadJob);
 }
 
 /// What other threads tell the supervisor.
@@ -164,6 +168,13 @@ pub enum Msg {
     /// A thread of the agent panicked, failed or ended (reported by
     /// [`crate::sys::thread::spawn_critical`]): logged, every service stopped, exit code 70.
     ThreadDied(String),
+    /// A reload thread ended (see [`reload`]).
+    Reloaded {
+        /// Which reload.
+        id: u64,
+        /// The new services and changed files, or why loading failed.
+        result: Result<ReloadPlan, String>,
+    },
 }
 
 /// Operator requests (from the status socket).
@@ -216,6 +227,8 @@ pub struct Snapshot {
     /// The OOM-kill counter of the agent's memory cgroup now (every process in it, services or
     /// not, since the cgroup was created); None when there is no counter.
     pub oom_kills_total: Option<u64>,
+    /// The last reload's result (None: no reload yet).
+    pub last_reload: Option<ReloadOutcome>,
 }
 
 /// One service, as operators see it.
@@ -250,26 +263,16 @@ pub struct ServiceInfo {
     pub oom_kills: Option<u64>,
 }
 
-/// What a SIGHUP reload found: the newly expanded services and the rendered files that changed.
-#[derive(Debug, Clone, Default)]
-pub struct ReloadPlan {
-    /// Every service, freshly expanded.
-    pub services: Vec<ServiceDef>,
-    /// Rendered files whose contents changed.
-    pub changed_files: Vec<PathBuf>,
-}
-
-/// Re-resolves config and re-renders (SIGHUP). Runs on the supervisor thread.
-pub type Reloader = Box<dyn FnMut() -> Result<ReloadPlan, String> + Send>;
-
 /// Supervisor options.
 pub struct Options {
     /// Total time a shutdown may take before everything left gets SIGKILL.
     pub shutdown_grace: Duration,
     /// The main command (`run -- CMD`), started once the services are ready.
     pub main: Option<Vec<std::ffi::OsString>>,
-    /// SIGHUP handler; `None` ignores SIGHUP (logged).
+    /// SIGHUP handler, run off the supervisor thread; `None` ignores SIGHUP (logged).
     pub reload: Option<Reloader>,
+    /// How long a reload may take before it is given up (the running config is kept).
+    pub reload_timeout: Duration,
 }
 
 /// Why the agent is stopping.
@@ -336,7 +339,7 @@ pub struct Supervisor<S: Sys> {
     main: Option<MainProc>,
     shutdown: Option<ShutdownState>,
     grace: Duration,
-    reload: Option<Reloader>,
+    reloads: reload::Reloads,
     generation: u64,
     zombies_reaped: u64,
     /// The cgroup's OOM-kill counter when last read (at start and at unexplained SIGKILLs).
@@ -390,7 +393,7 @@ impl<S: Sys> Supervisor<S> {
             }),
             shutdown: None,
             grace: options.shutdown_grace,
-            reload: options.reload,
+            reloads: reload::Reloads::new(options.reload, options.reload_timeout),
             generation: 0,
             zombies_reaped: 0,
             oom_seen,
@@ -465,6 +468,7 @@ impl<S: Sys> Supervisor<S> {
             Msg::SignalFrom(sig, lineage) => self.signal_from(sig, &lineage),
             Msg::Signal(signo::HUP) => self.reload("SIGHUP"),
             Msg::ConfigChanged(path) => self.reload(&format!("{} changed", path.display())),
+            Msg::Reloaded { id, result } => self.reloaded(id, result),
             Msg::Signal(sig) => self.forward(sig),
             Msg::ProbeResult { ticket, ok } => self.probe_result(&ticket, ok),
             Msg::RemoteWaited { ticket, outcome } => self.remote_waited(ticket, &outcome),
@@ -493,6 +497,7 @@ impl<S: Sys> Supervisor<S> {
                 .collect(),
             zombies_reaped: self.zombies_reaped,
             oom_kills_total,
+            last_reload: self.reloads.last.clone(),
         }
     }
 
@@ -829,55 +834,10 @@ impl<S: Sys> Supervisor<S> {
         }
     }
 
-    fn reload(&mut self, why: &str) {
-        let Some(reload) = self.reload.as_mut() else {
-            log::info!("{why}: no reload configured");
-            return;
-        };
-        if self.shutdown.is_some() {
-            return;
-        }
-        let plan = match reload() {
-            Ok(plan) => plan,
-            Err(e) => {
-                log::error!("{why}: reload failed, keeping the running config: {e}");
-                return;
-            }
-        };
-        let restart = restart_set(
-            &self
-                .services
-                .iter()
-                .map(|m| m.def.clone())
-                .collect::<Vec<_>>(),
-            &plan,
-        );
-        log::info!(
-            "{why}: config reloaded ({} rendered file(s) changed), restarting {} service(s)",
-            plan.changed_files.len(),
-            restart.len()
-        );
-        for new in plan.services {
-            let Some(i) = self.services.iter().position(|m| m.def.name == new.name) else {
-                log::warn!(
-                    "{why}: new service {} needs a restart of the agent",
-                    new.name
-                );
-                continue;
-            };
-            if let Some(m) = self.services.get_mut(i) {
-                m.def = new;
-            }
-            if restart.contains(&i) {
-                log::info!("{}: config changed: restarting", self.name(i));
-                self.feed(i, Event::RestartRequested);
-            }
-        }
-    }
-
     /// Fires every due timer: service backoff/grace, probe attempts, exec probe timeouts, main kill.
     fn fire_timers(&mut self) {
         let now = self.sys.now();
+        self.reloads.expire(now);
         for i in 0..self.services.len() {
             let Some(m) = self.services.get(i) else {
                 continue;
@@ -934,7 +894,8 @@ impl<S: Sys> Supervisor<S> {
         });
         let main = self.main.as_ref().and_then(|m| m.pid.and(m.kill_at));
         let reap_tick = self.thread_died().then(|| self.sys.now() + REAP_TICK);
-        services.chain(main).chain(reap_tick).min()
+        let reload = self.reloads.deadline();
+        services.chain(main).chain(reap_tick).chain(reload).min()
     }
 
     /// A thread of the agent died: the shutdown then reaps on a [`REAP_TICK`] instead of waiting

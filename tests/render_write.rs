@@ -172,3 +172,64 @@ fn a_file_mounted_over_ours_is_left_alone() {
     assert!(conf.join("spark-defaults.conf").is_file());
     assert!(conf.join("log4j2.properties").is_file());
 }
+
+/// A file set whose second file cannot be written (its directory cannot be created, or is
+/// read-only for a non-root writer) leaves the first destination as it was: the set is written
+/// aside and switched in only when every file is written, and nothing temporary is left behind.
+#[test]
+fn a_set_that_fails_half_way_leaves_every_old_file_intact() {
+    let dir = common::TempDir::new("render-write-set");
+    let conf = dir.0.join("conf");
+    std::fs::create_dir_all(&conf).unwrap();
+    let first = conf.join("spark-defaults.conf");
+    std::fs::write(&first, "old = 1\n").unwrap();
+    // The second file's directory is a regular file: no writer, root included, can create it.
+    let blocked = dir.0.join("blocked");
+    std::fs::write(&blocked, "").unwrap();
+    let set = [
+        file(&first, "new = 2\n", 0o644, None),
+        file(&blocked.join("spark-env.sh"), "X=1\n", 0o644, None),
+    ];
+    let err = write_files(&set, None).unwrap_err();
+    assert!(err.to_string().contains("blocked"), "{err}");
+    assert_eq!(std::fs::read_to_string(&first).unwrap(), "old = 1\n");
+    let left: Vec<_> = std::fs::read_dir(&conf)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, vec![std::ffi::OsString::from("spark-defaults.conf")]);
+    // A read-only directory (only binding for a writer that is not root).
+    if !is_root() {
+        let ro = dir.0.join("ro");
+        std::fs::create_dir_all(&ro).unwrap();
+        std::fs::write(ro.join("spark-env.sh"), "OLD=1\n").unwrap();
+        std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o555)).unwrap();
+        let set = [
+            file(&first, "new = 2\n", 0o644, None),
+            file(&ro.join("spark-env.sh"), "X=1\n", 0o644, None),
+        ];
+        assert!(write_files(&set, None).is_err());
+        std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(std::fs::read_to_string(&first).unwrap(), "old = 1\n");
+        assert_eq!(
+            std::fs::read_to_string(ro.join("spark-env.sh")).unwrap(),
+            "OLD=1\n"
+        );
+    }
+    // And a set that can be written is switched in whole.
+    let ok = [
+        file(&first, "new = 2\n", 0o644, None),
+        file(&conf.join("spark-env.sh"), "X=1\n", 0o644, None),
+    ];
+    write_files(&ok, None).unwrap();
+    assert_eq!(std::fs::read_to_string(&first).unwrap(), "new = 2\n");
+    assert_eq!(
+        std::fs::read_to_string(conf.join("spark-env.sh")).unwrap(),
+        "X=1\n"
+    );
+    assert_eq!(
+        std::fs::read_dir(&conf).unwrap().count(),
+        2,
+        "no temporary files left"
+    );
+}

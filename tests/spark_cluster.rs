@@ -88,7 +88,13 @@ fn spark_master_and_worker_under_sparkvisor() {
     }
     let started = Instant::now();
     let repo = common::repo();
-    let (roles, templates) = (repo.join("roles"), repo.join("templates"));
+    // Root services: the role files must be ones they cannot change (copies owned by nobody).
+    let trusted = tempfile::tempdir().unwrap();
+    let copies = common::copies_owned_by_nobody(
+        &[&repo.join("roles"), &repo.join("templates")],
+        trusted.path(),
+    );
+    let (roles, templates) = (copies[0].clone(), copies[1].clone());
     let (master_port, master_ui, worker_ui) = (free_port(), free_port(), free_port());
     // A cgroup v2 fixture: 2 CPUs, 3 GiB.
     let cgroup = tempfile::tempdir().unwrap();

@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{free_port, wait_until};
+use common::free_port;
 use supervisor_support::*;
 
 /// A fake JDK: `bin/java` delegates the launcher to the real java, records everything else.
@@ -76,8 +76,17 @@ fn run_worker(home: &Path, jdk: &Path, role_yaml: &str, tag: &str, ports: (u16, 
     ] {
         std::fs::write(cgroup.join(file), text).unwrap();
     }
+    // Root services: the role files must be ones they cannot change (copies owned by nobody).
+    let copies = common::copies_owned_by_nobody(
+        &[
+            &scene.path().join("roles"),
+            &common::repo().join("templates"),
+        ],
+        scene.path(),
+    );
     let mut cmd = scene.agent(false, &["run", "--role", "worker"]);
-    cmd.env("SPARKVISOR_TEMPLATES", common::repo().join("templates"))
+    cmd.env("SPARKVISOR_ROLES", &copies[0])
+        .env("SPARKVISOR_TEMPLATES", &copies[1])
         .env("SPARKVISOR_CGROUP_ROOT", &cgroup)
         .env("SPARK_HOME", home)
         .env("JAVA_HOME", jdk)
@@ -97,7 +106,7 @@ fn run_worker(home: &Path, jdk: &Path, role_yaml: &str, tag: &str, ports: (u16, 
         );
     let mut agent = scene.start(&mut cmd);
     let argv_file = PathBuf::from(format!("{record}.argv"));
-    wait_until(Duration::from_secs(60), "the daemon's java started", || {
+    agent.wait_for(Duration::from_secs(60), "the daemon's java started", || {
         argv_file.exists()
     });
     agent.signal(false, libc::SIGTERM);
@@ -133,6 +142,14 @@ fn direct_launch_equals_spark_class() {
     let tmp = tempfile::tempdir().unwrap();
     let jdk = fake_jdk(tmp.path());
     let role = std::fs::read_to_string(common::repo().join("roles/worker.yaml")).unwrap();
+    // No master runs here: the worker's start-order gate (wait for an ALIVE master) is not what
+    // this test is about, so it is taken out of both variants.
+    let gate = "    wait_for:\n      http: [\"http://{{ spark.master_ui_endpoints }}/json/\"]\n      json: { status: ALIVE }\n      timeout: 180s\n";
+    assert!(
+        role.contains(gate),
+        "the worker role's wait_for changed: update this test"
+    );
+    let role = role.replace(gate, "");
     assert!(
         !role.contains("launch:"),
         "the built-in worker role must use the default launch"

@@ -1,5 +1,12 @@
-//! Writing rendered files: atomically (temp file in the same directory, then rename), with mode
-//! and owner; a destination the user mounted over is left alone and reported.
+//! Writing rendered files: atomically as a set, with mode and owner; a destination the user
+//! mounted over is left alone and reported.
+//!
+//! Every file is first written in full to a temporary file beside its destination; only when all
+//! of them are written are they renamed into place, one after the other. A failure while writing
+//! (a full disk, a read-only directory) removes the temporary files and leaves every destination
+//! as it was, so a failed reload never leaves the files half new, half old. Renames within one
+//! directory do not fail for lack of space; should one fail anyway, the files renamed before it are
+//! put back from copies of their previous contents taken before the switch.
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
@@ -59,6 +66,8 @@ pub fn write_files(
 ) -> Result<WriteReport, RenderError> {
     let mounts = mount_points();
     let mut report = WriteReport::default();
+    // (temporary file, destination) of every file written so far, switched in together at the end.
+    let mut staged: Vec<(PathBuf, PathBuf)> = Vec::new();
     // A non-root agent runs every service as itself (docs/kubernetes.md), so the files it writes
     // already belong to the services' user; it could not give them away anyway.
     let agent_is_root = crate::sys::process::current_ids().0 == 0;
@@ -67,6 +76,7 @@ pub fn write_files(
         if let Some((link, owner)) =
             super::paths::untrusted_link(&dest, root, crate::sys::peercred::effective_uid())
         {
+            discard(&staged);
             return Err(RenderError::Link {
                 path: dest,
                 link,
@@ -78,19 +88,76 @@ pub fn write_files(
             continue;
         }
         let owner = match (&file.owner, root) {
-            (Some(owner), None) if agent_is_root => {
-                Some(resolve_owner(owner).map_err(|reason| RenderError::Owner {
-                    path: dest.clone(),
-                    owner: owner.clone(),
-                    reason,
-                })?)
-            }
+            (Some(owner), None) if agent_is_root => match resolve_owner(owner) {
+                Ok(ids) => Some(ids),
+                Err(reason) => {
+                    discard(&staged);
+                    return Err(RenderError::Owner {
+                        path: dest.clone(),
+                        owner: owner.clone(),
+                        reason,
+                    });
+                }
+            },
             _ => None,
         };
-        write_atomically(&dest, file.contents.as_bytes(), file.mode, owner)?;
-        report.written.push(dest);
+        match stage(&dest, file.contents.as_bytes(), file.mode, owner) {
+            Ok(tmp) => staged.push((tmp, dest)),
+            Err(e) => {
+                discard(&staged);
+                return Err(e);
+            }
+        }
     }
+    switch(&staged)?;
+    report.written = staged.into_iter().map(|(_, dest)| dest).collect();
     Ok(report)
+}
+
+/// Removes staged temporary files (the destinations are untouched).
+fn discard(staged: &[(PathBuf, PathBuf)]) {
+    for (tmp, _) in staged {
+        let _ = fs::remove_file(tmp);
+    }
+}
+
+/// Renames every staged file into place. Each previous file is first kept under a second name (a
+/// hard link: same inode, mode and owner); when a rename fails, the destinations already switched
+/// get their previous file back (or are removed when there was none) and what is left staged is
+/// removed.
+fn switch(staged: &[(PathBuf, PathBuf)]) -> Result<(), RenderError> {
+    let backups: Vec<Option<PathBuf>> = staged
+        .iter()
+        .map(|(tmp, dest)| {
+            let backup = tmp.with_extension("old");
+            let _ = fs::remove_file(&backup);
+            fs::hard_link(dest, &backup).ok().map(|()| backup)
+        })
+        .collect();
+    let mut result = Ok(());
+    for (i, (tmp, dest)) in staged.iter().enumerate() {
+        if let Err(source) = fs::rename(tmp, dest) {
+            for ((_, done), backup) in staged.iter().zip(&backups).take(i) {
+                let restored = match backup {
+                    Some(backup) => fs::rename(backup, done),
+                    None => fs::remove_file(done),
+                };
+                if let Err(e) = restored {
+                    log::error!("{}: cannot restore the previous file: {e}", done.display());
+                }
+            }
+            discard(staged.get(i..).unwrap_or_default());
+            result = Err(RenderError::Io {
+                path: dest.clone(),
+                source,
+            });
+            break;
+        }
+    }
+    for backup in backups.iter().flatten() {
+        let _ = fs::remove_file(backup);
+    }
+    result
 }
 
 /// Where `path` is written: itself, or re-rooted under `root` (`render --out`); normalised either
@@ -102,12 +169,14 @@ pub fn destination(path: &Path, root: Option<&Path>) -> PathBuf {
     }
 }
 
-fn write_atomically(
+/// Writes `contents` to a temporary file beside `dest` (same directory, so the rename that puts it
+/// in place is atomic) with its mode and owner; returns the temporary file's path.
+fn stage(
     dest: &Path,
     contents: &[u8],
     mode: u32,
     owner: Option<(Option<u32>, Option<u32>)>,
-) -> Result<(), RenderError> {
+) -> Result<PathBuf, RenderError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
         move |source| RenderError::Io { path, source }
@@ -133,16 +202,18 @@ fn write_atomically(
         if let Some((uid, gid)) = owner {
             std::os::unix::fs::fchown(&f, uid, gid).map_err(io(&tmp))?;
         }
-        f.write_all(contents).map_err(io(&tmp))?;
         // No fsync: the rename already makes the switch atomic for readers, and every start renders
         // the files again, so surviving a power loss buys nothing, while an fsync costs 2-15 ms per
         // file (the whole start budget is 5 ms).
-        fs::rename(&tmp, dest).map_err(io(dest))
+        f.write_all(contents).map_err(io(&tmp))
     })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
+    match result {
+        Ok(()) => Ok(tmp),
+        Err(e) => {
+            let _ = fs::remove_file(&tmp);
+            Err(e)
+        }
     }
-    result
 }
 
 /// `uid[:gid]` or `user[:group]`, names looked up in /etc/passwd and /etc/group (`users`).

@@ -344,6 +344,7 @@ pub(crate) mod tests {
                     zombies_reaped: 3,
                     started_at: 1000,
                     oom_kills_total: Some(0),
+                    last_reload: None,
                 },
             })
         }

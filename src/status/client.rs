@@ -538,6 +538,19 @@ pub fn table(status: &Status, now: u64, colour: bool) -> String {
     for (row, s) in rows.iter().zip(&status.services) {
         push_row(row, Some(s.state));
     }
+    if let Some(r) = &status.agent.last_reload {
+        let _ = writeln!(
+            out,
+            "last reload: {} {}s ago: {}",
+            if r.ok {
+                "ok"
+            } else {
+                "FAILED (running config kept)"
+            },
+            now.saturating_sub(r.at),
+            r.message
+        );
+    }
     out
 }
 
@@ -617,6 +630,7 @@ mod tests {
                 zombies_reaped: 0,
                 started_at: 0,
                 oom_kills_total: Some(0),
+                last_reload: None,
             },
         };
         let plain = table(&status, 1000 + 3723, false);

@@ -187,6 +187,7 @@ mod tests {
                 zombies_reaped: 7,
                 started_at: 5,
                 oom_kills_total: Some(2),
+                last_reload: None,
             },
         };
         let text = render(&status);

@@ -41,7 +41,7 @@ pub fn unsafe_dir(dir: &Path, agent_uid: u32) -> Option<String> {
     None
 }
 
-/// A root agent makes the socket's directory its own (root, 0755) when the image gave it to the
+/// A root agent makes the image's socket directory its own (root, 0755) when the image gave it to the
 /// service user (`/run/sparkvisor` belongs to `spark` so that a non-root agent can listen there).
 /// This runs at start, before any service exists, so no service can race it; a symbolic link is
 /// never followed or changed (it stays unsafe and is refused by [`unsafe_dir`]).

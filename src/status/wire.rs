@@ -154,6 +154,20 @@ pub struct Agent {
     /// created); `None` when the kernel provides no counter there.
     #[serde(default)]
     pub oom_kills_total: Option<u64>,
+    /// The last reload's result (SIGHUP, a rewritten config file); `None` before the first.
+    #[serde(default)]
+    pub last_reload: Option<LastReload>,
+}
+
+/// How the last reload ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastReload {
+    /// When it ended or was given up (unix seconds).
+    pub at: u64,
+    /// The new config runs (false: it failed and the running config was kept).
+    pub ok: bool,
+    /// What triggered it and what happened.
+    pub message: String,
 }
 
 /// `GET /v1/status`: the whole node.
@@ -417,6 +431,7 @@ mod tests {
                 zombies_reaped: 0,
                 started_at: 0,
                 oom_kills_total: Some(0),
+                last_reload: None,
             },
         };
         let h = Health::of(&status);

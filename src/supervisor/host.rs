@@ -266,6 +266,27 @@ impl Sys for HostSys {
     fn oom_kill_count(&self) -> Option<u64> {
         self.oom.read()
     }
+
+    fn start_reload(&mut self, job: crate::supervisor::ReloadJob) {
+        let tx = self.tx.clone();
+        // A panic in the reloader is a bug, reported like any thread's death (orderly stop, 70).
+        let started = thread::spawn_critical(
+            "reload",
+            "reload".into(),
+            None,
+            Lifetime::Task,
+            on_death(self.tx.clone()),
+            move || {
+                // The supervisor may have finished meanwhile: nobody is left to tell.
+                let _ = tx.send(job());
+                Ok(())
+            },
+        );
+        if let Err(e) = started {
+            // The reload's deadline reports it as failed.
+            log::error!("cannot start a reload thread: {e}");
+        }
+    }
 }
 
 /// ESRCH ("no such process"): the target already ended, which is not worth a warning.
@@ -446,6 +467,11 @@ impl SupervisorHandle {
                 zombies_reaped: snap.zombies_reaped,
                 started_at: self.started_at,
                 oom_kills_total: snap.oom_kills_total,
+                last_reload: snap.last_reload.as_ref().map(|r| wire::LastReload {
+                    at: unix_secs(r.at),
+                    ok: r.ok,
+                    message: r.message.clone(),
+                }),
             },
         }
     }
@@ -551,6 +577,7 @@ mod tests {
                 zombies_reaped: 0,
                 started_at: 0,
                 oom_kills_total: None,
+                last_reload: None,
             },
         };
         assert_eq!(wire::Health::of(&status).reasons, Vec::<String>::new());

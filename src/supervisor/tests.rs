@@ -20,6 +20,8 @@ struct World {
     fail_spawn: BTreeMap<String, ProcessEnd>,
     /// The cgroup's OOM-kill counter (None: no counter).
     oom_kills: Option<u64>,
+    /// Reload jobs started, not yet run (a test runs them, or lets them stall).
+    reloads: Vec<ReloadJob>,
 }
 
 #[derive(Clone)]
@@ -128,6 +130,10 @@ impl Sys for FakeSys {
     fn oom_kill_count(&self) -> Option<u64> {
         self.0.borrow().oom_kills
     }
+    fn start_reload(&mut self, job: ReloadJob) {
+        self.0.borrow_mut().log.push("reload started".into());
+        self.0.borrow_mut().reloads.push(job);
+    }
 }
 
 fn spec(after: &[&str]) -> ServiceSpec {
@@ -170,6 +176,7 @@ fn supervisor(
             shutdown_grace: Duration::from_secs(9),
             main,
             reload: None,
+            reload_timeout: Duration::from_secs(5),
         },
     );
     s.advance();
@@ -554,13 +561,22 @@ fn sighup_reload_restarts_the_changed_service() {
         Options {
             shutdown_grace: Duration::from_secs(9),
             main: None,
-            reload: Some(Box::new(move || Ok(plan.clone()))),
+            reload: Some(Box::new(move |_| Ok(plan.clone()))),
+            reload_timeout: Duration::from_secs(5),
         },
     );
     s.advance();
     sys.clear();
     deliver(&mut s, Msg::Signal(signo::HUP));
-    assert_eq!(sys.log(), vec!["killpg a 15"]);
+    assert_eq!(
+        sys.log(),
+        vec!["reload started"],
+        "the reload runs off the loop"
+    );
+    let job = sys.0.borrow_mut().reloads.pop().unwrap();
+    deliver(&mut s, job());
+    assert_eq!(sys.log(), vec!["reload started", "killpg a 15"]);
+    assert!(s.snapshot().last_reload.unwrap().ok);
     sys.exit("a", ProcessEnd::Signaled(15));
     deliver(&mut s, Msg::Signal(signo::CHLD));
     assert_eq!(sys.log().last().unwrap(), "spawn a");
@@ -900,4 +916,57 @@ fn a_drain_that_never_finishes_ends_at_its_grace_then_term_then_kill() {
         ),
     );
     assert_eq!(sys.log(), vec!["killpg w 15"]);
+}
+
+#[test]
+fn a_stalled_reload_is_given_up_at_its_deadline_and_never_applied() {
+    let sys = FakeSys::new();
+    let a = def("a", spec(&[]));
+    let mut a2 = a.clone();
+    a2.spec.command = vec!["y".into()];
+    let plan = ReloadPlan {
+        services: vec![a2],
+        changed_files: vec![],
+    };
+    let mut s = Supervisor::new(
+        sys.clone(),
+        vec![a],
+        Options {
+            shutdown_grace: Duration::from_secs(9),
+            main: None,
+            reload: Some(Box::new(move |gate: &CommitGate| {
+                assert!(!gate.begin_commit(), "an abandoned reload may not write");
+                Ok(plan.clone())
+            })),
+            reload_timeout: Duration::from_secs(5),
+        },
+    );
+    s.advance();
+    sys.clear();
+    deliver(&mut s, Msg::Signal(signo::HUP));
+    assert_eq!(s.next_deadline(), Some(sys.now() + Duration::from_secs(5)));
+    // Meanwhile the service crashes and is restarted as usual.
+    sys.exit("a", ProcessEnd::Exited(1));
+    deliver(&mut s, Msg::Signal(signo::CHLD));
+    sys.advance(Duration::from_millis(200));
+    tick(&mut s);
+    assert_eq!(sys.log().last().unwrap(), "spawn a");
+    // A second SIGHUP while the first runs does not start another thread.
+    deliver(&mut s, Msg::Signal(signo::HUP));
+    assert_eq!(
+        sys.log().iter().filter(|l| *l == "reload started").count(),
+        1
+    );
+    sys.advance(Duration::from_secs(5));
+    tick(&mut s);
+    let last = s.snapshot().last_reload.unwrap();
+    assert!(!last.ok);
+    assert!(last.message.contains("did not finish"), "{}", last.message);
+    assert_eq!(s.reloads.deadline(), None);
+    // It ends late: its result is discarded.
+    let job = sys.0.borrow_mut().reloads.pop().unwrap();
+    sys.clear();
+    deliver(&mut s, job());
+    assert!(sys.log().is_empty(), "{:?}", sys.log());
+    assert_eq!(s.services[0].def.spec.command, vec!["x".to_string()]);
 }

@@ -4,7 +4,7 @@
 #![allow(dead_code)] // each test file uses a different subset
 
 use std::io::{Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -180,4 +180,37 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// Copies `dirs` (roles, templates) under `into` and gives the copies to uid/gid 65534 (nobody),
+/// 0755/0644: a root agent refuses role and template files that one of its services could change
+/// (docs/reliability.md), and a test whose services run as root (`SPARK_DAEMON_USER=root`, since
+/// pyspark lives under /root here) must not configure them with root-owned files. Returns the copies.
+pub fn copies_owned_by_nobody(dirs: &[&Path], into: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for dir in dirs {
+        let name = format!("nobody-{}", dir.file_name().unwrap().to_string_lossy());
+        let copy = into.join(name);
+        let status = std::process::Command::new("cp")
+            .arg("-r")
+            .arg(dir)
+            .arg(&copy)
+            .status()
+            .unwrap();
+        assert!(status.success(), "cp -r {}", dir.display());
+        let status = std::process::Command::new("chown")
+            .args(["-R", "65534:65534"])
+            .arg(&copy)
+            .status()
+            .unwrap();
+        assert!(status.success(), "chown {}", copy.display());
+        let status = std::process::Command::new("chmod")
+            .args(["-R", "go-w"])
+            .arg(&copy)
+            .status()
+            .unwrap();
+        assert!(status.success(), "chmod {}", copy.display());
+        out.push(copy);
+    }
+    out
 }

@@ -102,6 +102,7 @@ impl Backend for FakeBackend {
                 zombies_reaped: 7,
                 started_at: 1_700_000_000,
                 oom_kills_total: Some(0),
+                last_reload: None,
             },
         })
     }
