@@ -50,7 +50,7 @@ pub fn run(role: Option<String>, command: Vec<OsString>) -> Result<i32, Fatal> {
     if let Some(signo) = crate::sys::interrupt::stop_requested() {
         log::info!(
             "{} during start-up: nothing was started, exiting",
-            crate::sys::signals::signal_name(signo)
+            crate::signal_names::signal_name(signo)
         );
         return Ok(crate::error::exit_code::OK);
     }

@@ -82,7 +82,7 @@ pub fn run(timeout_secs: u64) -> Result<i32, Fatal> {
         crate::errln!("sparkvisor: decommission: no Spark executor JVM among PID 1's children");
         return Ok(exit_code::FAILURE);
     }
-    let pwr = crate::sys::signals::signal_by_name("PWR").unwrap_or(30);
+    let pwr = crate::signal_names::signal_by_name("PWR").unwrap_or(30);
     for pid in &pids {
         match crate::sys::process::send_signal(*pid, pwr) {
             Ok(()) => crate::outln!("decommission: SIGPWR sent to executor pid {pid}"),

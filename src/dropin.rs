@@ -377,7 +377,7 @@ pub fn pid1_runs_a_command() -> bool {
     if !matches!(name, "sparkvisor" | "tini" | "docker-init") {
         return false;
     }
-    crate::cli::runs_a_command(&args)
+    crate::cli::mode::runs_a_command(&args)
 }
 
 #[cfg(test)]

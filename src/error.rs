@@ -13,7 +13,7 @@ pub mod exit_code {
     /// The command was not found.
     pub const NOT_FOUND: i32 = 127;
     /// Base added to a signal number when a process was killed by a signal.
-    pub const SIGNAL_BASE: i32 = 128;
+    pub const SIGNAL_BASE: i32 = crate::process_end::SIGNAL_BASE;
     /// EX_CONFIG from sysexits.h: invalid configuration, role or template. Nothing was started.
     pub const CONFIG: i32 = 78;
     /// EX_UNAVAILABLE: the status socket could not be reached (CLI client commands).
@@ -175,26 +175,6 @@ impl From<Diagnostics> for Fatal {
     }
 }
 
-/// How a process ended, as the reaper saw it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ProcessEnd {
-    /// Exited with this code.
-    Exited(i32),
-    /// Killed by this signal number.
-    Signaled(i32),
-}
-
-impl ProcessEnd {
-    /// The shell-style code: the exit code, or 128 + signal, modulo 256.
-    pub fn code(self) -> i32 {
-        match self {
-            ProcessEnd::Exited(c) => c & 0xff,
-            ProcessEnd::Signaled(s) => (exit_code::SIGNAL_BASE + s) & 0xff,
-        }
-    }
-    /// True for exit code 0.
-    pub fn success(self) -> bool {
-        self == ProcessEnd::Exited(0)
-    }
-}
+/// How a process ended: a pure type of its own ([`crate::process_end`]) so that `service`,
+/// `status::wire` and `config` can use it without this module; re-exported under its old path.
+pub use crate::process_end::ProcessEnd;

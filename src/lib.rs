@@ -11,10 +11,14 @@
 //! - [`status`]: the operator socket (server, wire types, client);
 //! - [`tini`]: the tini-compatible single-child mode;
 //! - [`users`]: users and groups from /etc/passwd and /etc/group (pure parsing);
-//! - [`sys`]: every `unsafe`, `nix` and `caps` call, behind a narrow seam.
+//! - [`sys`]: every `unsafe` block and system call (`nix`, `caps`), behind a narrow seam;
+//! - [`signal_names`] and [`process_end`]: pure name tables and values shared by config, service and
+//!   status without depending on `sys`.
 
 // Writes to stdout/stderr go through `output` (a closed pipe must never panic PID 1 or the CLI).
 #![deny(clippy::print_stdout, clippy::print_stderr)]
+// Every `unsafe` block lives in `sys` (DESIGN.md §3): the compiler refuses one anywhere else.
+#![deny(unsafe_code)]
 
 pub mod access;
 pub mod app;
@@ -35,15 +39,18 @@ pub mod mountinfo;
 pub mod node;
 pub mod output;
 pub mod probe;
+pub mod process_end;
 pub mod procfs;
 pub mod remote_wait;
 pub mod render;
 pub mod resources;
 pub mod run_options;
 pub mod service;
+pub mod signal_names;
 pub mod spark_launch;
 pub mod status;
 pub mod supervisor;
+#[allow(unsafe_code)]
 pub mod sys;
 pub mod tini;
 pub mod users;

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 /// Where the kernel lists this process's mounts.
-pub const SELF_MOUNTINFO: &str = "/proc/self/mountinfo";
+pub use crate::procfs::SELF_MOUNTINFO;
 
 /// One line of mountinfo: `ID PARENT MAJ:MIN ROOT MOUNT_POINT OPTIONS [OPTIONAL...] - FSTYPE
 /// SOURCE SUPER_OPTIONS`.

@@ -198,7 +198,7 @@ impl Node {
             match crate::supervisor::ServiceDef::new(
                 &name,
                 spec,
-                crate::sys::signals::signal_by_name,
+                crate::signal_names::signal_by_name,
             ) {
                 Ok(def) => defs.push(def),
                 Err(e) => problems.push(Diagnostic::new(file.clone(), e)),

@@ -21,11 +21,15 @@ pub fn read(path: impl AsRef<Path>) -> std::io::Result<String> {
     String::from_utf8(buf).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }
 
+/// Where the kernel lists this process's mounts (parsed by [`crate::mountinfo`], which reads it
+/// through [`self_mountinfo`]; the path lives here so the two modules do not import each other).
+pub const SELF_MOUNTINFO: &str = "/proc/self/mountinfo";
+
 /// `/proc/self/mountinfo`, read on first use and kept for the life of the process (empty when it
 /// cannot be read).
 pub fn self_mountinfo() -> &'static str {
     static TEXT: OnceLock<String> = OnceLock::new();
-    TEXT.get_or_init(|| read(crate::mountinfo::SELF_MOUNTINFO).unwrap_or_default())
+    TEXT.get_or_init(|| read(SELF_MOUNTINFO).unwrap_or_default())
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 //! - [`context`]: the template context ([`build_context`]) and the sample inputs `check` uses;
 //! - [`escape`]: one escape function per format, applied to every `{{ }}` string value;
 //! - [`templates`]: the templates directory loaded into tera (includes only from there);
-//! - [`write`]: atomic writes with mode and owner, mount points left alone.
+//! - [`mod@write`]: atomic writes with mode and owner, mount points left alone.
 
 pub mod bounds;
 pub mod context;

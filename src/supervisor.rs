@@ -224,8 +224,6 @@ pub struct Snapshot {
     pub services: Vec<ServiceInfo>,
     /// Processes reaped that were neither services, probes nor the main command.
     pub zombies_reaped: u64,
-    /// The agent is shutting down.
-    pub shutting_down: bool,
     /// The OOM-kill counter of the agent's memory cgroup now (every process in it, services or
     /// not, since the cgroup was created); None when there is no counter.
     pub oom_kills_total: Option<u64>,
@@ -498,7 +496,6 @@ impl<S: Sys> Supervisor<S> {
                 .filter_map(|i| self.info(i, now, oom_kills_total.is_some()))
                 .collect(),
             zombies_reaped: self.zombies_reaped,
-            shutting_down: self.shutdown.is_some(),
             oom_kills_total,
             last_reload: self.reloads.last.clone(),
         }
@@ -1052,7 +1049,7 @@ fn has_process(s: &ServiceState) -> bool {
 pub fn describe(end: ProcessEnd) -> String {
     match end {
         ProcessEnd::Exited(c) => format!("exit code {c}"),
-        ProcessEnd::Signaled(s) => match crate::sys::signals::short_signal_name(s) {
+        ProcessEnd::Signaled(s) => match crate::signal_names::short_signal_name(s) {
             Some(name) => format!("killed by signal {s} ({name})"),
             None => format!("killed by signal {s}"),
         },

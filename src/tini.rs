@@ -8,11 +8,10 @@ use std::ffi::{OsStr, OsString};
 use std::io::Write;
 
 use crate::error::{exit_code, ProcessEnd};
+use crate::signal_names::{signal_by_name, signal_name};
 use crate::sys::process;
 use crate::sys::reaper::reap_children;
-use crate::sys::signals::{
-    block_signals, signal_by_name, signal_name, SignalReader, SIGCHLD, SIGTTIN, SIGTTOU,
-};
+use crate::sys::signals::{block_signals, SignalReader, SIGCHLD, SIGTTIN, SIGTTOU};
 use crate::sys::spawn::{spawn, SpawnError, SpawnSpec};
 
 /// The tini release whose behaviour (and `--version` shape, parsed by `docker info`) we reproduce.
@@ -253,7 +252,7 @@ Licensed under the Apache License, Version 2.0: https://www.apache.org/licenses/
 Behaviour modelled on tini (MIT, Copyright (c) 2015 Thomas Orozco).
 ";
 
-/// Runs tini mode with the arguments after argv[0]; returns the exit code.
+/// Runs tini mode with the arguments after `argv[0]`; returns the exit code.
 /// `invoked_as_tini` selects tini's `--version` text (`tini version X.Y.Z - git.HASH`).
 pub fn main(args: &[std::ffi::OsString], invoked_as_tini: bool) -> i32 {
     // Output errors (a closed stdout) are ignored: `print!` would panic, and PID 1 must not.

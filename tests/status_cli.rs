@@ -34,7 +34,6 @@ fn status_prints_a_plain_table_when_not_on_a_tty() {
         s.last_exit = Some(sparkvisor::status::wire::LastExit {
             code: Some(1),
             signal: None,
-            at: None,
         });
     });
     let t = start(backend, |_| {});

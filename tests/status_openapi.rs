@@ -206,10 +206,9 @@ fn real_answers_match_the_schemas() {
         s.state = ServiceState::Backoff;
         s.ready = false;
         s.pid = None;
-        s.last_exit = Some(LastExit::from_end(
-            sparkvisor::error::ProcessEnd::Signaled(9),
-            Some(5),
-        ));
+        s.last_exit = Some(LastExit::from_end(sparkvisor::error::ProcessEnd::Signaled(
+            9,
+        )));
     });
     let t = start(backend, |_| {});
     let get = |path: &str| {

@@ -15,8 +15,8 @@ use std::time::Duration;
 
 pub use prepare::prepare;
 
+use crate::config::model::source_location;
 use crate::config::role::LoadedRole;
-use crate::config::runtime::source_location;
 use crate::config::{ResolvedConfig, Source, Sourced};
 use crate::error::Diagnostic;
 

@@ -14,6 +14,7 @@ pub mod recovery;
 pub mod role;
 pub mod runtime;
 pub mod scan;
+pub mod sizing;
 pub mod trust;
 pub mod units;
 pub mod validate;

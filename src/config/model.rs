@@ -153,3 +153,17 @@ pub struct ResolvedConfig {
     /// Secrets by name (`spark.authenticate.secret`, ...). Never printed.
     pub secrets: BTreeMap<String, Secret>,
 }
+
+/// The file (or pseudo-file such as `env SPARK_MODE`) a value from `source` is reported against.
+pub fn source_location(source: &Source) -> String {
+    match source {
+        Source::Default => "built-in default".to_string(),
+        Source::Role { file } | Source::ClusterFile { file } => file.clone(),
+        Source::ConfigMeta { file, .. } => file.clone(),
+        Source::Env { name } => format!("env {name}"),
+        Source::SecretFile { file, .. } => file.clone(),
+        Source::Derived { from } => format!("derived {from}"),
+        Source::System { from } => from.clone(),
+        Source::Cli { flag } => format!("command line {flag}"),
+    }
+}

@@ -199,7 +199,7 @@ pub fn role_file(dir: &Path, name: &str) -> PathBuf {
 /// reported at once, each with its file and (where known) line and column.
 pub fn load_role(dir: &Path, name: &str) -> Result<LoadedRole, Diagnostics> {
     let mut diags = Diagnostics::default();
-    if let Err(why) = crate::config::runtime::check_role_name(name) {
+    if let Err(why) = crate::config::validate::check_role_name(name) {
         diags.push(Diagnostic::new(
             role_file(dir, name).display().to_string(),
             why,
@@ -253,32 +253,6 @@ pub fn load_role_with_addons(
     diags.into_result(role)
 }
 
-/// Loads every role in `dir` (`*.yaml`, `*.yml`), reporting the problems of all of them at once.
-pub fn load_all_roles(dir: &Path) -> Result<Vec<LoadedRole>, Diagnostics> {
-    let names = list_role_names(dir).map_err(|e| {
-        Diagnostics::from(Diagnostic::new(
-            dir.display().to_string(),
-            format!("cannot read the roles directory: {e}"),
-        ))
-    })?;
-    let mut roles = Vec::new();
-    let mut diags = Diagnostics::default();
-    for name in names {
-        match load_role(dir, &name) {
-            Ok(role) => roles.push(role),
-            Err(d) => {
-                // An included role's problems show up once, not once per includer.
-                for one in d.0 {
-                    if !diags.0.contains(&one) {
-                        diags.push(one);
-                    }
-                }
-            }
-        }
-    }
-    diags.into_result(roles)
-}
-
 /// The role names in `dir`, sorted.
 pub fn list_role_names(dir: &Path) -> std::io::Result<Vec<String>> {
     let mut names = BTreeSet::new();
@@ -296,7 +270,7 @@ pub fn list_role_names(dir: &Path) -> std::io::Result<Vec<String>> {
 
 /// A role name as the config resolver accepts it (`config::runtime::check_role_name`).
 fn valid_role_name(name: &str) -> bool {
-    crate::config::runtime::check_role_name(name).is_ok()
+    crate::config::validate::check_role_name(name).is_ok()
 }
 
 /// One file to render.

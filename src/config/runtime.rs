@@ -25,19 +25,7 @@ pub use crate::config::validate::{
     check_role_name, check_setting_key, check_setting_value, RESERVED_ROOTS,
 };
 
-/// The file (or pseudo-file such as `env SPARK_MODE`) a value from `source` is reported against.
-pub fn source_location(source: &Source) -> String {
-    match source {
-        Source::Default => "built-in default".to_string(),
-        Source::Role { file } | Source::ClusterFile { file } => file.clone(),
-        Source::ConfigMeta { file, .. } => file.clone(),
-        Source::Env { name } => format!("env {name}"),
-        Source::SecretFile { file, .. } => file.clone(),
-        Source::Derived { from } => format!("derived {from}"),
-        Source::System { from } => from.clone(),
-        Source::Cli { flag } => format!("command line {flag}"),
-    }
-}
+pub use crate::config::model::source_location;
 
 /// Where a value was given: its source, and a position for diagnostics when it is in a file.
 #[derive(Debug, Clone)]

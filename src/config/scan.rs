@@ -28,7 +28,7 @@ fn boundary(c: char) -> bool {
 impl KeyIndex {
     /// Scans `text` once. For every `:` the candidate keys are the texts between a boundary
     /// character (or the line's start) and the `:` (an optional closing quote and blanks between),
-    /// looking back at most [`MAX_KEY`] bytes: the same keys the old per-key search found.
+    /// looking back at most `MAX_KEY` bytes: the same keys the old per-key search found.
     pub fn new(text: &str) -> KeyIndex {
         let mut index = HashMap::new();
         for (line_no, line) in text.lines().enumerate() {

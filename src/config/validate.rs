@@ -111,7 +111,7 @@ pub fn check_path(path: &str) -> Result<(), String> {
 
 /// Checks the value of a well-known setting (docs/configuration.md "Environment variables"); others are free text.
 pub fn check_setting_value(key: &str, value: &str) -> Result<(), String> {
-    use crate::resources::knobs;
+    use crate::config::sizing as knobs;
     match key {
         "spark.worker_cores" => units::parse_cores(value).map(drop),
         "spark.worker_memory" | "spark.daemon_memory" => units::parse_memory_mb(value).map(drop),

@@ -9,7 +9,7 @@ use crate::config::validate::RESERVED_ROOTS;
 use crate::config::{model::NodeIdentity, ResolvedConfig, Secret, Source, Sourced};
 use crate::resources::{Resources, Sizing};
 
-/// The template context (JSON object): `node` {hostname, fqdn}, `role` (name), `peers` {role: [fqdn]},
+/// The template context (JSON object): `node` {hostname, fqdn}, `role` (name), `peers` {role: \[fqdn\]},
 /// `resources` (as detected), `sizing` {cpus, worker_cores, worker_memory_mb, daemon_memory_mb, memory_mb, overhead_mb} as
 /// plain numbers (absent when there is no sizing), `spark_conf` {key: value}, `secrets` {name: value},
 /// `settings` {dotted key: value}, and every dotted setting nested at the top level

@@ -9,7 +9,7 @@ use super::{
     Action, AfterStop, Event, Phase, Policy, ProbeKind, ServiceState, Timer, TimerKind, Verdict,
 };
 use crate::config::role::RestartPolicy;
-use crate::error::ProcessEnd;
+use crate::process_end::ProcessEnd;
 
 /// Applies one event to one service.
 pub fn step(

@@ -16,7 +16,7 @@ pub mod fsm;
 use std::time::{Duration, Instant};
 
 use crate::config::role::{BackoffSpec, RestartPolicy};
-use crate::error::ProcessEnd;
+use crate::process_end::ProcessEnd;
 
 pub use backoff::{Backoff, Verdict};
 pub use fsm::step;

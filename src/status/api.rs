@@ -308,7 +308,6 @@ pub(crate) mod tests {
                 last_exit: Some(LastExit {
                     code: Some(1),
                     signal: None,
-                    at: Some(999),
                 }),
                 ready,
                 healthy: None,

@@ -600,7 +600,6 @@ mod tests {
             last_exit: Some(LastExit {
                 code: None,
                 signal: Some(9),
-                at: None,
             }),
             ready: true,
             healthy: None,

@@ -164,7 +164,6 @@ mod tests {
             last_exit: Some(LastExit {
                 code: None,
                 signal: Some(9),
-                at: None,
             }),
             ready: false,
             healthy: None,

@@ -73,23 +73,19 @@ pub struct LastExit {
     pub code: Option<i32>,
     /// Signal number, when the process was killed by a signal.
     pub signal: Option<i32>,
-    /// When it ended (unix seconds).
-    pub at: Option<u64>,
 }
 
 impl LastExit {
     /// Builds the wire form of a reaped process's end.
-    pub fn from_end(end: ProcessEnd, at: Option<u64>) -> Self {
+    pub fn from_end(end: ProcessEnd) -> Self {
         match end {
             ProcessEnd::Exited(code) => Self {
                 code: Some(code),
                 signal: None,
-                at,
             },
             ProcessEnd::Signaled(signal) => Self {
                 code: None,
                 signal: Some(signal),
-                at,
             },
         }
     }
@@ -358,15 +354,15 @@ pub struct ErrorBody {
 }
 
 /// Parses a signal given as a name (`TERM`, `SIGTERM`, `term`, `RTMIN+2`) or a number (`15`),
-/// as [`crate::sys::signals::signal_by_name`] does (one table for the agent and the client).
+/// as [`crate::signal_names::signal_by_name`] does (one table for the agent and the client).
 pub fn parse_signal(text: &str) -> Option<i32> {
-    crate::sys::signals::signal_by_name(text)
+    crate::signal_names::signal_by_name(text)
 }
 
 /// The name of a signal number without `SIG` (`15` → `TERM`, `36` → `RTMIN+2` with glibc), for
 /// messages and tables; None for a number without a name (32, 33 and out of range).
 pub fn signal_name(number: i32) -> Option<String> {
-    crate::sys::signals::short_signal_name(number)
+    crate::signal_names::short_signal_name(number)
 }
 
 #[cfg(test)]
@@ -384,15 +380,15 @@ mod tests {
         assert_eq!(parse_signal("NOPE"), None);
         assert_eq!(parse_signal(""), None);
         assert_eq!(signal_name(10).as_deref(), Some("USR1"));
-        let rt2 = crate::sys::signals::rt_min() + 2;
+        let rt2 = crate::signal_names::rt_min() + 2;
         assert_eq!(signal_name(rt2).as_deref(), Some("RTMIN+2"));
     }
 
     #[test]
     fn last_exit_from_end() {
-        let e = LastExit::from_end(ProcessEnd::Signaled(9), Some(5));
-        assert_eq!((e.code, e.signal, e.at), (None, Some(9), Some(5)));
-        let e = LastExit::from_end(ProcessEnd::Exited(3), None);
+        let e = LastExit::from_end(ProcessEnd::Signaled(9));
+        assert_eq!((e.code, e.signal), (None, Some(9)));
+        let e = LastExit::from_end(ProcessEnd::Exited(3));
         assert_eq!((e.code, e.signal), (Some(3), None));
     }
 

@@ -1,7 +1,7 @@
 //! The real [`super::Sys`]: spawns through `sys::spawn` (services, exec probes) and
 //! `sys::process` (the main command), signals through `sys::process`, reaps through `sys::reaper`,
 //! runs network probes in short-lived threads, and hands service output to the forwarders.
-//! Also the signal thread and the status-socket [`Backend`] of the supervisor.
+//! Also the signal thread and the status-socket [`crate::status::Backend`] of the supervisor.
 
 use std::collections::BTreeSet;
 use std::ffi::OsString;
@@ -431,7 +431,7 @@ pub fn to_wire(info: &ServiceInfo) -> wire::ServiceStatus {
         started_at: info.started_at.map(unix_secs),
         uptime_secs: info.uptime.map(|d| d.as_secs()),
         restarts: info.restarts,
-        last_exit: info.last_exit.map(|e| wire::LastExit::from_end(e, None)),
+        last_exit: info.last_exit.map(wire::LastExit::from_end),
         ready: info.ready,
         healthy: info.has_health_probe.then_some(info.healthy),
         critical: info.critical,

@@ -1,6 +1,7 @@
 //! Every `unsafe`, `nix` and `caps` call of sparkvisor lives under this module, behind a narrow seam.
 
 pub mod caps;
+pub mod child;
 pub mod host;
 pub mod interrupt;
 pub mod peercred;

@@ -1,4 +1,5 @@
-//! The privilege drop of a service, planned before fork and applied in the child before exec.
+//! The privilege drop of a service, planned before fork; [`super::child`] applies it in the child
+//! before exec.
 //!
 //! Order (youki's, which the kernel's rules require):
 //! 1. drop from the bounding set every capability the service does not keep (needs CAP_SETPCAP,
@@ -15,8 +16,7 @@
 
 use std::io;
 
-use super::caps::{self, CapSets};
-use super::spawn::SetupStep;
+use super::caps;
 use crate::users::UserIds;
 
 /// Why a privilege plan cannot be made (found before fork, so nothing was started).
@@ -37,15 +37,15 @@ pub enum PlanError {
 #[derive(Debug, Clone)]
 pub(crate) struct PrivilegePlan {
     /// `(uid, gid, groups)` to switch to; `None` keeps the agent's ids.
-    ids: Option<(libc::uid_t, libc::gid_t, Vec<libc::gid_t>)>,
+    pub(super) ids: Option<(libc::uid_t, libc::gid_t, Vec<libc::gid_t>)>,
     /// Capabilities kept in every set (bit mask).
-    keep: u64,
+    pub(super) keep: u64,
     /// The kernel's highest capability number.
-    last_cap: u8,
+    pub(super) last_cap: u8,
     /// The agent holds CAP_SETPCAP, so the bounding set can be reduced.
-    drop_bounding: bool,
+    pub(super) drop_bounding: bool,
     /// Set `PR_SET_NO_NEW_PRIVS`.
-    no_new_privs: bool,
+    pub(super) no_new_privs: bool,
 }
 
 impl PrivilegePlan {
@@ -80,62 +80,6 @@ impl PrivilegePlan {
             no_new_privs,
         })
     }
-
-    /// Applies the plan to the calling (child) process. Async-signal-safe: no allocation, no locks.
-    pub(crate) fn apply(&self) -> Result<(), (SetupStep, io::Error)> {
-        if self.drop_bounding {
-            for cap in 0..=self.last_cap {
-                if self.keep & (1u64 << cap) == 0 {
-                    caps::bounding_drop(cap).map_err(|e| (SetupStep::BoundingSet, e))?;
-                }
-            }
-        }
-        if let Some((uid, gid, groups)) = &self.ids {
-            caps::prctl(libc::PR_SET_KEEPCAPS, 1, 0).map_err(|e| (SetupStep::KeepCaps, e))?;
-            // SAFETY: raw id syscalls with integer arguments and a pointer to a live gid array.
-            unsafe {
-                check(libc::syscall(
-                    libc::SYS_setgroups,
-                    groups.len(),
-                    groups.as_ptr(),
-                ))
-                .map_err(|e| (SetupStep::Groups, e))?;
-                check(libc::syscall(libc::SYS_setresgid, *gid, *gid, *gid))
-                    .map_err(|e| (SetupStep::Gid, e))?;
-                check(libc::syscall(libc::SYS_setresuid, *uid, *uid, *uid))
-                    .map_err(|e| (SetupStep::Uid, e))?;
-            }
-        }
-        caps::set_sets(CapSets {
-            effective: self.keep,
-            permitted: self.keep,
-            inheritable: self.keep,
-        })
-        .map_err(|e| (SetupStep::Capabilities, e))?;
-        caps::prctl(
-            libc::PR_CAP_AMBIENT,
-            libc::PR_CAP_AMBIENT_CLEAR_ALL as u64,
-            0,
-        )
-        .map_err(|e| (SetupStep::Ambient, e))?;
-        for cap in 0..=self.last_cap {
-            if self.keep & (1u64 << cap) != 0 {
-                caps::prctl(
-                    libc::PR_CAP_AMBIENT,
-                    libc::PR_CAP_AMBIENT_RAISE as u64,
-                    u64::from(cap),
-                )
-                .map_err(|e| (SetupStep::Ambient, e))?;
-            }
-        }
-        if self.ids.is_some() {
-            caps::prctl(libc::PR_SET_KEEPCAPS, 0, 0).map_err(|e| (SetupStep::KeepCaps, e))?;
-        }
-        if self.no_new_privs {
-            caps::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0).map_err(|e| (SetupStep::NoNewPrivs, e))?;
-        }
-        Ok(())
-    }
 }
 
 /// True when the agent already runs with exactly these ids and groups, so no id change (and no
@@ -161,12 +105,4 @@ fn already_running_as(user: &UserIds) -> bool {
             want.dedup();
             have == want
         })
-}
-
-fn check(rc: libc::c_long) -> io::Result<()> {
-    if rc < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
 }

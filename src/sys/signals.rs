@@ -233,17 +233,8 @@ pub struct SignalReader {
 impl SignalReader {
     /// A blocking reader. Call [`block_signals`] first, or the signals are delivered instead of queued.
     pub fn new() -> io::Result<Self> {
-        Self::with_flags(SfdFlags::SFD_CLOEXEC)
-    }
-
-    /// A non-blocking reader for use with poll/epoll on [`AsRawFd::as_raw_fd`]: see [`SignalReader::try_next`].
-    pub fn new_nonblocking() -> io::Result<Self> {
-        Self::with_flags(SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
-    }
-
-    fn with_flags(flags: SfdFlags) -> io::Result<Self> {
         Ok(Self {
-            fd: SignalFd::with_flags(&blocked_set(), flags)?,
+            fd: SignalFd::with_flags(&blocked_set(), SfdFlags::SFD_CLOEXEC)?,
         })
     }
 
@@ -251,9 +242,10 @@ impl SignalReader {
     #[allow(clippy::should_implement_trait)] // not an Iterator: it is fallible and blocks
     pub fn next(&mut self) -> io::Result<i32> {
         loop {
-            match self.try_next() {
+            match self.read_one() {
                 Ok(Some(signo)) => return Ok(signo),
-                // Only a non-blocking reader yields None; wait for readability instead of spinning.
+                // The descriptor blocks, so None (EAGAIN) is not expected; should it come, wait
+                // for readability instead of spinning.
                 Ok(None) => {
                     super::poll::wait_readable(&[self.fd.as_fd()], None)?;
                 }
@@ -283,8 +275,8 @@ impl SignalReader {
         }
     }
 
-    /// Returns the next pending signal, or `None` when none is pending (non-blocking readers only).
-    pub fn try_next(&mut self) -> io::Result<Option<i32>> {
+    /// Reads one signal; `None` only if the read would block.
+    fn read_one(&mut self) -> io::Result<Option<i32>> {
         match self.fd.read_signal() {
             Ok(Some(info)) => Ok(Some(i32::try_from(info.ssi_signo).unwrap_or(0))),
             Ok(None) => Ok(None),
@@ -305,155 +297,15 @@ impl AsFd for SignalReader {
     }
 }
 
-/// Standard signal names without the `SIG` prefix, by number (Linux x86_64/aarch64 numbering via libc).
-const NAMES: [(&str, i32); 31] = [
-    ("HUP", libc::SIGHUP),
-    ("INT", libc::SIGINT),
-    ("QUIT", libc::SIGQUIT),
-    ("ILL", libc::SIGILL),
-    ("TRAP", libc::SIGTRAP),
-    ("ABRT", libc::SIGABRT),
-    ("BUS", libc::SIGBUS),
-    ("FPE", libc::SIGFPE),
-    ("KILL", libc::SIGKILL),
-    ("USR1", libc::SIGUSR1),
-    ("SEGV", libc::SIGSEGV),
-    ("USR2", libc::SIGUSR2),
-    ("PIPE", libc::SIGPIPE),
-    ("ALRM", libc::SIGALRM),
-    ("TERM", libc::SIGTERM),
-    ("STKFLT", libc::SIGSTKFLT),
-    ("CHLD", libc::SIGCHLD),
-    ("CONT", libc::SIGCONT),
-    ("STOP", libc::SIGSTOP),
-    ("TSTP", libc::SIGTSTP),
-    ("TTIN", libc::SIGTTIN),
-    ("TTOU", libc::SIGTTOU),
-    ("URG", libc::SIGURG),
-    ("XCPU", libc::SIGXCPU),
-    ("XFSZ", libc::SIGXFSZ),
-    ("VTALRM", libc::SIGVTALRM),
-    ("PROF", libc::SIGPROF),
-    ("WINCH", libc::SIGWINCH),
-    ("IO", libc::SIGIO),
-    ("PWR", libc::SIGPWR),
-    ("SYS", libc::SIGSYS),
-];
-
-/// Aliases accepted by [`signal_by_name`] but never printed.
-const ALIASES: [(&str, i32); 4] = [
-    ("IOT", libc::SIGABRT),
-    ("POLL", libc::SIGIO),
-    ("CLD", libc::SIGCHLD),
-    ("UNUSED", libc::SIGSYS),
-];
-
-/// SIGRTMIN of the C library this binary is built with (34 with glibc, 35 with musl).
-pub fn rt_min() -> i32 {
-    libc::SIGRTMIN()
-}
-
-fn rt_max() -> i32 {
-    libc::SIGRTMAX()
-}
-
-/// The name of a standard (non-real-time) signal without `SIG`: `15` → `TERM`.
-pub fn standard_signal_name(signo: i32) -> Option<&'static str> {
-    NAMES
-        .iter()
-        .find(|(_, n)| *n == signo)
-        .map(|(name, _)| *name)
-}
-
-/// Parses a signal given by name or number: `TERM`, `SIGTERM`, `term`, `15`, `RTMIN+2`, `SIGRTMAX-1`.
-/// Returns `None` for anything that is not a valid signal number.
-pub fn signal_by_name(name: &str) -> Option<i32> {
-    let trimmed = name.trim();
-    if let Ok(number) = trimmed.parse::<i32>() {
-        return (1..=rt_max()).contains(&number).then_some(number);
-    }
-    let upper = trimmed.to_ascii_uppercase();
-    let bare = upper.strip_prefix("SIG").unwrap_or(&upper);
-    if let Some(&(_, signo)) = NAMES.iter().chain(ALIASES.iter()).find(|(n, _)| *n == bare) {
-        return Some(signo);
-    }
-    let (base, offset) = if let Some(rest) = bare.strip_prefix("RTMIN") {
-        (rt_min(), parse_offset(rest, '+')?)
-    } else if let Some(rest) = bare.strip_prefix("RTMAX") {
-        (rt_max(), -parse_offset(rest, '-')?)
-    } else {
-        return None;
-    };
-    let signo = base + offset;
-    (rt_min()..=rt_max()).contains(&signo).then_some(signo)
-}
-
-/// `""` → 0, `"+3"` (with `sign` `+`) → 3.
-fn parse_offset(rest: &str, sign: char) -> Option<i32> {
-    if rest.is_empty() {
-        return Some(0);
-    }
-    rest.strip_prefix(sign)?
-        .parse::<i32>()
-        .ok()
-        .filter(|n| *n >= 0)
-}
-
-/// The name without `SIG`: `TERM`, `RTMIN+2`, `RTMAX`; None for numbers without a name.
-pub fn short_signal_name(signo: i32) -> Option<String> {
-    if let Some(name) = standard_signal_name(signo) {
-        return Some(name.to_string());
-    }
-    if !(rt_min()..=rt_max()).contains(&signo) {
-        return None;
-    }
-    Some(match signo - rt_min() {
-        0 => "RTMIN".to_string(),
-        _ if signo == rt_max() => "RTMAX".to_string(),
-        offset => format!("RTMIN+{offset}"),
-    })
-}
-
-/// The conventional name of a signal: `SIGTERM`, `SIGRTMIN+2`; unknown numbers print as `SIG<n>`.
-pub fn signal_name(signo: i32) -> String {
-    if let Some(name) = standard_signal_name(signo) {
-        return format!("SIG{name}");
-    }
-    if (rt_min()..=rt_max()).contains(&signo) {
-        let offset = signo - rt_min();
-        return if offset == 0 {
-            "SIGRTMIN".to_string()
-        } else {
-            format!("SIGRTMIN+{offset}")
-        };
-    }
-    format!("SIG{signo}")
-}
+// The name table is pure and lives in `crate::signal_names` (config, service and status::wire
+// use it without depending on `sys`); re-exported here for the callers inside `sys`.
+pub use crate::signal_names::{
+    rt_min, short_signal_name, signal_by_name, signal_name, standard_signal_name,
+};
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn names_and_numbers_round_trip() {
-        assert_eq!(signal_by_name("TERM"), Some(libc::SIGTERM));
-        assert_eq!(signal_by_name("SIGTERM"), Some(libc::SIGTERM));
-        assert_eq!(signal_by_name("sigterm"), Some(libc::SIGTERM));
-        assert_eq!(signal_by_name("15"), Some(15));
-        assert_eq!(signal_by_name("PWR"), Some(libc::SIGPWR));
-        assert_eq!(signal_by_name("IOT"), Some(libc::SIGABRT));
-        assert_eq!(signal_by_name("RTMIN"), Some(libc::SIGRTMIN()));
-        assert_eq!(signal_by_name("RTMIN+2"), Some(libc::SIGRTMIN() + 2));
-        assert_eq!(signal_by_name("SIGRTMAX-1"), Some(libc::SIGRTMAX() - 1));
-        for signo in 1..=libc::SIGRTMAX() {
-            let name = signal_name(signo);
-            // 32 and 33 are reserved by glibc below SIGRTMIN and have no name.
-            if !name.starts_with("SIG3") {
-                assert_eq!(signal_by_name(&name), Some(signo), "{name}");
-            }
-        }
-        assert_eq!(signal_name(libc::SIGRTMIN() + 2), "SIGRTMIN+2");
-    }
 
     #[test]
     fn capture_never_reports_the_runtimes_sigpipe_ignore() {
@@ -472,14 +324,5 @@ mod tests {
         };
         assert_eq!(signals.mask_bits(), 1 | (1u64 << 63));
         assert_eq!(signals.ignored_bits(), 1u64 << (libc::SIGUSR2 - 1));
-    }
-
-    #[test]
-    fn rejects_garbage() {
-        for bad in [
-            "", "0", "-1", "65", "FOO", "SIG", "RTMIN+99", "RTMIN-1", "RTMAX+1", "RTMIN+x",
-        ] {
-            assert_eq!(signal_by_name(bad), None, "{bad}");
-        }
     }
 }

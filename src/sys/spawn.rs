@@ -8,14 +8,15 @@
 //! - the child reports *which* step failed (setgroups, capset, chdir, exec, ...) through a CLOEXEC
 //!   pipe, and the error says so.
 //!
-//! Everything the child uses is computed before `fork` (C strings, pointer arrays, signal set, id
-//! list, capability masks, descriptor list); between fork and exec the child makes only
-//! async-signal-safe system calls: no allocation, no locks, no logging.
+//! Everything the child uses is computed here before `fork` (C strings, pointer arrays, signal set,
+//! id list, capability masks, descriptor list); what runs between fork and exec is in
+//! [`super::child`], whose rule is async-signal-safe system calls only: no allocation, no locks, no
+//! logging.
 //!
 //! The child, in order: stdio onto 0/1/2 → new session (or process group, optionally taking the
 //! terminal) → signal dispositions and mask → umask (unless inherited) → every descriptor ≥ 3 marked
 //! close-on-exec (unless inherited descriptors pass through) → privilege drop
-//! ([`super::privileges`], unless inherited) → `chdir` (as the service user) → `execve`.
+//! (planned by [`super::privileges`], unless inherited) → `chdir` (as the service user) → `execve`.
 //!
 //! Signals: a service starts with an empty signal mask and the default disposition for every signal
 //! (signals the agent ignored are reset to `SIG_DFL`), unless [`SpawnSpec::signals`] says otherwise
@@ -33,8 +34,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
+pub use super::child::SetupStep;
+use super::child::{close_range_cloexec, ChildPlan, DescriptorPlan, SHELL};
 use super::privileges::{PlanError, PrivilegePlan};
-use super::signals::{set_disposition_raw, set_mask_raw, MAX_SIGNAL};
 use crate::users::UserIds;
 
 /// The PATH used to find a program when the service's environment has none (Docker's default).
@@ -65,9 +67,6 @@ pub enum Descriptors {
     /// pipe) reach the child, as under tini.
     KeepInherited,
 }
-
-/// The shell that runs a script without `#!` ([`SpawnSpec::shell_fallback`]), as glibc's `execvp`.
-const SHELL: &std::ffi::CStr = c"/bin/sh";
 
 /// What to start and how.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -170,97 +169,6 @@ pub struct Spawned {
     pub stdout: Option<File>,
     /// Read end of the child's stderr (with [`Stdio::Pipe`]).
     pub stderr: Option<File>,
-}
-
-/// One step of the child's setup, named in errors.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum SetupStep {
-    /// dup2 of stdin/stdout/stderr.
-    Stdio = 1,
-    /// setsid.
-    Session,
-    /// setpgid.
-    ProcessGroup,
-    /// tcsetpgrp.
-    Terminal,
-    /// sigprocmask.
-    SignalMask,
-    /// Marking descriptors close-on-exec.
-    Descriptors,
-    /// PR_CAPBSET_DROP.
-    BoundingSet,
-    /// PR_SET_KEEPCAPS.
-    KeepCaps,
-    /// setgroups.
-    Groups,
-    /// setresgid.
-    Gid,
-    /// setresuid.
-    Uid,
-    /// capset.
-    Capabilities,
-    /// PR_CAP_AMBIENT.
-    Ambient,
-    /// PR_SET_NO_NEW_PRIVS.
-    NoNewPrivs,
-    /// chdir.
-    WorkingDir,
-    /// execve.
-    Exec,
-}
-
-impl SetupStep {
-    const ALL: [SetupStep; 16] = [
-        SetupStep::Stdio,
-        SetupStep::Session,
-        SetupStep::ProcessGroup,
-        SetupStep::Terminal,
-        SetupStep::SignalMask,
-        SetupStep::Descriptors,
-        SetupStep::BoundingSet,
-        SetupStep::KeepCaps,
-        SetupStep::Groups,
-        SetupStep::Gid,
-        SetupStep::Uid,
-        SetupStep::Capabilities,
-        SetupStep::Ambient,
-        SetupStep::NoNewPrivs,
-        SetupStep::WorkingDir,
-        SetupStep::Exec,
-    ];
-
-    fn from_u8(byte: u8) -> Option<Self> {
-        Self::ALL.iter().copied().find(|s| *s as u8 == byte)
-    }
-
-    /// The system call, as named in error messages.
-    pub fn name(self) -> &'static str {
-        match self {
-            SetupStep::Stdio => "redirect stdio (dup2)",
-            SetupStep::Session => "start a session (setsid)",
-            SetupStep::ProcessGroup => "start a process group (setpgid)",
-            SetupStep::Terminal => "take the terminal (tcsetpgrp)",
-            SetupStep::SignalMask => "set the signal mask",
-            SetupStep::Descriptors => "close inherited descriptors",
-            SetupStep::BoundingSet => "drop the capability bounding set",
-            SetupStep::KeepCaps => "set PR_SET_KEEPCAPS",
-            SetupStep::Groups => "set supplementary groups (setgroups)",
-            SetupStep::Gid => "set the group id (setresgid)",
-            SetupStep::Uid => "set the user id (setresuid)",
-            SetupStep::Capabilities => "set capabilities (capset)",
-            SetupStep::Ambient => "set ambient capabilities",
-            SetupStep::NoNewPrivs => "set PR_SET_NO_NEW_PRIVS",
-            SetupStep::WorkingDir => "enter the working directory",
-            SetupStep::Exec => "execute",
-        }
-    }
-}
-
-impl std::fmt::Display for SetupStep {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
 }
 
 /// Why a child could not be started. When the failure happened after fork, the child has already
@@ -410,7 +318,6 @@ pub fn spawn(spec: &SpawnSpec) -> Result<Spawned, SpawnError> {
     });
 
     let stdio = StdioPlan::new(spec.stdio).map_err(other)?;
-    let signals = SignalPlan::new(spec.signals.as_ref());
     let descriptors = match spec.descriptors {
         Descriptors::KeepInherited => DescriptorPlan::Keep,
         Descriptors::CloseInherited if close_range_works() => DescriptorPlan::CloseRange,
@@ -425,8 +332,9 @@ pub fn spawn(spec: &SpawnSpec) -> Result<Spawned, SpawnError> {
         shell_argv: shell_argv_ptrs.as_deref(),
         env: &env_ptrs,
         cwd: cwd.as_ref(),
-        stdio: &stdio,
-        signals: &signals,
+        stdio: &stdio.child,
+        signal_mask: spec.signals.as_ref().map_or(0, ChildSignals::mask_bits),
+        ignored_signals: spec.signals.as_ref().map_or(0, ChildSignals::ignored_bits),
         umask: spec.umask,
         new_session: spec.new_session,
         new_process_group: spec.new_process_group,
@@ -497,156 +405,6 @@ fn read_child_status(fd: &OwnedFd) -> io::Result<Option<(SetupStep, i32)>> {
     }
 }
 
-/// What the child does, with everything prepared. Borrowed data only: nothing is allocated.
-struct ChildPlan<'a> {
-    path: &'a CString,
-    argv: &'a [*const libc::c_char],
-    /// With [`SpawnSpec::shell_fallback`]: the shell's argv (NULL-terminated).
-    shell_argv: Option<&'a [*const libc::c_char]>,
-    env: &'a [*const libc::c_char],
-    cwd: Option<&'a CString>,
-    stdio: &'a StdioPlan,
-    signals: &'a SignalPlan,
-    umask: Option<u32>,
-    new_session: bool,
-    new_process_group: bool,
-    foreground: bool,
-    descriptors: &'a DescriptorPlan,
-    privileges: Option<&'a PrivilegePlan>,
-    status_fd: RawFd,
-}
-
-impl ChildPlan<'_> {
-    /// Runs in the forked child; never returns.
-    fn run(&self) -> ! {
-        let (step, err) = match self.setup() {
-            Ok(()) => {
-                // SAFETY: NUL-terminated strings and NULL-terminated pointer arrays built before fork.
-                unsafe { libc::execve(self.path.as_ptr(), self.argv.as_ptr(), self.env.as_ptr()) };
-                let err = io::Error::last_os_error();
-                if let (Some(libc::ENOEXEC), Some(shell_argv)) =
-                    (err.raw_os_error(), self.shell_argv)
-                {
-                    // SAFETY: as above; the shell's argv was built before fork too. On failure the
-                    // program's own error (ENOEXEC) is reported, not the shell's.
-                    unsafe { libc::execve(SHELL.as_ptr(), shell_argv.as_ptr(), self.env.as_ptr()) };
-                }
-                (SetupStep::Exec, err)
-            }
-            Err(failure) => failure,
-        };
-        let errno = err.raw_os_error().unwrap_or(libc::EINVAL);
-        let [a, b, c, d] = errno.to_ne_bytes();
-        let report = [step as u8, a, b, c, d];
-        // SAFETY: write(2) and _exit(2) are async-signal-safe; the buffer lives on the stack.
-        unsafe {
-            libc::write(self.status_fd, report.as_ptr().cast(), report.len());
-            let not_found =
-                step == SetupStep::Exec && matches!(errno, libc::ENOENT | libc::ENOTDIR);
-            libc::_exit(if not_found {
-                crate::error::exit_code::NOT_FOUND
-            } else {
-                crate::error::exit_code::CANNOT_EXECUTE
-            })
-        }
-    }
-
-    fn setup(&self) -> Result<(), (SetupStep, io::Error)> {
-        self.stdio
-            .apply_in_child()
-            .map_err(|e| (SetupStep::Stdio, e))?;
-        // SAFETY (whole block): plain system calls with integer arguments or pointers to data
-        // prepared before fork.
-        unsafe {
-            if self.new_session {
-                if libc::setsid() < 0 {
-                    return Err((SetupStep::Session, io::Error::last_os_error()));
-                }
-            } else if self.new_process_group {
-                if libc::setpgid(0, 0) < 0 {
-                    return Err((SetupStep::ProcessGroup, io::Error::last_os_error()));
-                }
-                // Ignored for now (reset below), so a background group is not stopped by SIGTTOU.
-                set_disposition_raw(libc::SIGTTOU, true);
-                if self.foreground && libc::tcsetpgrp(libc::STDIN_FILENO, libc::getpgrp()) < 0 {
-                    let err = io::Error::last_os_error();
-                    // No terminal (or none controlling us): nothing to take, as tini does.
-                    if !matches!(err.raw_os_error(), Some(libc::ENOTTY | libc::ENXIO)) {
-                        return Err((SetupStep::Terminal, err));
-                    }
-                }
-            }
-            // Dispositions first, so no agent handler can run between unblocking and exec.
-            for sig in 1..=MAX_SIGNAL {
-                let ignore = self.signals.ignored & (1u64 << (sig - 1)) != 0;
-                // KILL and STOP refuse (EINVAL): nothing to reset there.
-                set_disposition_raw(sig, ignore);
-            }
-            if let Some(umask) = self.umask {
-                libc::umask(umask as libc::mode_t);
-            }
-        }
-        // The raw call: glibc's wrapper would keep its internal signals (32, 33) as they are.
-        set_mask_raw(self.signals.mask).map_err(|e| (SetupStep::SignalMask, e))?;
-        self.mark_descriptors_cloexec()
-            .map_err(|e| (SetupStep::Descriptors, e))?;
-        if let Some(privileges) = self.privileges {
-            privileges.apply()?;
-        }
-        if let Some(cwd) = self.cwd {
-            // SAFETY: a NUL-terminated path built before fork.
-            if unsafe { libc::chdir(cwd.as_ptr()) } < 0 {
-                return Err((SetupStep::WorkingDir, io::Error::last_os_error()));
-            }
-        }
-        Ok(())
-    }
-
-    /// Marks every descriptor ≥ 3 close-on-exec as the plan says (the status pipe must stay open
-    /// until exec, so close-on-exec rather than close).
-    fn mark_descriptors_cloexec(&self) -> io::Result<()> {
-        match self.descriptors {
-            DescriptorPlan::Keep => Ok(()),
-            DescriptorPlan::CloseRange => close_range_cloexec(3),
-            DescriptorPlan::List(fds) => {
-                for &fd in fds {
-                    // SAFETY: fcntl on a descriptor number; EBADF for one closed meanwhile is harmless.
-                    unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
-                }
-                Ok(())
-            }
-        }
-    }
-}
-
-/// How the child closes inherited descriptors, decided before fork.
-enum DescriptorPlan {
-    /// Leave them as they are ([`Descriptors::KeepInherited`]).
-    Keep,
-    /// `close_range(3, ~0, CLOSE_RANGE_CLOEXEC)` (Linux 5.11+).
-    CloseRange,
-    /// Older kernels: the agent's descriptors ≥ 3, read from /proc before fork.
-    List(Vec<RawFd>),
-}
-
-/// `close_range(first, ~0, CLOSE_RANGE_CLOEXEC)`. Async-signal-safe.
-fn close_range_cloexec(first: u32) -> io::Result<()> {
-    // SAFETY: close_range with integer arguments only marks descriptors close-on-exec.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_close_range,
-            first,
-            u32::MAX,
-            libc::CLOSE_RANGE_CLOEXEC,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
 /// Whether this kernel supports `close_range` with `CLOSE_RANGE_CLOEXEC` (checked once, on a range
 /// past any descriptor the agent can have).
 fn close_range_works() -> bool {
@@ -702,19 +460,6 @@ impl StdioPlan {
         }
     }
 
-    /// dup2 onto 0, 1, 2 (dup2 clears close-on-exec on the copy). Async-signal-safe.
-    fn apply_in_child(&self) -> io::Result<()> {
-        for (target, fd) in (0..).zip(&self.child) {
-            if let Some(fd) = fd {
-                // SAFETY: both descriptors are valid in the child.
-                if unsafe { libc::dup2(fd.as_raw_fd(), target) } < 0 {
-                    return Err(io::Error::last_os_error());
-                }
-            }
-        }
-        Ok(())
-    }
-
     /// Closes the child-side descriptors and returns the read ends of stdout and stderr.
     fn into_parent_ends(self) -> (Option<File>, Option<File>) {
         let [stdout, stderr] = self.parent;
@@ -749,21 +494,6 @@ fn above_stdio(fd: OwnedFd) -> io::Result<OwnedFd> {
     }
     // SAFETY: `copy` is a fresh descriptor owned by nobody else.
     Ok(unsafe { OwnedFd::from_raw_fd(copy) })
-}
-
-/// The child's signal mask and ignored set as kernel bit sets (bit `sig - 1`), prepared before fork.
-struct SignalPlan {
-    mask: u64,
-    ignored: u64,
-}
-
-impl SignalPlan {
-    fn new(signals: Option<&ChildSignals>) -> Self {
-        Self {
-            mask: signals.map_or(0, ChildSignals::mask_bits),
-            ignored: signals.map_or(0, ChildSignals::ignored_bits),
-        }
-    }
 }
 
 /// Finds `program` the way `execvp` would, in the PATH of the child's environment.

@@ -138,7 +138,6 @@ impl Backend for FakeBackend {
                 s.last_exit = Some(LastExit {
                     code: None,
                     signal: Some(n),
-                    at: None,
                 });
             }
         }

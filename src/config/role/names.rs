@@ -48,7 +48,7 @@ const CAPABILITIES: &[&str] = &[
 
 /// True for a signal name or number sparkvisor can send (`TERM`, `SIGTERM`, `15`, `RTMIN+2`).
 pub fn signal_known(name: &str) -> bool {
-    crate::sys::signals::signal_by_name(name).is_some()
+    crate::signal_names::signal_by_name(name).is_some()
 }
 
 /// True for a known capability name (`NET_BIND_SERVICE`, `CAP_NET_BIND_SERVICE`, case-insensitive).
