@@ -203,11 +203,9 @@ fn cluster_forms_runs_jobs_and_recovers() {
         Duration::from_secs(180),
         || {
             let apps = http_json(&history_ip, 18080, "/api/v1/applications")?;
-            let listed = apps
-                .as_array()
-                .into_iter()
-                .flatten()
-                .any(|a| a["name"] == "sparkvisor-pi-test" && a["attempts"][0]["completed"] == true);
+            let listed = apps.as_array().into_iter().flatten().any(|a| {
+                a["name"] == "sparkvisor-pi-test" && a["attempts"][0]["completed"] == true
+            });
             if listed {
                 Ok(())
             } else {
