@@ -216,8 +216,14 @@ fn executor_pods_register_with_a_real_driver_and_run_its_tasks() {
         &executors[1].name,
         &["sparkvisor", "decommission", "--timeout", "240"],
     );
-    assert_eq!(code, 0, "decommission: {out}{err}");
-    assert!(out.contains("executor exited"), "{out}");
+    // Once the executor has exited, its agent ends and the container with it: the exec'd hook may be
+    // killed with it (137) before it prints, as a preStop hook is when the container stops. What
+    // must hold is below: the executor container exits 0 and the driver saw the executor leave.
+    assert!(
+        code == 0 && out.contains("executor exited") || code == 137,
+        "decommission: {code} {out}{err}"
+    );
+    assert!(out.contains("SIGPWR sent to executor"), "{out}");
     assert_eq!(exit_code(&executors[1], Duration::from_secs(60)), 0);
     let code = exit_code(&driver, Duration::from_secs(600));
     let logs = driver.logs();
