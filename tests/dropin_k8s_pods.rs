@@ -223,7 +223,10 @@ fn executor_pods_register_with_a_real_driver_and_run_its_tasks() {
         code == 0 && out.contains("executor exited") || code == 137,
         "decommission: {code} {out}{err}"
     );
-    assert!(out.contains("SIGPWR sent to executor"), "{out}");
+    assert!(
+        format!("{out}{err}").contains("SIGPWR sent to executor"),
+        "{out}{err}"
+    );
     assert_eq!(exit_code(&executors[1], Duration::from_secs(60)), 0);
     let code = exit_code(&driver, Duration::from_secs(600));
     let logs = driver.logs();
