@@ -12,6 +12,7 @@
 mod common;
 mod docker_support;
 
+use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
 use docker_support::*;
@@ -54,4 +55,35 @@ fn cluster_install_step_installs_what_is_missing_in_a_clean_container() {
         cluster.contains("install_prereqs cluster"),
         "scripts/cluster skips the install step"
     );
+}
+
+/// A fresh Debian machine with Docker and a rustup toolchain has no C compiler (rustup does not
+/// install one), yet `cargo build` links with `cc` and the `cc` crate assembles psm for the static
+/// musl binary the image ships: the cluster's install step must name gcc and libc6-dev. Checked
+/// with a `dpkg` that knows no package, so the real table is read (no root, no Docker).
+#[test]
+fn cluster_install_step_lists_a_c_toolchain() {
+    let fake = std::env::temp_dir().join(unique("prereqs-dpkg"));
+    std::fs::create_dir_all(&fake).unwrap();
+    let dpkg = fake.join("dpkg");
+    std::fs::write(&dpkg, "#!/bin/sh\nexit 1\n").unwrap();
+    std::fs::set_permissions(&dpkg, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", fake.display(), std::env::var("PATH").unwrap());
+    let out = Command::new("bash")
+        .current_dir(repo())
+        .env("PATH", path)
+        .env_remove("PREREQS_APT_LIST")
+        .args([
+            "-c",
+            ". scripts/lib/prereqs.sh; prereqs_missing_apt cluster",
+        ])
+        .output()
+        .unwrap();
+    std::fs::remove_dir_all(&fake).ok();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    let missing: Vec<&str> = stdout.lines().filter_map(|l| l.split('|').next()).collect();
+    for package in ["debootstrap", "gcc", "libc6-dev"] {
+        assert!(missing.contains(&package), "{package} not listed: {stdout}");
+    }
 }
