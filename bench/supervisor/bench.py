@@ -9,7 +9,7 @@ Figures (targets from issue 5):
   output     service output forwarded to the container's stdout, MB/s (DESIGN target >= 500)
 
 Usage: bench/supervisor/bench.py [--quick] [--throughput-only] [--bin PATH]   (default: the static musl build
-target/x86_64-unknown-linux-musl/release/sparkvisor when it exists — the build to ship, see README
+target/x86_64-unknown-linux-musl/release/sparkvisor when it exists — the build to ship, see docs/building.md
 "Building a static binary" — else target/release/sparkvisor, built when missing). Needs supervisord (`apt-get install supervisor`).
 Prints a table with ratios supervisord / sparkvisor. Never asserts anything.
 """
