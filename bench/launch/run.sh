@@ -11,6 +11,6 @@ trap 'rm -rf "$roles"' EXIT
 cp roles/*.yaml "$roles/"
 # The same roles, each spark-class service told to run the script as written.
 sed -i 's/^    restart: always$/    restart: always\n    launch: spark-class/' "$roles/master.yaml" "$roles/worker.yaml"
-grep -q 'launch: spark-class' "$roles/master.yaml" "$roles/worker.yaml"
+for f in master worker; do grep -q 'launch: spark-class' "$roles/$f.yaml"; done
 chmod -R a+rX "$roles"
 exec python3 bench/launch/bench.py "$image" "$roles" "${1:-5}"
