@@ -15,10 +15,10 @@ mod docker_support;
 
 use std::time::Duration;
 
-use access_support::{host_key, keypair, ssh_key, ssh_key_stdin, ssh_password, Network};
+use access_support::{host_key, keypair, ssh_key, ssh_key_stdin, ssh_password};
 use docker_support::{
     agent_status, alive_workers, container_ip, docker, exec, http_json, pids_matching,
-    prerequisites, proc_field, proc_status, service, unique, wait_for, Container,
+    prerequisites, proc_field, proc_status, service, unique, wait_for, Container, Network,
 };
 
 /// CHOWN, KILL, SETGID, SETUID, NET_BIND_SERVICE, SYS_CHROOT, AUDIT_WRITE: the `ssh` role's list.

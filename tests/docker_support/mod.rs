@@ -89,6 +89,15 @@ pub fn compose_command() -> Option<Vec<String>> {
 /// on it, so that they are dropped (removed) first.
 pub struct Network(pub String);
 
+impl Network {
+    /// Creates a bridge network with a [`unique`] name.
+    pub fn new(what: &str) -> Network {
+        let network = Network(unique(what));
+        docker(&["network", "create", &network.0]);
+        network
+    }
+}
+
 impl Drop for Network {
     fn drop(&mut self) {
         let _ = Command::new("docker")
