@@ -222,12 +222,9 @@ fn ssh_with_injected_key_as_root_agent() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-// Needs an image whose /run/sparkvisor an agent started as uid 185 can write (the `dropin` branch's
-// non-root image); on main's image a root agent refuses a socket directory owned by 185
-// (hardening), so the two cannot both hold here yet. Passed on this branch with /run/sparkvisor
-// owned by spark. Run with `--ignored` once the non-root image is merged.
+/// A node started as uid 185 (the image's default USER, given explicitly): the agent runs sshd as
+/// itself with no capabilities, and only spark gets in.
 #[test]
-#[ignore = "needs the non-root image (dropin): /run/sparkvisor writable by uid 185"]
 fn ssh_as_spark_user_lets_only_spark_in() {
     if !prerequisites("ssh_as_spark_user_lets_only_spark_in") {
         return;
