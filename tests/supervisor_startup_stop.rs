@@ -34,7 +34,7 @@ fn stop_during_configmeta_wait(pid1: bool, signo: i32) {
         .env("SPARKVISOR_CONFIGMETA_WAIT", "300s");
     let mut agent = s.start(&mut cmd);
     agent.wait_for(LONG, "the configmeta wait", || {
-        agent_stderr(&s).contains("waiting up to")
+        s.stderr().contains("waiting up to")
     });
     agent.signal(pid1, signo);
     let code = Agent::code(agent.wait(LONG));
@@ -45,10 +45,6 @@ fn stop_during_configmeta_wait(pid1: bool, signo: i32) {
         agent.stderr()
     );
     assert!(!s.exists("started"), "a service started after the stop");
-}
-
-fn agent_stderr(s: &Scene) -> String {
-    std::fs::read_to_string(s.path().join("err.log")).unwrap_or_default()
 }
 
 #[test]

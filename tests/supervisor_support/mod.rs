@@ -56,6 +56,11 @@ impl Scene {
     pub fn exists(&self, name: &str) -> bool {
         self.work(name).exists()
     }
+    /// The agent's stderr so far (`err.log`): usable in an [`Agent::wait_for`] condition, which
+    /// holds the agent.
+    pub fn stderr(&self) -> String {
+        fs::read_to_string(self.path().join("err.log")).unwrap_or_default()
+    }
     /// A command for the agent with this scene's roles, templates, socket and no cgroup surprises.
     pub fn agent(&self, pid1: bool, args: &[&str]) -> Command {
         let mut cmd = crate::common::sparkvisor(pid1);
