@@ -53,6 +53,8 @@ def load_reached():
 while True:
     try:
         s = socket.socket(socket.AF_UNIX)
+        # A connect the server's full backlog holds up ends (OSError: the load is in place).
+        s.settimeout(2)
         s.connect(path)
         if mode == "pipeline":
             s.setblocking(False)
