@@ -18,10 +18,10 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use access_support::{keypair, ssh_key, ssh_key_stdin, ssh_password, Network};
+use access_support::{keypair, ssh_key, ssh_key_stdin, ssh_password};
 use docker_support::{
     agent_status, container_ip, docker, exec, pids_matching, prerequisites, proc_field,
-    proc_status, service, unique, wait_for, Container,
+    proc_status, service, unique, wait_for, Container, Network,
 };
 
 /// The slapd test image: built from the base image once per machine (its tag names its recipe).

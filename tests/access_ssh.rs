@@ -15,10 +15,10 @@ mod docker_support;
 
 use std::time::Duration;
 
-use access_support::{host_key, keypair, ssh_key, ssh_key_stdin, ssh_password, Network};
+use access_support::{host_key, keypair, ssh_key, ssh_key_stdin, ssh_password};
 use docker_support::{
     agent_status, alive_workers, container_ip, docker, exec, http_json, pids_matching,
-    prerequisites, proc_field, proc_status, service, unique, wait_for, Container,
+    prerequisites, proc_field, proc_status, service, unique, wait_for, Container, Network,
 };
 
 /// CHOWN, KILL, SETGID, SETUID, NET_BIND_SERVICE, SYS_CHROOT, AUDIT_WRITE: the `ssh` role's list.
@@ -222,12 +222,9 @@ fn ssh_with_injected_key_as_root_agent() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-// Needs an image whose /run/sparkvisor an agent started as uid 185 can write (the `dropin` branch's
-// non-root image); on main's image a root agent refuses a socket directory owned by 185
-// (hardening), so the two cannot both hold here yet. Passed on this branch with /run/sparkvisor
-// owned by spark. Run with `--ignored` once the non-root image is merged.
+/// A node started as uid 185 (the image's default USER, given explicitly): the agent runs sshd as
+/// itself with no capabilities, and only spark gets in.
 #[test]
-#[ignore = "needs the non-root image (dropin): /run/sparkvisor writable by uid 185"]
 fn ssh_as_spark_user_lets_only_spark_in() {
     if !prerequisites("ssh_as_spark_user_lets_only_spark_in") {
         return;

@@ -14,11 +14,11 @@ use common::TempDir;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Runs `sparkvisor inspect` under a 300 MB address-space limit; kills it after a generous
-/// deadline (a hang is the failure this guards against). Returns (exit code, stderr).
-fn inspect(env: &[(&str, String)]) -> (Option<i32>, String) {
-    let mut cmd = Command::new("sh");
-    cmd.args(["-c", "ulimit -v 300000; exec \"$0\" inspect", common::bin()])
+/// `PROGRAM ARGS` with an empty environment but for the repo's roles and templates, a fixture
+/// cgroup and no configmeta.json.
+fn clean(program: &str, args: &[&str]) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.args(args)
         .env_clear()
         .env("SPARKVISOR_CONFIGMETA", "")
         .env("SPARKVISOR_ROLES", common::repo().join("roles"))
@@ -26,25 +26,29 @@ fn inspect(env: &[(&str, String)]) -> (Option<i32>, String) {
         .env(
             "SPARKVISOR_CGROUP_ROOT",
             common::repo().join("tests/fixtures/cgroups/v2-quota"),
-        )
-        .stdin(Stdio::null())
+        );
+    cmd
+}
+
+/// Runs `sparkvisor inspect` under a 300 MB address-space limit; kills it after a generous
+/// deadline (a hang is the failure this guards against). Returns (exit code, stderr).
+fn inspect(env: &[(&str, String)]) -> (Option<i32>, String) {
+    let script = "ulimit -v 300000; exec \"$0\" inspect";
+    let mut cmd = clean("sh", &["-c", script, common::bin()]);
+    cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     for (k, v) in env {
         cmd.env(k, v);
     }
     let mut child = cmd.spawn().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            break;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return (None, "hung: killed after 20 s".to_string());
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    let ended = common::poll(Duration::from_secs(20), Duration::from_millis(20), || {
+        child.try_wait().unwrap()
+    });
+    if ended.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+        return (None, "hung: killed after 20 s".to_string());
     }
     let out = child.wait_with_output().unwrap();
     (
@@ -139,16 +143,7 @@ fn a_2mb_settings_file_parses_in_linear_time_and_deep_nesting_is_refused() {
 #[test]
 fn a_non_utf8_value_is_refused_naming_the_variable() {
     use std::os::unix::ffi::OsStrExt;
-    let out = Command::new(common::bin())
-        .arg("inspect")
-        .env_clear()
-        .env("SPARKVISOR_CONFIGMETA", "")
-        .env("SPARKVISOR_ROLES", common::repo().join("roles"))
-        .env("SPARKVISOR_TEMPLATES", common::repo().join("templates"))
-        .env(
-            "SPARKVISOR_CGROUP_ROOT",
-            common::repo().join("tests/fixtures/cgroups/v2-quota"),
-        )
+    let out = clean(common::bin(), &["inspect"])
         .env("SPARKVISOR_ROLE", "worker")
         .env(
             "SPARK_MASTER_URL",

@@ -56,15 +56,6 @@ print(json.dumps({
 }))
 "#;
 
-struct Network(String);
-impl Drop for Network {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("docker")
-            .args(["network", "rm", &self.0])
-            .output();
-    }
-}
-
 fn check_daemon(container: &Container, class: &str) {
     // As the services' user: reading another user's /proc/PID/environ needs CAP_SYS_PTRACE.
     // (`docker exec -u`: the image's default user is 185 already, and setpriv would need root.)
@@ -122,8 +113,7 @@ fn daemons_run_as_direct_jvms_without_zombies() {
         return;
     }
     let image = image();
-    let net = Network(unique("perfnet"));
-    docker(&["network", "create", &net.0]);
+    let net = Network::new("perfnet");
     let master = Container::run(
         "perfmaster",
         &[

@@ -21,8 +21,8 @@ mod docker_support;
 use std::time::Duration;
 
 use docker_support::{
-    container_ip, docker, image, pids_matching, prerequisites, proc_field, proc_status, repo,
-    unique, wait_for, Container, Network,
+    container_ip, image, pids_matching, prerequisites, proc_field, proc_status, repo, unique,
+    wait_for, Container, Network,
 };
 
 fn fixture(name: &str) -> String {
@@ -98,8 +98,7 @@ fn executor_pods_register_with_a_real_driver_and_run_its_tasks() {
         return;
     }
     let image = image();
-    let network = Network(unique("dropinpods"));
-    docker(&["network", "create", &network.0]);
+    let network = Network::new("dropinpods");
     let master_name = unique("dropinmaster");
     let _master = Container::run_named(
         &master_name,

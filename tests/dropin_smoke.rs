@@ -33,8 +33,7 @@ fn smoke(variant: &str, user_args: &[&str]) {
     }
     let image = image();
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let network = Network(unique("dropinnet"));
-    docker(&["network", "create", "--driver", "bridge", &network.0]);
+    let network = Network::new("dropinnet");
     let master_name = unique("dropinmaster");
     let mut master_args = vec!["--network", network.0.as_str(), "--hostname", &master_name];
     master_args.extend_from_slice(user_args);

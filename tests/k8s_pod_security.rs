@@ -11,28 +11,19 @@
 
 mod common;
 
-use serde::Deserialize;
 use serde_json::Value;
 
+/// Every document under k8s/, with its file.
 fn documents() -> Vec<(String, Value)> {
-    let mut out = Vec::new();
-    let dir = common::repo().join("k8s");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-        .collect();
-    files.sort();
-    for path in files {
-        let text = std::fs::read_to_string(&path).unwrap();
-        for doc in serde_yaml::Deserializer::from_str(&text) {
-            let v = Value::deserialize(doc).unwrap();
-            if !v.is_null() {
-                out.push((path.display().to_string(), v));
-            }
-        }
-    }
-    out
+    common::yaml_files("k8s")
+        .iter()
+        .flat_map(|path| {
+            let file = path.display().to_string();
+            common::yaml_documents(path)
+                .into_iter()
+                .map(move |doc| (file.clone(), doc))
+        })
+        .collect()
 }
 
 /// The pod spec of a workload object, if it is one.

@@ -322,8 +322,7 @@ fn kubedirector_protocol_configures_adds_and_removes_members() {
         url.starts_with("file:///"),
         "{url}: the package ships in the image"
     );
-    let net = Network(unique("kdnet"));
-    docker(&["network", "create", &net.0]);
+    let net = Network::new("kdnet");
 
     // The pods of the example cluster (smaller workers: the machine is shared).
     let master = start_member(&net.0, &image, "spark-master", "kdss-m9x2a-0", ["1", "1g"]);

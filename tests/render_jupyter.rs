@@ -6,84 +6,148 @@
 )]
 //! The notebook role's rendered Jupyter config and PySpark kernel spec are accepted by a real
 //! Jupyter: it listens where the config says, requires the token from the secrets, and lists the
-//! `pyspark` kernel wired to the master URL.
+//! `pyspark` kernel wired to the master URL. An empty `notebook.token` secret must not turn
+//! Jupyter's authentication off: an empty secret is unset, conditions test raw values, and a real
+//! Jupyter started on the rendered config refuses unauthenticated API calls.
 
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
 
 use common::{free_port, has_command, http_get, require, KillOnDrop};
-use sparkvisor::config::role::load_role;
+use sparkvisor::config::role::{load_role, LoadedRole};
 use sparkvisor::config::{Secret, Source, Sourced};
 use sparkvisor::render::context::{sample_config, sample_resources, sample_sizing};
-use sparkvisor::render::{build_context, expand_services, render_role, write_files};
+use sparkvisor::render::{build_context, expand_services, render_role, write_files, RenderedFile};
 
-/// (status line, body)
+/// The notebook role rendered into a temp dir, its Jupyter listening on `port` of 127.0.0.1.
+struct Notebook {
+    dir: tempfile::TempDir,
+    port: u16,
+    role: LoadedRole,
+    context: serde_json::Value,
+    files: Vec<RenderedFile>,
+}
+
+impl Notebook {
+    /// Renders the role with the sample config, `settings` on top and `token` as the secret.
+    fn render(settings: &[(&str, &str)], token: &str) -> Notebook {
+        let repo = common::repo();
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let role = load_role(&repo.join("roles"), "notebook").unwrap();
+        let mut config = sample_config(&role);
+        let d = |p: &str| {
+            let path = dir.path().join(p);
+            std::fs::create_dir_all(&path).unwrap();
+            path.display().to_string()
+        };
+        let paths = [
+            ("spark.conf_dir", d("conf")),
+            ("notebook.config_dir", d("jupyter")),
+            ("notebook.state_dir", d("state")),
+            ("notebook.root_dir", d("notebooks")),
+            ("notebook.ip", "127.0.0.1".to_string()),
+            ("notebook.port", port.to_string()),
+        ];
+        let settings = settings.iter().map(|&(k, v)| (k, v.to_string()));
+        for (k, v) in paths.into_iter().chain(settings) {
+            config
+                .settings
+                .insert(k.into(), Sourced::new(v, Source::Default));
+        }
+        config.secrets.insert(
+            "notebook.token".into(),
+            Secret::new(token.into(), Source::Default),
+        );
+        let context = build_context(&config, &sample_resources(), Some(&sample_sizing()));
+        let files = render_role(&role, &context, &repo.join("templates"))
+            .unwrap()
+            .into_iter()
+            .map(|mut f| {
+                f.owner = None;
+                f
+            })
+            .collect();
+        Notebook {
+            dir,
+            port,
+            role,
+            context,
+            files,
+        }
+    }
+
+    /// The rendered file from the template ending in `name`.
+    fn file(&self, name: &str) -> &RenderedFile {
+        self.files
+            .iter()
+            .find(|f| f.template.ends_with(name))
+            .unwrap()
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.path().join("jupyter.log")
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// Writes the files and starts the role's `spark-notebook` command, output in the log.
+    fn start(&self) -> KillOnDrop {
+        write_files(&self.files, None).unwrap();
+        let services = expand_services(&self.role, &self.context).unwrap();
+        let notebook = &services["spark-notebook"];
+        let log = std::fs::File::create(self.log_path()).unwrap();
+        // The test runs as root; in the image the service runs as the spark user.
+        KillOnDrop(
+            Command::new(&notebook.command[0])
+                .args(&notebook.command[1..])
+                .arg("--allow-root")
+                .envs(&notebook.environment)
+                .current_dir(notebook.working_dir.as_deref().unwrap())
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().unwrap())
+                .stderr(log)
+                .spawn()
+                .unwrap(),
+        )
+    }
+
+    /// The body of the first `200` answer to GET `path`, within 90 s.
+    fn wait_ok(&self, path: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            if let Some((status, body)) = http_get(self.port, path) {
+                if status.contains(" 200") {
+                    return body;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "jupyter did not answer\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
 #[test]
 fn jupyter_accepts_the_rendered_config_and_kernel() {
     if !require(has_command("jupyter"), "jupyter not found") {
         return;
     }
-    let repo = common::repo();
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let role = load_role(&repo.join("roles"), "notebook").unwrap();
-    let mut config = sample_config(&role);
-    let d = |p: &str| {
-        let path = dir.path().join(p);
-        std::fs::create_dir_all(&path).unwrap();
-        path.display().to_string()
-    };
-    for (k, v) in [
-        ("spark.conf_dir", d("conf")),
-        ("notebook.config_dir", d("jupyter")),
-        ("notebook.state_dir", d("state")),
-        ("notebook.root_dir", d("notebooks")),
-        ("notebook.ip", "127.0.0.1".to_string()),
-        ("notebook.port", port.to_string()),
-        ("spark.master_url", "spark://m1:7077,m2:7077".to_string()),
-    ] {
-        config
-            .settings
-            .insert(k.into(), Sourced::new(v, Source::Default));
-    }
     let token = "tok-\"quoted\"-'and'-\\-é";
-    config.secrets.insert(
-        "notebook.token".into(),
-        Secret::new(token.into(), Source::Default),
+    let nb = Notebook::render(&[("spark.master_url", "spark://m1:7077,m2:7077")], token);
+    assert!(
+        nb.file("jupyter_server_config.json").secret,
+        "holds the token: must be 0600"
     );
-    let ctx = build_context(&config, &sample_resources(), Some(&sample_sizing()));
-    let files: Vec<_> = render_role(&role, &ctx, &repo.join("templates"))
-        .unwrap()
-        .into_iter()
-        .map(|mut f| {
-            f.owner = None;
-            f
-        })
-        .collect();
-    let server_config = files
-        .iter()
-        .find(|f| f.template.ends_with("jupyter_server_config.json"))
-        .unwrap();
-    assert!(server_config.secret, "holds the token: must be 0600");
-    write_files(&files, None).unwrap();
-    let services = expand_services(&role, &ctx).unwrap();
-    let notebook = &services["spark-notebook"];
-    let log = std::fs::File::create(dir.path().join("jupyter.log")).unwrap();
-    // The test runs as root; in the image the service runs as the spark user.
-    let _jupyter = KillOnDrop(
-        Command::new(&notebook.command[0])
-            .args(&notebook.command[1..])
-            .arg("--allow-root")
-            .envs(&notebook.environment)
-            .current_dir(notebook.working_dir.as_deref().unwrap())
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap(),
-    );
+    let _jupyter = nb.start();
     let encoded: String = token
         .bytes()
         .map(|b| {
@@ -94,23 +158,9 @@ fn jupyter_accepts_the_rendered_config_and_kernel() {
             }
         })
         .collect();
-    let deadline = Instant::now() + Duration::from_secs(90);
-    let specs = loop {
-        if let Some((status, body)) = http_get(port, &format!("/api/kernelspecs?token={encoded}")) {
-            if status.contains(" 200") {
-                break body;
-            }
-        }
-        if Instant::now() > deadline {
-            panic!(
-                "jupyter did not answer\n{}",
-                std::fs::read_to_string(dir.path().join("jupyter.log")).unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let specs = nb.wait_ok(&format!("/api/kernelspecs?token={encoded}"));
     // Without the token: refused.
-    let (status, _) = http_get(port, "/api/kernelspecs").unwrap();
+    let (status, _) = http_get(nb.port, "/api/kernelspecs").unwrap();
     assert!(status.contains(" 403"), "{status}");
     let specs: serde_json::Value = serde_json::from_str(&specs).unwrap();
     let pyspark = &specs["kernelspecs"]["pyspark"]["spec"];
@@ -119,4 +169,40 @@ fn jupyter_accepts_the_rendered_config_and_kernel() {
         pyspark["env"]["PYSPARK_SUBMIT_ARGS"],
         "--master spark://m1:7077,m2:7077 pyspark-shell"
     );
+}
+
+#[test]
+fn an_empty_token_keeps_jupyter_authenticated() {
+    // An empty optional setting is not "set" either (it rendered a stray value before).
+    let nb = Notebook::render(&[("spark.daemon_java_opts", "")], "");
+    let server_config = nb.file("jupyter_server_config.json");
+    assert!(
+        !server_config.contents.contains("\"token\""),
+        "an empty token must not be rendered:\n{}",
+        server_config.contents
+    );
+    let env_sh = nb.file("spark-env.sh");
+    assert!(
+        env_sh
+            .contents
+            .contains("SPARK_DAEMON_JAVA_OPTS='-XX:ActiveProcessorCount=2'\n"),
+        "an empty spark.daemon_java_opts must add nothing:\n{}",
+        env_sh.contents
+    );
+    if !require(has_command("jupyter"), "jupyter not found") {
+        return;
+    }
+    let _jupyter = nb.start();
+    // `/api` (the version) answers without authentication once the server is up.
+    nb.wait_ok("/api");
+    for path in ["/api/contents", "/api/kernels", "/api/terminals"] {
+        let (status, _) = http_get(nb.port, path).unwrap();
+        assert!(
+            status.contains(" 403"),
+            "{path} must refuse an unauthenticated call, got {status}\n{}",
+            nb.log()
+        );
+    }
+    let log = nb.log();
+    assert!(!log.contains("All authentication is disabled"), "{log}");
 }

@@ -11,10 +11,9 @@
 mod common;
 mod supervisor_support;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::KillOnDrop;
@@ -34,28 +33,28 @@ fn start(s: &Scene) -> (Agent, std::path::PathBuf) {
     (agent, sock)
 }
 
-fn health(sock: &std::path::Path) -> (bool, Duration) {
-    let started = Instant::now();
-    let out = Command::new(common::bin())
-        .env("SPARKVISOR_SOCKET", sock)
-        .arg("health")
-        .output()
-        .unwrap();
-    (out.status.code() == Some(0), started.elapsed())
-}
-
 /// A hostile client of uid 65534: `mode` "pipeline" (floods requests, never reads, reconnects) or
-/// "hold" (opens as many connections as it can and keeps them).
-fn hostile(sock: &std::path::Path, mode: &str) -> Child {
+/// "hold" (opens as many connections as it can and keeps them), once its load is in place: a
+/// connection the server's writes block on, or every connection it could get.
+fn hostile(sock: &std::path::Path, mode: &str) -> KillOnDrop {
     let script = r#"
 import socket, sys, time
 path, mode = sys.argv[1], sys.argv[2]
 req = b"GET /v1/status HTTP/1.1\r\nHost: x\r\n\r\n" * 2000
 held = []
-print("ready", flush=True)
+loaded = False
+def load_reached():
+    # "ready" once the load is in place: a connection the server no longer takes requests from,
+    # or every slot this client can get.
+    global loaded
+    if not loaded:
+        loaded = True
+        print("ready", flush=True)
 while True:
     try:
         s = socket.socket(socket.AF_UNIX)
+        # A connect the server's full backlog holds up ends (OSError: the load is in place).
+        s.settimeout(2)
         s.connect(path)
         if mode == "pipeline":
             s.setblocking(False)
@@ -64,29 +63,19 @@ while True:
                     s.send(req)
             except BlockingIOError:
                 # Never read the answers, keep the connection: the server's writes block.
+                load_reached()
                 time.sleep(5)
             s.close()
         else:
             held.append(s)
             if len(held) > 700:
+                load_reached()
                 time.sleep(3600)
     except OSError:
+        load_reached()
         time.sleep(0.01)
 "#;
-    let mut child = Command::new("setpriv")
-        .args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
-        .args(["/usr/bin/python3", "-c", script])
-        .arg(sock)
-        .arg(mode)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(line.trim(), "ready");
-    child
+    python_as_nobody(script, &[sock.as_os_str(), mode.as_ref()])
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -97,9 +86,7 @@ fn median(mut v: Vec<Duration>) -> Duration {
 #[test]
 fn health_answers_fast_despite_hostile_clients_of_another_uid() {
     if skip_unless(
-        is_root()
-            && common::has_command("setpriv")
-            && std::path::Path::new("/usr/bin/python3").exists(),
+        can_run_as_nobody(),
         "needs root, setpriv and /usr/bin/python3 (clients of another uid)",
     ) {
         return;
@@ -109,16 +96,18 @@ fn health_answers_fast_despite_hostile_clients_of_another_uid() {
     // Let another uid connect (the socket is 0660 root's by default).
     std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o666)).unwrap();
     for (mode, count) in [("pipeline", 8), ("hold", 1)] {
-        let mut clients: Vec<KillOnDrop> = (0..count)
-            .map(|_| KillOnDrop(hostile(&sock, mode)))
-            .collect();
-        // Give the flood a moment to fill the queues (not synchronisation: the assertion is on
-        // health under load, whatever the clients managed by then).
-        std::thread::sleep(Duration::from_millis(500));
+        // Each client is returned once its load is in place (see the script).
+        let mut clients: Vec<KillOnDrop> = (0..count).map(|_| hostile(&sock, mode)).collect();
         let mut times = Vec::new();
         for _ in 0..5 {
-            let (ok, took) = health(&sock);
-            assert!(ok, "{mode}: health failed\n{}", agent.stderr());
+            let started = Instant::now();
+            let out = health(&sock);
+            let took = started.elapsed();
+            assert!(
+                out.status.success(),
+                "{mode}: health failed\n{}",
+                agent.stderr()
+            );
             times.push(took);
         }
         clients.clear();

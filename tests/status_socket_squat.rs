@@ -11,7 +11,6 @@ mod common;
 mod supervisor_support;
 
 use std::os::unix::fs::PermissionsExt;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use supervisor_support::*;
@@ -45,9 +44,7 @@ fn the_agent_refuses_a_world_writable_socket_directory() {
 #[test]
 fn the_cli_refuses_answers_from_a_squatter() {
     if skip_unless(
-        is_root()
-            && common::has_command("setpriv")
-            && std::path::Path::new("/usr/bin/python3").exists(),
+        can_run_as_nobody(),
         "needs root, setpriv and /usr/bin/python3 (a squatter with another uid)",
     ) {
         return;
@@ -56,35 +53,9 @@ fn the_cli_refuses_answers_from_a_squatter() {
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
     let socket = dir.path().join("sparkvisor.sock");
     let forged = "import socket, sys, os\ns = socket.socket(socket.AF_UNIX)\ns.bind(sys.argv[1])\nos.chmod(sys.argv[1], 0o777)\ns.listen(8)\nprint('ready', flush=True)\nwhile True:\n    c, _ = s.accept()\n    c.recv(65536)\n    body = b'{\"healthy\": true, \"reasons\": []}'\n    c.sendall(b'HTTP/1.1 200 OK\\r\\nContent-Type: application/json\\r\\nContent-Length: ' + str(len(body)).encode() + b'\\r\\nConnection: close\\r\\n\\r\\n' + body)\n    c.close()\n";
-    let mut squatter = Command::new("setpriv")
-        .args([
-            "--reuid",
-            "65534",
-            "--regid",
-            "65534",
-            "--clear-groups",
-            "/usr/bin/python3",
-            "-c",
-            forged,
-        ])
-        .arg(&socket)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(squatter.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    assert_eq!(line.trim(), "ready");
-    let out = Command::new(common::bin())
-        .env("SPARKVISOR_SOCKET", &socket)
-        .arg("health")
-        .output()
-        .unwrap();
-    let _ = squatter.kill();
-    let _ = squatter.wait();
+    let squatter = python_as_nobody(forged, &[&socket]);
+    let out = health(&socket);
+    drop(squatter);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(
         out.status.code(),

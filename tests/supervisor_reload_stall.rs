@@ -25,10 +25,6 @@ fn runs(s: &Scene) -> usize {
     s.read("crash.runs").map_or(0, |t| t.lines().count())
 }
 
-fn stderr(s: &Scene) -> String {
-    std::fs::read_to_string(s.path().join("err.log")).unwrap_or_default()
-}
-
 fn status(sock: &std::path::Path) -> serde_json::Value {
     serde_json::from_str(&get(sock, "/v1/status")).unwrap()
 }
@@ -65,7 +61,7 @@ fn a_stalled_reload_does_not_stall_restarts_status_or_stop() {
     // Rewritten truncated (a half-written update): the reload waits for it to parse, up to 600 s.
     std::fs::write(&meta, &valid[..valid.len() / 2]).unwrap();
     agent.wait_for(LONG, "the reload to start", || {
-        stderr(&s).contains("reloading the config")
+        s.stderr().contains("reloading the config")
     });
     // While it is stuck: restarts go on and status answers.
     let before = runs(&s);
@@ -81,7 +77,8 @@ fn a_stalled_reload_does_not_stall_restarts_status_or_stop() {
     assert!(st["agent"]["last_reload"].is_null(), "{st}");
     // At its deadline it is given up, and status says so.
     agent.wait_for(LONG, "the reload's deadline", || {
-        stderr(&s).contains("reload failed, keeping the running config")
+        s.stderr()
+            .contains("reload failed, keeping the running config")
     });
     let st = status(&sock);
     assert_eq!(st["agent"]["last_reload"]["ok"], false, "{st}");
@@ -153,7 +150,7 @@ fn sigterm_during_a_stalled_reload_stops_the_agent() {
     agent.wait_for(LONG, "the service", || s.exists("svc.runs"));
     std::fs::write(&meta, &valid[..valid.len() / 2]).unwrap();
     agent.wait_for(LONG, "the reload to start", || {
-        stderr(&s).contains("reloading the config")
+        s.stderr().contains("reloading the config")
     });
     let sock = s.path().join("agent.sock");
     assert!(status(&sock)["services"][0]["state"] == "running");

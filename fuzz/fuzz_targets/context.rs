@@ -1,5 +1,6 @@
-//! Arbitrary values in the template context (settings, spark_conf, secrets, hostname), rendered
-//! through every shipped role and template: never a panic, never an unbounded render.
+//! Arbitrary values in the template context (four settings, a spark_conf key and value, a secret),
+//! rendered through the all-in-one, notebook, zeppelin and history-server roles' templates: never a
+//! panic, never an unbounded render.
 #![no_main]
 
 use std::path::Path;
@@ -23,7 +24,12 @@ fuzz_target!(|data: &[u8]| {
             return;
         };
         let mut config = sample_config(&role);
-        for k in ["spark.public_dns", "spark.work_dir", "spark.daemon_java_opts", "notebook.root_dir"] {
+        for k in [
+            "spark.public_dns",
+            "spark.work_dir",
+            "spark.daemon_java_opts",
+            "notebook.root_dir",
+        ] {
             config
                 .settings
                 .insert(k.to_string(), Sourced::new(value.clone(), Source::Default));

@@ -47,6 +47,7 @@ impl Backend for Fixed {
                 zombies_reaped: 0,
                 started_at: 0,
                 oom_kills_total: None,
+                last_reload: None,
             },
         })
     }

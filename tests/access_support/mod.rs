@@ -1,33 +1,14 @@
-//! Shared helpers of the access tests: a Docker network, key pairs, and the host's OpenSSH client
+//! Shared helpers of the access tests: key pairs, and the host's OpenSSH client
 //! with key or password (SSH_ASKPASS) authentication and no prompts, agents or known_hosts.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use crate::docker_support::{self, docker, unique};
+use crate::docker_support;
 
 /// The port the ssh add-on listens on by default.
 pub const PORT: &str = "2222";
-
-/// A Docker network removed when dropped.
-pub struct Network(pub String);
-impl Network {
-    pub fn new(what: &str) -> Network {
-        let name = unique(what);
-        docker(&["network", "create", &name]);
-        Network(name)
-    }
-}
-impl Drop for Network {
-    fn drop(&mut self) {
-        let _ = Command::new("docker")
-            .args(["network", "rm", &self.0])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-    }
-}
 
 /// A fresh ed25519 key pair in `dir`: (private key path, public key line).
 pub fn keypair(dir: &Path, name: &str) -> (PathBuf, String) {

@@ -89,6 +89,15 @@ pub fn compose_command() -> Option<Vec<String>> {
 /// on it, so that they are dropped (removed) first.
 pub struct Network(pub String);
 
+impl Network {
+    /// Creates a bridge network with a [`unique`] name.
+    pub fn new(what: &str) -> Network {
+        let network = Network(unique(what));
+        docker(&["network", "create", &network.0]);
+        network
+    }
+}
+
 impl Drop for Network {
     fn drop(&mut self) {
         let _ = Command::new("docker")
@@ -263,7 +272,8 @@ pub struct Project {
     /// The project name.
     pub name: String,
     image: String,
-    file: PathBuf,
+    /// `-f` files, in order.
+    files: Vec<PathBuf>,
     env: Vec<(String, String)>,
 }
 
@@ -273,17 +283,24 @@ static COMPOSE_LOCK: Mutex<()> = Mutex::new(());
 
 impl Project {
     /// Brings the project up (`up -d`) with `image`; host ports are random (tests use container IPs).
+    /// The agents start as root (tests/fixtures/compose-as-root.yaml): the cluster tests check the
+    /// per-service privilege drop of a root agent.
     pub fn up(what: &str, image: &str) -> Project {
-        Project::up_file(what, image, "docker/compose.yaml", &[])
+        let files = ["docker/compose.yaml", "tests/fixtures/compose-as-root.yaml"];
+        Project::up_files(what, image, &files, &[])
     }
 
-    /// Brings up the compose file `file` (relative to the repo) with `image` and extra environment
-    /// for compose's variable substitution (e.g. `SPARKVISOR_ZK_IMAGE`).
+    /// Brings up the compose file `file` (relative to the repo) as a user does, with `image` and
+    /// extra environment for compose's variable substitution (e.g. `SPARKVISOR_ZK_IMAGE`).
     pub fn up_file(what: &str, image: &str, file: &str, env: &[(&str, &str)]) -> Project {
+        Project::up_files(what, image, &[file], env)
+    }
+
+    fn up_files(what: &str, image: &str, files: &[&str], env: &[(&str, &str)]) -> Project {
         let project = Project {
             name: unique(what),
             image: image.to_string(),
-            file: repo().join(file),
+            files: files.iter().map(|f| repo().join(f)).collect(),
             env: env
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -306,15 +323,11 @@ impl Project {
     pub fn compose(&self) -> Command {
         let cmd_line = compose_command().unwrap_or_default();
         let mut cmd = Command::new(&cmd_line[0]);
-        cmd.args(&cmd_line[1..])
-            .arg("-p")
-            .arg(&self.name)
-            .arg("-f")
-            .arg(&self.file)
-            // The cluster tests check the privilege drop of an agent started as root.
-            .arg("-f")
-            .arg(repo().join("tests/fixtures/compose-as-root.yaml"))
-            .env("SPARKVISOR_IMAGE", &self.image)
+        cmd.args(&cmd_line[1..]).arg("-p").arg(&self.name);
+        for file in &self.files {
+            cmd.arg("-f").arg(file);
+        }
+        cmd.env("SPARKVISOR_IMAGE", &self.image)
             .env("SPARK_MASTER_UI_PORT", "0")
             .env("NOTEBOOK_PORT", "0")
             .env("SPARK_HISTORY_UI_PORT", "0")

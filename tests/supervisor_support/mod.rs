@@ -3,11 +3,14 @@
 //! and waiting on conditions with deadlines (never sleeps as synchronisation).
 #![allow(dead_code)]
 
+use std::ffi::OsStr;
 use std::fs;
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::common::KillOnDrop;
 #[allow(unused_imports)] // each test file uses a different subset
 pub use crate::common::{is_root, wait_until};
 
@@ -52,6 +55,11 @@ impl Scene {
     }
     pub fn exists(&self, name: &str) -> bool {
         self.work(name).exists()
+    }
+    /// The agent's stderr so far (`err.log`): usable in an [`Agent::wait_for`] condition, which
+    /// holds the agent.
+    pub fn stderr(&self) -> String {
+        fs::read_to_string(self.path().join("err.log")).unwrap_or_default()
     }
     /// A command for the agent with this scene's roles, templates, socket and no cgroup surprises.
     pub fn agent(&self, pid1: bool, args: &[&str]) -> Command {
@@ -224,4 +232,38 @@ pub fn request(socket: &Path, method: &str, path: &str) -> String {
     text.split_once("\r\n\r\n")
         .map(|(_, b)| b.to_string())
         .unwrap_or_default()
+}
+
+/// Whether [`python_as_nobody`] can run: root, `setpriv` and `/usr/bin/python3`.
+pub fn can_run_as_nobody() -> bool {
+    is_root() && crate::common::has_command("setpriv") && Path::new("/usr/bin/python3").exists()
+}
+
+/// `/usr/bin/python3 -c SCRIPT ARGS...` as uid/gid 65534 without groups (a client of another uid),
+/// returned once it printed its `ready` line; killed when dropped.
+pub fn python_as_nobody<S: AsRef<OsStr>>(script: &str, args: &[S]) -> KillOnDrop {
+    let mut child = KillOnDrop(
+        Command::new("setpriv")
+            .args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
+            .args(["/usr/bin/python3", "-c", script])
+            .args(args)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut line = String::new();
+    std::io::BufReader::new(child.0.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "ready");
+    child
+}
+
+/// `sparkvisor health` against the agent socket `socket`.
+pub fn health(socket: &Path) -> Output {
+    Command::new(crate::common::bin())
+        .env("SPARKVISOR_SOCKET", socket)
+        .arg("health")
+        .output()
+        .unwrap()
 }
