@@ -87,3 +87,47 @@ fn cluster_install_step_lists_a_c_toolchain() {
         assert!(missing.contains(&package), "{package} not listed: {stdout}");
     }
 }
+
+/// `scripts/test` on a fresh Debian machine: Debian's python3 is "externally managed" (PEP 668), so a
+/// plain `pip install` of pyspark and notebook fails and stops the install step. Checked with a
+/// `python3` that behaves like Debian's (refuses `-m pip install` unless PIP_BREAK_SYSTEM_PACKAGES=1)
+/// and an empty Debian package table (`docker` and `rustup` stubbed), so nothing is really installed.
+#[test]
+fn test_install_step_installs_pypi_packages_into_debians_python() {
+    let fake = std::env::temp_dir().join(unique("prereqs-python"));
+    std::fs::create_dir_all(&fake).unwrap();
+    let python = "#!/bin/sh\n\
+        case \"$1 $2 $3\" in\n\
+        '-m pip --version') exit 0 ;;\n\
+        '-m pip install') [ \"$PIP_BREAK_SYSTEM_PACKAGES\" = 1 ] && { echo \"pip install $*\" >> \"$0.log\"; exit 0; }\n\
+            echo 'error: externally-managed-environment' >&2; exit 1 ;;\n\
+        esac\n\
+        exit 1\n";
+    let ok = "#!/bin/sh\nexit 0\n";
+    for (name, body) in [("python3", python), ("rustup", ok), ("docker", ok)] {
+        let path = fake.join(name);
+        std::fs::write(&path, body).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let empty = fake.join("apt-list");
+    std::fs::write(&empty, "").unwrap();
+    let path = format!("{}:{}", fake.display(), std::env::var("PATH").unwrap());
+    let out = Command::new("bash")
+        .current_dir(repo())
+        .env("PATH", path)
+        .env("PREREQS_APT_LIST", &empty)
+        .env_remove("PIP_BREAK_SYSTEM_PACKAGES")
+        .args([
+            "-c",
+            "set -euo pipefail; . scripts/lib/prereqs.sh; install_prereqs test",
+        ])
+        .output()
+        .unwrap();
+    let log = std::fs::read_to_string(fake.join("python3.log")).unwrap_or_default();
+    std::fs::remove_dir_all(&fake).ok();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(log.contains("pyspark") && log.contains("notebook"), "{log}");
+    assert!(log.contains("prometheus_client"), "{log}");
+}

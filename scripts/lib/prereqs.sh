@@ -75,13 +75,15 @@ install_prereqs() {
   if ! command -v docker >/dev/null; then
     echo "   docker not found: scripts/cluster and the Docker tests need a Docker engine (https://docs.docker.com/engine/install/)"
   fi
+  # Debian's own python3 is "externally managed" (PEP 668): pip refuses to install into it unless
+  # told to. A test machine's python3 is there for the tests; older pips ignore the variable.
   if [ "$purpose" = test ] && ! python3 -c 'import pyspark, notebook' 2>/dev/null; then
     echo "   installing pyspark, notebook (pip): the real Spark 4 and Jupyter the tests start"
-    python3 -m pip install -q 'pyspark>=4.0,<5' notebook
+    PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install -q 'pyspark>=4.0,<5' notebook
   fi
   if [ "$purpose" = test ] && ! python3 -c 'import prometheus_client' 2>/dev/null; then
     echo "   installing prometheus_client (pip): its parser checks Spark's Prometheus output in the tests"
-    python3 -m pip install -q prometheus_client
+    PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install -q prometheus_client
   fi
   if command -v rustup >/dev/null; then
     if [ "$purpose" = test ]; then
