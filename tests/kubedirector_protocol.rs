@@ -203,6 +203,17 @@ fn app_config(members: &[&Member], member: &Member, url: &str) -> String {
         "/etc/guestconfig/configmeta.json",
         &configmeta(members, member),
     );
+    // configcli: KubeDirector installs its own (into /usr/bin, as the container user) unless one of
+    // its canary files exists; uid 185 could not, and the member would end in "config error".
+    let (canary, _, _) = run_script(
+        member.name(),
+        "test -f /usr/local/bin/configcli || test -f /usr/bin/configcli",
+    );
+    assert_eq!(
+        canary, 0,
+        "{}: KubeDirector would install configcli into /usr/bin as the image user",
+        member.pod
+    );
     let (exists, _, _) = exec_in(member.name(), &["test", "-f", STARTSCRIPT], None);
     if exists != 0 {
         let (code, _, err) = run_script(
