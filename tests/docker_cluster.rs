@@ -613,6 +613,11 @@ fn compose_file_runs_unchanged_on_compose_and_swarm() {
         stack["services"]["spark-worker-2"]["deploy"]["resources"]["limits"]["cpus"],
         "1"
     );
+    // The master by DNS round robin, its UI port on the node (docs/swarm.md).
+    let master = &stack["services"]["spark-master"];
+    assert_eq!(master["deploy"]["endpoint_mode"], "dnsrr", "{master:?}");
+    assert_eq!(master["ports"][0]["mode"], "host", "{master:?}");
+    assert_eq!(master["ports"][0]["target"], 8080, "{master:?}");
     for s in [
         "spark-master",
         "spark-worker-1",
