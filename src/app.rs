@@ -15,7 +15,8 @@ use crate::error::{Diagnostic, Fatal};
 pub fn run(role: Option<String>, command: Vec<OsString>) -> Result<i32, Fatal> {
     use std::sync::Arc;
 
-    use crate::supervisor::host::{self, HostSys, NodeFacts, SupervisorHandle};
+    use crate::status::backend::{NodeFacts, SupervisorHandle};
+    use crate::supervisor::host::{self, HostSys};
     use crate::supervisor::{Options, Supervisor};
 
     let inherited = crate::sys::signals::block_signals().map_err(|source| Fatal::Sys {

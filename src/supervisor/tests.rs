@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use super::*;
 use crate::config::role::{BackoffSpec, DurationSpec, RestartPolicy};
+use crate::service::ProbeKind;
 
 #[derive(Default)]
 struct World {
@@ -286,7 +287,7 @@ fn a_crash_is_restarted_after_the_backoff_and_a_crash_loop_fails() {
     deliver(&mut s, Msg::Signal(signo::CHLD));
     let info = state(&s, "a");
     assert_eq!(
-        (info.state, info.last_exit),
+        (info.state.label(), info.last_exit),
         ("failed", Some(ProcessEnd::Exited(4)))
     );
     // Not critical: the agent keeps running.
