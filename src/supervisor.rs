@@ -14,13 +14,14 @@ mod probes;
 pub mod protocol;
 pub mod reload;
 pub mod sender;
+mod shutdown;
 
 use std::collections::BTreeMap;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::role::{Probe, ServiceSpec, WaitFor};
-use crate::error::{exit_code, ProcessEnd};
+use crate::error::ProcessEnd;
 use crate::service::{self, Action, Event, Phase, Policy, ServiceState, TimerKind};
 
 use gate::Gate;
@@ -28,6 +29,7 @@ pub use gate::{WaitOutcome, WaitTicket};
 use probes::ProbeRun;
 pub use protocol::{Control, Msg, ProbeTicket, Reply, Request, ServiceInfo, Snapshot};
 pub use reload::{restart_set, CommitGate, ReloadJob, ReloadOutcome, ReloadPlan, Reloader};
+use shutdown::{Reason, ShutdownState};
 
 /// How often a shutdown after a dead thread reaps without a SIGCHLD.
 const REAP_TICK: Duration = Duration::from_millis(50);
@@ -144,19 +146,6 @@ pub struct Options {
     pub reload_timeout: Duration,
 }
 
-/// Why the agent is stopping.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Reason {
-    /// SIGTERM/SIGINT.
-    Signal(i32),
-    /// The main command ended.
-    MainEnded(ProcessEnd),
-    /// A critical service failed for good.
-    CriticalFailed(String, Option<ProcessEnd>),
-    /// A helper thread died or the message channel closed.
-    Internal(String),
-}
-
 struct Managed {
     def: ServiceDef,
     deps: Vec<usize>,
@@ -177,13 +166,6 @@ struct MainProc {
     pid: Option<i32>,
     end: Option<ProcessEnd>,
     kill_at: Option<Instant>,
-}
-
-struct ShutdownState {
-    reason: Reason,
-    deadline: Instant,
-    /// A service got SIGKILL after its grace during this shutdown (the exit code says so).
-    killed: bool,
 }
 
 /// The supervision loop and everything it owns.
@@ -505,24 +487,6 @@ impl<S: Sys> Supervisor<S> {
         }
     }
 
-    fn begin_shutdown(&mut self, reason: Reason) {
-        let deadline = self.sys.now() + self.grace;
-        let signalled = matches!(reason, Reason::Signal(_));
-        // Only SIGKILLs of this shutdown count for its exit code.
-        self.shutdown = Some(ShutdownState {
-            reason,
-            deadline,
-            killed: false,
-        });
-        if let Some(m) = self.main.as_mut() {
-            m.kill_at = Some(deadline);
-            if let Some(pid) = m.pid.filter(|_| !signalled) {
-                // The main command goes first (a received TERM/INT is forwarded by the caller).
-                self.sys.signal_process(pid, signo::TERM);
-            }
-        }
-    }
-
     fn reap(&mut self) {
         let mut ended = Vec::new();
         self.sys.reap(&mut |pid, end| ended.push((pid, end)));
@@ -616,14 +580,6 @@ impl<S: Sys> Supervisor<S> {
         services.chain(main).chain(reap_tick).chain(reload).min()
     }
 
-    /// A thread of the agent died: the shutdown then reaps on a [`REAP_TICK`] instead of waiting
-    /// for SIGCHLD (the only polling of the agent, and only on this failure path).
-    fn thread_died(&self) -> bool {
-        self.shutdown
-            .as_ref()
-            .is_some_and(|sd| matches!(sd.reason, Reason::Internal(_)))
-    }
-
     /// Starts what can start, and during shutdown stops what can stop (reverse dependency order).
     fn advance(&mut self) {
         loop {
@@ -685,80 +641,6 @@ impl<S: Sys> Supervisor<S> {
             }
         }
     }
-
-    /// One round of the shutdown: the main command first, then every service none of whose
-    /// dependents still has a process (reverse dependency order). Idle services stop at once.
-    fn shutdown_step(&mut self) -> bool {
-        let Some(deadline) = self.shutdown.as_ref().map(|s| s.deadline) else {
-            return false;
-        };
-        let main_running = self.main.as_ref().is_some_and(|m| m.pid.is_some());
-        let mut progressed = false;
-        for i in 0..self.services.len() {
-            let Some(m) = self.services.get(i) else {
-                continue;
-            };
-            if m.stop_sent {
-                continue;
-            }
-            let busy = has_process(&m.state);
-            let dependents_busy = self
-                .services
-                .iter()
-                .any(|other| other.deps.contains(&i) && has_process(&other.state));
-            if busy && (main_running || dependents_busy) {
-                continue;
-            }
-            let down = matches!(m.state.phase, Phase::Stopped | Phase::Failed);
-            if let Some(m) = self.services.get_mut(i) {
-                m.stop_sent = true;
-            }
-            if !down {
-                self.feed(
-                    i,
-                    Event::StopRequested {
-                        deadline: Some(deadline),
-                    },
-                );
-            }
-            progressed = true;
-        }
-        progressed
-    }
-
-    /// The exit code once everything has stopped, else None.
-    fn finished(&self) -> Option<i32> {
-        let sd = self.shutdown.as_ref()?;
-        if self.main.as_ref().is_some_and(|m| m.pid.is_some()) {
-            return None;
-        }
-        if !self
-            .services
-            .iter()
-            .all(|m| m.state.is_down() && m.state.pid.is_none())
-        {
-            return None;
-        }
-        let main_end = self.main.as_ref().and_then(|m| m.end);
-        Some(match &sd.reason {
-            Reason::Internal(_) => exit_code::INTERNAL,
-            Reason::CriticalFailed(_, end) => match end.map(ProcessEnd::code) {
-                Some(0) | None => exit_code::FAILURE,
-                Some(code) => code,
-            },
-            Reason::MainEnded(end) => end.code(),
-            Reason::Signal(_) => match main_end {
-                Some(end) => end.code(),
-                None if sd.killed => exit_code::SIGNAL_BASE + signo::KILL,
-                None => exit_code::OK,
-            },
-        })
-    }
-}
-
-/// A process exists or is being started for it.
-fn has_process(s: &ServiceState) -> bool {
-    matches!(s.phase, Phase::Starting | Phase::Running | Phase::Stopping)
 }
 
 /// `exit code 3` / `killed by signal 36 (RTMIN+2)` for logs.
