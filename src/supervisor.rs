@@ -23,6 +23,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::config::role::{Probe, ServiceSpec, WaitFor};
 use crate::error::ProcessEnd;
 use crate::service::{self, Action, Event, Phase, Policy, ServiceState, TimerKind};
+use crate::users::UserIds;
 
 use gate::Gate;
 pub use gate::{WaitOutcome, WaitTicket};
@@ -60,15 +61,57 @@ pub struct ServiceDef {
     pub policy: Policy,
     /// Signal numbers forwarded to its process group.
     pub forward_signals: Vec<i32>,
+    /// The ids it runs as when the agent is root (`None`: the agent's own), resolved once
+    /// against the user database its definition was checked with ([`ServiceDef::with_user`]).
+    pub user: Option<UserIds>,
+    /// Its umask (`umask:`, default [`DEFAULT_UMASK`]).
+    pub umask: u32,
 }
 
+/// The umask of a service without `umask:`.
+pub const DEFAULT_UMASK: u32 = 0o022;
+
 impl ServiceDef {
-    /// Builds the definition; `signal_by_name` resolves `stop.signal` and `forward_signals`.
+    /// Builds the definition, running as the agent's own user until [`ServiceDef::with_user`];
+    /// `signal_by_name` resolves `stop.signal` and `forward_signals`. Every problem is returned
+    /// (an invalid umask, then the first unknown signal), each naming the service.
     pub fn new(
         name: &str,
         spec: ServiceSpec,
         signal_by_name: impl Fn(&str) -> Option<i32>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, Vec<String>> {
+        let umask = match spec.umask.as_deref() {
+            None => Ok(DEFAULT_UMASK),
+            Some(text) => crate::config::role::parse_octal(text, 0o777).ok_or_else(|| {
+                format!("service {name}: invalid umask {text:?}: expected octal such as 0022")
+            }),
+        };
+        let rest = Self::signals(name, &spec, signal_by_name);
+        match (umask, rest) {
+            (Ok(umask), Ok((policy, forward_signals))) => Ok(Self {
+                name: name.to_string(),
+                spec,
+                policy,
+                forward_signals,
+                user: None,
+                umask,
+            }),
+            (umask, rest) => Err(umask.err().into_iter().chain(rest.err()).collect()),
+        }
+    }
+
+    /// The same service running as `user` (resolved by the caller, see [`crate::users`]).
+    #[must_use]
+    pub fn with_user(self, user: Option<UserIds>) -> Self {
+        Self { user, ..self }
+    }
+
+    /// The state machine's policy and the forwarded signals, with every signal name resolved.
+    fn signals(
+        name: &str,
+        spec: &ServiceSpec,
+        signal_by_name: impl Fn(&str) -> Option<i32>,
+    ) -> Result<(Policy, Vec<i32>), String> {
         let stop_signal = signal_by_name(&spec.stop.signal)
             .ok_or_else(|| format!("service {name}: unknown stop signal {:?}", spec.stop.signal))?;
         let forward_signals = spec
@@ -96,12 +139,7 @@ impl ServiceDef {
                 None => None,
             },
         };
-        Ok(Self {
-            name: name.to_string(),
-            spec,
-            policy,
-            forward_signals,
-        })
+        Ok((policy, forward_signals))
     }
 }
 

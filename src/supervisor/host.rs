@@ -11,8 +11,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::{Msg, ProbeTicket, ServiceDef, Sys, WaitOutcome, WaitTicket};
-use crate::config::role::{Probe, ServiceSpec, WaitFor};
-use crate::error::{exit_code, ProcessEnd};
+use crate::config::role::{Probe, WaitFor};
+use crate::error::ProcessEnd;
 use crate::logs::{self, LogFormat, LogStore};
 use crate::resources::OomCounter;
 use crate::status::wire;
@@ -20,7 +20,6 @@ use crate::sys::signals::{ChildSignals, SignalReader};
 use crate::sys::spawn::{self, SpawnSpec, Stdio};
 use crate::sys::thread::{self, Lifetime};
 use crate::sys::{process, reaper};
-use crate::users::{resolve_service_user, UserDb, UserIds};
 
 /// Stack of a probe thread: one connect and a small read.
 const PROBE_STACK: usize = 64 * 1024;
@@ -30,7 +29,6 @@ pub struct HostSys {
     tx: Sender<Msg>,
     logs: Arc<LogStore>,
     format: LogFormat,
-    users: UserDb,
     base_env: Vec<(OsString, OsString)>,
     inherited: ChildSignals,
     oom: OomCounter,
@@ -45,7 +43,6 @@ impl HostSys {
         tx: Sender<Msg>,
         logs: Arc<LogStore>,
         format: LogFormat,
-        users: UserDb,
         base_env: Vec<(OsString, OsString)>,
         inherited: ChildSignals,
     ) -> Self {
@@ -53,7 +50,6 @@ impl HostSys {
             tx,
             logs,
             format,
-            users,
             base_env,
             inherited,
             oom: OomCounter::locate(),
@@ -66,13 +62,15 @@ impl HostSys {
         self.drain.clone()
     }
 
-    fn spec_for(&self, def: &ServiceDef, argv: &[String]) -> Result<SpawnSpec, String> {
+    /// The spawn of `argv` for service `def`: its plan mapped to a [`SpawnSpec`], nothing left to
+    /// resolve (its user ids and umask were resolved with its definition).
+    fn spec_for(&self, def: &ServiceDef, argv: &[String]) -> SpawnSpec {
         let spec = &def.spec;
         // A non-root agent cannot change ids: every service runs as the agent's own user (the
         // image's `spark`, or an arbitrary OpenShift uid), with no capabilities (app.rs says so once).
         let agent_is_root = crate::sys::process::current_ids().0 == 0;
         let user = if agent_is_root {
-            service_user(spec, &self.users)?
+            def.user.clone()
         } else {
             None
         };
@@ -92,28 +90,9 @@ impl HostSys {
         if agent_is_root {
             s.capabilities.clone_from(&spec.capabilities);
         }
-        s.umask = Some(service_umask(spec)?);
+        s.umask = Some(def.umask);
         s.cwd = spec.working_dir.as_ref().map(Into::into);
-        Ok(s)
-    }
-}
-
-/// The ids a service runs as (`None`: the agent's own). Also used to validate roles before start.
-pub fn service_user(spec: &ServiceSpec, users: &UserDb) -> Result<Option<UserIds>, String> {
-    resolve_service_user(
-        spec.user.as_deref(),
-        spec.group.as_deref(),
-        spec.groups.as_deref(),
-        users,
-    )
-}
-
-/// The service's umask (octal text, default 022).
-pub fn service_umask(spec: &ServiceSpec) -> Result<u32, String> {
-    match spec.umask.as_deref() {
-        None => Ok(0o022),
-        Some(text) => crate::config::role::parse_octal(text, 0o777)
-            .ok_or_else(|| format!("invalid umask {text:?}: expected octal such as 0022")),
+        s
     }
 }
 
@@ -128,10 +107,7 @@ impl Sys for HostSys {
     }
 
     fn spawn_service(&mut self, def: &ServiceDef) -> Result<i32, ProcessEnd> {
-        let spec = self.spec_for(def, &def.spec.command).map_err(|e| {
-            log::error!("{}: {e}", def.name);
-            ProcessEnd::Exited(exit_code::CANNOT_EXECUTE)
-        })?;
+        let spec = self.spec_for(def, &def.spec.command);
         let spawned = spawn::spawn(&spec).map_err(|e| spawn_failure(&def.name, &e))?;
         // Each stream goes to the agent's own stream of the same kind (boxed: one call site for two
         // writer types; one virtual call per forwarded chunk).
@@ -182,10 +158,7 @@ impl Sys for HostSys {
     }
 
     fn spawn_probe(&mut self, def: &ServiceDef, argv: &[String]) -> Result<i32, ProcessEnd> {
-        let mut spec = self.spec_for(def, argv).map_err(|e| {
-            log::error!("{}: probe: {e}", def.name);
-            ProcessEnd::Exited(exit_code::CANNOT_EXECUTE)
-        })?;
+        let mut spec = self.spec_for(def, argv);
         spec.stdio = Stdio::Null;
         spawn::spawn(&spec)
             .map(|s| s.pid)
