@@ -8,7 +8,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::config::role::{BackoffSpec, DurationSpec, RestartPolicy};
+use crate::config::role::{BackoffSpec, DurationSpec, RestartPolicy, ServiceSpec};
 use crate::service::ProbeKind;
 
 #[derive(Default)]
