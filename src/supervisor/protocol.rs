@@ -26,7 +26,7 @@ pub enum Msg {
     /// A signal arrived at the agent.
     Signal(i32),
     /// A stop or reload signal from a process inside the container, with the sender's lineage
-    /// ([`sender::lineage`]): ignored when it comes from one of the services.
+    /// ([`super::sender::lineage`]): ignored when it comes from one of the services.
     SignalFrom(i32, Vec<i32>),
     /// A network probe attempt finished.
     ProbeResult {
@@ -49,7 +49,7 @@ pub enum Msg {
     /// A thread of the agent panicked, failed or ended (reported by
     /// [`crate::sys::thread::spawn_critical`]): logged, every service stopped, exit code 70.
     ThreadDied(String),
-    /// A reload thread ended (see [`reload`]).
+    /// A reload thread ended (see [`super::reload`]).
     Reloaded {
         /// Which reload.
         id: u64,
