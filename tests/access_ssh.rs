@@ -185,7 +185,8 @@ fn ssh_with_injected_key_as_root_agent() {
     assert!(checked >= 1, "no Spark service in {status}");
 
     // 4. The session has the node's Spark environment: spark-submit of a pi job runs on the cluster.
-    wait_for("a worker ALIVE", Duration::from_secs(180), || {
+    // Generous: on a loaded 2-core machine the master and worker JVMs take minutes to come up.
+    wait_for("a worker ALIVE", Duration::from_secs(600), || {
         let json = http_json(&ip, 8080, "/json/")?;
         (!alive_workers(&json).is_empty())
             .then_some(())
