@@ -246,7 +246,8 @@ fn ldap_users_log_in_with_password_and_key() {
         ready_pid(&master.name, "nslcd")?;
         ready_pid(&master.name, "sshd")
     });
-    let master_pid = wait_for("spark-master ready", Duration::from_secs(180), || {
+    // Generous: on a loaded 2-core machine the master JVM takes minutes to come up.
+    let master_pid = wait_for("spark-master ready", Duration::from_secs(600), || {
         ready_pid(&master.name, "spark-master")
     });
 
