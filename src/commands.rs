@@ -82,7 +82,11 @@ pub fn check(role: Option<String>) -> Result<i32, Fatal> {
                 crate::errln!("warning: access: {problem}");
             }
             match node.render(&templates_dir) {
-                Ok((_, services)) => {
+                Ok((files, services)) => {
+                    // Where `run` would write, checked by the code `run` uses (nothing written).
+                    if let Err(e) = crate::render::write::plan(&files, None) {
+                        diags.push(Diagnostic::new("render", e.to_string()));
+                    }
                     let users = crate::users::UserDb::system();
                     if let Err(problems) = node.service_defs(services, &users) {
                         diags.extend_unique(problems);

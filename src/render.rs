@@ -185,7 +185,9 @@ pub fn render_with(
             None => None,
         };
         files.push(RenderedFile {
-            path: PathBuf::from(to),
+            // Normalised here, once: `check`, `inspect`, `render --out` and `run` all see the
+            // path `run` writes (`..` applied lexically, never through a link).
+            path: paths::normalize(Path::new(&to)),
             mode,
             owner,
             contents,

@@ -83,6 +83,15 @@ fn run_refuses_a_link_planted_by_another_user() {
     std::os::unix::fs::symlink(&target, &conf).unwrap();
     std::os::unix::fs::lchown(&conf, Some(65534), Some(65534)).unwrap();
     role(&s, &format!("{}/x.conf", conf.display()));
+    // `check` refuses it too, by the same code.
+    let check = s
+        .agent(false, &["check", "--role", "paths"])
+        .env("SPARK_RPC_AUTHENTICATION_SECRET", "s3cret")
+        .output()
+        .unwrap();
+    let check_err = String::from_utf8_lossy(&check.stderr);
+    assert_eq!(check.status.code(), Some(78), "{check_err}");
+    assert!(check_err.contains("(owned by uid 65534)"), "{check_err}");
     let mut cmd = s.agent(false, &["run", "--role", "paths"]);
     cmd.env("SPARK_RPC_AUTHENTICATION_SECRET", "s3cret");
     let mut agent = s.start(&mut cmd);
@@ -137,4 +146,46 @@ fn a_full_disk_at_start_is_78_with_the_path() {
         stderr.contains(&format!("{}/conf", full.display())) && stderr.contains("No space left"),
         "{stderr}"
     );
+}
+
+/// `check` resolves destinations with the code `run` writes with: every path `run` cannot write
+/// (a directory in the way, a parent that is a file, two entries that are one file once `..` is
+/// applied) is refused by `check` with the same message, and by `run` with exit 78 before
+/// anything starts.
+#[test]
+fn check_refuses_every_path_run_refuses() {
+    let cases: &[(&str, &str)] = &[
+        ("dir.conf", "a directory is there"),
+        ("file/x.conf", "is not a directory"),
+        (
+            "a/x.conf\"\n  - template: x.conf\n    to: \"@WORK@/b/../a/x.conf",
+            "written by two `render` entries",
+        ),
+    ];
+    for (to, why) in cases {
+        let s = Scene::new();
+        std::fs::create_dir_all(s.work("dir.conf")).unwrap();
+        std::fs::write(s.work("file"), "").unwrap();
+        role(&s, &format!("@WORK@/{to}"));
+        let check = s
+            .agent(false, &["check", "--role", "paths"])
+            .env("SPARK_RPC_AUTHENTICATION_SECRET", "s3cret")
+            .output()
+            .unwrap();
+        let check_err = String::from_utf8_lossy(&check.stderr);
+        assert_eq!(check.status.code(), Some(78), "{to}: {check_err}");
+        assert!(check_err.contains(why), "{to}: {check_err}");
+        let mut cmd = s.agent(false, &["run", "--role", "paths"]);
+        cmd.env("SPARK_RPC_AUTHENTICATION_SECRET", "s3cret");
+        let mut agent = s.start(&mut cmd);
+        let code = Agent::code(agent.wait(LONG));
+        let run_err = agent.stderr();
+        assert_eq!(code, 78, "{to}: {run_err}");
+        assert!(run_err.contains(why), "{to}: {run_err}");
+        assert!(
+            !run_err.contains("starting"),
+            "{to}: nothing started: {run_err}"
+        );
+        assert!(!s.exists("a"), "{to}: nothing written");
+    }
 }
