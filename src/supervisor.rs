@@ -54,6 +54,8 @@ pub struct ServiceDef {
     pub policy: Policy,
     /// Signal numbers forwarded to its process group.
     pub forward_signals: Vec<i32>,
+    /// Stop/reload signal numbers this service may send the agent (`agent_signals`).
+    pub agent_signals: Vec<i32>,
 }
 
 impl ServiceDef {
@@ -67,6 +69,13 @@ impl ServiceDef {
             .ok_or_else(|| format!("service {name}: unknown stop signal {:?}", spec.stop.signal))?;
         let forward_signals = spec
             .forward_signals
+            .iter()
+            .map(|s| {
+                signal_by_name(s).ok_or_else(|| format!("service {name}: unknown signal {s:?}"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let agent_signals = spec
+            .agent_signals
             .iter()
             .map(|s| {
                 signal_by_name(s).ok_or_else(|| format!("service {name}: unknown signal {s:?}"))
@@ -95,6 +104,7 @@ impl ServiceDef {
             spec,
             policy,
             forward_signals,
+            agent_signals,
         })
     }
 }

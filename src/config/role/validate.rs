@@ -282,6 +282,14 @@ pub(super) fn check_role(role: &LoadedRole, diags: &mut Diagnostics) {
                 );
             }
         }
+        for sig in &service.agent_signals {
+            if !super::names::agent_signal_known(sig) {
+                problem(
+                    sig,
+                    format!("{sig:?} in `agent_signals`: only HUP (reload), TERM and INT (stop) ask the agent to act"),
+                );
+            }
+        }
         for cap in &service.capabilities {
             if !capability_known(cap) {
                 problem(cap, format!("unknown capability {cap:?}"));
