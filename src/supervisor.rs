@@ -9,6 +9,7 @@
 
 mod gate;
 pub mod host;
+mod oom;
 pub mod reload;
 pub mod sender;
 
@@ -145,6 +146,9 @@ pub trait Sys {
     /// The OOM-kill counter of the agent's memory cgroup (services share it); None when the
     /// kernel does not provide one here.
     fn oom_kill_count(&self) -> Option<u64>;
+    /// True when process `pid` is dying (zombie, exiting, SIGKILL pending): an OOM kill the
+    /// counter shows may be its own ([`oom`]).
+    fn process_dying(&self, pid: i32) -> bool;
     /// Runs a reload's job off the supervisor thread and sends the message it returns.
     fn start_reload(&mut self, job: ReloadJob);
 }
@@ -352,7 +356,7 @@ pub struct Supervisor<S: Sys> {
     reloads: reload::Reloads,
     generation: u64,
     zombies_reaped: u64,
-    /// The cgroup's OOM-kill counter when last read (at start and at unexplained SIGKILLs).
+    /// The cgroup's OOM-kill counter up to which every kill is explained ([`oom`]).
     oom_seen: Option<u64>,
 }
 
@@ -537,7 +541,10 @@ impl<S: Sys> Supervisor<S> {
 
     fn request(&mut self, req: Request) -> Reply {
         let (name, action) = match req {
-            Request::Snapshot => return Reply::Snapshot(self.snapshot()),
+            Request::Snapshot => {
+                self.settle_oom_kills();
+                return Reply::Snapshot(self.snapshot());
+            }
             Request::Control { service, action } => (service, action),
         };
         let Some(i) = self.services.iter().position(|m| m.def.name == name) else {
@@ -703,6 +710,8 @@ impl<S: Sys> Supervisor<S> {
                 .and_then(|p| p.exec)
                 .is_some_and(|attempt| attempt.pid == pid)
         });
+        // Not a service: a SIGKILL end explains one OOM kill the counter shows (never charged).
+        self.note_other_end(end);
         if let Some(i) = probe_owner {
             let ticket = self
                 .services
@@ -730,33 +739,6 @@ impl<S: Sys> Supervisor<S> {
         }
         self.zombies_reaped += 1;
         log::debug!("reaped orphan pid {pid}");
-    }
-
-    /// Counts service `i`'s end as OOM kills when it died of a SIGKILL sparkvisor did not send
-    /// (no stop, restart or shutdown escalation, no operator `signal KILL`) and the cgroup's
-    /// OOM-kill counter rose since it was last read: the kernel raises the counter before it
-    /// sends the SIGKILL, so the rise is visible by the time the process is reaped. The counter is
-    /// read at every service end, so a rise another death explains is not charged to a later one.
-    fn note_oom_kill(&mut self, i: usize, end: ProcessEnd) {
-        let now = self.sys.oom_kill_count();
-        let before = self.oom_seen;
-        self.oom_seen = now.or(before);
-        let delta = match (before, now) {
-            (Some(before), Some(now)) => now.saturating_sub(before),
-            _ => 0,
-        };
-        let Some(m) = self.services.get_mut(i) else {
-            return;
-        };
-        let sent_by_us = m.state.phase == Phase::Stopping || m.state.killed || m.operator_killed;
-        if delta == 0 || end != ProcessEnd::Signaled(signo::KILL) || sent_by_us {
-            return;
-        }
-        m.oom_kills = m.oom_kills.saturating_add(delta);
-        log::warn!(
-            "{}: killed by the kernel's OOM killer (the container's memory limit)",
-            m.def.name
-        );
     }
 
     fn probe_result(&mut self, ticket: &ProbeTicket, ok: bool) {
