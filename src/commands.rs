@@ -13,6 +13,9 @@ pub fn render(role: Option<String>, out: &Path) -> Result<i32, Fatal> {
     for problem in &node.access {
         crate::errln!("warning: access: {problem}");
     }
+    for warning in node.warnings() {
+        crate::errln!("warning: {warning}");
+    }
     let (files, _services) = node
         .render(&crate::config::role::templates_dir(&env))
         .map_err(Fatal::Config)?;
@@ -80,6 +83,9 @@ pub fn check(role: Option<String>) -> Result<i32, Fatal> {
             // Access problems never stop a node (docs/access.md): warnings, not errors.
             for problem in &node.access {
                 crate::errln!("warning: access: {problem}");
+            }
+            for warning in node.warnings() {
+                crate::errln!("warning: {warning}");
             }
             match node.render(&templates_dir) {
                 Ok((files, services)) => {

@@ -36,6 +36,11 @@ pub struct RoleDef {
     /// Default settings (dotted keys), lowest precedence of all sources.
     #[serde(default)]
     pub defaults: BTreeMap<String, String>,
+    /// Warnings logged at every start and reload (and printed by `check` and `render`): each is
+    /// expanded like a service string, and one that expands to blank text says nothing. A role
+    /// warns this way about a setting that weakens it (the notebook's `notebook.authentication`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     /// Files rendered before any service starts.
     #[serde(default)]
     pub render: Vec<RenderSpec>,
