@@ -189,3 +189,106 @@ fn check_refuses_every_path_run_refuses() {
         assert!(!s.exists("a"), "{to}: nothing written");
     }
 }
+
+/// A reload that runs out of space half-way through its files: on a 64 KiB tmpfs nearly filled,
+/// the new first file fits but the second (40 KB) does not. The reload fails naming the path, the
+/// running config is kept, both files keep their old content, no temporary file is left, and the
+/// service is not restarted. Once there is room again, the next reload switches both in.
+#[test]
+fn a_reload_on_a_full_disk_keeps_every_old_file() {
+    if skip_unless(
+        is_root() && common::has_command("unshare"),
+        "needs root and unshare (a private tmpfs)",
+    ) {
+        return;
+    }
+    let s = Scene::new();
+    let full = s.path().join("full");
+    std::fs::create_dir_all(&full).unwrap();
+    s.template("a.conf", "a={{ demo.a }}\n");
+    s.template("b.conf", "b={{ demo.b }}\n");
+    s.role(
+        "disk",
+        &format!(
+            r#"
+render:
+  - template: a.conf
+    to: "{full}/conf/a.conf"
+  - template: b.conf
+    to: "{full}/conf/b.conf"
+services:
+  steady:
+    command: ["sh", "-c", "echo $$ >> @WORK@/steady.runs; exec sleep 1000"]
+"#,
+            full = full.display()
+        ),
+    );
+    let cluster = s.path().join("cluster.yaml");
+    let write_cluster = |a: &str, b: &str| {
+        let tmp = s.path().join("cluster.yaml.tmp");
+        std::fs::write(&tmp, format!("settings:\n  demo.a: {a}\n  demo.b: {b}\n")).unwrap();
+        std::fs::rename(&tmp, &cluster).unwrap();
+    };
+    write_cluster("old-a", "old-b");
+    let mut cmd = s.agent(false, &["run", "--role", "disk"]);
+    cmd.env("SPARKVISOR_CONFIG", &cluster);
+    // 64 KiB, 48 KiB of it taken: the two small files (a page each) fit, 40 KB more does not.
+    let mut sh = std::process::Command::new("unshare");
+    sh.args(["-m", "--propagation", "private", "sh", "-c"])
+        .arg(format!(
+            "mount -t tmpfs -o size=64k tmpfs {full} && mkdir {full}/conf && \
+             dd if=/dev/zero of={full}/fill bs=4k count=12 2>/dev/null && exec \"$0\" \"$@\"",
+            full = full.display()
+        ))
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => sh.env(k, v),
+            None => sh.env_remove(k),
+        };
+    }
+    sh.stdin(std::process::Stdio::null());
+    let mut agent = s.start(&mut sh);
+    let runs = |s: &Scene| s.read("steady.runs").map_or(0, |t| t.lines().count());
+    agent.wait_for(LONG, "steady started", || runs(&s) == 1);
+    // The agent's view of the tmpfs (its own mount namespace).
+    let conf = std::path::PathBuf::from(format!("/proc/{}/root", agent.child.id()))
+        .join(full.strip_prefix("/").unwrap())
+        .join("conf");
+    let read = |name: &str| std::fs::read_to_string(conf.join(name)).unwrap();
+    assert_eq!(
+        (read("a.conf"), read("b.conf")),
+        ("a=old-a\n".into(), "b=old-b\n".into())
+    );
+
+    write_cluster("new-a", &"x".repeat(40_000));
+    agent.wait_for(LONG, "the reload to fail", || {
+        s.stderr()
+            .contains("reload failed, keeping the running config")
+    });
+    let stderr = agent.stderr();
+    assert!(
+        stderr.contains(&format!("{}/conf/", full.display())) && stderr.contains("No space left"),
+        "{stderr}"
+    );
+    assert_eq!(read("a.conf"), "a=old-a\n", "not half new");
+    assert_eq!(read("b.conf"), "b=old-b\n");
+    let mut left: Vec<String> = std::fs::read_dir(&conf)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, vec!["a.conf", "b.conf"], "no temporary file left");
+    assert_eq!(runs(&s), 1, "not restarted");
+
+    // Room again: the same config is switched in whole on the next reload.
+    std::fs::remove_file(conf.parent().unwrap().join("fill")).unwrap();
+    agent.signal(false, libc::SIGHUP);
+    agent.wait_for(LONG, "the reload to succeed", || {
+        std::fs::read_to_string(conf.join("b.conf")).is_ok_and(|b| b.len() > 40_000)
+    });
+    assert_eq!(read("a.conf"), "a=new-a\n");
+    agent.signal(false, libc::SIGTERM);
+    assert_eq!(Agent::code(agent.wait(LONG)), 0, "{}", agent.stderr());
+}
