@@ -60,7 +60,8 @@ pub struct ServiceDef {
 }
 
 impl ServiceDef {
-    /// Builds the definition; `signal_by_name` resolves `stop.signal` and `forward_signals`.
+    /// Builds the definition; `signal_by_name` resolves `stop.signal`, `forward_signals` and
+    /// `agent_signals`.
     pub fn new(
         name: &str,
         spec: ServiceSpec,
@@ -68,20 +69,16 @@ impl ServiceDef {
     ) -> Result<Self, String> {
         let stop_signal = signal_by_name(&spec.stop.signal)
             .ok_or_else(|| format!("service {name}: unknown stop signal {:?}", spec.stop.signal))?;
-        let forward_signals = spec
-            .forward_signals
-            .iter()
-            .map(|s| {
-                signal_by_name(s).ok_or_else(|| format!("service {name}: unknown signal {s:?}"))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let agent_signals = spec
-            .agent_signals
-            .iter()
-            .map(|s| {
-                signal_by_name(s).ok_or_else(|| format!("service {name}: unknown signal {s:?}"))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let numbers = |names: &[String]| {
+            names
+                .iter()
+                .map(|s| {
+                    signal_by_name(s).ok_or_else(|| format!("service {name}: unknown signal {s:?}"))
+                })
+                .collect::<Result<Vec<_>, _>>()
+        };
+        let forward_signals = numbers(&spec.forward_signals)?;
+        let agent_signals = numbers(&spec.agent_signals)?;
         let policy = Policy {
             restart: spec.restart,
             backoff: spec.backoff.clone(),

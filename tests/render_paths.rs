@@ -108,6 +108,32 @@ fn run_refuses_a_link_planted_by_another_user() {
     assert_eq!(std::fs::read_dir(&target).unwrap().count(), 0);
 }
 
+/// `cmd` (the agent) run in a private mount namespace with a `size` tmpfs mounted on `full`, after
+/// `setup` (shell commands) ran there: a real, small disk that only the agent sees.
+fn on_tmpfs(
+    cmd: &std::process::Command,
+    full: &std::path::Path,
+    size: &str,
+    setup: &str,
+) -> std::process::Command {
+    let mut sh = std::process::Command::new("unshare");
+    sh.args(["-m", "--propagation", "private", "sh", "-c"])
+        .arg(format!(
+            "mount -t tmpfs -o size={size} tmpfs {full} && cd {full} && {setup} && exec \"$0\" \"$@\"",
+            full = full.display()
+        ))
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => sh.env(k, v),
+            None => sh.env_remove(k),
+        };
+    }
+    sh.stdin(std::process::Stdio::null());
+    sh
+}
+
 #[test]
 fn a_full_disk_at_start_is_78_with_the_path() {
     if skip_unless(
@@ -121,23 +147,13 @@ fn a_full_disk_at_start_is_78_with_the_path() {
     std::fs::create_dir_all(&full).unwrap();
     role(&s, &format!("{}/conf/x.conf", full.display()));
     let cmd = s.agent(false, &["run", "--role", "paths"]);
-    let mut sh = std::process::Command::new("unshare");
-    sh.args(["-m", "sh", "-c"])
-        .arg(format!(
-            "mount -t tmpfs -o size=16k tmpfs {full} && mkdir {full}/conf && \
-             (dd if=/dev/zero of={full}/fill bs=1k count=64 2>/dev/null; true) && exec \"$0\" \"$@\"",
-            full = full.display()
-        ))
-        .arg(cmd.get_program())
-        .args(cmd.get_args());
-    for (k, v) in cmd.get_envs() {
-        match v {
-            Some(v) => sh.env(k, v),
-            None => sh.env_remove(k),
-        };
-    }
+    let mut sh = on_tmpfs(
+        &cmd,
+        &full,
+        "16k",
+        "mkdir conf && (dd if=/dev/zero of=fill bs=1k count=64 2>/dev/null; true)",
+    );
     sh.env("SPARK_RPC_AUTHENTICATION_SECRET", "x".repeat(60_000));
-    sh.stdin(std::process::Stdio::null());
     let mut agent = s.start(&mut sh);
     let code = Agent::code(agent.wait(LONG));
     let stderr = agent.stderr();
@@ -233,23 +249,12 @@ services:
     let mut cmd = s.agent(false, &["run", "--role", "disk"]);
     cmd.env("SPARKVISOR_CONFIG", &cluster);
     // 64 KiB, 48 KiB of it taken: the two small files (a page each) fit, 40 KB more does not.
-    let mut sh = std::process::Command::new("unshare");
-    sh.args(["-m", "--propagation", "private", "sh", "-c"])
-        .arg(format!(
-            "mount -t tmpfs -o size=64k tmpfs {full} && mkdir {full}/conf && \
-             dd if=/dev/zero of={full}/fill bs=4k count=12 2>/dev/null && exec \"$0\" \"$@\"",
-            full = full.display()
-        ))
-        .arg(cmd.get_program())
-        .args(cmd.get_args());
-    for (k, v) in cmd.get_envs() {
-        match v {
-            Some(v) => sh.env(k, v),
-            None => sh.env_remove(k),
-        };
-    }
-    sh.stdin(std::process::Stdio::null());
-    let mut agent = s.start(&mut sh);
+    let mut agent = s.start(&mut on_tmpfs(
+        &cmd,
+        &full,
+        "64k",
+        "mkdir conf && dd if=/dev/zero of=fill bs=4k count=12 2>/dev/null",
+    ));
     let runs = |s: &Scene| s.read("steady.runs").map_or(0, |t| t.lines().count());
     agent.wait_for(LONG, "steady started", || runs(&s) == 1);
     // The agent's view of the tmpfs (its own mount namespace).
