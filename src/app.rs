@@ -15,7 +15,8 @@ use crate::error::{Diagnostic, Fatal};
 pub fn run(role: Option<String>, command: Vec<OsString>) -> Result<i32, Fatal> {
     use std::sync::Arc;
 
-    use crate::supervisor::host::{self, HostSys, NodeFacts, SupervisorHandle};
+    use crate::status::backend::{NodeFacts, SupervisorHandle};
+    use crate::supervisor::host::{self, HostSys};
     use crate::supervisor::{Options, Supervisor};
 
     let inherited = crate::sys::signals::block_signals().map_err(|source| Fatal::Sys {
@@ -154,7 +155,7 @@ pub fn run(role: Option<String>, command: Vec<OsString>) -> Result<i32, Fatal> {
         log::warn!("cannot watch the config files for changes (SIGHUP still reloads): {e}");
     }
     let base_env = service_base_env(&env, &prepared.config);
-    let sys = HostSys::new(tx, store, format, users, base_env, inherited);
+    let sys = HostSys::new(tx, store, format, base_env, inherited);
     let output = sys.output_drain();
     let reload_role = role.clone();
     let mut current_files = prepared.files.clone();
@@ -310,12 +311,7 @@ fn prepare_role(
         .map_err(|d| Fatal::Config(d.into()))?;
     let defs = node.service_defs(services, users)?;
     if crate::sys::peercred::effective_uid() == 0 {
-        untrusted_config(
-            &node,
-            &defs,
-            users,
-            &crate::config::role::templates_dir(env),
-        )?;
+        untrusted_config(&node, &defs, &crate::config::role::templates_dir(env))?;
     }
     for problem in &node.access {
         log::error!("access: {problem}");
@@ -338,7 +334,6 @@ fn prepare_role(
 fn untrusted_config(
     node: &crate::node::Node,
     defs: &[crate::supervisor::ServiceDef],
-    users: &crate::users::UserDb,
     templates_dir: &std::path::Path,
 ) -> Result<(), Fatal> {
     use crate::config::trust::{check_config_files, Writer};
@@ -346,7 +341,7 @@ fn untrusted_config(
         .iter()
         .filter(|d| d.spec.user.is_some())
         .filter_map(|d| {
-            let ids = crate::supervisor::host::service_user(&d.spec, users).ok()??;
+            let ids = d.user.clone()?;
             let mut gids = ids.groups.clone();
             gids.push(ids.gid);
             Some(Writer {
