@@ -134,17 +134,26 @@ fn on_tmpfs(
     sh
 }
 
-#[test]
-fn a_full_disk_at_start_is_78_with_the_path() {
+/// A scene with an empty `full/` to mount a tmpfs on; None (skipped, or failing under CI) without
+/// root or unshare.
+fn tmpfs_scene() -> Option<(Scene, std::path::PathBuf)> {
     if skip_unless(
         is_root() && common::has_command("unshare"),
         "needs root and unshare (a private tmpfs)",
     ) {
-        return;
+        return None;
     }
     let s = Scene::new();
     let full = s.path().join("full");
     std::fs::create_dir_all(&full).unwrap();
+    Some((s, full))
+}
+
+#[test]
+fn a_full_disk_at_start_is_78_with_the_path() {
+    let Some((s, full)) = tmpfs_scene() else {
+        return;
+    };
     role(&s, &format!("{}/conf/x.conf", full.display()));
     let cmd = s.agent(false, &["run", "--role", "paths"]);
     let mut sh = on_tmpfs(
@@ -212,15 +221,9 @@ fn check_refuses_every_path_run_refuses() {
 /// service is not restarted. Once there is room again, the next reload switches both in.
 #[test]
 fn a_reload_on_a_full_disk_keeps_every_old_file() {
-    if skip_unless(
-        is_root() && common::has_command("unshare"),
-        "needs root and unshare (a private tmpfs)",
-    ) {
+    let Some((s, full)) = tmpfs_scene() else {
         return;
-    }
-    let s = Scene::new();
-    let full = s.path().join("full");
-    std::fs::create_dir_all(&full).unwrap();
+    };
     s.template("a.conf", "a={{ demo.a }}\n");
     s.template("b.conf", "b={{ demo.b }}\n");
     s.role(
