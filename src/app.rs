@@ -316,6 +316,9 @@ fn prepare_role(
     for problem in &node.access {
         log::error!("access: {problem}");
     }
+    for warning in node.warnings() {
+        log::warn!("{warning}");
+    }
     Ok(PreparedRole {
         role: node.role,
         config: node.config,

@@ -13,6 +13,9 @@ pub fn render(role: Option<String>, out: &Path) -> Result<i32, Fatal> {
     for problem in &node.access {
         crate::errln!("warning: access: {problem}");
     }
+    for warning in node.warnings() {
+        crate::errln!("warning: {warning}");
+    }
     let (files, _services) = node
         .render(&crate::config::role::templates_dir(&env))
         .map_err(Fatal::Config)?;
@@ -81,8 +84,15 @@ pub fn check(role: Option<String>) -> Result<i32, Fatal> {
             for problem in &node.access {
                 crate::errln!("warning: access: {problem}");
             }
+            for warning in node.warnings() {
+                crate::errln!("warning: {warning}");
+            }
             match node.render(&templates_dir) {
-                Ok((_, services)) => {
+                Ok((files, services)) => {
+                    // Where `run` would write, checked by the code `run` uses (nothing written).
+                    if let Err(e) = crate::render::write::plan(&files, None) {
+                        diags.push(Diagnostic::new("render", e.to_string()));
+                    }
                     let users = crate::users::UserDb::system();
                     if let Err(problems) = node.service_defs(services, &users) {
                         diags.extend_unique(problems);

@@ -163,11 +163,15 @@ impl Node {
             crate::render::build_context(&self.config, &self.resources, Some(&self.sizing));
         let files = crate::render::render_role(&self.role, &context, templates_dir);
         let services = crate::render::expand_services(&self.role, &context);
-        match (files, services) {
-            (Ok(files), Ok(services)) => Ok((files, services)),
-            (files, services) => {
+        let warnings = crate::render::expand_warnings(&self.role, &context);
+        match (files, services, warnings) {
+            (Ok(files), Ok(services), Ok(_)) => Ok((files, services)),
+            (files, services, warnings) => {
                 let mut problems = Diagnostics::default();
-                for d in [files.err(), services.err()].into_iter().flatten() {
+                for d in [files.err(), services.err(), warnings.err()]
+                    .into_iter()
+                    .flatten()
+                {
                     problems.extend(d);
                 }
                 Err(problems)
@@ -177,6 +181,19 @@ impl Node {
 }
 
 impl Node {
+    /// The role's `warnings` that apply to this node, expanded (a warning that cannot be expanded
+    /// is one of [`Node::render`]'s problems, not repeated here). Every command that renders the
+    /// node says them: run and each reload in the log, `render` and `check` on stderr.
+    pub fn warnings(&self) -> Vec<String> {
+        let context =
+            crate::render::build_context(&self.config, &self.resources, Some(&self.sizing));
+        crate::render::expand_warnings(&self.role, &context)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|w| format!("role {}: {w}", self.role.name))
+            .collect()
+    }
+
     /// The expanded services as supervisor definitions, with every service's user, umask and
     /// signal names checked against this system (`run` refuses exactly what `check` reports).
     pub fn service_defs(

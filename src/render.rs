@@ -185,7 +185,9 @@ pub fn render_with(
             None => None,
         };
         files.push(RenderedFile {
-            path: PathBuf::from(to),
+            // Normalised here, once: `check`, `inspect`, `render --out` and `run` all see the
+            // path `run` writes (`..` applied lexically, never through a link).
+            path: paths::normalize(Path::new(&to)),
             mode,
             owner,
             contents,
@@ -281,6 +283,26 @@ fn expand_probe(probe: &Probe, expand: &mut impl FnMut(&str) -> String) -> Probe
     }
 }
 
+/// The role's `warnings` expanded with `context`; those that expand to blank text are left out.
+pub fn expand_warnings(role: &LoadedRole, context: &Value) -> Result<Vec<String>, Diagnostics> {
+    let mut diags = Diagnostics::default();
+    let mut out = Vec::new();
+    let mut expander = templates::Expander::new(context);
+    for warning in &role.def.warnings {
+        match expander.expand(warning) {
+            Ok(text) if text.trim().is_empty() => {}
+            Ok(text) => out.push(text.trim().to_string()),
+            Err(e) => diags.push(diagnostic_in(
+                &role.file,
+                Some("warnings"),
+                warning,
+                format!("`warnings`: {e}"),
+            )),
+        }
+    }
+    diags.into_result(out)
+}
+
 /// Validates a role's templates and expansions by rendering them with the sample context
 /// ([`context::sample_config`]): missing templates, undefined variables, bad destinations.
 /// Returns every problem; writes nothing.
@@ -294,6 +316,9 @@ pub fn check_role(role: &LoadedRole, templates: &mut Templates) -> Diagnostics {
         diags.extend(d);
     }
     if let Err(d) = expand_services(role, &ctx) {
+        diags.extend(d);
+    }
+    if let Err(d) = expand_warnings(role, &ctx) {
         diags.extend(d);
     }
     diags
@@ -327,6 +352,7 @@ mod tests {
             def: RoleDef {
                 description: String::new(),
                 include: Vec::new(),
+                warnings: Vec::new(),
                 defaults: BTreeMap::new(),
                 render,
                 services,

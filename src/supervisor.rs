@@ -76,6 +76,9 @@ pub trait Sys {
     /// The OOM-kill counter of the agent's memory cgroup (services share it); None when the
     /// kernel does not provide one here.
     fn oom_kill_count(&self) -> Option<u64>;
+    /// True when process `pid` is dying (zombie, exiting, SIGKILL pending): an OOM kill the
+    /// counter shows may be its own ([`oom`]).
+    fn process_dying(&self, pid: i32) -> bool;
     /// Runs a reload's job off the supervisor thread and sends the message it returns.
     fn start_reload(&mut self, job: ReloadJob);
 }
@@ -124,7 +127,7 @@ pub struct Supervisor<S: Sys> {
     reloads: reload::Reloads,
     generation: u64,
     zombies_reaped: u64,
-    /// The cgroup's OOM-kill counter when last read (at start and at unexplained SIGKILLs).
+    /// The cgroup's OOM-kill counter up to which every kill is explained ([`oom`]).
     oom_seen: Option<u64>,
 }
 
@@ -309,7 +312,10 @@ impl<S: Sys> Supervisor<S> {
 
     fn request(&mut self, req: Request) -> Reply {
         let (name, action) = match req {
-            Request::Snapshot => return Reply::Snapshot(self.snapshot()),
+            Request::Snapshot => {
+                self.settle_oom_kills();
+                return Reply::Snapshot(self.snapshot());
+            }
             Request::Control { service, action } => (service, action),
         };
         let Some(i) = self.services.iter().position(|m| m.def.name == name) else {
@@ -456,6 +462,8 @@ impl<S: Sys> Supervisor<S> {
                 .filter(|p| p.exec_pid() == Some(pid))
                 .map(|p| p.ticket(i))
         });
+        // Not a service: a SIGKILL end explains one OOM kill the counter shows (never charged).
+        self.note_other_end(end);
         if let Some(ticket) = probe_attempt {
             self.probe_result(&ticket, end.success());
             return;

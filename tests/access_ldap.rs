@@ -1,6 +1,8 @@
 //! LDAP users on a node (docs/access.md), with a real OpenLDAP server: Debian's `slapd` in a
-//! container from the base image, seeded here with a user in two groups; a master from the image
-//! with the `ssh` and `ldap` add-ons (nslcd, NSS, PAM) pointed at it; the host's OpenSSH client.
+//! container from the base image, given the OpenSSH public key schema (`ldapPublicKey`,
+//! `sshPublicKey`) and seeded here with a user in two groups and her public key; a master from the
+//! image with the `ssh` and `ldap` add-ons (nslcd, NSS, PAM, the key lookup) pointed at it; the
+//! host's OpenSSH client.
 //!
 //! Run alone: `cargo test --test access_ldap` (root and Docker).
 #![allow(
@@ -25,7 +27,7 @@ use docker_support::{
 };
 
 /// The slapd test image: built from the base image once per machine (its tag names its recipe).
-const SLAPD_IMAGE: &str = "access-slapd:bookworm-1";
+const SLAPD_IMAGE: &str = "access-slapd:bookworm-2";
 const BASE_DN: &str = "dc=example,dc=org";
 const ADMIN_DN: &str = "cn=admin,dc=example,dc=org";
 const ADMIN_PASSWORD: &str = "admin-secret";
@@ -44,10 +46,22 @@ RUN printf '%s\n' \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends slapd ldap-utils >/dev/null \
  && rm -rf /var/lib/apt/lists/*
 EXPOSE 389
-CMD ["/usr/sbin/slapd", "-d", "256", "-h", "ldap:///", "-u", "openldap", "-g", "openldap"]
+CMD ["/usr/sbin/slapd", "-d", "256", "-h", "ldap:/// ldapi:///", "-u", "openldap", "-g", "openldap"]
 "#;
 
-const SEED: &str = "dn: ou=people,dc=example,dc=org
+/// The OpenSSH public key schema as directories that keep users' ssh keys define it (the
+/// "openssh-lpk" schema's object identifiers): an auxiliary class that adds `sshPublicKey`.
+const LPK_SCHEMA: &str = "dn: cn=openssh-lpk,cn=schema,cn=config
+objectClass: olcSchemaConfig
+cn: openssh-lpk
+olcAttributeTypes: ( 1.3.6.1.4.1.24552.500.1.1.1.13 NAME 'sshPublicKey' DESC 'an OpenSSH public key line' EQUALITY octetStringMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.40 )
+olcObjectClasses: ( 1.3.6.1.4.1.24552.500.1.1.2.0 NAME 'ldapPublicKey' DESC 'holds OpenSSH public keys' SUP top AUXILIARY MAY ( sshPublicKey $ uid ) )
+";
+
+/// The directory's content: alice in two groups, with her public key (`{key}`).
+fn seed(key: &str) -> String {
+    format!(
+        "dn: ou=people,dc=example,dc=org
 objectClass: organizationalUnit
 ou: people
 
@@ -58,6 +72,7 @@ ou: groups
 dn: uid=alice,ou=people,dc=example,dc=org
 objectClass: inetOrgPerson
 objectClass: posixAccount
+objectClass: ldapPublicKey
 uid: alice
 cn: Alice
 sn: Liddell
@@ -66,6 +81,7 @@ gidNumber: 5001
 homeDirectory: /home/alice
 loginShell: /bin/bash
 userPassword: wonder land
+sshPublicKey: {key}
 
 dn: cn=datasci,ou=groups,dc=example,dc=org
 objectClass: posixGroup
@@ -78,7 +94,9 @@ objectClass: posixGroup
 cn: analysts
 gidNumber: 5002
 memberUid: alice
-";
+"
+    )
+}
 
 fn slapd_image() {
     let exists = Command::new("docker")
@@ -169,6 +187,18 @@ fn ldap_users_log_in_with_password_and_key() {
     });
     let (code, out) = exec_stdin(
         &slapd.name,
+        &["ldapadd", "-Q", "-Y", "EXTERNAL", "-H", "ldapi:///"],
+        LPK_SCHEMA,
+    );
+    assert_eq!(code, 0, "adding the ssh key schema: {out}");
+
+    let dir = std::env::temp_dir().join(unique("keys"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (spark_key, spark_pub) = keypair(&dir, "spark");
+    let (alice_key, alice_pub) = keypair(&dir, "alice");
+    let (alice_home_key, alice_home_pub) = keypair(&dir, "alice-home");
+    let (code, out) = exec_stdin(
+        &slapd.name,
         &[
             "ldapadd",
             "-x",
@@ -179,15 +209,10 @@ fn ldap_users_log_in_with_password_and_key() {
             "-w",
             ADMIN_PASSWORD,
         ],
-        SEED,
+        &seed(&alice_pub),
     );
     assert_eq!(code, 0, "seeding slapd: {out}");
     let slapd_ip = container_ip(&slapd.name);
-
-    let dir = std::env::temp_dir().join(unique("keys"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let (spark_key, spark_pub) = keypair(&dir, "spark");
-    let (alice_key, alice_pub) = keypair(&dir, "alice");
 
     let master = Container::run(
         "lm",
@@ -221,7 +246,8 @@ fn ldap_users_log_in_with_password_and_key() {
         ready_pid(&master.name, "nslcd")?;
         ready_pid(&master.name, "sshd")
     });
-    let master_pid = wait_for("spark-master ready", Duration::from_secs(180), || {
+    // Generous: on a loaded 2-core machine the master JVM takes minutes to come up.
+    let master_pid = wait_for("spark-master ready", Duration::from_secs(600), || {
         ready_pid(&master.name, "spark-master")
     });
 
@@ -233,7 +259,19 @@ fn ldap_users_log_in_with_password_and_key() {
         "{id}"
     );
 
-    // PAM: password login; the home directory is created on the data volume.
+    // Key login with the key the directory holds for her (sshPublicKey), before she has a home;
+    // another key (the Spark user's) does not let her in.
+    let (code, out, err) = ssh_key(&ip, &alice_key, "alice", "id -un; id -Gn");
+    assert_eq!(code, 0, "directory key login: {err}");
+    assert!(
+        out.starts_with("alice") && out.contains("datasci") && out.contains("analysts"),
+        "{out}"
+    );
+    let (code, _, err) = ssh_key(&ip, &spark_key, "alice", "true");
+    assert_ne!(code, 0, "the Spark user's key let alice in");
+    assert!(err.contains("Permission denied"), "{err}");
+
+    // PAM: password login; the home directory is on the data volume.
     let (code, out, err) = ssh_password(
         &ip,
         "alice",
@@ -249,27 +287,29 @@ fn ldap_users_log_in_with_password_and_key() {
     assert_ne!(code, 0, "a wrong password got in");
     assert!(err.contains("Permission denied"), "{err}");
 
-    // Key login: the user installs a key over a password session, then logs in with it.
+    // Her own ~/.ssh/authorized_keys works too: she installs a key, then logs in with it.
     let (code, out, err) = ssh_password(
         &ip,
         "alice",
         ALICE_PASSWORD,
         "umask 077 && mkdir -p ~/.ssh && cat > ~/.ssh/authorized_keys",
-        Some(&alice_pub),
+        Some(&alice_home_pub),
     );
     assert_eq!(code, 0, "installing a key: {out}{err}");
-    let (code, out, err) = ssh_key(&ip, &alice_key, "alice", "id -un; id -Gn");
-    assert_eq!(code, 0, "key login: {err}");
-    assert!(
-        out.starts_with("alice") && out.contains("analysts"),
-        "{out}"
-    );
+    let (code, out, err) = ssh_key(&ip, &alice_home_key, "alice", "id -un");
+    assert_eq!((code, out.trim()), (0, "alice"), "home key login: {err}");
 
     // slapd gone: LDAP logins fail cleanly, the local spark login and the Spark services do not
     // notice.
     docker(&["stop", "-t", "2", &slapd.name]);
     let (code, _, err) = ssh_password(&ip, "alice", ALICE_PASSWORD, "true", None);
     assert_ne!(code, 0, "logged in without the LDAP server");
+    assert!(
+        err.contains("Permission denied") || err.contains("Connection closed"),
+        "{err}"
+    );
+    let (code, _, err) = ssh_key(&ip, &alice_key, "alice", "true");
+    assert_ne!(code, 0, "a directory key worked without the LDAP server");
     assert!(
         err.contains("Permission denied") || err.contains("Connection closed"),
         "{err}"

@@ -16,8 +16,18 @@ use std::process::Command;
 
 use common::{repo, TempDir};
 
+/// The lines of a rendered authorized_keys file that are keys.
+fn key_lines(text: &str) -> Vec<&str> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .collect()
+}
+
 const KEY: &str =
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHte1F8ZzI3osTxPVCSfgl9kQspdDp1f/Hwb4+qqpaHv good@example";
+/// A second real public key (no private half kept), for a second source.
+const KEY2: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFIc7beU9Bbz+rOwIaWmjVYud9U40AKayhJhh2F6ysbR kd@example";
 
 /// `sparkvisor render --role master --out OUT` with the built-in roles and `vars`:
 /// (exit code, stdout, stderr).
@@ -218,5 +228,270 @@ fn ldap_settings_render_nslcd_and_bad_input_is_reported() {
             "env SPARKVISOR_LDAP_URI: ldap.uri: \"http://example.org\" is not an LDAP URI"
         ),
         "{err}"
+    );
+}
+
+#[test]
+fn keys_from_kubedirector_secret_keys_and_cluster_secrets_combine() {
+    let dir = TempDir::new("access-kd");
+    // KubeDirector's configmeta for this node's role (spark-worker), with the app's `secret_keys`
+    // entry `ssh_authorized_keys`: one good key, one broken line.
+    let text =
+        std::fs::read_to_string(repo().join("tests/fixtures/config/configmeta-kubedirector.json"))
+            .unwrap();
+    let mut meta: serde_json::Value = serde_json::from_str(&text).unwrap();
+    meta["nodegroups"]["1"]["roles"]["spark-worker"]["secret_keys"]["ssh_authorized_keys"] =
+        serde_json::Value::String(format!("{KEY2}\nssh-ed25519 AAAA broken\n"));
+    let meta_path = dir.file("configmeta.json", &meta.to_string());
+    // The cluster file's `secrets:` (a Docker/Kubernetes secret mounted as the cluster file).
+    let cluster = dir.file(
+        "cluster.yaml",
+        &format!("settings:\n  access.ssh: \"true\"\nsecrets:\n  ssh.authorized_keys: \"{KEY}\"\n"),
+    );
+    let (code, out, err) = render(
+        &dir.0.join("out"),
+        &[
+            ("SPARKVISOR_CONFIGMETA", &meta_path),
+            ("SPARKVISOR_CONFIG", &cluster),
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let keys = read(
+        &dir.0.join("out"),
+        "/run/sparkvisor/ssh/authorized_keys/spark",
+    );
+    let mut lines = key_lines(&keys);
+    lines.sort_unstable();
+    assert_eq!(lines, vec![KEY2, KEY], "{keys}");
+    // The broken line is reported with the configmeta entry it came from.
+    assert!(
+        err.contains("configmeta.json") && err.contains("ssh.authorized_keys: line 2"),
+        "{err}"
+    );
+    // Secrets stay out of the preview's listing of settings.
+    assert!(!out.contains("kd@example"), "{out}");
+}
+
+#[test]
+fn ldap_keys_from_the_directory_through_one_keys_command() {
+    if !common::require(common::is_root(), "LDAP settings: needs root") {
+        return;
+    }
+    let dir = TempDir::new("access-ldapkeys");
+    let port = common::free_port();
+    let uri = format!("ldap://127.0.0.1:{port}");
+    let vars = [
+        ("SPARKVISOR_SSH", "true"),
+        ("SPARKVISOR_SSH_AUTHORIZED_KEYS", KEY),
+        ("SPARKVISOR_LDAP_URI", uri.as_str()),
+        ("SPARKVISOR_LDAP_BASE", "dc=example,dc=org"),
+        ("SPARKVISOR_LDAP_BIND_DN", "cn=reader,dc=example,dc=org"),
+        ("SPARKVISOR_LDAP_BIND_PASSWORD", "it's secret"),
+    ];
+    let (code, out, err) = render(&dir.0.join("on"), &vars);
+    assert_eq!(code, 0, "{out}{err}");
+    let on = dir.0.join("on");
+    // sshd asks the lookup script (root's, under /etc/ssh) as user nslcd, which also prints the
+    // injected keys; those are then nslcd's to read.
+    let config = read(&on, "/run/sparkvisor/ssh/sshd_config");
+    for line in [
+        "AuthorizedKeysCommand /etc/ssh/sparkvisor-ldap-keys.sh %u /run/sparkvisor/ssh/authorized_keys/%u",
+        "AuthorizedKeysCommandUser nslcd",
+    ] {
+        assert!(config.lines().any(|l| l == line), "no {line:?} in:\n{config}");
+    }
+    assert!(
+        out.contains("sparkvisor-ldap-keys.sh (0755)")
+            && out.contains("ldap-bindpw (0600, secret)"),
+        "{out}"
+    );
+    let script = read(&on, "/etc/ssh/sparkvisor-ldap-keys.sh");
+    for line in [
+        format!("uri='{uri}'"),
+        "binddn='cn=reader,dc=example,dc=org'".to_string(),
+        "users='(objectClass=posixAccount)'".to_string(),
+        "name_attr='uid'".to_string(),
+        "key_attr='sshPublicKey'".to_string(),
+    ] {
+        assert!(
+            script.lines().any(|l| l == line),
+            "no {line:?} in:\n{script}"
+        );
+    }
+    assert!(
+        !script.contains("secret"),
+        "bind password in the script:\n{script}"
+    );
+    // The password alone, exactly: ldapsearch -y takes the whole file.
+    assert_eq!(read(&on, "/etc/sparkvisor/ldap-bindpw"), "it's secret");
+
+    // No key attribute: keys only from the injected settings, read by the Spark user.
+    let mut off = vars.to_vec();
+    off.push(("SPARKVISOR_LDAP_SSH_KEY_ATTR", "none"));
+    let (code, out, err) = render(&dir.0.join("off"), &off);
+    assert_eq!(code, 0, "{out}{err}");
+    let config = read(&dir.0.join("off"), "/run/sparkvisor/ssh/sshd_config");
+    for line in [
+        "AuthorizedKeysCommand /bin/cat /run/sparkvisor/ssh/authorized_keys/%u",
+        "AuthorizedKeysCommandUser spark",
+    ] {
+        assert!(
+            config.lines().any(|l| l == line),
+            "no {line:?} in:\n{config}"
+        );
+    }
+    // A key attribute that is no attribute name: named, and no directory keys.
+    let mut bad = vars.to_vec();
+    bad.push(("SPARKVISOR_LDAP_SSH_KEY_ATTR", "ssh key"));
+    let (code, out, err) = render(&dir.0.join("bad"), &bad);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        err.contains("env SPARKVISOR_LDAP_SSH_KEY_ATTR: ldap.ssh_key_attr: \"ssh key\""),
+        "{err}"
+    );
+}
+
+/// Active Directory cannot run here (no AD server in the tests): its settings are checked through
+/// what nslcd is given, and docs/access.md says AD was not tested live.
+#[test]
+fn active_directory_settings_render_nslcd_maps_and_filters() {
+    if !common::require(common::is_root(), "LDAP settings: needs root") {
+        return;
+    }
+    let dir = TempDir::new("access-ad");
+    let port = common::free_port();
+    let uri = format!("ldap://127.0.0.1:{port}");
+    let group = "(memberOf=CN=Spark Users,OU=Groups,DC=corp,DC=example,DC=com)";
+    let vars = [
+        ("SPARKVISOR_SSH", "true"),
+        ("SPARKVISOR_LDAP_URI", uri.as_str()),
+        ("SPARKVISOR_LDAP_BASE", "DC=corp,DC=example,DC=com"),
+        ("SPARKVISOR_LDAP_SCHEMA", "AD"),
+        ("SPARKVISOR_LDAP_USER_FILTER", group),
+    ];
+    let (code, out, err) = render(&dir.0.join("ad"), &vars);
+    assert_eq!(code, 0, "{out}{err}");
+    let users = format!("(&(objectClass=user)(!(objectClass=computer))(uidNumber=*){group})");
+    let conf = read(&dir.0.join("ad"), "/etc/nslcd.conf");
+    for line in [
+        format!("filter passwd {users}"),
+        format!("filter shadow {users}"),
+        "filter group (&(objectClass=group)(gidNumber=*))".to_string(),
+        "map passwd uid sAMAccountName".to_string(),
+        "map shadow uid sAMAccountName".to_string(),
+        "referrals off".to_string(),
+        "map passwd homeDirectory \"/data/home/$sAMAccountName\"".to_string(),
+    ] {
+        assert!(conf.lines().any(|l| l == line), "no {line:?} in:\n{conf}");
+    }
+    // The key lookup finds the same users by the same name.
+    let script = read(&dir.0.join("ad"), "/etc/ssh/sparkvisor-ldap-keys.sh");
+    for line in [
+        format!("users='{users}'"),
+        "name_attr='sAMAccountName'".to_string(),
+    ] {
+        assert!(
+            script.lines().any(|l| l == line),
+            "no {line:?} in:\n{script}"
+        );
+    }
+
+    // The default (RFC 2307) with a user filter: one flat AND.
+    let (code, out, err) = render(
+        &dir.0.join("rfc"),
+        &[
+            ("SPARKVISOR_LDAP_URI", uri.as_str()),
+            (
+                "SPARKVISOR_LDAP_USER_FILTER",
+                "(memberOf=cn=spark,ou=groups,dc=example,dc=org)",
+            ),
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let conf = read(&dir.0.join("rfc"), "/etc/nslcd.conf");
+    assert!(
+        conf.lines().any(|l| l
+            == "filter passwd (&(objectClass=posixAccount)(memberOf=cn=spark,ou=groups,dc=example,dc=org))"),
+        "{conf}"
+    );
+    assert!(!conf.contains("sAMAccountName"), "{conf}");
+
+    // An unknown schema and a filter that is not one: each named, LDAP left out, the node renders.
+    for (var, value, needle) in [
+        (
+            "SPARKVISOR_LDAP_SCHEMA",
+            "openldap",
+            "ldap.schema: \"openldap\" is not a known directory schema",
+        ),
+        (
+            "SPARKVISOR_LDAP_USER_FILTER",
+            "memberOf=x",
+            "ldap.user_filter: \"memberOf=x\" is not an LDAP filter",
+        ),
+        (
+            "SPARKVISOR_LDAP_USER_FILTER",
+            "(a=1)(b=2)",
+            "ldap.user_filter: \"(a=1)(b=2)\" is more than one filter",
+        ),
+    ] {
+        let out_dir = dir.0.join(format!("bad-{}", value.len()));
+        let (code, out, err) = render(
+            &out_dir,
+            &[("SPARKVISOR_LDAP_URI", uri.as_str()), (var, value)],
+        );
+        assert_eq!(code, 0, "{out}{err}");
+        assert!(
+            err.contains(&format!("env {var}: {needle}")),
+            "{var}={value}: {err}"
+        );
+        assert!(
+            !out.contains("nslcd.conf") && out.contains("spark-env.sh"),
+            "{out}"
+        );
+    }
+}
+
+/// An arbitrary uid without an account (OpenShift): ssh is refused with the reason, the rest of the
+/// node renders. Run as such a uid with setpriv (util-linux), as Docker would start the agent.
+#[test]
+fn ssh_under_an_arbitrary_uid_is_refused_with_the_reason() {
+    if !common::require(common::is_root(), "arbitrary uid: needs root (setpriv)") {
+        return;
+    }
+    let dir = TempDir::new("access-anyuid");
+    let out_dir = dir.0.join("out");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    std::process::Command::new("chmod")
+        .args(["0777"])
+        .arg(&out_dir)
+        .status()
+        .unwrap();
+    let o = Command::new("setpriv")
+        .args(["--reuid", "1000700000", "--regid", "0", "--clear-groups"])
+        .arg(common::bin())
+        .args(["render", "--role", "master", "--out"])
+        .arg(&out_dir)
+        .env_clear()
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .env("SPARKVISOR_ROLES", repo().join("roles"))
+        .env("SPARKVISOR_TEMPLATES", repo().join("templates"))
+        .env("SPARKVISOR_CONFIGMETA", "")
+        .env("SPARKVISOR_HOSTNAME", "node1")
+        .env("SPARKVISOR_SSH", "true")
+        .env("SPARKVISOR_SSH_AUTHORIZED_KEYS", KEY)
+        .output()
+        .expect("setpriv");
+    let (out, err) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
+    assert_eq!(o.status.code(), Some(0), "{out}{err}");
+    assert!(
+        err.contains("env SPARKVISOR_SSH: access.ssh: the container runs as uid 1000700000, which has no account"),
+        "{err}"
+    );
+    assert!(
+        !out.contains("sshd_config") && out.contains("spark-env.sh"),
+        "{out}"
     );
 }

@@ -168,9 +168,25 @@ fn ssh_with_injected_key_as_root_agent() {
     let java = pids_matching(&master.name, "org.apache.spark.deploy.master.Master");
     assert_eq!(java.len(), 1, "master JVM pids {java:?}");
     assert_unprivileged(&master.name, java[0], "spark-master");
+    // ...and so does every other service of the node (each process the agent started).
+    let status = agent_status(&master.name).unwrap();
+    let mut checked = 0;
+    for s in status["services"].as_array().unwrap() {
+        let name = s["name"].as_str().unwrap();
+        if name == "sshd" {
+            continue;
+        }
+        let pid = s["pid"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{name} not running: {s}"));
+        assert_unprivileged(&master.name, pid as u32, name);
+        checked += 1;
+    }
+    assert!(checked >= 1, "no Spark service in {status}");
 
     // 4. The session has the node's Spark environment: spark-submit of a pi job runs on the cluster.
-    wait_for("a worker ALIVE", Duration::from_secs(180), || {
+    // Generous: on a loaded 2-core machine the master and worker JVMs take minutes to come up.
+    wait_for("a worker ALIVE", Duration::from_secs(600), || {
         let json = http_json(&ip, 8080, "/json/")?;
         (!alive_workers(&json).is_empty())
             .then_some(())
@@ -262,4 +278,36 @@ fn ssh_as_spark_user_lets_only_spark_in() {
     let (code, _, _) = ssh_key(&ip, &good, "nobody", "true");
     assert_ne!(code, 0, "a non-root sshd let another user in");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// An arbitrary uid (OpenShift's `restricted-v2`, here `--user 1000700000:0`): sshd cannot serve
+/// logins for an account that only nss_wrapper knows, so the add-on is refused with the reason
+/// while the master runs as usual.
+#[test]
+fn ssh_under_an_arbitrary_uid_is_refused_and_spark_runs() {
+    if !prerequisites("ssh_under_an_arbitrary_uid_is_refused_and_spark_runs") {
+        return;
+    }
+    let image = docker_support::image();
+    let node = Container::run(
+        "a",
+        &[
+            "--user",
+            "1000700000:0",
+            "-e",
+            "SPARK_MODE=master",
+            "-e",
+            "SPARKVISOR_SSH=true",
+        ],
+        &image,
+        &[],
+    );
+    wait_ready(&node.name, "spark-master", Duration::from_secs(180));
+    let logs = node.logs();
+    assert!(
+        logs.contains("access.ssh: the container runs as uid 1000700000, which has no account"),
+        "no reason in the log:\n{logs}"
+    );
+    let status = agent_status(&node.name).unwrap();
+    assert!(service(&status, "sshd").is_none(), "{status}");
 }

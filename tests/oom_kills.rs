@@ -136,9 +136,10 @@ fn service<'a>(status: &'a Value, name: &str) -> &'a Value {
         .unwrap()
 }
 
-#[test]
-fn a_real_oom_kill_shows_on_the_status_socket_for_that_service() {
-    if skip_unless(is_root(), "needs root to create a memory cgroup")
+/// Root, a v1 memory hierarchy with a counter, and python3 (the allocating process); false (after
+/// skipping, or failing under CI) when one is missing.
+fn prerequisites() -> bool {
+    !(skip_unless(is_root(), "needs root to create a memory cgroup")
         || skip_unless(
             v1_memory_with_oom_counter(),
             "needs a cgroup v1 memory hierarchy with an oom_kill counter at /sys/fs/cgroup/memory",
@@ -146,8 +147,15 @@ fn a_real_oom_kill_shows_on_the_status_socket_for_that_service() {
         || skip_unless(
             Command::new("python3").arg("-V").output().is_ok(),
             "needs python3 (the allocating service)",
-        )
-    {
+        ))
+}
+
+/// A python3 one-liner that allocates 200 MiB, far over the cgroup's 64 MiB.
+const HOG: &str = "python3 -c 'b = b\"x\" * (200 << 20)'";
+
+#[test]
+fn a_real_oom_kill_shows_on_the_status_socket_for_that_service() {
+    if !prerequisites() {
         return;
     }
     let s = Scene::new();
@@ -212,4 +220,80 @@ services:
         "the kill is logged: {}",
         agent.stderr()
     );
+}
+
+/// Kills a service's process with SIGKILL as someone other than the agent would (`kill -9` from a
+/// shell in the container), and waits until the status shows it ended so.
+fn kill_9(socket: &Path, agent: &mut Agent, name: &str) -> Value {
+    let pid = service(&status_json(socket).unwrap(), name)["pid"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGKILL) }, 0);
+    let mut last = None;
+    agent.wait_for(LONG, &format!("{name} to end by SIGKILL"), || {
+        last = status_json(socket);
+        last.as_ref()
+            .is_some_and(|st| service(st, name)["last_exit"]["signal"] == 9)
+    });
+    last.unwrap()
+}
+
+/// The OOM killer kills a process that is not a service (a service's child that the service reaps
+/// itself, as a worker reaps its executors; and an orphan the agent reaps), then an operator's
+/// `kill -9` ends a service: the service is not charged the other processes' kills, while the
+/// container-wide counter shows them.
+#[test]
+fn oom_kills_of_other_processes_are_not_charged_to_a_service() {
+    if !prerequisites() {
+        return;
+    }
+    let s = Scene::new();
+    s.role(
+        "oom",
+        &format!(
+            r#"
+services:
+  parent:
+    command: ["sh", "-c", "{hog}; touch @WORK@/child.ended; exec sleep 1000"]
+    restart: never
+    critical: false
+  orphaner:
+    command: ["sh", "-c", "while [ ! -e @WORK@/go ]; do sleep 0.05; done; ({hog} &); exec sleep 1000"]
+    restart: never
+    critical: false
+"#,
+            hog = HOG.replace('"', "\\\""),
+        ),
+    );
+    let cgroup = MemoryCgroup::create();
+    let socket = s.path().join("agent.sock");
+    let mut agent = s.start(&mut in_cgroup(
+        &s.agent(false, &["run", "--role", "oom"]),
+        &cgroup.dir,
+    ));
+    // 1. parent's child is OOM-killed and reaped by parent (sh), which goes on.
+    agent.wait_for(LONG, "parent's child to be OOM-killed", || {
+        s.exists("child.ended")
+    });
+    assert_eq!(cgroup.oom_kills(), 1);
+    agent.wait_for(LONG, "the status socket", || status_json(&socket).is_some());
+    let status = kill_9(&socket, &mut agent, "parent");
+    assert_eq!(service(&status, "parent")["oom_kills"], 0, "{status:#}");
+    // 2. An orphan (its parent subshell exits at once) is OOM-killed and reaped by the agent.
+    std::fs::write(s.work("go"), "").unwrap();
+    agent.wait_for(LONG, "the orphan's OOM kill", || cgroup.oom_kills() == 2);
+    agent.wait_for(LONG, "the orphan reaped", || {
+        s.stderr().contains("reaped orphan")
+    });
+    let status = kill_9(&socket, &mut agent, "orphaner");
+    assert_eq!(service(&status, "orphaner")["oom_kills"], 0, "{status:#}");
+    assert_eq!(service(&status, "parent")["oom_kills"], 0, "{status:#}");
+    assert_eq!(status["agent"]["oom_kills_total"], 2, "{status:#}");
+    assert!(
+        !agent.stderr().contains("OOM killer"),
+        "no OOM kill charged: {}",
+        agent.stderr()
+    );
+    agent.signal(false, libc::SIGTERM);
+    assert_eq!(Agent::code(agent.wait(LONG)), 0, "{}", agent.stderr());
 }

@@ -143,3 +143,60 @@ services:
     agent.signal(false, libc::SIGTERM);
     assert_eq!(Agent::code(agent.wait(LONG)), 0, "{}", agent.stderr());
 }
+
+/// A role may let one service ask the agent to act: `agent_signals: [HUP]` makes that service's
+/// SIGHUP a reload, while its SIGTERM (not listed) is still ignored. `check` refuses a signal that
+/// is not a stop or reload request.
+#[test]
+fn agent_signals_lets_a_role_allow_a_service_to_reload_the_agent() {
+    if skip_unless(is_root(), "needs root (services with user: root)") {
+        return;
+    }
+    let s = Scene::new();
+    std::fs::set_permissions(s.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    s.role(
+        "bad",
+        r#"
+services:
+  reloader:
+    command: ["sleep", "1000"]
+    agent_signals: [KILL]
+"#,
+    );
+    let check = s
+        .agent(false, &["check", "--role", "bad"])
+        .output()
+        .unwrap();
+    let check_err = String::from_utf8_lossy(&check.stderr);
+    assert_eq!(check.status.code(), Some(78), "{check_err}");
+    assert!(
+        check_err.contains("\"KILL\" in `agent_signals`"),
+        "{check_err}"
+    );
+    std::fs::remove_file(s.path().join("roles/bad.yaml")).unwrap();
+    s.role(
+        "allowed",
+        r#"
+services:
+  reloader:
+    command: ["sh", "-c", "kill -HUP $PPID; kill -TERM $PPID; exec sleep 1000"]
+    user: "0"
+    capabilities: []
+    agent_signals: [HUP]
+"#,
+    );
+    chown_tree(&s.path().join("roles"), 65534);
+    chown_tree(&s.path().join("templates"), 65534);
+    let mut agent = s.start(&mut s.agent(false, &["run", "--role", "allowed"]));
+    agent.wait_for(LONG, "HUP obeyed and TERM ignored", || {
+        let e = s.stderr();
+        e.contains("obeyed (its role allows it in `agent_signals`)")
+            && e.contains("ignored (a service cannot stop or reload")
+            && e.contains("config reloaded (")
+    });
+    let stderr = agent.stderr();
+    assert!(!stderr.contains("stopping every service"), "{stderr}");
+    assert!(agent.child.try_wait().unwrap().is_none(), "still running");
+    agent.signal(false, libc::SIGTERM);
+    assert_eq!(Agent::code(agent.wait(LONG)), 0, "{}", agent.stderr());
+}

@@ -206,3 +206,63 @@ fn an_empty_token_keeps_jupyter_authenticated() {
     let log = nb.log();
     assert!(!log.contains("All authentication is disabled"), "{log}");
 }
+
+/// `render --role notebook` with `notebook.authentication` set to `value` (unset when None):
+/// its stderr.
+fn render_warnings(value: Option<&str>) -> String {
+    let repo = common::repo();
+    let out = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(common::bin());
+    cmd.args(["render", "--role", "notebook", "--out"])
+        .arg(out.path())
+        .env("SPARKVISOR_ROLES", repo.join("roles"))
+        .env("SPARKVISOR_TEMPLATES", repo.join("templates"))
+        .env_remove("SPARKVISOR_CONFIG")
+        .env_remove("SPARKVISOR_CONFIGMETA")
+        .env_remove("SPARKVISOR_SETTINGS");
+    if let Some(v) = value {
+        cmd.env(
+            "SPARKVISOR_SETTINGS",
+            format!("{{notebook.authentication: {v}}}"),
+        );
+    }
+    let o = cmd.output().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(o.status.success(), "{value:?}: {stderr}");
+    stderr
+}
+
+/// Only `notebook.authentication: none` turns Jupyter's authentication off, and then every
+/// rendering of the role warns; any other value keeps the token (and warns that it is unknown).
+/// A real Jupyter on the `none` config answers unauthenticated API calls and says so itself.
+#[test]
+fn authentication_is_off_only_when_a_setting_says_so_and_it_warns() {
+    assert!(!render_warnings(None).contains("warning"));
+    let none = render_warnings(Some("none"));
+    assert!(
+        none.contains("warning: role notebook: notebook.authentication is \"none\"")
+            && none.contains("answers anyone"),
+        "{none}"
+    );
+    let typo = render_warnings(Some("off"));
+    assert!(typo.contains("neither \"token\" nor \"none\""), "{typo}");
+    let kept = Notebook::render(&[("notebook.authentication", "off")], "t0k");
+    let kept = &kept.file("jupyter_server_config.json").contents;
+    assert!(kept.contains("\"token\": \"t0k\""), "{kept}");
+
+    let nb = Notebook::render(&[("notebook.authentication", "none")], "t0k");
+    let open = &nb.file("jupyter_server_config.json").contents;
+    assert!(
+        open.contains("\"token\": \"\"") && !open.contains("t0k"),
+        "{open}"
+    );
+    if !require(has_command("jupyter"), "jupyter not found") {
+        return;
+    }
+    let _jupyter = nb.start();
+    nb.wait_ok("/api");
+    let (status, _) = http_get(nb.port, "/api/contents").unwrap();
+    assert!(status.contains(" 200"), "{status}\n{}", nb.log());
+    let log = nb.log();
+    assert!(log.contains("All authentication is disabled"), "{log}");
+}

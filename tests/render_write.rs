@@ -74,7 +74,7 @@ fn a_failed_write_leaves_the_old_file_and_no_temp_file() {
     std::fs::write(dest.join("keep"), "x").unwrap();
     let err = write_files(&[file(&dest, "A=1\n", 0o644, None)], None).unwrap_err();
     assert!(
-        matches!(err, RenderError::Io { ref path, .. } if path == &dest),
+        matches!(err, RenderError::Dest { ref path, .. } if path == &dest),
         "{err}"
     );
     let names: Vec<String> = std::fs::read_dir(dir.path())
@@ -232,4 +232,55 @@ fn a_set_that_fails_half_way_leaves_every_old_file_intact() {
         2,
         "no temporary files left"
     );
+}
+
+/// The rename step itself failing after an earlier file of the set was switched in: the earlier
+/// file gets its previous content back (same inode, mode and owner), the failing one is untouched,
+/// and no temporary or backup file is left. An immutable destination (`chattr +i`) makes the
+/// rename fail with EPERM even for root, while its directory still takes the temporary file.
+#[test]
+fn a_rename_that_fails_after_others_restores_the_switched_files() {
+    if !require_root("chattr +i") || !require(has_command("chattr"), "chattr not found") {
+        return;
+    }
+    let dir = common::TempDir::new("render-write-restore");
+    let conf = dir.0.join("conf");
+    std::fs::create_dir_all(&conf).unwrap();
+    let first = conf.join("spark-defaults.conf");
+    let locked = conf.join("spark-env.sh");
+    std::fs::write(&first, "old = 1\n").unwrap();
+    std::fs::set_permissions(&first, std::fs::Permissions::from_mode(0o640)).unwrap();
+    std::fs::write(&locked, "OLD=1\n").unwrap();
+    let inode = std::fs::metadata(&first).unwrap().ino();
+    let chattr = |flag: &str| {
+        let ok = Command::new("chattr")
+            .arg(flag)
+            .arg(&locked)
+            .status()
+            .unwrap();
+        assert!(ok.success(), "chattr {flag}");
+    };
+    chattr("+i");
+    let set = [
+        file(&first, "new = 2\n", 0o644, None),
+        file(&locked, "X=1\n", 0o644, None),
+    ];
+    let err = write_files(&set, None);
+    chattr("-i");
+    let err = err.unwrap_err();
+    assert!(
+        matches!(err, RenderError::Io { ref path, .. } if path == &locked),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(&first).unwrap(), "old = 1\n");
+    let meta = std::fs::metadata(&first).unwrap();
+    assert_eq!(meta.ino(), inode, "the previous file itself is back");
+    assert_eq!(meta.permissions().mode() & 0o7777, 0o640);
+    assert_eq!(std::fs::read_to_string(&locked).unwrap(), "OLD=1\n");
+    let mut left: Vec<_> = std::fs::read_dir(&conf)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, vec!["spark-defaults.conf", "spark-env.sh"]);
 }

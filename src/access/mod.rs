@@ -7,11 +7,10 @@
 //! where it came from) and the rest of the node starts as usual, without the part that cannot work.
 
 pub mod keys;
+pub mod ldap;
 mod prepare;
 
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::time::Duration;
 
 pub use prepare::prepare;
 
@@ -43,6 +42,8 @@ const DEFAULT_PORT: &str = "2222";
 /// What `apply` needs to know about the agent itself.
 #[derive(Debug, Clone)]
 pub struct Agent {
+    /// The agent's effective uid.
+    pub uid: u32,
     /// The agent runs as uid 0 (it can run sshd with capabilities and nslcd at all).
     pub root: bool,
     /// The agent's user name (a non-root sshd lets only this user in).
@@ -56,6 +57,7 @@ impl Agent {
     pub fn current(env: &BTreeMap<String, String>, users: &crate::users::UserDb) -> Agent {
         let uid = crate::sys::peercred::effective_uid();
         Agent {
+            uid,
             root: uid == 0,
             user: users.user_by_uid(uid).map(|u| u.name.clone()),
             path: env.get("PATH").cloned(),
@@ -110,16 +112,27 @@ fn derived(config: &mut ResolvedConfig, key: &str, value: String, from: &str) {
 /// missing CA file). Returns every problem found; none of them stops the node.
 pub fn apply(role: &mut LoadedRole, config: &mut ResolvedConfig, agent: &Agent) -> Vec<Diagnostic> {
     let mut problems = Vec::new();
-    if role.def.services.contains_key(SSHD_SERVICE) {
-        apply_ssh(role, config, agent, &mut problems);
-    }
+    // LDAP first: whether it runs decides where sshd looks up keys.
+    let mut ldap_keys = None;
     if role.def.services.contains_key(NSLCD_SERVICE) {
-        if let Err(p) = check_ldap(config, agent) {
+        if let Err(p) = ldap::check(config, agent) {
             problems.push(p);
             remove_part(role, NSLCD_SERVICE);
         } else {
-            problems.extend(ldap_reachability(config));
+            problems.extend(ldap::reachability(config));
+            let (attr, p) = ldap::key_attr(config);
+            problems.extend(p);
+            derived(
+                config,
+                ldap::KEY_ATTR_SETTING,
+                attr.clone().unwrap_or_default(),
+                ldap::KEY_ATTR_SETTING,
+            );
+            ldap_keys = attr;
         }
+    }
+    if role.def.services.contains_key(SSHD_SERVICE) {
+        apply_ssh(role, config, agent, ldap_keys.is_some(), &mut problems);
     }
     problems
 }
@@ -128,8 +141,32 @@ fn apply_ssh(
     role: &mut LoadedRole,
     config: &mut ResolvedConfig,
     agent: &Agent,
+    ldap_keys: bool,
     problems: &mut Vec<Diagnostic>,
 ) {
+    if !agent.root && agent.user.is_none() {
+        // An arbitrary uid (OpenShift's restricted SCC, `--user 1000700000:0`): its only account
+        // is nss_wrapper's (src/dropin.rs), named like the image's spark user (185) so that Spark
+        // finds a user name. sshd looks the login name up through NSS and gets uid 185, which a
+        // non-root sshd (running as this uid) cannot become; the sessions would not see the
+        // wrapper either. Refused with the reason rather than started to fail every login.
+        let location = config.settings.get(SSH_SETTING).map_or_else(
+            || role.file.display().to_string(),
+            |v| source_location(&v.source),
+        );
+        problems.push(Diagnostic::new(
+            location,
+            format!(
+                "{SSH_SETTING}: the container runs as uid {}, which has no account in \
+                 /etc/passwd (an arbitrary uid, as OpenShift assigns): sshd needs a real account \
+                 for the user who logs in; ssh is not started (run the container as spark, uid \
+                 185, or as root; on Kubernetes use kubectl exec / oc rsh)",
+                agent.uid
+            ),
+        ));
+        remove_part(role, SSHD_SERVICE);
+        return;
+    }
     // Keys from every place they can be injected, each checked against where it came from.
     let mut valid = Vec::new();
     let sources = [
@@ -228,8 +265,12 @@ fn apply_ssh(
         agent.user.clone().unwrap_or_default()
     };
     derived(config, "ssh.allow_users", allow.clone(), "the agent's user");
-    // Who reads the injected keys: the Spark user under a root agent, else the agent itself.
-    let keys_user = if agent.root || allow.is_empty() {
+    // Who reads the injected keys: the Spark user under a root agent, else the agent itself; with
+    // keys in the directory, nslcd's user runs the lookup script, which also prints the injected
+    // keys (sshd has a single AuthorizedKeysCommand).
+    let keys_user = if ldap_keys {
+        ldap::KEYS_USER.to_string()
+    } else if agent.root || allow.is_empty() {
         config
             .settings
             .get("spark.user")
@@ -243,6 +284,22 @@ fn apply_ssh(
         keys_user,
         "spark.user and the agent's user",
     );
+    let run_dir = config
+        .settings
+        .get("ssh.run_dir")
+        .map_or_else(|| "/run/sparkvisor/ssh".to_string(), |v| v.value.clone());
+    let injected = format!("{run_dir}/authorized_keys/%u");
+    let command = if ldap_keys {
+        format!("{} %u {injected}", ldap::KEYS_COMMAND)
+    } else {
+        format!("/bin/cat {injected}")
+    };
+    derived(
+        config,
+        "ssh.keys_command",
+        command,
+        "ssh.run_dir and ldap.ssh_key_attr",
+    );
     if let Some(path) = &agent.path {
         derived(config, "ssh.login_path", path.clone(), "the agent's PATH");
     }
@@ -254,101 +311,6 @@ fn apply_ssh(
     }
 }
 
-/// The `ldap` part can run: a root agent, a well-formed URI, the CA file when one is named.
-fn check_ldap(config: &ResolvedConfig, agent: &Agent) -> Result<(), Diagnostic> {
-    let Some(uri) = config.settings.get(LDAP_URI_SETTING) else {
-        return Ok(());
-    };
-    if !agent.root {
-        return Err(problem(
-            &uri.source,
-            format!(
-                "{LDAP_URI_SETTING}: LDAP users need the agent to run as root (nslcd, PAM); \
-                 LDAP is not started"
-            ),
-        ));
-    }
-    for one in uri.value.split_whitespace() {
-        if ldap_host_port(one).is_none() {
-            return Err(problem(
-                &uri.source,
-                format!(
-                    "{LDAP_URI_SETTING}: {one:?} is not an LDAP URI (ldap://HOST[:PORT] or \
-                     ldaps://HOST[:PORT]); LDAP is not started"
-                ),
-            ));
-        }
-    }
-    if let Some(ca) = config.settings.get("ldap.tls_cacert") {
-        let path = ca.value.trim();
-        if !path.is_empty() && !Path::new(path).is_file() {
-            return Err(problem(
-                &ca.source,
-                format!(
-                    "ldap.tls_cacert: CA file {path:?} does not exist or is not a file; LDAP is \
-                     not started"
-                ),
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// `(host, port)` of an `ldap://` or `ldaps://` URI (default ports 389 and 636).
-pub fn ldap_host_port(uri: &str) -> Option<(String, u16)> {
-    let (rest, default) = if let Some(r) = uri.strip_prefix("ldap://") {
-        (r, 389)
-    } else if let Some(r) = uri.strip_prefix("ldaps://") {
-        (r, 636)
-    } else {
-        return None;
-    };
-    let hostport = rest.split('/').next().unwrap_or_default();
-    let (host, port) = match hostport.rsplit_once(':') {
-        Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => (h, p.parse().ok()?),
-        _ => (hostport, default),
-    };
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    if host.is_empty() || !crate::config::validate::valid_host(host) {
-        return None;
-    }
-    Some((host.to_string(), port))
-}
-
-/// A warning for every LDAP server that does not accept a TCP connection now. nslcd still starts
-/// (it reconnects when the server comes up); logins through LDAP fail until then.
-fn ldap_reachability(config: &ResolvedConfig) -> Vec<Diagnostic> {
-    use std::net::{TcpStream, ToSocketAddrs};
-    let Some(uri) = config.settings.get(LDAP_URI_SETTING) else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    for one in uri.value.split_whitespace() {
-        let Some((host, port)) = ldap_host_port(one) else {
-            continue;
-        };
-        let reached = (host.as_str(), port)
-            .to_socket_addrs()
-            .map_err(|e| e.to_string())
-            .and_then(|mut addrs| {
-                let addr = addrs.next().ok_or_else(|| "no address".to_string())?;
-                TcpStream::connect_timeout(&addr, Duration::from_secs(3))
-                    .map(drop)
-                    .map_err(|e| e.to_string())
-            });
-        if let Err(e) = reached {
-            out.push(problem(
-                &uri.source,
-                format!(
-                    "{LDAP_URI_SETTING}: LDAP server {one} is unreachable ({e}); nslcd starts and \
-                     retries, LDAP logins fail until it answers"
-                ),
-            ));
-        }
-    }
-    out
-}
-
 /// Removes a service and the render entries of the role file that defined it.
 fn remove_part(role: &mut LoadedRole, service: &str) {
     let Some(file) = role.service_files.remove(service) else {
@@ -358,24 +320,4 @@ fn remove_part(role: &mut LoadedRole, service: &str) {
     let mut keep = role.render_files.iter().map(|f| *f != file);
     role.def.render.retain(|_| keep.next().unwrap_or(true));
     role.render_files.retain(|f| *f != file);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ldap_uris() {
-        assert_eq!(
-            ldap_host_port("ldap://ldap.example.org"),
-            Some(("ldap.example.org".into(), 389))
-        );
-        assert_eq!(
-            ldap_host_port("ldaps://10.0.0.1:1636/"),
-            Some(("10.0.0.1".into(), 1636))
-        );
-        assert_eq!(ldap_host_port("http://x"), None);
-        assert_eq!(ldap_host_port("ldap://"), None);
-        assert_eq!(ldap_host_port("ldap://bad host"), None);
-    }
 }

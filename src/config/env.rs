@@ -42,6 +42,9 @@ pub const SETTING_VARS: &[(&str, &str)] = &[
     ("SPARKVISOR_LDAP_BASE", "ldap.base"),
     ("SPARKVISOR_LDAP_BIND_DN", "ldap.binddn"),
     ("SPARKVISOR_LDAP_TLS_CA", "ldap.tls_cacert"),
+    ("SPARKVISOR_LDAP_SCHEMA", "ldap.schema"),
+    ("SPARKVISOR_LDAP_USER_FILTER", "ldap.user_filter"),
+    ("SPARKVISOR_LDAP_SSH_KEY_ATTR", "ldap.ssh_key_attr"),
 ];
 
 /// Role variables, lowest precedence first.

@@ -36,6 +36,11 @@ pub struct RoleDef {
     /// Default settings (dotted keys), lowest precedence of all sources.
     #[serde(default)]
     pub defaults: BTreeMap<String, String>,
+    /// Warnings logged at every start and reload (and printed by `check` and `render`): each is
+    /// expanded like a service string, and one that expands to blank text says nothing. A role
+    /// warns this way about a setting that weakens it (the notebook's `notebook.authentication`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     /// Files rendered before any service starts.
     #[serde(default)]
     pub render: Vec<RenderSpec>,
@@ -49,7 +54,7 @@ pub struct RoleDef {
 }
 
 /// How an including role changes a service it got from an included role. Every field is optional;
-/// `after` and `forward_signals` are added to the included lists, `environment` is merged over the
+/// `after`, `forward_signals` and `agent_signals` are added to the included lists, `environment` is merged over the
 /// included one (a key set here wins), the other fields replace the included value.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -66,6 +71,9 @@ pub struct ServiceAdjust {
     /// Added to the included `forward_signals`.
     #[serde(default)]
     pub forward_signals: Vec<String>,
+    /// Added to the included `agent_signals`.
+    #[serde(default)]
+    pub agent_signals: Vec<String>,
     /// Replaces the user.
     #[serde(default)]
     pub user: Option<String>,
@@ -106,6 +114,11 @@ impl ServiceAdjust {
         for s in &self.forward_signals {
             if !service.forward_signals.contains(s) {
                 service.forward_signals.push(s.clone());
+            }
+        }
+        for s in &self.agent_signals {
+            if !service.agent_signals.contains(s) {
+                service.agent_signals.push(s.clone());
             }
         }
         if let Some(user) = &self.user {
@@ -344,6 +357,11 @@ pub struct ServiceSpec {
     /// Signals PID 1 receives that are forwarded to this service's process group (e.g. `PWR`).
     #[serde(default)]
     pub forward_signals: Vec<String>,
+    /// Stop and reload signals (`HUP`, `TERM`, `INT`) this service may send to the agent itself
+    /// and have obeyed. Default none: the agent ignores them from a service, so a service cannot
+    /// make it reload role files it may have changed, or stop the container.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub agent_signals: Vec<String>,
     /// Restart backoff; defaults follow Pebble (0.5 s doubling to 30 s).
     #[serde(default)]
     pub backoff: BackoffSpec,

@@ -239,6 +239,7 @@ mod tests {
             def: RoleDef {
                 description: String::new(),
                 include: Vec::new(),
+                warnings: Vec::new(),
                 defaults: [("node.evil".to_string(), "x".to_string())]
                     .into_iter()
                     .collect(),

@@ -61,6 +61,26 @@ pub fn untrusted_link(dest: &Path, root: Option<&Path>, agent_uid: u32) -> Optio
     None
 }
 
+/// Why no file can be written at `dest` (None when one can): it has no file name, a directory is
+/// there, or the nearest existing parent is not a directory.
+pub fn not_a_file_path(dest: &Path) -> Option<String> {
+    if dest.file_name().is_none() {
+        return Some("the path names no file".into());
+    }
+    if std::fs::symlink_metadata(dest).is_ok_and(|m| m.is_dir()) {
+        return Some("a directory is there".into());
+    }
+    let parent = dest
+        .ancestors()
+        .skip(1)
+        .find(|a| std::fs::symlink_metadata(a).is_ok())?;
+    // Links on the way were checked by [`untrusted_link`]; follow them here as the writer will.
+    match std::fs::metadata(parent) {
+        Ok(m) if !m.is_dir() => Some(format!("{} is not a directory", parent.display())),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -45,6 +45,14 @@ pub enum RenderError {
         /// The link's owner.
         owner: u32,
     },
+    /// The destination cannot be a file (a directory is there, a parent is a file, no file name).
+    #[error("{path}: cannot write a rendered file here: {why}")]
+    Dest {
+        /// The destination.
+        path: PathBuf,
+        /// What is in the way.
+        why: String,
+    },
     /// A file's owner could not be resolved.
     #[error("{path}: owner {owner:?}: {reason}")]
     Owner {
@@ -57,52 +65,92 @@ pub enum RenderError {
     },
 }
 
-/// Writes every file atomically with its mode and owner. With `root` (`render --out DIR`) each path
-/// is re-rooted under it and ownership is not changed (a preview owned by whoever ran it).
-/// Destinations that are mount points are left alone and listed in the report.
-pub fn write_files(
-    files: &[RenderedFile],
-    root: Option<&Path>,
-) -> Result<WriteReport, RenderError> {
+/// One file as it will be written: where, with which owner, or left alone (a mount point).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Planned {
+    /// The final path (normalised, re-rooted under `render --out`).
+    pub dest: PathBuf,
+    /// `(uid, gid)` to give the file; None keeps the writer's own.
+    pub owner: Option<(Option<u32>, Option<u32>)>,
+    /// A mount point (a file the user bound over ours): not touched.
+    pub left_alone: bool,
+}
+
+/// Where and how every file would be written, checked without writing anything: the one place
+/// `run`, `render --out` and `check` resolve destinations, so `check` refuses exactly the paths
+/// `run` would fail on (a planted link on the way, an owner that does not exist, a destination
+/// that is a directory or whose parent is a file, two entries writing the same file).
+pub fn plan(files: &[RenderedFile], root: Option<&Path>) -> Result<Vec<Planned>, RenderError> {
     let mounts = mount_points();
-    let mut report = WriteReport::default();
-    // (temporary file, destination) of every file written so far, switched in together at the end.
-    let mut staged: Vec<(PathBuf, PathBuf)> = Vec::new();
     // A non-root agent runs every service as itself (docs/kubernetes.md), so the files it writes
     // already belong to the services' user; it could not give them away anyway.
     let agent_is_root = crate::sys::process::current_ids().0 == 0;
+    let mut planned: Vec<Planned> = Vec::new();
     for file in files {
         let dest = destination(&file.path, root);
+        if planned.iter().any(|p| p.dest == dest) {
+            return Err(RenderError::Dest {
+                path: dest,
+                why: "written by two `render` entries (after `..` is applied)".into(),
+            });
+        }
         if let Some((link, owner)) =
             super::paths::untrusted_link(&dest, root, crate::sys::peercred::effective_uid())
         {
-            discard(&staged);
             return Err(RenderError::Link {
                 path: dest,
                 link,
                 owner,
             });
         }
-        if is_mount_point(&dest, &mounts) {
-            report.left_alone.push(dest);
-            continue;
+        let left_alone = is_mount_point(&dest, &mounts);
+        if let Some(why) = (!left_alone)
+            .then(|| super::paths::not_a_file_path(&dest))
+            .flatten()
+        {
+            return Err(RenderError::Dest { path: dest, why });
         }
         let owner = match (&file.owner, root) {
-            (Some(owner), None) if agent_is_root => match resolve_owner(owner) {
+            (Some(owner), None) if agent_is_root && !left_alone => match resolve_owner(owner) {
                 Ok(ids) => Some(ids),
                 Err(reason) => {
-                    discard(&staged);
                     return Err(RenderError::Owner {
-                        path: dest.clone(),
+                        path: dest,
                         owner: owner.clone(),
                         reason,
-                    });
+                    })
                 }
             },
             _ => None,
         };
-        match stage(&dest, file.contents.as_bytes(), file.mode, owner) {
-            Ok(tmp) => staged.push((tmp, dest)),
+        planned.push(Planned {
+            dest,
+            owner,
+            left_alone,
+        });
+    }
+    Ok(planned)
+}
+
+/// Writes every file atomically with its mode and owner. With `root` (`render --out DIR`) each path
+/// is re-rooted under it and ownership is not changed (a preview owned by whoever ran it).
+/// Destinations that are mount points are left alone and listed in the report. Nothing is written
+/// unless [`plan`] accepts every file.
+pub fn write_files(
+    files: &[RenderedFile],
+    root: Option<&Path>,
+) -> Result<WriteReport, RenderError> {
+    let planned = plan(files, root)?;
+    let mut report = WriteReport::default();
+    // (temporary file, destination) of every file written so far, switched in together at the end.
+    let mut staged: Vec<(PathBuf, PathBuf)> = Vec::new();
+    for (file, p) in files.iter().zip(planned) {
+        if p.left_alone {
+            report.left_alone.push(p.dest);
+            continue;
+        }
+        match stage(&p.dest, file.contents.as_bytes(), file.mode, p.owner) {
+            Ok(tmp) => staged.push((tmp, p.dest)),
             Err(e) => {
                 discard(&staged);
                 return Err(e);

@@ -248,6 +248,10 @@ impl Sys for HostSys {
         self.oom.read()
     }
 
+    fn process_dying(&self, pid: i32) -> bool {
+        crate::procfs::dying(pid)
+    }
+
     fn start_reload(&mut self, job: crate::supervisor::ReloadJob) {
         let tx = self.tx.clone();
         // A panic in the reloader is a bug, reported like any thread's death (orderly stop, 70).

@@ -17,6 +17,8 @@ pub struct ServiceDef {
     pub policy: Policy,
     /// Signal numbers forwarded to its process group.
     pub forward_signals: Vec<i32>,
+    /// Stop/reload signal numbers this service may send the agent (`agent_signals`).
+    pub agent_signals: Vec<i32>,
     /// The ids it runs as when the agent is root (`None`: the agent's own), resolved once
     /// against the user database its definition was checked with ([`ServiceDef::with_user`]).
     pub user: Option<UserIds>,
@@ -29,7 +31,7 @@ pub const DEFAULT_UMASK: u32 = 0o022;
 
 impl ServiceDef {
     /// Builds the definition, running as the agent's own user until [`ServiceDef::with_user`];
-    /// `signal_by_name` resolves `stop.signal` and `forward_signals`. Every problem is returned
+    /// `signal_by_name` resolves `stop.signal`, `forward_signals` and `agent_signals`. Every problem is returned
     /// (an invalid umask, then the first unknown signal), each naming the service.
     pub fn new(
         name: &str,
@@ -44,11 +46,12 @@ impl ServiceDef {
         };
         let rest = Self::signals(name, &spec, signal_by_name);
         match (umask, rest) {
-            (Ok(umask), Ok((policy, forward_signals))) => Ok(Self {
+            (Ok(umask), Ok((policy, forward_signals, agent_signals))) => Ok(Self {
                 name: name.to_string(),
                 spec,
                 policy,
                 forward_signals,
+                agent_signals,
                 user: None,
                 umask,
             }),
@@ -62,21 +65,25 @@ impl ServiceDef {
         Self { user, ..self }
     }
 
-    /// The state machine's policy and the forwarded signals, with every signal name resolved.
+    /// The state machine's policy, the forwarded signals and the signals the service may send
+    /// the agent, with every signal name resolved.
     fn signals(
         name: &str,
         spec: &ServiceSpec,
         signal_by_name: impl Fn(&str) -> Option<i32>,
-    ) -> Result<(Policy, Vec<i32>), String> {
+    ) -> Result<(Policy, Vec<i32>, Vec<i32>), String> {
         let stop_signal = signal_by_name(&spec.stop.signal)
             .ok_or_else(|| format!("service {name}: unknown stop signal {:?}", spec.stop.signal))?;
-        let forward_signals = spec
-            .forward_signals
-            .iter()
-            .map(|s| {
-                signal_by_name(s).ok_or_else(|| format!("service {name}: unknown signal {s:?}"))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let numbers = |names: &[String]| {
+            names
+                .iter()
+                .map(|s| {
+                    signal_by_name(s).ok_or_else(|| format!("service {name}: unknown signal {s:?}"))
+                })
+                .collect::<Result<Vec<_>, _>>()
+        };
+        let forward_signals = numbers(&spec.forward_signals)?;
+        let agent_signals = numbers(&spec.agent_signals)?;
         let policy = Policy {
             restart: spec.restart,
             backoff: spec.backoff.clone(),
@@ -95,6 +102,6 @@ impl ServiceDef {
                 None => None,
             },
         };
-        Ok((policy, forward_signals))
+        Ok((policy, forward_signals, agent_signals))
     }
 }

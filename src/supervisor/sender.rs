@@ -1,5 +1,6 @@
 //! Who sent a signal to the agent: a stop (SIGTERM/SIGINT) or reload (SIGHUP) request from one of
-//! the agent's own services is ignored. A `user: root`, `capabilities: []` service may signal PID 1
+//! the agent's own services is ignored, unless that service's role lists the signal in its
+//! `agent_signals`. A `user: root`, `capabilities: []` service may signal PID 1
 //! (same uid), and a reload re-reads role files: it must not be able to make the agent act for it.
 //!
 //! signalfd reports the sender's pid; the signal thread turns it into the sender's lineage (its
@@ -18,19 +19,28 @@ impl<S: Sys> Supervisor<S> {
             .iter()
             .find(|m| m.state.pid.is_some_and(|pid| lineage.contains(&pid)));
         match from {
+            Some(m) if m.def.agent_signals.contains(&sig) => {
+                log::info!(
+                    "signal {sig} from service {}: obeyed (its role allows it in `agent_signals`)",
+                    m.def.name
+                );
+                self.obey(sig);
+            }
             Some(m) => log::warn!(
                 "signal {sig} from service {}'s process {}: ignored (a service cannot stop or reload the agent)",
                 m.def.name,
                 lineage.first().copied().unwrap_or(0)
             ),
-            None => {
-                if sig == super::signo::TERM || sig == super::signo::INT {
-                    // Obeyed: wake any interruptible wait, as the signal thread does for others.
-                    crate::sys::interrupt::request_stop(sig);
-                }
-                self.handle(Msg::Signal(sig));
-            }
+            None => self.obey(sig),
         }
+    }
+
+    fn obey(&mut self, sig: i32) {
+        if sig == super::signo::TERM || sig == super::signo::INT {
+            // Wake any interruptible wait, as the signal thread does for other signals.
+            crate::sys::interrupt::request_stop(sig);
+        }
+        self.handle(Msg::Signal(sig));
     }
 }
 

@@ -21,6 +21,8 @@ struct World {
     fail_spawn: BTreeMap<String, ProcessEnd>,
     /// The cgroup's OOM-kill counter (None: no counter).
     oom_kills: Option<u64>,
+    /// Pids `process_dying` reports as dying.
+    dying: Vec<i32>,
     /// Reload jobs started, not yet run (a test runs them, or lets them stall).
     reloads: Vec<ReloadJob>,
 }
@@ -130,6 +132,11 @@ impl Sys for FakeSys {
     }
     fn oom_kill_count(&self) -> Option<u64> {
         self.0.borrow().oom_kills
+    }
+    fn process_dying(&self, pid: i32) -> bool {
+        // Dying: marked so, or ended and not reaped yet.
+        let w = self.0.borrow();
+        w.dying.contains(&pid) || w.exits.iter().any(|(p, _)| *p == pid)
     }
     fn start_reload(&mut self, job: ReloadJob) {
         self.0.borrow_mut().log.push("reload started".into());
@@ -653,11 +660,54 @@ fn an_unexplained_sigkill_while_the_counter_rises_counts_for_that_service_only()
         vec![("a".into(), Some(1)), ("b".into(), Some(0))]
     );
     assert_eq!(state(&s, "a").restarts, 1, "an OOM kill is still a crash");
-    // Two kills counted by the kernel since the last reading (e.g. a child of b's too): all to b.
+    // Two kills counted by the kernel since the last reading (e.g. a child of b's too): b's
+    // process died once, so b is charged one.
     end_with(&mut s, &sys, "b", ProcessEnd::Signaled(signo::KILL), 6);
     assert_eq!(
         oom_kills(&s),
-        vec![("a".into(), Some(1)), ("b".into(), Some(2))]
+        vec![("a".into(), Some(1)), ("b".into(), Some(1))]
+    );
+    assert_eq!(s.snapshot().oom_kills_total, Some(6));
+}
+
+/// Sends a status request, as `status` and `health` do.
+fn status_request(s: &mut Supervisor<FakeSys>) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    deliver(s, Msg::Request(Request::Snapshot, tx));
+    assert!(matches!(rx.recv().unwrap(), Reply::Snapshot(_)));
+}
+
+#[test]
+fn kills_of_other_processes_are_never_charged_to_a_service_that_ends_later() {
+    let sys = FakeSys::new();
+    let mut s = oom_supervisor(&sys);
+    // An orphan the agent reaps was OOM-killed: that kill is explained, not charged.
+    sys.set_oom_kills(Some(4));
+    sys.0
+        .borrow_mut()
+        .exits
+        .push((999, ProcessEnd::Signaled(signo::KILL)));
+    deliver(&mut s, Msg::Signal(signo::CHLD));
+    // Someone's `kill -9` of a: not an OOM kill.
+    end_with(&mut s, &sys, "a", ProcessEnd::Signaled(signo::KILL), 4);
+    // A child of b's (an executor, reaped by b itself) was OOM-killed: a status request sees the
+    // rise while no service is dying, so it is not b's.
+    sys.set_oom_kills(Some(5));
+    status_request(&mut s);
+    end_with(&mut s, &sys, "b", ProcessEnd::Signaled(signo::KILL), 5);
+    assert_eq!(
+        oom_kills(&s),
+        vec![("a".into(), Some(0)), ("b".into(), Some(0))]
+    );
+    // A status request between the kernel's count and the reap, while a is dying, leaves the kill
+    // for a.
+    sys.set_oom_kills(Some(6));
+    sys.exit("a", ProcessEnd::Signaled(signo::KILL));
+    status_request(&mut s);
+    deliver(&mut s, Msg::Signal(signo::CHLD));
+    assert_eq!(
+        oom_kills(&s),
+        vec![("a".into(), Some(1)), ("b".into(), Some(0))]
     );
     assert_eq!(s.snapshot().oom_kills_total, Some(6));
 }

@@ -51,6 +51,17 @@ pub fn signal_known(name: &str) -> bool {
     crate::signal_names::signal_by_name(name).is_some()
 }
 
+/// True for a signal that asks the agent itself to act, which `agent_signals` may name: HUP
+/// (reload), TERM or INT (stop), by name or number.
+pub fn agent_signal_known(name: &str) -> bool {
+    use crate::signal_names::signal_by_name;
+    signal_by_name(name).is_some_and(|n| {
+        ["HUP", "TERM", "INT"]
+            .iter()
+            .any(|s| signal_by_name(s) == Some(n))
+    })
+}
+
 /// True for a known capability name (`NET_BIND_SERVICE`, `CAP_NET_BIND_SERVICE`, case-insensitive).
 pub fn capability_known(name: &str) -> bool {
     let upper = name.to_ascii_uppercase();
@@ -61,6 +72,16 @@ pub fn capability_known(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn agent_signals_are_only_stop_and_reload() {
+        for ok in ["HUP", "SIGTERM", "int", "1"] {
+            assert!(agent_signal_known(ok), "{ok}");
+        }
+        for bad in ["KILL", "USR1", "PWR", "nope", "9"] {
+            assert!(!agent_signal_known(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn signals() {

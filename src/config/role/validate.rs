@@ -43,6 +43,7 @@ pub(super) fn merge(
             description: def.description.clone(),
             include: def.include.clone(),
             defaults: BTreeMap::new(),
+            warnings: Vec::new(),
             render: Vec::new(),
             services: BTreeMap::new(),
             adjust: BTreeMap::new(),
@@ -92,6 +93,7 @@ pub(super) fn merge(
         }
     }
     merged.def.defaults.extend(def.defaults);
+    add_warnings(&mut merged.def.warnings, def.warnings);
     for (service, spec) in def.services {
         if let Some(from) = merged.service_files.get(&service) {
             diags.push(at(
@@ -154,6 +156,15 @@ pub(super) fn merge_addon(
     }
 }
 
+/// Appends `more` to `warnings`, each once (a role reached twice through includes warns once).
+fn add_warnings(warnings: &mut Vec<String>, more: Vec<String>) {
+    for w in more {
+        if !warnings.contains(&w) {
+            warnings.push(w);
+        }
+    }
+}
+
 /// Adds an included role's parts to `merged`; a service defined differently by two includes is an
 /// error (the same service reached twice through a diamond is fine).
 fn absorb(
@@ -171,6 +182,7 @@ fn absorb(
         }
     }
     merged.def.defaults.extend(sub.def.defaults);
+    add_warnings(&mut merged.def.warnings, sub.def.warnings);
     for (service, spec) in sub.def.services {
         let from = sub
             .service_files
@@ -279,6 +291,14 @@ pub(super) fn check_role(role: &LoadedRole, diags: &mut Diagnostics) {
                 problem(
                     sig,
                     format!("unknown signal name {sig:?} in `forward_signals`"),
+                );
+            }
+        }
+        for sig in &service.agent_signals {
+            if !super::names::agent_signal_known(sig) {
+                problem(
+                    sig,
+                    format!("{sig:?} in `agent_signals`: only HUP (reload), TERM and INT (stop) ask the agent to act"),
                 );
             }
         }
