@@ -19,6 +19,12 @@
 //!   changed (the agent also reloads on its own when configmeta.json is rewritten; the signal makes
 //!   the hook independent of that). Waits for the services to be ready again, as `--configure`.
 //! - `--reconnect` (KubeDirector's "connections changed" event): the same reload, no FQDN check.
+//! - Live app upgrades (newer KubeDirector, `doc/live-app-upgrade.md` upstream):
+//!   `--pod_upgraded`/`--pod_reverted` run on a member whose container was just recreated from the
+//!   new (or the previous) image, so its agent started from that image: answered as `--configure`
+//!   (validate, wait for the services). `--role_upgraded`, `--role_reverted`, `--cluster_upgraded`
+//!   and `--cluster_reverted` announce that other members finished: answered as `--reconnect`
+//!   (reload configmeta.json, restart only what changed, wait for the services).
 
 use std::time::{Duration, Instant};
 
@@ -29,7 +35,10 @@ use crate::error::{exit_code, Diagnostic, Fatal};
 #[command(group(
     clap::ArgGroup::new("event")
         .required(true)
-        .args(["configure", "addnodes", "delnodes", "reconnect"])
+        .args([
+            "configure", "addnodes", "delnodes", "reconnect", "pod_upgraded", "pod_reverted",
+            "role_upgraded", "role_reverted", "cluster_upgraded", "cluster_reverted",
+        ])
 ))]
 pub struct HookArgs {
     /// Initial configuration of this member (run once, in the background).
@@ -44,6 +53,24 @@ pub struct HookArgs {
     /// The cluster's connections changed: reload.
     #[arg(long)]
     reconnect: bool,
+    /// This member's container was recreated from the upgraded image: as `--configure`.
+    #[arg(long = "pod_upgraded")]
+    pod_upgraded: bool,
+    /// This member's container was recreated from the previous image (rollback): as `--configure`.
+    #[arg(long = "pod_reverted")]
+    pod_reverted: bool,
+    /// Every member of a role was upgraded: reload, as `--reconnect`.
+    #[arg(long = "role_upgraded")]
+    role_upgraded: bool,
+    /// Every upgraded member of a role was rolled back: reload, as `--reconnect`.
+    #[arg(long = "role_reverted")]
+    role_reverted: bool,
+    /// Every role finished its upgrade: reload, as `--reconnect`.
+    #[arg(long = "cluster_upgraded")]
+    cluster_upgraded: bool,
+    /// Every role finished its rollback: reload, as `--reconnect`.
+    #[arg(long = "cluster_reverted")]
+    cluster_reverted: bool,
     /// The node group of the changed members (KubeDirector uses "1").
     #[arg(long)]
     nodegroup: Option<String>,
@@ -102,8 +129,17 @@ pub fn run(args: HookArgs) -> Result<i32, Fatal> {
     node.service_defs(services, &crate::users::UserDb::system())?;
     let role = node.config.role.value.clone();
 
-    if args.configure {
-        crate::errln!("sparkvisor kubedirector --configure: role {role}, waiting for its services");
+    // A member configured from scratch (its container, and so its agent, is new) is only waited
+    // for; the others already run an agent that must re-read configmeta.json.
+    let fresh = [
+        ("configure", args.configure),
+        ("pod_upgraded", args.pod_upgraded),
+        ("pod_reverted", args.pod_reverted),
+    ]
+    .into_iter()
+    .find_map(|(name, set)| set.then_some(name));
+    if let Some(name) = fresh {
+        crate::errln!("sparkvisor kubedirector --{name}: role {role}, waiting for its services");
     } else {
         let agent = crate::status::client::fetch_status()?.agent.pid;
         let pid = i32::try_from(agent)

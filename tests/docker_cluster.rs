@@ -162,6 +162,37 @@ fn cluster_forms_runs_jobs_and_recovers() {
     check_privileges(&worker1, "org.apache.spark.deploy.worker.Worker");
     check_privileges(&master, "org.apache.spark.deploy.master.Master");
 
+    // 2b. Compose --scale (docs/swarm.md): a second spark-worker-2 replica has the service's
+    //     name like the first, so each advertises its own project-network address; all three
+    //     workers are ALIVE under three distinct addresses and the pi job below runs on them.
+    scale(&project, "spark-worker-2", 2);
+    let replicas = service_containers(&project, "spark-worker-2");
+    assert_eq!(replicas.len(), 2, "spark-worker-2 replicas: {replicas:?}");
+    let mut want: Vec<String> = replicas
+        .iter()
+        .chain([&worker1])
+        .map(|c| container_ip(c))
+        .collect();
+    want.sort();
+    let scaled = wait_for(
+        "3 ALIVE workers, one per container address",
+        Duration::from_secs(240),
+        || {
+            let json = master_json(&master_ip)?;
+            let mut hosts: Vec<String> = alive_workers(&json)
+                .iter()
+                .map(|w| w["host"].as_str().unwrap_or_default().to_string())
+                .collect();
+            hosts.sort();
+            if hosts == want {
+                Ok(json)
+            } else {
+                Err(format!("ALIVE {hosts:?}, containers {want:?}"))
+            }
+        },
+    );
+    assert_eq!(alive_workers(&scaled).len(), 3, "{scaled}");
+
     // 3. The notebook answers and is wired to the master; a PySpark job run with the notebook's
     //    own environment completes on the cluster.
     let notebook = project.container("notebook");
@@ -213,6 +244,12 @@ fn cluster_forms_runs_jobs_and_recovers() {
             }
         },
     );
+
+    // 3c. Scale back down: the extra replica stops (decommissioned by its agent) and the master
+    //     keeps exactly the two original workers ALIVE.
+    scale(&project, "spark-worker-2", 1);
+    assert_eq!(service_containers(&project, "spark-worker-2").len(), 1);
+    wait_alive_workers(&master_ip, 2, Duration::from_secs(120));
 
     // 4. kill -9 of the worker JVM: sparkvisor restarts it, it registers again, the restart counts.
     let before = agent_status(&worker1).unwrap();
@@ -307,6 +344,34 @@ fn cluster_forms_runs_jobs_and_recovers() {
         !after.contains("SIGKILL"),
         "a service needed SIGKILL:\n{after}"
     );
+}
+
+/// `up -d --scale SERVICE=N SERVICE`: the other services are left as they are.
+fn scale(project: &Project, service: &str, n: usize) {
+    let out = run(project.compose().args([
+        "up",
+        "-d",
+        "--no-build",
+        "--no-recreate",
+        "--scale",
+        &format!("{service}={n}"),
+        service,
+    ]));
+    assert!(
+        out.status.success(),
+        "compose up --scale {service}={n}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The running containers of a compose service (several once scaled).
+fn service_containers(project: &Project, service: &str) -> Vec<String> {
+    let out = run(project.compose().args(["ps", "-q", service]));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 fn docker_logs(container: &str) -> String {
@@ -548,6 +613,11 @@ fn compose_file_runs_unchanged_on_compose_and_swarm() {
         stack["services"]["spark-worker-2"]["deploy"]["resources"]["limits"]["cpus"],
         "1"
     );
+    // The master by DNS round robin, its UI port on the node (docs/swarm.md).
+    let master = &stack["services"]["spark-master"];
+    assert_eq!(master["deploy"]["endpoint_mode"], "dnsrr", "{master:?}");
+    assert_eq!(master["ports"][0]["mode"], "host", "{master:?}");
+    assert_eq!(master["ports"][0]["target"], 8080, "{master:?}");
     for s in [
         "spark-master",
         "spark-worker-1",

@@ -101,3 +101,53 @@ fn notifications_are_checked_against_configmeta() {
     let (code, _) = hook(&[], &env);
     assert_ne!(code, 0, "no event is a usage error");
 }
+
+#[test]
+fn upgrade_events_are_answered_like_configure_or_reconnect() {
+    let meta = example("worker");
+    let env = [
+        ("SPARKVISOR_CONFIGMETA", meta.as_str()),
+        ("SPARK_DAEMON_USER", "root"),
+        ("SPARKVISOR_KD_TIMEOUT", "1s"),
+    ];
+    // A recreated member: validated and waited for, as --configure (no agent answers here).
+    for event in ["--pod_upgraded", "--pod_reverted"] {
+        let (code, err) = hook(&[event], &env);
+        assert_eq!(code, 1, "{event}: {err}");
+        assert!(
+            err.contains(&format!("kubedirector {event}: role worker"))
+                && err.contains("not ready after"),
+            "{event}: {err}"
+        );
+    }
+    // Other members finished: the running agent is asked to reload, which needs it.
+    for event in [
+        "--role_upgraded",
+        "--role_reverted",
+        "--cluster_upgraded",
+        "--cluster_reverted",
+    ] {
+        let (code, err) = hook(&[event], &env);
+        assert_ne!(code, 0, "{event}: {err}");
+        assert!(
+            err.contains("/nonexistent/sparkvisor.sock"),
+            "{event}: {err}"
+        );
+    }
+    // An invalid config is refused before anything, whatever the event.
+    let dir = common::TempDir::new("kdhook");
+    let text = std::fs::read_to_string(example("worker")).unwrap().replace(
+        "\"role_id\": \"spark-worker\"",
+        "\"role_id\": \"spark-wrker\"",
+    );
+    let bad = dir.file("configmeta.json", &text);
+    for event in ["--pod_upgraded", "--cluster_upgraded"] {
+        let (code, err) = hook(&[event], &[("SPARKVISOR_CONFIGMETA", &bad)]);
+        assert_eq!(code, 78, "{event}: {err}");
+        assert!(err.contains("spark-wrker"), "{event}: {err}");
+    }
+    // An event this version does not know: a usage error naming it.
+    let (code, err) = hook(&["--pod_frobnicated"], &env);
+    assert_ne!(code, 0);
+    assert!(err.contains("--pod_frobnicated"), "{err}");
+}

@@ -38,6 +38,12 @@ const APP_PREP_CONFIG_RUN_CMD: &str = "rm -f /opt/guestconfig/configure.* &&
 \tnohup sh -c \"/opt/guestconfig/*/startscript --configure;
 \techo -n $? >> /opt/guestconfig/configure.status\" > /opt/guestconfig/configure.stdout  
 \t2> /opt/guestconfig/configure.stderr  &";
+/// Newer KubeDirector (types.go with `GetAppConfigCmd`, live app upgrades): every status-file event —
+/// `configure`, `reconnect` and the live-upgrade ones — through one template, single-quoted, so the
+/// exec returns at once and the status is the startscript's own exit code.
+const APP_PREP_CONFIG_TEMPLATE_CMD: &str = "echo -n %s= > /opt/guestconfig/configure.status &&
+\tnohup sh -c '/opt/guestconfig/*/startscript --%e 2>/opt/guestconfig/configure.stderr 1>/opt/guestconfig/configure.stdout;
+\techo -n $? >> /opt/guestconfig/configure.status' &";
 const STARTSCRIPT: &str = "/opt/guestconfig/*/startscript";
 const DOMAIN: &str = "kdhs-sv7qp.spark.svc.cluster.local";
 
@@ -225,7 +231,23 @@ fn app_config(members: &[&Member], member: &Member, url: &str) -> String {
     let cid = container_id(member);
     let (code, _, err) = run_script(member.name(), &APP_PREP_CONFIG_RUN_CMD.replace("%s", &cid));
     assert_eq!(code, 0, "configure command in {}: {err}", member.pod);
-    // KubeDirector polls the status file until it holds `<container id>=<status>`.
+    wait_status(member, &cid)
+}
+
+/// A status-file event as newer KubeDirector sends it; returns what configure.status holds once
+/// the startscript finished.
+fn status_event(member: &Member, event: &str) -> String {
+    let cid = container_id(member);
+    let cmd = APP_PREP_CONFIG_TEMPLATE_CMD
+        .replace("%s", &cid)
+        .replace("%e", event);
+    let (code, _, err) = run_script(member.name(), &cmd);
+    assert_eq!(code, 0, "--{event} command in {}: {err}", member.pod);
+    wait_status(member, &cid)
+}
+
+/// KubeDirector polls the status file until it holds `<container id>=<status>`.
+fn wait_status(member: &Member, cid: &str) -> String {
     wait_for(
         &format!("configure status of {}", member.pod),
         Duration::from_secs(300),
@@ -449,4 +471,49 @@ fn kubedirector_protocol_configures_adds_and_removes_members() {
             m.pod
         );
     }
+
+    // Newer KubeDirector's live-upgrade events, with its status-file template. A recreated
+    // member (`--pod_upgraded`) is configured as by `--configure`; the role and cluster events
+    // reload on every member and restart nothing, since nothing it depends on changed.
+    let after: BTreeMap<String, _> = remaining
+        .iter()
+        .map(|m| (m.pod.clone(), service_pids(m)))
+        .collect();
+    assert_eq!(
+        status_event(&w2, "pod_upgraded"),
+        format!("{}=0", container_id(&w2))
+    );
+    for event in ["role_upgraded", "cluster_upgraded", "reconnect"] {
+        for m in &remaining {
+            assert_eq!(
+                status_event(m, event),
+                format!("{}=0", container_id(m)),
+                "--{event} on {}",
+                m.pod
+            );
+        }
+    }
+    wait_alive(&master_ip, &[w0.fqdn(), w2.fqdn()]);
+    for m in &remaining {
+        assert_eq!(
+            service_pids(m),
+            after[&m.pod],
+            "{}: a service restarted for an upgrade event",
+            m.pod
+        );
+    }
+    // An event this image does not know fails with the reason on stderr, and configure.status
+    // reads non-zero whichever way KubeDirector quotes `$?`.
+    let status = status_event(&w0, "pod_frobnicated");
+    let code = status
+        .rsplit_once('=')
+        .map(|(_, c)| c.to_string())
+        .unwrap_or_default();
+    assert!(!code.is_empty() && code != "0", "{status}");
+    let (_, err, _) = exec_in(
+        w0.name(),
+        &["cat", "/opt/guestconfig/configure.stderr"],
+        None,
+    );
+    assert!(err.contains("--pod_frobnicated"), "{err}");
 }
