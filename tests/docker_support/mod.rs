@@ -296,7 +296,9 @@ impl Project {
         Project::up_files(what, image, &[file], env)
     }
 
-    fn up_files(what: &str, image: &str, files: &[&str], env: &[(&str, &str)]) -> Project {
+    /// Brings up the compose files `files` (relative to the repo, later ones override earlier
+    /// ones) with `image` and extra environment for compose's variable substitution.
+    pub fn up_files(what: &str, image: &str, files: &[&str], env: &[(&str, &str)]) -> Project {
         let project = Project {
             name: unique(what),
             image: image.to_string(),
