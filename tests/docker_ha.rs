@@ -25,18 +25,6 @@ use serde_json::Value;
 
 const MASTERS: [&str; 2] = ["spark-master-1", "spark-master-2"];
 
-/// The ZooKeeper image built from the Spark image under test (docker/build-zookeeper-image.sh).
-fn zookeeper_image(spark_image: &str) -> String {
-    let out = Command::new(repo().join("docker/build-zookeeper-image.sh"))
-        .arg(spark_image)
-        .current_dir(repo())
-        .stderr(Stdio::inherit())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "build-zookeeper-image.sh failed");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
 fn master_state(container: &str) -> Result<Value, String> {
     http_json(&container_ip(container), 8080, "/json/")
 }

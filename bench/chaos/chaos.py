@@ -42,8 +42,8 @@ def sh(*args, check=True, capture=True):
 
 
 class Cluster:
-    def __init__(self, image, zk_image):
-        self.project = f"chaos{os.getpid()}"
+    def __init__(self, image, zk_image, project):
+        self.project = project or f"chaos{os.getpid()}"
         self.env = dict(os.environ, SPARKVISOR_IMAGE=image, SPARKVISOR_ZK_IMAGE=zk_image)
         self.compose = (["docker", "compose"] if subprocess.run(
             ["docker", "compose", "version"], capture_output=True).returncode == 0
@@ -114,9 +114,10 @@ def main():
     p.add_argument("--faults", type=int, default=4)
     p.add_argument("--partitions", type=int, default=48)
     p.add_argument("--task-seconds", type=float, default=2.0)
+    p.add_argument("--project", help="compose project name (default chaosPID)")
     a = p.parse_args()
     rng = random.Random(a.seed)
-    c = Cluster(a.image, a.zk_image)
+    c = Cluster(a.image, a.zk_image, a.project)
     per = 20000
     expected = sum(x * x % 1000003 for x in range(a.partitions * per))
     c.run("up", "-d")

@@ -60,6 +60,18 @@ pub fn image() -> String {
         .unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// The ZooKeeper image built from the Spark image under test (docker/build-zookeeper-image.sh).
+pub fn zookeeper_image(spark_image: &str) -> String {
+    let out = Command::new(repo().join("docker/build-zookeeper-image.sh"))
+        .arg(spark_image)
+        .current_dir(repo())
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap_or_else(|e| panic!("docker/build-zookeeper-image.sh: {e}"));
+    assert!(out.status.success(), "build-zookeeper-image.sh failed");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 /// `docker compose` (v2) when available, else `docker-compose --compatibility` (v1 honours the
 /// file's `deploy.resources.limits` only in compatibility mode).
 pub fn compose_command() -> Option<Vec<String>> {
