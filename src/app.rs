@@ -159,6 +159,7 @@ pub fn run(role: Option<String>, command: Vec<OsString>) -> Result<i32, Fatal> {
     }
     let base_env = service_base_env(&env, &prepared.config);
     let sys = HostSys::new(tx, store, format, users, base_env, inherited);
+    let output = sys.output_drain();
     let reload_role = role.clone();
     let mut current_files = prepared.files.clone();
     // Runs on a reload thread (never the supervisor's), within `reload_timeout`; it writes the
@@ -200,13 +201,21 @@ pub fn run(role: Option<String>, command: Vec<OsString>) -> Result<i32, Fatal> {
     if let Some(server) = server {
         server.shutdown();
     }
-    if !pid1 {
-        // As PID 1 the kernel ends the whole namespace with us. As a subreaper, orphans that escaped
-        // their service's process group (setsid daemons) are our children now: they end with us.
-        kill_leftover_children();
+    // Orphans that escaped their service's process group (setsid daemons) are our children now:
+    // they end with us (as PID 1 the kernel would end them anyway, but only after our exit, and
+    // one still holding a service's pipe would hold up the output drain below).
+    kill_leftover_children();
+    // The services' last lines (often the reason for the exit code) may still be in their pipes.
+    let open = output.wait(OUTPUT_DRAIN_LIMIT);
+    if open > 0 {
+        log::info!("{open} output pipe(s) still open after {OUTPUT_DRAIN_LIMIT:?}: not waiting");
     }
     Ok(code)
 }
+
+/// Longest wait at exit for the output forwarders: their pipes end as soon as the last writer
+/// has; this bounds only a pipe some stray process still holds.
+const OUTPUT_DRAIN_LIMIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Drops every capability the agent and its services do not need, from the agent's bounding set
 /// and (so a bug in the agent cannot use what it does not need) its effective sets too.

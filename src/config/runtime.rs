@@ -604,10 +604,16 @@ fn derive_settings(
         .map(|p| p.value.clone())
         .unwrap_or_default();
     let master_host_explicit = layers.get("spark.master_host").is_some();
-    match masters.first() {
-        Some(first) if role != "master" => {
+    // A non-master given a master URL (SPARK_MASTER_URL) but no master peers: its master host is the
+    // URL's first host, never its own name (`spark.advertise=address` routes toward it).
+    let url_host = (role != "master" && masters.is_empty())
+        .then(|| layers.get("spark.master_url").and_then(first_host_of_url))
+        .flatten();
+    match (masters.first(), url_host) {
+        (Some(first), _) if role != "master" => {
             layers.fill("spark.master_host", first.clone(), derived("peers.master"))
         }
+        (_, Some(host)) => layers.fill("spark.master_host", host, derived("spark.master_url")),
         _ => layers.fill(
             "spark.master_host",
             node.fqdn.value.clone(),
@@ -872,4 +878,12 @@ fn bitnami_rules(conf: &mut Props, secrets: &Props, layers: &Layers, problems: &
             });
         }
     }
+}
+
+/// The first host of a `spark://h1:p1,h2:p2` URL, without IPv6 brackets.
+fn first_host_of_url(url: &str) -> Option<String> {
+    let endpoints = crate::config::role::endpoints_of(url).ok()?;
+    let (host, _port) = endpoints.first()?.rsplit_once(':')?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    (!host.is_empty()).then(|| host.to_string())
 }

@@ -38,6 +38,7 @@ pub struct HostSys {
     base_env: Vec<(OsString, OsString)>,
     inherited: ChildSignals,
     oom: OomCounter,
+    drain: logs::OutputDrain,
 }
 
 impl HostSys {
@@ -60,7 +61,13 @@ impl HostSys {
             base_env,
             inherited,
             oom: OomCounter::locate(),
+            drain: logs::OutputDrain::new(),
         }
+    }
+
+    /// What the agent waits on at exit for the services' last output (see [`logs::drain`]).
+    pub fn output_drain(&self) -> logs::OutputDrain {
+        self.drain.clone()
     }
 
     fn spec_for(&self, def: &ServiceDef, argv: &[String]) -> Result<SpawnSpec, String> {
@@ -146,13 +153,17 @@ impl Sys for HostSys {
         ];
         for (pipe, stream, out) in outputs {
             let Some(pipe) = pipe else { continue };
+            let of = logs::OutputOf {
+                service: def.name.clone(),
+                stream,
+                format: self.format,
+                store: Arc::clone(&self.logs),
+            };
             let started = logs::forward(
                 pipe,
-                def.name.clone(),
-                stream,
-                self.format,
-                Arc::clone(&self.logs),
+                of,
                 out,
+                self.drain.pending(),
                 on_death(self.tx.clone()),
             );
             if let Err(e) = started {
