@@ -73,6 +73,10 @@ pub fn run(role: Option<String>, command: Vec<OsString>) -> Result<i32, Fatal> {
         .map(|ids| (ids.uid, ids.gid));
     crate::datadirs::prepare(&prepared.config, data_owner)?;
     crate::access::prepare(&prepared.role, &prepared.config);
+    // Before the capability drop: a root agent may need CAP_DAC_OVERRIDE to read the stores.
+    if let Some(problem) = crate::tls::install(&prepared.config) {
+        log::warn!("Spark SSL is on but the probes cannot speak HTTPS: {problem}");
+    }
 
     let service_caps: Vec<&str> = prepared
         .defs

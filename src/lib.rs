@@ -10,6 +10,7 @@
 //! - [`supervisor`]: the one owner of service state;
 //! - [`status`]: the operator socket (server, wire types, client);
 //! - [`tini`]: the tini-compatible single-child mode;
+//! - [`tls`]: the probes' TLS client identity (Spark's keystore and truststore, JKS);
 //! - [`users`]: users and groups from /etc/passwd and /etc/group (pure parsing);
 //! - [`sys`]: every `unsafe` block and system call (`nix`, `caps`), behind a narrow seam;
 //! - [`signal_names`] and [`process_end`]: pure name tables and values shared by config, service and
@@ -53,4 +54,5 @@ pub mod supervisor;
 #[allow(unsafe_code)]
 pub mod sys;
 pub mod tini;
+pub mod tls;
 pub mod users;

@@ -2,6 +2,9 @@
 //! and optionally top-level JSON fields equal to given strings, e.g. the Spark master's
 //! `/json/` with `status: ALIVE`). One attempt is bounded by the probe's `timeout` as a whole.
 //! Exec probes are processes and are run by the supervisor.
+//!
+//! `https://` URLs, and a redirect from `http://` to `https://` on the same host (what a Spark UI's
+//! plain port answers when Spark's SSL is on), are spoken with the TLS identity of [`crate::tls`].
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -70,9 +73,13 @@ fn connect(addr: &str, deadline: Instant) -> Result<TcpStream, ProbeError> {
     Err(ProbeError::Connect(addr.to_string()))
 }
 
-/// `http://host[:port][/path]` → (`host:port`, host header, path).
+/// `http://host[:port][/path]` or `https://...` → (`host:port`, host header, path); the port
+/// defaults to 80 or 443.
 pub fn parse_url(url: &str) -> Option<(String, String, String)> {
-    let rest = url.strip_prefix("http://")?;
+    let (rest, default_port) = match url.strip_prefix("https://") {
+        Some(rest) => (rest, 443),
+        None => (url.strip_prefix("http://")?, 80),
+    };
     let (authority, path) = match rest.find('/') {
         Some(i) => (rest.get(..i)?, rest.get(i..)?),
         None => (rest, "/"),
@@ -87,7 +94,7 @@ pub fn parse_url(url: &str) -> Option<(String, String, String)> {
     let addr = if has_port {
         authority.to_string()
     } else {
-        format!("{authority}:80")
+        format!("{authority}:{default_port}")
     };
     Some((addr, authority.to_string(), path.to_string()))
 }
@@ -97,26 +104,99 @@ fn http(
     json: Option<&BTreeMap<String, OneOf>>,
     deadline: Instant,
 ) -> Result<(), ProbeError> {
+    let response = get(url, deadline)?;
+    // Spark's UI with SSL on: the plain port redirects every request to its HTTPS port.
+    if let Some(location) = https_redirect(url, &response) {
+        return check_response(&get(&location, deadline)?, json);
+    }
+    check_response(&response, json)
+}
+
+/// The `Location` of a 3xx answer when it moves `url` to `https://` on the same host.
+fn https_redirect(url: &str, response: &[u8]) -> Option<String> {
+    let head_end = response.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = String::from_utf8_lossy(response.get(..head_end)?);
+    let mut lines = head.split("\r\n");
+    let code: u16 = lines.next()?.split_whitespace().nth(1)?.parse().ok()?;
+    if !(300..400).contains(&code) || !url.starts_with("http://") {
+        return None;
+    }
+    let location = lines.find_map(|l| {
+        let (name, value) = l.split_once(':')?;
+        name.trim()
+            .eq_ignore_ascii_case("location")
+            .then(|| value.trim().to_string())
+    })?;
+    let host = |u: &str| {
+        let (_, authority, _) = parse_url(u)?;
+        // Without the port: the HTTPS port differs from the plain one.
+        Some(match authority.rfind(':') {
+            Some(i) if !authority.get(i..)?.contains(']') => authority.get(..i)?.to_string(),
+            _ => authority,
+        })
+    };
+    (location.starts_with("https://") && host(&location)? == host(url)?).then_some(location)
+}
+
+/// One GET of `url` (plain or TLS): the whole response.
+fn get(url: &str, deadline: Instant) -> Result<Vec<u8>, ProbeError> {
     let (addr, host, path) = parse_url(url).ok_or_else(|| ProbeError::BadTarget(url.into()))?;
     if path.contains(['\r', '\n', ' ']) || host.contains(['\r', '\n', ' ']) {
         return Err(ProbeError::BadTarget(url.into()));
     }
-    let mut stream = connect(&addr, deadline)?;
+    let stream = connect(&addr, deadline)?;
+    let request = format!(
+        "GET {path} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: sparkvisor-probe\r\nAccept: */*\r\nConnection: close\r\n\r\n"
+    );
+    if !url.starts_with("https://") {
+        return exchange(stream, &request, deadline, |s| s);
+    }
+    let config = crate::tls::client().map_err(|e| ProbeError::Io(format!("https: {e}")))?;
+    let name = host_name(&host).ok_or_else(|| ProbeError::BadTarget(url.into()))?;
+    let conn = rustls::ClientConnection::new(config, name)
+        .map_err(|e| ProbeError::Io(format!("TLS: {e}")))?;
+    exchange(
+        rustls::StreamOwned::new(conn, stream),
+        &request,
+        deadline,
+        |s| &mut s.sock,
+    )
+}
+
+/// The TLS server name of a host header (`h`, `h:p`, `[::1]:p`).
+fn host_name(authority: &str) -> Option<rustls::pki_types::ServerName<'static>> {
+    let host = match authority.rfind(':') {
+        Some(i) if !authority.get(i..)?.contains(']') => authority.get(..i)?,
+        _ => authority,
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    rustls::pki_types::ServerName::try_from(host.to_string()).ok()
+}
+
+/// Writes `request` and reads the answer to its end (or [`MAX_RESPONSE`]) within `deadline`;
+/// `tcp` reaches the socket under `stream` to set its timeouts.
+fn exchange<S: Read + Write>(
+    mut stream: S,
+    request: &str,
+    deadline: Instant,
+    tcp: impl Fn(&mut S) -> &mut TcpStream,
+) -> Result<Vec<u8>, ProbeError> {
     let io = |e: std::io::Error| match e.kind() {
         std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => ProbeError::Timeout,
         _ => ProbeError::Io(e.to_string()),
     };
-    stream
+    tcp(&mut stream)
         .set_write_timeout(Some(remaining(deadline)?))
         .map_err(io)?;
-    let request = format!(
-        "GET {path} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: sparkvisor-probe\r\nAccept: */*\r\nConnection: close\r\n\r\n"
-    );
+    tcp(&mut stream)
+        .set_read_timeout(Some(remaining(deadline)?))
+        .map_err(io)?;
     stream.write_all(request.as_bytes()).map_err(io)?;
+    stream.flush().map_err(io)?;
     let mut response = Vec::new();
     let mut chunk = [0u8; 8192];
     loop {
-        stream
+        tcp(&mut stream)
             .set_read_timeout(Some(remaining(deadline)?))
             .map_err(io)?;
         match stream.read(&mut chunk) {
@@ -128,10 +208,18 @@ fn http(
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            // A TLS server that closes without close_notify (Jetty after `Connection: close`):
+            // the response is complete when it has a head.
+            Err(e)
+                if e.kind() == std::io::ErrorKind::UnexpectedEof
+                    && response.windows(4).any(|w| w == b"\r\n\r\n") =>
+            {
+                break
+            }
             Err(e) => return Err(io(e)),
         }
     }
-    check_response(&response, json)
+    Ok(response)
 }
 
 /// Checks a whole HTTP response: a 2xx status and, with `json`, the fields of the body.
@@ -201,7 +289,8 @@ mod tests {
             ("http://localhost/", Some(("localhost:80", "/"))),
             ("http://h:1", Some(("h:1", "/"))),
             ("http://[::1]:81/x", Some(("[::1]:81", "/x"))),
-            ("https://h/", None),
+            ("https://h/", Some(("h:443", "/"))),
+            ("ftp://h/", None),
             ("http:///x", None),
         ];
         for (url, want) in table {

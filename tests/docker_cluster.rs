@@ -286,7 +286,20 @@ fn cluster_forms_runs_jobs_and_recovers() {
     );
     wait_alive_workers(&master_ip, 2, Duration::from_secs(120));
 
-    // 5. Master container restarted: the workers register with the new master again.
+    // 5. Master container restarted while an application runs: FILESYSTEM recovery on the /data
+    //    volume (docs/ha.md) gives the new master its workers and the application back, and the
+    //    application goes on to its exact result.
+    let mut app = RunningApp::start(&worker1);
+    wait_for(
+        "the application in the master",
+        Duration::from_secs(120),
+        || {
+            let json = master_json(&master_ip)?;
+            active_app(&json, &app.id)
+                .map(drop)
+                .ok_or(format!("{} not in activeapps: {json}", app.id))
+        },
+    );
     let t = Instant::now();
     docker(&["restart", "-t", "20", &master]);
     assert!(
@@ -296,12 +309,36 @@ fn cluster_forms_runs_jobs_and_recovers() {
     );
     let master_ip = container_ip(&master);
     wait_alive_workers(&master_ip, 2, Duration::from_secs(180));
-    // FILESYSTEM recovery on the /data volume (docs/ha.md): the new master read its workers back.
     let out = run(std::process::Command::new("docker").args(["logs", &master]));
     let master_logs = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(
         master_logs.contains("Recovery complete"),
         "the restarted master did not recover from /data:\n{master_logs}"
+    );
+    // The new master knows the application it never saw start, and it is running again.
+    wait_for(
+        "the application recovered by the new master",
+        Duration::from_secs(180),
+        || {
+            let json = master_json(&master_ip)?;
+            match active_app(&json, &app.id) {
+                Some(a) if a["state"] == "RUNNING" => Ok(()),
+                other => Err(format!("{}: {other:?} in {json}", app.id)),
+            }
+        },
+    );
+    let sum = app.finish(&worker1);
+    assert_eq!(sum, Some(APP_SUM), "the recovered application's result");
+    wait_for(
+        "the recovered application completed in the master",
+        Duration::from_secs(120),
+        || {
+            let json = master_json(&master_ip)?;
+            let done = json["completedapps"]
+                .as_array()
+                .is_some_and(|apps| apps.iter().any(|a| a["id"] == app.id.as_str()));
+            done.then_some(()).ok_or(format!("{json}"))
+        },
     );
 
     // 6. docker stop of a worker: the agent stops the JVM itself, well within the grace.
@@ -372,6 +409,91 @@ fn service_containers(project: &Project, service: &str) -> Vec<String> {
         .filter(|l| !l.trim().is_empty())
         .map(str::to_string)
         .collect()
+}
+
+/// The sum the recovery application computes (squares of 1..=100000).
+const APP_SUM: u64 = 100_000 * 100_001 * 200_001 / 6;
+
+/// A PySpark application that registers, says its id, then waits for a marker file before it
+/// computes [`APP_SUM`]: it is running (with executors) while the master restarts.
+const APP: &str = r#"
+import os, time
+from pyspark.sql import SparkSession
+spark = (SparkSession.builder.appName("sparkvisor-recovery-test")
+         .config("spark.executor.memory", "480m").getOrCreate())
+sc = spark.sparkContext
+print("APP", sc.applicationId, flush=True)
+while not os.path.exists("/tmp/sparkvisor-recovery-go"):
+    time.sleep(0.2)
+print("SUM", sc.parallelize(range(1, 100001), 4).map(lambda x: x * x).sum(), flush=True)
+spark.stop()
+"#;
+
+/// The application of [`APP`], its driver run by `docker exec` in a worker container.
+struct RunningApp {
+    child: std::process::Child,
+    lines: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+    id: String,
+}
+
+impl RunningApp {
+    fn start(container: &str) -> RunningApp {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new("docker")
+            .args([
+                "exec", "-u", "spark", "-w", "/tmp", container, "python3", "-c", APP,
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let id = lines
+            .by_ref()
+            .map_while(Result::ok)
+            .find_map(|l| l.strip_prefix("APP ").map(str::to_string))
+            .unwrap_or_else(|| panic!("the recovery application did not start"));
+        RunningApp { child, lines, id }
+    }
+
+    /// Lets the application compute; returns its SUM once it has ended.
+    fn finish(&mut self, container: &str) -> Option<u64> {
+        docker(&[
+            "exec",
+            "-u",
+            "spark",
+            container,
+            "touch",
+            "/tmp/sparkvisor-recovery-go",
+        ]);
+        let sum = self
+            .lines
+            .by_ref()
+            .map_while(Result::ok)
+            .find_map(|l| l.strip_prefix("SUM ").and_then(|v| v.parse().ok()));
+        let status = self.child.wait().unwrap();
+        assert!(
+            status.success(),
+            "the recovery application failed: {status}"
+        );
+        sum
+    }
+}
+
+impl Drop for RunningApp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The master's `activeapps` entry of application `id`.
+fn active_app(master: &Value, id: &str) -> Option<Value> {
+    master["activeapps"]
+        .as_array()?
+        .iter()
+        .find(|a| a["id"] == id)
+        .cloned()
 }
 
 fn docker_logs(container: &str) -> String {

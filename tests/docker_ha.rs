@@ -25,18 +25,6 @@ use serde_json::Value;
 
 const MASTERS: [&str; 2] = ["spark-master-1", "spark-master-2"];
 
-/// The ZooKeeper image built from the Spark image under test (docker/build-zookeeper-image.sh).
-fn zookeeper_image(spark_image: &str) -> String {
-    let out = Command::new(repo().join("docker/build-zookeeper-image.sh"))
-        .arg(spark_image)
-        .current_dir(repo())
-        .stderr(Stdio::inherit())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "build-zookeeper-image.sh failed");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
 fn master_state(container: &str) -> Result<Value, String> {
     http_json(&container_ip(container), 8080, "/json/")
 }
@@ -81,7 +69,7 @@ spark.stop()
 const EXPECTED_SUM: u64 = 200_000 * 200_001 * 400_001 / 6;
 
 #[test]
-#[ignore = "not yet passed end to end (docs/ha.md): run alone with `cargo test --test docker_ha -- --ignored`"]
+#[ignore = "the decommission part has not yet been seen to pass end to end (docs/ha.md): run alone with `cargo test --test docker_ha -- --ignored`"]
 fn a_standby_master_is_healthy_and_takes_over_when_the_active_one_dies() {
     if !prerequisites("a_standby_master_is_healthy_and_takes_over_when_the_active_one_dies") {
         return;
@@ -224,7 +212,7 @@ fn a_running_job_survives_docker_stop_of_a_worker(project: &Project) {
     let ready = lines.by_ref().map_while(Result::ok).any(|l| l == "READY");
     assert!(ready, "the job never got its blocks cached");
     wait_for(
-        "an executor on the worker to stop",
+        "an executor on the worker that will be stopped",
         Duration::from_secs(120),
         || {
             let n = worker_executors(&victim);

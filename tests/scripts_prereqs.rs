@@ -59,7 +59,8 @@ fn cluster_install_step_installs_what_is_missing_in_a_clean_container() {
 
 /// A fresh Debian machine with Docker and a rustup toolchain has no C compiler (rustup does not
 /// install one), yet `cargo build` links with `cc` and the `cc` crate assembles psm for the static
-/// musl binary the image ships: the cluster's install step must name gcc and libc6-dev. Checked
+/// musl binary the image ships (and *ring* compiles C for it with musl-gcc): the cluster's install
+/// step must name gcc, libc6-dev and musl-tools. Checked
 /// with a `dpkg` that knows no package, so the real table is read (no root, no Docker).
 #[test]
 fn cluster_install_step_lists_a_c_toolchain() {
@@ -83,7 +84,7 @@ fn cluster_install_step_lists_a_c_toolchain() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}");
     let missing: Vec<&str> = stdout.lines().filter_map(|l| l.split('|').next()).collect();
-    for package in ["debootstrap", "gcc", "libc6-dev"] {
+    for package in ["debootstrap", "gcc", "libc6-dev", "musl-tools"] {
         assert!(missing.contains(&package), "{package} not listed: {stdout}");
     }
 }

@@ -231,3 +231,178 @@ spark.stop()
     }
     println!("spark test took {:?}", started.elapsed());
 }
+
+/// Waits (generously: a loaded machine) until `sparkvisor health` of `node` passes.
+fn healthy(node: &Node, name: &str) {
+    let ok = common::poll(Duration::from_secs(240), Duration::from_millis(500), || {
+        health(&node.socket()).status.success().then_some(())
+    });
+    assert!(
+        ok.is_some(),
+        "the SSL {name} never became ready:\n{}",
+        node.scene.stderr()
+    );
+}
+
+/// The bitnami-compatible SSL, RPC authentication and RPC encryption settings, with stores in `dir`.
+fn ssl_env(dir: &Path) -> Vec<(String, String)> {
+    let (keystore, truststore) = common::keytool_stores(dir, "storepass1");
+    [
+        ("SPARK_SSL_ENABLED", "yes".to_string()),
+        ("SPARK_SSL_KEYSTORE_FILE", keystore.display().to_string()),
+        (
+            "SPARK_SSL_TRUSTSTORE_FILE",
+            truststore.display().to_string(),
+        ),
+        ("SPARK_SSL_KEYSTORE_PASSWORD", "storepass1".into()),
+        ("SPARK_SSL_TRUSTSTORE_PASSWORD", "storepass1".into()),
+        ("SPARK_SSL_KEY_PASSWORD", "storepass1".into()),
+        ("SPARK_RPC_AUTHENTICATION_ENABLED", "yes".into()),
+        ("SPARK_RPC_AUTHENTICATION_SECRET", "rpc-secret-1".into()),
+        ("SPARK_RPC_ENCRYPTION_ENABLED", "yes".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
+/// The probes read the stores keytool makes (JKS): the cluster certificate is trusted and the key
+/// decrypts; a wrong password and a PKCS#12 store are refused with what to do.
+#[test]
+fn java_keystores_give_the_probes_their_tls_identity() {
+    if skip_unless(
+        common::has_command("keytool"),
+        "keytool (a JRE) is not installed",
+    ) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (ks, ts) = common::keytool_stores(dir.path(), "storepass1");
+    let (ks, ts) = (ks.to_str().unwrap(), ts.to_str().unwrap());
+    let pw = Some("storepass1");
+    assert!(sparkvisor::tls::build(ts, pw, Some((ks, pw, pw))).is_ok());
+    let wrong = sparkvisor::tls::build(ts, Some("nope"), None).unwrap_err();
+    assert!(wrong.contains("password is incorrect"), "{wrong}");
+    let wrong = sparkvisor::tls::build(ts, pw, Some((ks, pw, Some("nope")))).unwrap_err();
+    assert!(wrong.contains("key password is incorrect"), "{wrong}");
+    let p12 = dir.path().join("store.p12");
+    let out = Command::new("keytool")
+        .args([
+            "-importkeystore",
+            "-srckeystore",
+            ks,
+            "-srcstorepass",
+            "storepass1",
+        ])
+        .args([
+            "-destkeystore",
+            p12.to_str().unwrap(),
+            "-deststoretype",
+            "PKCS12",
+        ])
+        .args(["-deststorepass", "storepass1", "-noprompt"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let p12 = sparkvisor::tls::build(p12.to_str().unwrap(), pw, None).unwrap_err();
+    assert!(
+        p12.contains("PKCS#12") && p12.contains("-deststoretype JKS"),
+        "{p12}"
+    );
+}
+
+/// Spark's SSL on (with RPC authentication and encryption): the UIs' plain ports only redirect to
+/// HTTPS (with client certificates required, bitnami's default), yet the master and the worker
+/// become ready, the worker's wait for the master passes, and a job runs on the cluster.
+#[test]
+fn an_ssl_cluster_is_ready_and_runs_a_job() {
+    let Some(home) = spark_home() else {
+        skip_unless(false, "pyspark with bin/spark-class is not installed");
+        return;
+    };
+    if skip_unless(has_java(), "java is not installed") || skip_unless(is_root(), "needs root") {
+        return;
+    }
+    let repo = common::repo();
+    let trusted = tempfile::tempdir().unwrap();
+    let copies = common::copies_owned_by_nobody(
+        &[&repo.join("roles"), &repo.join("templates")],
+        trusted.path(),
+    );
+    let stores = tempfile::tempdir().unwrap();
+    let ssl = ssl_env(stores.path());
+    let (master_port, master_ui, worker_ui) = (free_port(), free_port(), free_port());
+    let env = |extra: &[(&str, String)]| -> Vec<(String, String)> {
+        let mut env: Vec<(String, String)> = vec![
+            ("SPARK_HOME".into(), home.display().to_string()),
+            ("SPARK_MASTER_HOST".into(), "127.0.0.1".into()),
+            ("SPARK_MASTER_PORT".into(), master_port.to_string()),
+            ("SPARK_MASTER_WEBUI_PORT".into(), master_ui.to_string()),
+            ("SPARK_WORKER_WEBUI_PORT".into(), worker_ui.to_string()),
+            ("SPARK_WORKER_CORES".into(), "1".into()),
+            ("SPARK_WORKER_MEMORY".into(), "1g".into()),
+        ];
+        env.extend(ssl.iter().cloned());
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
+        env
+    };
+    let master = Node::new(&copies[0], &copies[1], env(&[]));
+    let master_url = format!("spark://127.0.0.1:{master_port}");
+    let worker = Node::new(
+        &copies[0],
+        &copies[1],
+        env(&[("SPARK_MASTER_URL", master_url.clone())]),
+    );
+    let mut master_agent = master
+        .scene
+        .start(&mut master.command(false, &["run", "--role", "master"]));
+    // The plain port only redirects: a plain-HTTP probe could never pass.
+    let redirect = common::poll(Duration::from_secs(120), Duration::from_millis(250), || {
+        http_get(master_ui, "/json/").map(|(status, _)| status)
+    });
+    assert!(
+        redirect.as_deref().is_some_and(|s| s.contains(" 302 ")),
+        "the master's plain UI port answered {redirect:?}, not a redirect"
+    );
+    healthy(&master, "master");
+    let mut worker_agent = worker
+        .scene
+        .start(&mut worker.command(false, &["run", "--role", "worker"]));
+    healthy(&worker, "worker");
+    let waited = worker_agent.stderr();
+    assert!(
+        waited.contains(&format!("http://127.0.0.1:{master_ui}/json/ answers after")),
+        "the worker's wait for the master did not pass over HTTPS:\n{waited}"
+    );
+
+    // A job with the worker's rendered spark-defaults.conf (SSL, authentication, encryption).
+    let job = r#"
+from pyspark.sql import SparkSession
+spark = SparkSession.builder.appName("ssl-sum").config("spark.executor.memory", "512m").getOrCreate()
+print("SUM=%d" % spark.sparkContext.parallelize(range(1, 1001), 2).sum())
+spark.stop()
+"#;
+    let out = Command::new("python3")
+        .args(["-c", job])
+        .env("SPARK_HOME", &home)
+        .env("SPARK_CONF_DIR", worker.scene.path().join("conf"))
+        .env("SPARK_LOCAL_IP", "127.0.0.1")
+        .env("PYSPARK_PYTHON", "python3")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("SUM=500500"),
+        "job on the SSL cluster failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for (agent, name) in [(&mut worker_agent, "worker"), (&mut master_agent, "master")] {
+        agent.signal(false, libc::SIGTERM);
+        let code = Agent::code(agent.wait(Duration::from_secs(30)));
+        assert_eq!(code, 0, "{name} agent: {}", agent.stderr());
+    }
+}

@@ -4,8 +4,8 @@
 # the active master is killed; prints what was injected and the recovery times, checks the result
 # and that no zombie is left in any container. See docs/ha.md.
 #
-# Usage: bench/chaos/run.sh [--seed N] [--faults N] [--partitions N]
-#   (defaults: seed 1, 4 faults, 48 partitions of ~2 s each: a job of about two minutes)
+# Usage: bench/chaos/run.sh [--seed N] [--faults N] [--partitions N] [--task-seconds S] [--project NAME]
+#   (defaults: seed 1, 4 faults, 48 partitions of 2 s each: a job of about two minutes)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 image="$(docker/build-image.sh)"

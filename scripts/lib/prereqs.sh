@@ -10,6 +10,7 @@ PREREQS_APT=(
   "debootstrap|builds the base image sparkvisor-base:bookworm (docker/build-base-image.sh)|cluster test"
   "gcc|cargo links with cc, and the cc crate assembles psm (tera's pest) for the musl build; rustup brings no C compiler|cluster test"
   "libc6-dev|the C runtime files and headers cc links the glibc build against|cluster test"
+  "musl-tools|musl-gcc: ring (rustls's crypto, the probes' HTTPS) compiles C for the static musl build|cluster test"
   "curl|the tests talk to Spark's web UI and the status socket|test"
   "jq|the tests read JSON answers|test"
   "procps|ps/pgrep for the tests|test"

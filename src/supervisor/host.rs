@@ -21,8 +21,9 @@ use crate::sys::spawn::{self, SpawnSpec, Stdio};
 use crate::sys::thread::{self, Lifetime};
 use crate::sys::{process, reaper};
 
-/// Stack of a probe thread: one connect and a small read.
-const PROBE_STACK: usize = 64 * 1024;
+/// Stack of a probe thread: one connect and a small read, or a TLS handshake (docs/ha.md, "TLS":
+/// rustls with an RSA client key overflowed 64 KiB). Only the pages touched become resident.
+const PROBE_STACK: usize = 512 * 1024;
 
 /// The real system.
 pub struct HostSys {

@@ -238,3 +238,76 @@ pub fn yaml_documents(path: &Path) -> Vec<serde_json::Value> {
         .filter(|v| !v.is_null())
         .collect()
 }
+
+/// Java stores made by the JRE's `keytool` in `dir`, as a Spark cluster's operator makes them: a
+/// JKS keystore (`keystore.jks`: one self-signed RSA key, alias `spark`) and a JKS truststore
+/// (`truststore.jks`) holding its certificate, both with `password`. Returns their paths.
+pub fn keytool_stores(dir: &Path, password: &str) -> (PathBuf, PathBuf) {
+    let keystore = dir.join("keystore.jks");
+    let truststore = dir.join("truststore.jks");
+    let cert = dir.join("spark.crt");
+    let keytool = |args: &[&str]| {
+        let out = Command::new("keytool")
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("keytool: {e}"));
+        assert!(
+            out.status.success(),
+            "keytool {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let (ks, ts, crt) = (
+        keystore.to_str().unwrap(),
+        truststore.to_str().unwrap(),
+        cert.to_str().unwrap(),
+    );
+    keytool(&[
+        "-genkeypair",
+        "-alias",
+        "spark",
+        "-keyalg",
+        "RSA",
+        "-keysize",
+        "2048",
+        "-validity",
+        "7",
+        "-dname",
+        "CN=spark-cluster",
+        "-storetype",
+        "JKS",
+        "-keystore",
+        ks,
+        "-storepass",
+        password,
+        "-keypass",
+        password,
+        "-noprompt",
+    ]);
+    keytool(&[
+        "-exportcert",
+        "-alias",
+        "spark",
+        "-keystore",
+        ks,
+        "-storepass",
+        password,
+        "-file",
+        crt,
+    ]);
+    keytool(&[
+        "-importcert",
+        "-alias",
+        "spark",
+        "-file",
+        crt,
+        "-storetype",
+        "JKS",
+        "-keystore",
+        ts,
+        "-storepass",
+        password,
+        "-noprompt",
+    ]);
+    (keystore, truststore)
+}

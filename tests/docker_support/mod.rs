@@ -60,6 +60,18 @@ pub fn image() -> String {
         .unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// The ZooKeeper image built from the Spark image under test (docker/build-zookeeper-image.sh).
+pub fn zookeeper_image(spark_image: &str) -> String {
+    let out = Command::new(repo().join("docker/build-zookeeper-image.sh"))
+        .arg(spark_image)
+        .current_dir(repo())
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap_or_else(|e| panic!("docker/build-zookeeper-image.sh: {e}"));
+    assert!(out.status.success(), "build-zookeeper-image.sh failed");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 /// `docker compose` (v2) when available, else `docker-compose --compatibility` (v1 honours the
 /// file's `deploy.resources.limits` only in compatibility mode).
 pub fn compose_command() -> Option<Vec<String>> {
@@ -296,7 +308,9 @@ impl Project {
         Project::up_files(what, image, &[file], env)
     }
 
-    fn up_files(what: &str, image: &str, files: &[&str], env: &[(&str, &str)]) -> Project {
+    /// Brings up the compose files `files` (relative to the repo, later ones override earlier
+    /// ones) with `image` and extra environment for compose's variable substitution.
+    pub fn up_files(what: &str, image: &str, files: &[&str], env: &[(&str, &str)]) -> Project {
         let project = Project {
             name: unique(what),
             image: image.to_string(),
