@@ -14,6 +14,10 @@
 //!   under `SPARK_HOME` cannot be written, they are pointed at the scratch directory, so the worker
 //!   does not die with `AccessDeniedException: /opt/spark/work`. Set either variable and it is used
 //!   as given.
+//! - **A writable `HOME`**: Docker sets `HOME=/` for a uid without a passwd entry, and a read-only
+//!   root leaves `/home/spark` unwritable; Spark (`~/.ivy2` for `--packages`), Jupyter and IPython
+//!   write there. When `HOME` cannot be written it becomes the scratch directory, the home the
+//!   nss_wrapper entry names too.
 //!
 //! The planning is pure ([`plan`]); [`prepare`] looks at the system, writes the files and exports
 //! the variables into the agent's own environment (which every child inherits). It runs before any
@@ -55,6 +59,8 @@ pub struct Facts {
     pub scratch_tried: Vec<PathBuf>,
     /// The default Spark directories that can be written (created if missing).
     pub writable: Vec<PathBuf>,
+    /// Whether `$HOME` is set and can be written.
+    pub home_writable: bool,
 }
 
 /// What to do: files to write, variables to export, and what to tell the user.
@@ -134,6 +140,23 @@ pub fn plan(facts: &Facts) -> Plan {
             (Some(_), None) => plan.warnings.push(format!(
                 "uid {} has no passwd entry and nss_wrapper cannot help: {}",
                 facts.uid,
+                no_scratch()
+            )),
+        }
+    }
+    if !facts.home_writable {
+        match &facts.scratch {
+            Some(scratch) => {
+                let was = facts.env.get("HOME").map_or("(unset)", String::as_str);
+                plan.notes.push(format!(
+                    "HOME={was} is not writable: HOME={}",
+                    scratch.display()
+                ));
+                plan.env
+                    .push(("HOME".into(), scratch.display().to_string()));
+            }
+            None => plan.warnings.push(format!(
+                "HOME is not writable: Spark's ~/.ivy2 and Jupyter's state cannot be written ({})",
                 no_scratch()
             )),
         }
@@ -321,9 +344,15 @@ pub fn prepare(note: &mut dyn FnMut(&str), warn: &mut dyn FnMut(&str)) {
         .map(|(_, sub)| Path::new(&home).join(sub))
         .filter(|d| !env.contains_key("SPARK_HOME") || is_writable(d))
         .collect();
+    // Only a directory that exists counts: creating a missing HOME is not the agent's business.
+    let home_writable = env
+        .get("HOME")
+        .map(Path::new)
+        .is_some_and(|h| h.is_dir() && is_writable(h));
     let facts = Facts {
         uid,
         gid,
+        home_writable,
         passwd: std::fs::read_to_string(crate::users::PASSWD_PATH).unwrap_or_default(),
         group: std::fs::read_to_string(crate::users::GROUP_PATH).unwrap_or_default(),
         nss_wrapper: NSS_WRAPPER_PATHS
@@ -401,7 +430,26 @@ mod tests {
             scratch: Some("/tmp".into()),
             scratch_tried: vec!["/tmp".into()],
             writable: vec!["/opt/spark/work".into(), "/opt/spark/logs".into()],
+            home_writable: true,
         }
+    }
+
+    #[test]
+    fn unwritable_home_moves_to_scratch() {
+        let mut f = facts(1000700000, 0);
+        f.env.insert("HOME".into(), "/".into());
+        f.home_writable = false;
+        let env: BTreeMap<_, _> = plan(&f).env.into_iter().collect();
+        assert_eq!(env["HOME"], "/tmp");
+        f.scratch = None;
+        let p = plan(&f);
+        assert!(!p.env.iter().any(|(k, _)| k == "HOME"), "{p:?}");
+        assert!(
+            p.warnings
+                .iter()
+                .any(|w| w.starts_with("HOME is not writable")),
+            "{p:?}"
+        );
     }
 
     #[test]
