@@ -17,8 +17,8 @@
 //! history-server, connect, thriftserver, and the ssh add-on (a key login as the container's user;
 //! the ldap add-on, which needs a root agent, is reported and left out). Not here: `zeppelin`
 //! (Zeppelin is not installed in the image), `driver`/`executor` (tests/dropin_k8s_pods.rs),
-//! `all-in-one` (master + worker + notebook, each covered here) and `zookeeper` (its own image:
-//! tests/docker_ha.rs).
+//! `all-in-one` (master + worker + notebook, each covered here). `zookeeper` runs from its own image
+//! (docker/Dockerfile.zookeeper), whose default user is the package's `zookeeper`.
 //! Needs root and Docker (CI=true: mandatory). One role at a time (three JVMs fill two cores).
 
 mod access_support;
@@ -33,8 +33,11 @@ use docker_support::{
     service, unique, wait_for, Container, Network,
 };
 
-/// The ways to run without root: (what, docker run arguments, the uid every service must have).
-const VARIANTS: &[(&str, &[&str], &str)] = &[
+/// One way to run without root: (what, docker run arguments, the uid every service must have).
+type Variant<'a> = (&'a str, &'a [&'a str], &'a str);
+
+/// The ways to run the Spark image without root.
+const VARIANTS: &[Variant<'static>] = &[
     ("--user spark", &["--user", "spark"], "185"),
     (
         "--user 1000700000:0",
@@ -70,14 +73,25 @@ static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 /// Starts `role` in every [`VARIANTS`] way (plus `extra` arguments), waits until each is healthy
 /// and checks who runs what; returns the containers (still running) with their variant's uid.
-fn start_role(
+fn start_role<'a>(
     role: &str,
     services: &[&str],
     extra: &[&str],
     image: &str,
-) -> Vec<(String, Container, &'static str)> {
+) -> Vec<(String, Container, &'a str)> {
+    start_variants(VARIANTS, role, services, extra, image)
+}
+
+/// [`start_role`] with the given variants.
+fn start_variants<'a>(
+    variants: &[Variant<'a>],
+    role: &str,
+    services: &[&str],
+    extra: &[&str],
+    image: &str,
+) -> Vec<(String, Container, &'a str)> {
     let mode = format!("SPARK_MODE={role}");
-    let containers: Vec<(String, Container, &str)> = VARIANTS
+    let containers: Vec<(String, Container, &str)> = variants
         .iter()
         .map(|(what, args, uid)| {
             let mut all = args.to_vec();
@@ -111,7 +125,7 @@ fn start_role(
             1,
             "{what}: {logs}"
         );
-        if what.ends_with("/tmp") && services.iter().any(|s| s.starts_with("spark-")) {
+        if what.ends_with("--tmpfs /tmp") && services.iter().any(|s| s.starts_with("spark-")) {
             assert!(
                 logs.contains("rendering the config into SPARK_CONF_DIR=/tmp/spark/conf"),
                 "{what}: {logs}"
@@ -258,4 +272,44 @@ fn ssh_add_on_works_without_root() {
     }
     stop_all(&nodes);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn zookeeper_reaches_ready_without_root() {
+    if !prerequisites("zookeeper_reaches_ready_without_root") {
+        return;
+    }
+    let spark_image = image();
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let out = docker_support::run(
+        std::process::Command::new(docker_support::repo().join("docker/build-zookeeper-image.sh"))
+            .arg(&spark_image)
+            .current_dir(docker_support::repo())
+            .stderr(std::process::Stdio::inherit()),
+    );
+    assert!(out.status.success(), "build-zookeeper-image.sh failed");
+    let zk = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let zk_uid = docker(&["run", "--rm", "--entrypoint", "id", &zk, "-u", "zookeeper"]);
+    // On a read-only root ZooKeeper's data goes on a volume (here a tmpfs) and its config to a
+    // writable directory named by a setting.
+    let read_only = [
+        "--read-only",
+        "--tmpfs",
+        "/tmp",
+        "--tmpfs",
+        "/var/lib/zookeeper",
+        "-e",
+        "SPARKVISOR_SETTINGS={zookeeper.conf_dir: /tmp/zookeeper}",
+    ];
+    let variants: [Variant; 3] = [
+        ("the image's default user (zookeeper)", &[], &zk_uid),
+        (
+            "--user 1000700000:0",
+            &["--user", "1000700000:0"],
+            "1000700000",
+        ),
+        ("--read-only", &read_only, &zk_uid),
+    ];
+    let nodes = start_variants(&variants, "zookeeper", &["zookeeper"], &[], &zk);
+    stop_all(&nodes);
 }
