@@ -111,7 +111,23 @@ fn derived(config: &mut ResolvedConfig, key: &str, value: String, from: &str) {
 pub fn apply(role: &mut LoadedRole, config: &mut ResolvedConfig, agent: &Agent) -> Vec<Diagnostic> {
     let mut problems = Vec::new();
     if role.def.services.contains_key(SSHD_SERVICE) {
-        apply_ssh(role, config, agent, &mut problems);
+        if !agent.root && agent.user.is_none() {
+            // An arbitrary uid (OpenShift) is named only through nss_wrapper, as `spark` (or
+            // SPARK_USER_NAME), a name that already belongs to uid 185: a login names a user, and
+            // a non-root sshd can only let in the user it runs as, so no login could reach it.
+            problems.push(Diagnostic::new(
+                SSH_ROLE,
+                format!(
+                    "ssh: uid {} has no entry of its own in /etc/passwd (an arbitrary uid): a \
+                     non-root sshd lets in only the user it runs as, and no login name maps to \
+                     this uid; ssh is not started (run as the image's user, 185, or as root)",
+                    crate::sys::peercred::effective_uid()
+                ),
+            ));
+            remove_part(role, SSHD_SERVICE);
+        } else {
+            apply_ssh(role, config, agent, &mut problems);
+        }
     }
     if role.def.services.contains_key(NSLCD_SERVICE) {
         if let Err(p) = check_ldap(config, agent) {
@@ -247,6 +263,7 @@ fn apply_ssh(
         derived(config, "ssh.login_path", path.clone(), "the agent's PATH");
     }
     if !agent.root {
+        writable_ssh_dirs(config, problems);
         // A non-root agent has no capabilities to give: sshd runs as the agent with none.
         if let Some(spec) = role.def.services.get_mut(SSHD_SERVICE) {
             spec.capabilities.clear();
@@ -350,6 +367,41 @@ fn ldap_reachability(config: &ResolvedConfig) -> Vec<Diagnostic> {
 }
 
 /// Removes a service and the render entries of the role file that defined it.
+/// A non-root agent on a read-only root (or with `/data` not its own) cannot write sshd's run
+/// directory or its host key directory: both move under the scratch directory (`$TMPDIR` or
+/// `/tmp`), as the Spark config does. Host keys there are new on every start, which is said.
+fn writable_ssh_dirs(config: &mut ResolvedConfig, problems: &mut Vec<Diagnostic>) {
+    let (Some(scratch), _) = crate::dropin::scratch_dir(&crate::node::process_env()) else {
+        return;
+    };
+    let dirs = [
+        ("ssh.run_dir", "sparkvisor-ssh", false),
+        ("ssh.host_key_dir", "sparkvisor-ssh-hostkeys", true),
+    ];
+    for (key, sub, keys) in dirs {
+        let Some(current) = config.settings.get(key).cloned() else {
+            continue;
+        };
+        if crate::dropin::is_writable(Path::new(&current.value)) {
+            continue;
+        }
+        let moved = scratch.join(sub).display().to_string();
+        let why = if keys {
+            "; the host key is new on every start (mount a volume there to keep it)"
+        } else {
+            ""
+        };
+        problems.push(problem(
+            &current.source,
+            format!(
+                "{key}: {} is not writable; using {moved}{why}",
+                current.value
+            ),
+        ));
+        derived(config, key, moved, key);
+    }
+}
+
 fn remove_part(role: &mut LoadedRole, service: &str) {
     let Some(file) = role.service_files.remove(service) else {
         return;
