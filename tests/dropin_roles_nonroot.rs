@@ -15,7 +15,8 @@
 //! Each service runs as the container's uid, the agent says once that it runs the services as
 //! itself, and `docker stop` ends the container without SIGKILL. Roles: master, worker, notebook,
 //! history-server, connect, thriftserver, and the ssh add-on (a key login as the container's user;
-//! the ldap add-on, which needs a root agent, is reported and left out). Not here: `zeppelin`
+//! with an arbitrary uid, which has no login name of its own, and with the ldap add-on, which needs
+//! a root agent, the node starts without them and says why). Not here: `zeppelin`
 //! (Zeppelin is not installed in the image), `driver`/`executor` (tests/dropin_k8s_pods.rs),
 //! `all-in-one` (master + worker + notebook, each covered here). `zookeeper` runs from its own image
 //! (docker/Dockerfile.zookeeper), whose default user is the package's `zookeeper`.
@@ -107,17 +108,7 @@ fn start_variants<'a>(
         })
         .collect();
     for (what, c, uid) in &containers {
-        wait_for(
-            &format!("{what} healthy"),
-            Duration::from_secs(400),
-            || match c
-                .inspect("{{.State.Status}} {{.State.Health.Status}}")
-                .as_str()
-            {
-                "running healthy" => Ok(()),
-                other => Err(format!("{other}\n{}", c.logs())),
-            },
-        );
+        wait_healthy(what, &c);
         let logs = c.logs();
         assert_eq!(
             logs.matches("(not root): every service runs as this user")
@@ -146,6 +137,21 @@ fn start_variants<'a>(
         }
     }
     containers
+}
+
+/// Waits until the container's HEALTHCHECK says healthy (the agent's required services ready).
+fn wait_healthy(what: &str, c: &Container) {
+    wait_for(
+        &format!("{what} healthy"),
+        Duration::from_secs(400),
+        || match c
+            .inspect("{{.State.Status}} {{.State.Health.Status}}")
+            .as_str()
+        {
+            "running healthy" => Ok(()),
+            other => Err(format!("{other}\n{}", c.logs())),
+        },
+    );
 }
 
 /// `docker stop` ends each container by the agent's orderly stop, never by SIGKILL (137).
@@ -259,7 +265,9 @@ fn ssh_add_on_works_without_root() {
         "-e",
         "SPARKVISOR_LDAP_URI=ldap://ldap.invalid",
     ];
-    let nodes = start_role("ssh", &["sshd"], &extra, &image);
+    // sshd as the image's user, also on a read-only root (its run and host key dirs under /tmp).
+    let variants = [VARIANTS[0], VARIANTS[2]];
+    let nodes = start_variants(&variants, "ssh", &["sshd"], &extra, &image);
     for (what, c, uid) in &nodes {
         let logs = c.logs();
         assert!(
@@ -271,6 +279,21 @@ fn ssh_add_on_works_without_root() {
         assert_eq!((code, out.trim()), (0, *uid), "{what}: {err}\n{logs}");
     }
     stop_all(&nodes);
+    // An arbitrary uid has no login name of its own: the node starts without sshd and says why.
+    let (what, args, _) = VARIANTS[1];
+    let mut all = args.to_vec();
+    all.extend(extra);
+    all.extend(["-e", "SPARK_MODE=master", "-e", "SPARKVISOR_SSH=true"]);
+    let c = Container::run("nonrootsshuid", &all, &image, &[]);
+    wait_healthy(what, &c);
+    let logs = c.logs();
+    assert!(
+        logs.contains("has no entry of its own in /etc/passwd (an arbitrary uid)"),
+        "{logs}"
+    );
+    let status = agent_status(&c.name).unwrap();
+    assert!(service(&status, "sshd").is_none(), "{status}");
+    assert_eq!(service(&status, "spark-master").unwrap()["state"], "ready");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
