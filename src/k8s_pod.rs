@@ -367,7 +367,9 @@ mod tests {
             "two words",
             "--",
         ];
-        let rows: &[(&[(&str, &str)], &[&str], &str, &str)] = &[
+        // (environment, Spark's arguments, expected SPARK_HOME, expected bind address)
+        type Row<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str], &'a str, &'a str);
+        let rows: &[Row] = &[
             (
                 &[
                     ("SPARK_HOME", "/opt/spark"),

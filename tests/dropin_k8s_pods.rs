@@ -46,29 +46,36 @@ fn exit_code(c: &Container, timeout: Duration) -> i32 {
     })
 }
 
-/// The network's subnet and an address in it that Docker has not handed out: a fresh network holds
-/// only its gateway (`.1`), so `.10` is free. Given with `--ip`, it is the container's own address,
-/// known before it starts, as the downward API's `status.podIP` is.
-fn own_ip(network: &Network) -> String {
+/// A network with a subnet given at creation (Docker takes `--ip` only on those) and an address in
+/// it: the container's own address, known before it starts, as the downward API's `status.podIP`
+/// is. The subnet is one Docker just picked as free (a probe network's, removed at once); only the
+/// gateway (`.1`) is taken in a fresh network, so `.10` is free.
+fn network_and_own_ip() -> (Network, String) {
+    let probe = Network::new("dropinprobe");
     let subnet = docker_support::docker(&[
         "network",
         "inspect",
         "--format",
         "{{range .IPAM.Config}}{{.Subnet}} {{end}}",
-        &network.0,
+        &probe.0,
     ]);
-    let base = subnet
+    drop(probe);
+    let subnet = subnet
         .split_whitespace()
         .find(|s| s.contains('.'))
-        .and_then(|s| s.split('/').next())
-        .unwrap_or_else(|| panic!("no IPv4 subnet on {}: {subnet:?}", network.0));
+        .unwrap_or_else(|| panic!("no IPv4 subnet: {subnet:?}"))
+        .to_string();
+    let network = Network(unique("dropindrvnet"));
+    docker_support::docker(&["network", "create", "--subnet", &subnet, &network.0]);
+    let base = subnet.split('/').next().unwrap();
     let mut octets: Vec<u8> = base.split('.').map(|o| o.parse().unwrap()).collect();
     octets[3] += 10;
-    octets
+    let ip = octets
         .iter()
         .map(u8::to_string)
         .collect::<Vec<_>>()
-        .join(".")
+        .join(".");
+    (network, ip)
 }
 
 /// What the official entrypoint runs for `driver ARGS` (its `driver)` case): spark-submit under
@@ -94,8 +101,7 @@ fn driver_pod_completes_a_job() {
         return;
     }
     let image = image();
-    let network = Network::new("dropindrvnet");
-    let pod_ip = own_ip(&network);
+    let (network, pod_ip) = network_and_own_ip();
     let props = format!(
         "{}:/opt/dropin/spark.properties:ro",
         fixture("driver.properties")
