@@ -26,6 +26,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+pub use crate::writable::{is_writable, scratch_dir};
+
 /// Where Debian (and other distributions) install nss_wrapper's library.
 pub const NSS_WRAPPER_PATHS: &[&str] = &[
     "/usr/lib/x86_64-linux-gnu/libnss_wrapper.so",
@@ -295,36 +297,6 @@ fn valid_name(name: &str) -> bool {
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
-}
-
-/// True when `dir` exists (or can be created) and a file can be created in it.
-pub fn is_writable(dir: &Path) -> bool {
-    if std::fs::create_dir_all(dir).is_err() {
-        return false;
-    }
-    let probe = dir.join(format!(".sparkvisor-probe-{}", std::process::id()));
-    match std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&probe)
-    {
-        Ok(_) => {
-            let _ = std::fs::remove_file(&probe);
-            true
-        }
-        Err(_) => false,
-    }
-}
-
-/// The writable scratch directory: `$TMPDIR`, else `/tmp`, with the ones tried.
-pub fn scratch_dir(env: &BTreeMap<String, String>) -> (Option<PathBuf>, Vec<PathBuf>) {
-    let mut tried: Vec<PathBuf> = Vec::new();
-    if let Some(t) = env.get("TMPDIR").filter(|t| !t.is_empty()) {
-        tried.push(PathBuf::from(t));
-    }
-    tried.push(PathBuf::from("/tmp"));
-    let found = tried.iter().find(|d| is_writable(d)).cloned();
-    (found, tried)
 }
 
 /// Gathers the facts from this system, applies the plan (files written 0644, variables exported

@@ -54,3 +54,4 @@ pub mod supervisor;
 pub mod sys;
 pub mod tini;
 pub mod users;
+pub mod writable;

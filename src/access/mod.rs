@@ -49,6 +49,9 @@ pub struct Agent {
     pub user: Option<String>,
     /// The agent's `PATH` (given to ssh sessions, so `spark-submit` is found).
     pub path: Option<String>,
+    /// The writable scratch directory (`$TMPDIR` or `/tmp`), for what a non-root agent cannot
+    /// write where the image put it.
+    pub scratch: Option<std::path::PathBuf>,
 }
 
 impl Agent {
@@ -59,6 +62,7 @@ impl Agent {
             root: uid == 0,
             user: users.user_by_uid(uid).map(|u| u.name.clone()),
             path: env.get("PATH").cloned(),
+            scratch: crate::writable::scratch_dir(env).0,
         }
     }
 }
@@ -263,7 +267,7 @@ fn apply_ssh(
         derived(config, "ssh.login_path", path.clone(), "the agent's PATH");
     }
     if !agent.root {
-        writable_ssh_dirs(config, problems);
+        writable_ssh_dirs(config, agent, problems);
         // A non-root agent has no capabilities to give: sshd runs as the agent with none.
         if let Some(spec) = role.def.services.get_mut(SSHD_SERVICE) {
             spec.capabilities.clear();
@@ -370,8 +374,8 @@ fn ldap_reachability(config: &ResolvedConfig) -> Vec<Diagnostic> {
 /// A non-root agent on a read-only root (or with `/data` not its own) cannot write sshd's run
 /// directory or its host key directory: both move under the scratch directory (`$TMPDIR` or
 /// `/tmp`), as the Spark config does. Host keys there are new on every start, which is said.
-fn writable_ssh_dirs(config: &mut ResolvedConfig, problems: &mut Vec<Diagnostic>) {
-    let (Some(scratch), _) = crate::dropin::scratch_dir(&crate::node::process_env()) else {
+fn writable_ssh_dirs(config: &mut ResolvedConfig, agent: &Agent, problems: &mut Vec<Diagnostic>) {
+    let Some(scratch) = &agent.scratch else {
         return;
     };
     let dirs = [
@@ -382,7 +386,7 @@ fn writable_ssh_dirs(config: &mut ResolvedConfig, problems: &mut Vec<Diagnostic>
         let Some(current) = config.settings.get(key).cloned() else {
             continue;
         };
-        if crate::dropin::is_writable(Path::new(&current.value)) {
+        if crate::writable::is_writable(Path::new(&current.value)) {
             continue;
         }
         let moved = scratch.join(sub).display().to_string();
