@@ -14,6 +14,10 @@
 //!   under `SPARK_HOME` cannot be written, they are pointed at the scratch directory, so the worker
 //!   does not die with `AccessDeniedException: /opt/spark/work`. Set either variable and it is used
 //!   as given.
+//! - **A writable `HOME`**: Docker sets `HOME=/` for a uid without a passwd entry, and a read-only
+//!   root leaves `/home/spark` unwritable; Spark (`~/.ivy2` for `--packages`), Jupyter and IPython
+//!   write there. When `HOME` cannot be written it becomes the scratch directory, the home the
+//!   nss_wrapper entry names too.
 //!
 //! The planning is pure ([`plan`]); [`prepare`] looks at the system, writes the files and exports
 //! the variables into the agent's own environment (which every child inherits). It runs before any
@@ -21,6 +25,8 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+
+pub use crate::writable::{is_writable, scratch_dir};
 
 /// Where Debian (and other distributions) install nss_wrapper's library.
 pub const NSS_WRAPPER_PATHS: &[&str] = &[
@@ -55,6 +61,8 @@ pub struct Facts {
     pub scratch_tried: Vec<PathBuf>,
     /// The default Spark directories that can be written (created if missing).
     pub writable: Vec<PathBuf>,
+    /// Whether `$HOME` is set and can be written.
+    pub home_writable: bool,
 }
 
 /// What to do: files to write, variables to export, and what to tell the user.
@@ -134,6 +142,23 @@ pub fn plan(facts: &Facts) -> Plan {
             (Some(_), None) => plan.warnings.push(format!(
                 "uid {} has no passwd entry and nss_wrapper cannot help: {}",
                 facts.uid,
+                no_scratch()
+            )),
+        }
+    }
+    if !facts.home_writable {
+        match &facts.scratch {
+            Some(scratch) => {
+                let was = facts.env.get("HOME").map_or("(unset)", String::as_str);
+                plan.notes.push(format!(
+                    "HOME={was} is not writable: HOME={}",
+                    scratch.display()
+                ));
+                plan.env
+                    .push(("HOME".into(), scratch.display().to_string()));
+            }
+            None => plan.warnings.push(format!(
+                "HOME is not writable: Spark's ~/.ivy2 and Jupyter's state cannot be written ({})",
                 no_scratch()
             )),
         }
@@ -274,36 +299,6 @@ fn valid_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }
 
-/// True when `dir` exists (or can be created) and a file can be created in it.
-pub fn is_writable(dir: &Path) -> bool {
-    if std::fs::create_dir_all(dir).is_err() {
-        return false;
-    }
-    let probe = dir.join(format!(".sparkvisor-probe-{}", std::process::id()));
-    match std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&probe)
-    {
-        Ok(_) => {
-            let _ = std::fs::remove_file(&probe);
-            true
-        }
-        Err(_) => false,
-    }
-}
-
-/// The writable scratch directory: `$TMPDIR`, else `/tmp`, with the ones tried.
-pub fn scratch_dir(env: &BTreeMap<String, String>) -> (Option<PathBuf>, Vec<PathBuf>) {
-    let mut tried: Vec<PathBuf> = Vec::new();
-    if let Some(t) = env.get("TMPDIR").filter(|t| !t.is_empty()) {
-        tried.push(PathBuf::from(t));
-    }
-    tried.push(PathBuf::from("/tmp"));
-    let found = tried.iter().find(|d| is_writable(d)).cloned();
-    (found, tried)
-}
-
 /// Gathers the facts from this system, applies the plan (files written 0644, variables exported
 /// into this process's environment) and logs it through `note`/`warn`. Call before any thread
 /// exists.
@@ -321,9 +316,15 @@ pub fn prepare(note: &mut dyn FnMut(&str), warn: &mut dyn FnMut(&str)) {
         .map(|(_, sub)| Path::new(&home).join(sub))
         .filter(|d| !env.contains_key("SPARK_HOME") || is_writable(d))
         .collect();
+    // Only a directory that exists counts: creating a missing HOME is not the agent's business.
+    let home_writable = env
+        .get("HOME")
+        .map(Path::new)
+        .is_some_and(|h| h.is_dir() && is_writable(h));
     let facts = Facts {
         uid,
         gid,
+        home_writable,
         passwd: std::fs::read_to_string(crate::users::PASSWD_PATH).unwrap_or_default(),
         group: std::fs::read_to_string(crate::users::GROUP_PATH).unwrap_or_default(),
         nss_wrapper: NSS_WRAPPER_PATHS
@@ -401,7 +402,26 @@ mod tests {
             scratch: Some("/tmp".into()),
             scratch_tried: vec!["/tmp".into()],
             writable: vec!["/opt/spark/work".into(), "/opt/spark/logs".into()],
+            home_writable: true,
         }
+    }
+
+    #[test]
+    fn unwritable_home_moves_to_scratch() {
+        let mut f = facts(1000700000, 0);
+        f.env.insert("HOME".into(), "/".into());
+        f.home_writable = false;
+        let env: BTreeMap<_, _> = plan(&f).env.into_iter().collect();
+        assert_eq!(env["HOME"], "/tmp");
+        f.scratch = None;
+        let p = plan(&f);
+        assert!(!p.env.iter().any(|(k, _)| k == "HOME"), "{p:?}");
+        assert!(
+            p.warnings
+                .iter()
+                .any(|w| w.starts_with("HOME is not writable")),
+            "{p:?}"
+        );
     }
 
     #[test]

@@ -346,31 +346,71 @@ mod tests {
         assert_eq!(java_opts(&e), s(&["-Dk=0", "-Dk=2", "-Dk=10"]));
     }
 
+    /// env → argv, as the official entrypoint's `driver)` case builds it: SPARK_HOME's spark-submit,
+    /// the bind address twice, client mode, then Spark's arguments untouched (spaces, `--` and all).
     #[test]
     fn driver_table() {
-        let e = env(&[
-            ("SPARK_HOME", "/opt/spark"),
-            ("SPARK_DRIVER_BIND_ADDRESS", "10.0.0.5"),
-        ]);
-        let args = s(&[
+        let py = [
             "--properties-file",
             "/opt/spark/conf/spark.properties",
             "--class",
             "org.apache.spark.deploy.PythonRunner",
             "local:///opt/pi.py",
             "10",
-        ]);
-        let mut want = s(&[
-            "/opt/spark/bin/spark-submit",
-            "--conf",
-            "spark.driver.bindAddress=10.0.0.5",
-            "--conf",
-            "spark.executorEnv.SPARK_DRIVER_POD_IP=10.0.0.5",
-            "--deploy-mode",
-            "client",
-        ]);
-        want.extend(args.clone());
-        assert_eq!(driver_argv(&e, &args), want);
+        ];
+        let jar = [
+            "--properties-file",
+            "/opt/spark/conf/spark.properties",
+            "--class",
+            "org.example.Main",
+            "spark-internal",
+            "two words",
+            "--",
+        ];
+        // (environment, Spark's arguments, expected SPARK_HOME, expected bind address)
+        type Row<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str], &'a str, &'a str);
+        let rows: &[Row] = &[
+            (
+                &[
+                    ("SPARK_HOME", "/opt/spark"),
+                    ("SPARK_DRIVER_BIND_ADDRESS", "10.0.0.5"),
+                ],
+                &py,
+                "/opt/spark",
+                "10.0.0.5",
+            ),
+            // SPARK_HOME unset: the image's /opt/spark.
+            (
+                &[("SPARK_DRIVER_BIND_ADDRESS", "fd00::17")],
+                &jar,
+                "/opt/spark",
+                "fd00::17",
+            ),
+            (
+                &[
+                    ("SPARK_HOME", "/usr/lib/spark"),
+                    ("SPARK_DRIVER_BIND_ADDRESS", "172.17.0.3"),
+                ],
+                &jar,
+                "/usr/lib/spark",
+                "172.17.0.3",
+            ),
+            // No bind address (not a pod spec Spark writes): passed on empty, as the script does.
+            (&[("SPARK_HOME", "/opt/spark")], &py, "/opt/spark", ""),
+        ];
+        for (vars, args, home, bind) in rows {
+            let mut want = vec![
+                format!("{home}/bin/spark-submit"),
+                "--conf".into(),
+                format!("spark.driver.bindAddress={bind}"),
+                "--conf".into(),
+                format!("spark.executorEnv.SPARK_DRIVER_POD_IP={bind}"),
+                "--deploy-mode".into(),
+                "client".into(),
+            ];
+            want.extend(s(args));
+            assert_eq!(driver_argv(&env(vars), &s(args)), want, "{vars:?}");
+        }
     }
 
     #[test]

@@ -56,3 +56,4 @@ pub mod sys;
 pub mod tini;
 pub mod tls;
 pub mod users;
+pub mod writable;

@@ -6,14 +6,15 @@
 )]
 //! Spark-on-Kubernetes pods without a Kubernetes API: containers started the way Spark's pod specs
 //! start them (`driver ARGS...` / `executor`, with the environment the feature steps set).
-//! - driver: completes a job (local master) with exit 0;
+//! - driver: bound to its own IP as a pod is (SPARK_DRIVER_BIND_ADDRESS from the downward API),
+//!   completes a job (local master) with exit 0, and its spark-submit argv is the official
+//!   entrypoint's for the same env;
 //! - executor: two `sparkvisor executor` containers register with a real driver (client mode
 //!   against a standalone master that has no workers, so they are its only executors) and run its
 //!   tasks; the JVM is uid 185, a child of sparkvisor as PID 1, with SPARK_JAVA_OPT_n and -Xmx;
 //! - the memory-limit warning names the cgroup file when the heap does not fit.
 //!
-//! The argv itself is checked against the official entrypoint by the table tests in
-//! src/k8s_pod.rs. Needs root and Docker (CI=true: mandatory).
+//! More env → argv rows: the table tests in src/k8s_pod.rs. Needs root and Docker (CI=true: mandatory).
 
 mod common;
 mod docker_support;
@@ -45,26 +46,95 @@ fn exit_code(c: &Container, timeout: Duration) -> i32 {
     })
 }
 
+/// A network with a subnet given at creation (Docker takes `--ip` only on those) and an address in
+/// it: the container's own address, known before it starts, as the downward API's `status.podIP`
+/// is. The subnet is one Docker just picked as free (a probe network's, removed at once); only the
+/// gateway (`.1`) is taken in a fresh network, so `.10` is free.
+fn network_and_own_ip() -> (Network, String) {
+    let probe = Network::new("dropinprobe");
+    let subnet = docker_support::docker(&[
+        "network",
+        "inspect",
+        "--format",
+        "{{range .IPAM.Config}}{{.Subnet}} {{end}}",
+        &probe.0,
+    ]);
+    drop(probe);
+    let subnet = subnet
+        .split_whitespace()
+        .find(|s| s.contains('.'))
+        .unwrap_or_else(|| panic!("no IPv4 subnet: {subnet:?}"))
+        .to_string();
+    let network = Network(unique("dropindrvnet"));
+    docker_support::docker(&["network", "create", "--subnet", &subnet, &network.0]);
+    let base = subnet.split('/').next().unwrap();
+    let mut octets: Vec<u8> = base.split('.').map(|o| o.parse().unwrap()).collect();
+    octets[3] += 10;
+    let ip = octets
+        .iter()
+        .map(u8::to_string)
+        .collect::<Vec<_>>()
+        .join(".");
+    (network, ip)
+}
+
+/// What the official entrypoint runs for `driver ARGS` (its `driver)` case): spark-submit under
+/// SPARK_HOME, the bind address and the executors' driver pod IP from SPARK_DRIVER_BIND_ADDRESS,
+/// client mode, then Spark's arguments untouched. One row per environment.
+fn official_driver_argv(spark_home: &str, bind_address: &str, args: &[&str]) -> Vec<String> {
+    let mut argv = vec![
+        format!("{spark_home}/bin/spark-submit"),
+        "--conf".into(),
+        format!("spark.driver.bindAddress={bind_address}"),
+        "--conf".into(),
+        format!("spark.executorEnv.SPARK_DRIVER_POD_IP={bind_address}"),
+        "--deploy-mode".into(),
+        "client".into(),
+    ];
+    argv.extend(args.iter().map(|a| a.to_string()));
+    argv
+}
+
 #[test]
 fn driver_pod_completes_a_job() {
     if !prerequisites("driver_pod_completes_a_job") {
         return;
     }
     let image = image();
+    let (network, pod_ip) = network_and_own_ip();
     let props = format!(
         "{}:/opt/dropin/spark.properties:ro",
         fixture("driver.properties")
     );
-    let pi = format!(
-        "{}:/opt/dropin/pi.py:ro",
-        repo().join("docker/examples/pi.py").display()
-    );
-    // As DriverCommandFeatureStep builds a Python driver's args, BasicDriverFeatureStep its env.
+    let job = format!("{}:/opt/dropin/job.py:ro", fixture("driver_job.py"));
+    // SPARK_HOME's bin/spark-submit records the argv it was given, then runs the real one.
+    let spark_home = "/opt/dropin/spark-home";
+    let home = format!("{}:{spark_home}:ro", fixture("spark-home"));
+    let bind = format!("SPARK_DRIVER_BIND_ADDRESS={pod_ip}");
+    let home_env = format!("SPARK_HOME={spark_home}");
+    // As DriverCommandFeatureStep builds a Python driver's args; BasicDriverFeatureStep's env, with
+    // SPARK_DRIVER_BIND_ADDRESS the pod's own IP (the downward API's status.podIP).
+    let args = [
+        "--properties-file",
+        "/opt/dropin/spark.properties",
+        "--class",
+        "org.apache.spark.deploy.PythonRunner",
+        "local:///opt/dropin/job.py",
+        "4",
+    ];
+    let mut cmd = vec!["driver"];
+    cmd.extend(args);
     let c = Container::run(
         "dropindriver",
         &[
+            "--network",
+            &network.0,
+            "--ip",
+            &pod_ip,
             "-e",
-            "SPARK_DRIVER_BIND_ADDRESS=0.0.0.0",
+            &bind,
+            "-e",
+            &home_env,
             "-e",
             "SPARK_CONF_DIR=/opt/spark/conf",
             "-e",
@@ -72,24 +142,41 @@ fn driver_pod_completes_a_job() {
             "-v",
             &props,
             "-v",
-            &pi,
+            &job,
+            "-v",
+            &home,
         ],
         &image,
-        &[
-            "driver",
-            "--properties-file",
-            "/opt/dropin/spark.properties",
-            "--class",
-            "org.apache.spark.deploy.PythonRunner",
-            "local:///opt/dropin/pi.py",
-            "4",
-        ],
+        &cmd,
     );
     let code = exit_code(&c, Duration::from_secs(600));
     let logs = c.logs();
     assert_eq!(code, 0, "driver pod exit code; logs:\n{logs}");
     assert!(logs.contains("Pi is roughly 3.1"), "{logs}");
     assert!(logs.contains("master local[2]"), "{logs}");
+    let argv: Vec<&str> = logs
+        .lines()
+        .filter_map(|l| l.strip_prefix("SUBMIT_ARGV "))
+        .collect();
+    assert_eq!(
+        argv,
+        official_driver_argv(spark_home, &pod_ip, &args),
+        "the driver's spark-submit command line; logs:\n{logs}"
+    );
+    // The driver bound its RPC port to the pod IP (not 0.0.0.0) and tells executors that address.
+    assert!(logs.contains(&format!("BIND_ADDRESS {pod_ip}\n")), "{logs}");
+    assert!(
+        logs.contains(&format!("POD_IP_FOR_EXECUTORS {pod_ip}\n")),
+        "{logs}"
+    );
+    let listens: Vec<&str> = logs
+        .lines()
+        .filter_map(|l| l.strip_prefix("RPC_LISTENS_ON "))
+        .collect();
+    assert!(
+        !listens.is_empty() && listens.iter().all(|a| a.starts_with(&format!("{pod_ip}:"))),
+        "{listens:?}\n{logs}"
+    );
 }
 
 #[test]

@@ -46,7 +46,6 @@ impl Notebook {
         };
         let paths = [
             ("spark.conf_dir", d("conf")),
-            ("notebook.config_dir", d("jupyter")),
             ("notebook.state_dir", d("state")),
             ("notebook.root_dir", d("notebooks")),
             ("notebook.ip", "127.0.0.1".to_string()),

@@ -50,6 +50,9 @@ pub struct Agent {
     pub user: Option<String>,
     /// The agent's `PATH` (given to ssh sessions, so `spark-submit` is found).
     pub path: Option<String>,
+    /// The writable scratch directory (`$TMPDIR` or `/tmp`), for what a non-root agent cannot
+    /// write where the image put it.
+    pub scratch: Option<std::path::PathBuf>,
 }
 
 impl Agent {
@@ -61,6 +64,7 @@ impl Agent {
             root: uid == 0,
             user: users.user_by_uid(uid).map(|u| u.name.clone()),
             path: env.get("PATH").cloned(),
+            scratch: crate::writable::scratch_dir(env).0,
         }
     }
 }
@@ -304,6 +308,7 @@ fn apply_ssh(
         derived(config, "ssh.login_path", path.clone(), "the agent's PATH");
     }
     if !agent.root {
+        writable_ssh_dirs(config, agent, problems);
         // A non-root agent has no capabilities to give: sshd runs as the agent with none.
         if let Some(spec) = role.def.services.get_mut(SSHD_SERVICE) {
             spec.capabilities.clear();
@@ -312,6 +317,41 @@ fn apply_ssh(
 }
 
 /// Removes a service and the render entries of the role file that defined it.
+/// A non-root agent on a read-only root (or with `/data` not its own) cannot write sshd's run
+/// directory or its host key directory: both move under the scratch directory (`$TMPDIR` or
+/// `/tmp`), as the Spark config does. Host keys there are new on every start, which is said.
+fn writable_ssh_dirs(config: &mut ResolvedConfig, agent: &Agent, problems: &mut Vec<Diagnostic>) {
+    let Some(scratch) = &agent.scratch else {
+        return;
+    };
+    let dirs = [
+        ("ssh.run_dir", "sparkvisor-ssh", false),
+        ("ssh.host_key_dir", "sparkvisor-ssh-hostkeys", true),
+    ];
+    for (key, sub, keys) in dirs {
+        let Some(current) = config.settings.get(key).cloned() else {
+            continue;
+        };
+        if crate::writable::is_writable(std::path::Path::new(&current.value)) {
+            continue;
+        }
+        let moved = scratch.join(sub).display().to_string();
+        let why = if keys {
+            "; the host key is new on every start (mount a volume there to keep it)"
+        } else {
+            ""
+        };
+        problems.push(problem(
+            &current.source,
+            format!(
+                "{key}: {} is not writable; using {moved}{why}",
+                current.value
+            ),
+        ));
+        derived(config, key, moved, key);
+    }
+}
+
 fn remove_part(role: &mut LoadedRole, service: &str) {
     let Some(file) = role.service_files.remove(service) else {
         return;
