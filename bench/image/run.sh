@@ -8,7 +8,11 @@ cd "$(dirname "$0")/../.."
 image="${1:-$(docker/build-image.sh)}"
 mb() { awk -v b="$1" 'BEGIN { printf "%.1f MB", b / 1e6 }'; }
 
-echo "image $image (commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- docker || echo ', docker/ modified'))"
+if [ -n "${1:-}" ]; then
+    echo "image $image (given on the command line)"
+else
+    echo "image $image (built from commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- docker || echo ', docker/ modified'))"
+fi
 echo
 echo "size by layer (docker history, newest first; 0-byte metadata steps left out):"
 docker history --no-trunc --format '{{.Size}}\t{{.CreatedBy}}' "$image" |
@@ -25,8 +29,10 @@ echo
 echo "the largest parts of the image (du inside it):"
 docker run --rm --user 0 --entrypoint sh "$image" -c '
     sp="$(ls -d /opt/spark-python/lib/python3*/site-packages)"
-    du -sm /usr/lib/jvm /usr/lib/python3* /usr/share/locale /opt/spark-python "$sp/pyspark/jars" \
-        "$sp"/* 2>/dev/null | sort -rn | head -n 16' | awk '{ printf "  %6s MB  %s\n", $1, $2 }'
+    # One du per path: a single du counts a directory inside an earlier argument only once.
+    for p in /usr/lib/jvm /usr/lib/python3* /usr/share/locale /opt/spark-python "$sp/pyspark/jars" "$sp"/*; do
+        du -sm "$p" 2>/dev/null
+    done | sort -rn | head -n 16' | awk '{ printf "  %6s MB  %s\n", $1, $2 }'
 echo
 # Published figures of the peers, as their publishers or maintainers state them (see
 # docs/benchmarks.md for what each number is and where it is from).

@@ -91,7 +91,7 @@ def dump_archives(workdir):
                    "-v", f"{workdir}:/cds", *env, IMAGE)
             names.append(tag + role)
         ip = docker("inspect", "--format", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", tag + "master")
-        wait("master and worker ALIVE (dump run)", lambda: sum(
+        wait("master and worker ALIVE (dump run)", limit=900, cond=lambda: sum(
             1 for w in (master_json(ip) or {}).get("workers", []) if w.get("state") == "ALIVE") == 1)
         for role, cls in (("worker", "[d]eploy.worker.Worker"), ("master", "[d]eploy.master.Master")):
             pid = docker("exec", tag + role, "pgrep", "-f", cls)
@@ -99,7 +99,7 @@ def dump_archives(workdir):
             path = os.path.join(workdir, f"{role}.jsa")
             # The archive is complete once the JVM that writes it has gone.
             wait(f"{role}.jsa written", lambda: os.path.exists(path) and pid not in docker(
-                "exec", tag + role, "pgrep", "-f", cls, check=False).split(), limit=120)
+                "exec", tag + role, "pgrep", "-f", cls, check=False).split(), limit=300)
             last = -1
             while os.path.getsize(path) != last:
                 last = os.path.getsize(path)
