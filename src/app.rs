@@ -15,7 +15,8 @@ use crate::error::{Diagnostic, Fatal};
 pub fn run(role: Option<String>, command: Vec<OsString>) -> Result<i32, Fatal> {
     use std::sync::Arc;
 
-    use crate::supervisor::host::{self, HostSys, NodeFacts, SupervisorHandle};
+    use crate::status::backend::{NodeFacts, SupervisorHandle};
+    use crate::supervisor::host::{self, HostSys};
     use crate::supervisor::{Options, Supervisor};
 
     let inherited = crate::sys::signals::block_signals().map_err(|source| Fatal::Sys {
@@ -154,7 +155,8 @@ pub fn run(role: Option<String>, command: Vec<OsString>) -> Result<i32, Fatal> {
         log::warn!("cannot watch the config files for changes (SIGHUP still reloads): {e}");
     }
     let base_env = service_base_env(&env, &prepared.config);
-    let sys = HostSys::new(tx, store, format, users, base_env, inherited);
+    let sys = HostSys::new(tx, store, format, base_env, inherited);
+    let output = sys.output_drain();
     let reload_role = role.clone();
     let mut current_files = prepared.files.clone();
     // Runs on a reload thread (never the supervisor's), within `reload_timeout`; it writes the
@@ -196,13 +198,21 @@ pub fn run(role: Option<String>, command: Vec<OsString>) -> Result<i32, Fatal> {
     if let Some(server) = server {
         server.shutdown();
     }
-    if !pid1 {
-        // As PID 1 the kernel ends the whole namespace with us. As a subreaper, orphans that escaped
-        // their service's process group (setsid daemons) are our children now: they end with us.
-        kill_leftover_children();
+    // Orphans that escaped their service's process group (setsid daemons) are our children now:
+    // they end with us (as PID 1 the kernel would end them anyway, but only after our exit, and
+    // one still holding a service's pipe would hold up the output drain below).
+    kill_leftover_children();
+    // The services' last lines (often the reason for the exit code) may still be in their pipes.
+    let open = output.wait(OUTPUT_DRAIN_LIMIT);
+    if open > 0 {
+        log::info!("{open} output pipe(s) still open after {OUTPUT_DRAIN_LIMIT:?}: not waiting");
     }
     Ok(code)
 }
+
+/// Longest wait at exit for the output forwarders: their pipes end as soon as the last writer
+/// has; this bounds only a pipe some stray process still holds.
+const OUTPUT_DRAIN_LIMIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Drops every capability the agent and its services do not need, from the agent's bounding set
 /// and (so a bug in the agent cannot use what it does not need) its effective sets too.
@@ -301,12 +311,7 @@ fn prepare_role(
         .map_err(|d| Fatal::Config(d.into()))?;
     let defs = node.service_defs(services, users)?;
     if crate::sys::peercred::effective_uid() == 0 {
-        untrusted_config(
-            &node,
-            &defs,
-            users,
-            &crate::config::role::templates_dir(env),
-        )?;
+        untrusted_config(&node, &defs, &crate::config::role::templates_dir(env))?;
     }
     for problem in &node.access {
         log::error!("access: {problem}");
@@ -326,7 +331,6 @@ fn prepare_role(
 fn untrusted_config(
     node: &crate::node::Node,
     defs: &[crate::supervisor::ServiceDef],
-    users: &crate::users::UserDb,
     templates_dir: &std::path::Path,
 ) -> Result<(), Fatal> {
     use crate::config::trust::{check_config_files, Writer};
@@ -334,7 +338,7 @@ fn untrusted_config(
         .iter()
         .filter(|d| d.spec.user.is_some())
         .filter_map(|d| {
-            let ids = crate::supervisor::host::service_user(&d.spec, users).ok()??;
+            let ids = d.user.clone()?;
             let mut gids = ids.groups.clone();
             gids.push(ids.gid);
             Some(Writer {

@@ -15,6 +15,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::status::wire::{LogLine, Stream};
 
+pub mod drain;
+
+pub use drain::{OutputDrain, Pending};
+
 /// Lines kept per service by default.
 pub const DEFAULT_LINES_PER_SERVICE: usize = 1000;
 /// Longest line forwarded as one; longer output is split (a binary without newlines never grows
@@ -296,26 +300,38 @@ fn unix_now() -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
+/// Whose output a forwarder copies, and where it keeps it.
+pub struct OutputOf {
+    /// The service's name (the line prefix, and its key in the store).
+    pub service: String,
+    /// Which of its streams.
+    pub stream: Stream,
+    /// How lines look on the container's output.
+    pub format: LogFormat,
+    /// Where recent lines are kept for `sparkvisor logs`.
+    pub store: Arc<LogStore>,
+}
+
 /// Starts a thread that forwards `pipe` line by line to `out` (the container's stdout or stderr)
-/// and into `store`, until end of file; a panic in it is reported to `on_death` (see
-/// [`crate::sys::thread::spawn_critical`]).
+/// and into the store, until end of file, then drops `pending`; a panic in it is reported to
+/// `on_death` (see [`crate::sys::thread::spawn_critical`]).
 pub fn forward(
     pipe: impl Read + Send + 'static,
-    service: String,
-    stream: Stream,
-    format: LogFormat,
-    store: Arc<LogStore>,
+    of: OutputOf,
     out: impl Write + Send + 'static,
+    pending: Pending,
     on_death: impl FnOnce(String) + Send + 'static,
 ) -> io::Result<JoinHandle<()>> {
     crate::sys::thread::spawn_critical(
         "output",
-        format!("out-{service}"),
+        format!("out-{}", of.service),
         Some(FORWARDER_STACK),
         crate::sys::thread::Lifetime::Task,
         on_death,
         move || {
-            copy_lines(pipe, &service, stream, format, &store, out);
+            copy_lines(pipe, &of.service, of.stream, of.format, &of.store, out);
+            // The pipe has ended and every line is out: the agent's exit no longer waits for us.
+            drop(pending);
             Ok(())
         },
     )

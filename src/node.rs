@@ -189,19 +189,25 @@ impl Node {
         for (name, spec) in services {
             let file = self.role.file_of_service(&name).display().to_string();
             let problem = |m: String| Diagnostic::new(file.clone(), format!("service {name}: {m}"));
-            if let Err(e) = crate::supervisor::host::service_user(&spec, users) {
-                problems.push(problem(e));
-            }
-            if let Err(e) = crate::supervisor::host::service_umask(&spec) {
-                problems.push(problem(e));
-            }
+            let user = crate::users::resolve_service_user(
+                spec.user.as_deref(),
+                spec.group.as_deref(),
+                spec.groups.as_deref(),
+                users,
+            )
+            .map_err(|e| problems.push(problem(e)))
+            .ok();
             match crate::supervisor::ServiceDef::new(
                 &name,
                 spec,
                 crate::signal_names::signal_by_name,
             ) {
-                Ok(def) => defs.push(def),
-                Err(e) => problems.push(Diagnostic::new(file.clone(), e)),
+                Ok(def) => defs.push(def.with_user(user.flatten())),
+                Err(errors) => {
+                    for e in errors {
+                        problems.push(Diagnostic::new(file.clone(), e));
+                    }
+                }
             }
         }
         problems.into_result(defs)

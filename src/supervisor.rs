@@ -9,21 +9,29 @@
 
 mod gate;
 pub mod host;
+mod oom;
+pub mod plan;
+mod probes;
+pub mod protocol;
 pub mod reload;
 pub mod sender;
+mod shutdown;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::config::role::{Probe, ServiceSpec, WaitFor};
-use crate::error::{exit_code, ProcessEnd};
-use crate::service::{self, Action, Event, Phase, Policy, ProbeKind, ServiceState, TimerKind};
+use crate::config::role::{Probe, WaitFor};
+use crate::error::ProcessEnd;
+use crate::service::{self, Action, Event, Phase, ServiceState, TimerKind};
 
 use gate::Gate;
 pub use gate::{WaitOutcome, WaitTicket};
-pub use reload::{CommitGate, ReloadJob, ReloadOutcome, ReloadPlan, Reloader};
+pub use plan::{ServiceDef, DEFAULT_UMASK};
+use probes::ProbeRun;
+pub use protocol::{Control, Msg, ProbeTicket, Reply, Request, ServiceInfo, Snapshot};
+pub use reload::{restart_set, CommitGate, ReloadJob, ReloadOutcome, ReloadPlan, Reloader};
+use shutdown::{Reason, ShutdownState};
 
 /// How often a shutdown after a dead thread reaps without a SIGCHLD.
 const REAP_TICK: Duration = Duration::from_millis(50);
@@ -41,73 +49,6 @@ pub mod signo {
     pub const TERM: i32 = signals::SIGTERM;
     /// SIGCHLD: reap.
     pub const CHLD: i32 = signals::SIGCHLD;
-}
-
-/// One service as the supervisor runs it: its expanded spec and what the state machine needs.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ServiceDef {
-    /// Service name (unique in the role).
-    pub name: String,
-    /// The expanded spec (no `{{ }}` left).
-    pub spec: ServiceSpec,
-    /// The state machine's view of the spec.
-    pub policy: Policy,
-    /// Signal numbers forwarded to its process group.
-    pub forward_signals: Vec<i32>,
-}
-
-impl ServiceDef {
-    /// Builds the definition; `signal_by_name` resolves `stop.signal` and `forward_signals`.
-    pub fn new(
-        name: &str,
-        spec: ServiceSpec,
-        signal_by_name: impl Fn(&str) -> Option<i32>,
-    ) -> Result<Self, String> {
-        let stop_signal = signal_by_name(&spec.stop.signal)
-            .ok_or_else(|| format!("service {name}: unknown stop signal {:?}", spec.stop.signal))?;
-        let forward_signals = spec
-            .forward_signals
-            .iter()
-            .map(|s| {
-                signal_by_name(s).ok_or_else(|| format!("service {name}: unknown signal {s:?}"))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let policy = Policy {
-            restart: spec.restart,
-            backoff: spec.backoff.clone(),
-            stop_signal,
-            grace: spec.stop.grace.0,
-            ready_probe: spec.ready.is_some(),
-            health_threshold: spec.health.as_ref().map(|p| p.threshold.max(1)),
-            drain: match &spec.stop.drain {
-                Some(d) => Some(crate::service::DrainPolicy {
-                    signal: signal_by_name(&d.signal).ok_or_else(|| {
-                        format!("service {name}: unknown drain signal {:?}", d.signal)
-                    })?,
-                    grace: d.grace.0,
-                    probe: d.until.is_some(),
-                }),
-                None => None,
-            },
-        };
-        Ok(Self {
-            name: name.to_string(),
-            spec,
-            policy,
-            forward_signals,
-        })
-    }
-}
-
-/// A probe attempt the real system runs in a short-lived thread (tcp, http) or as a process (exec).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProbeTicket {
-    /// Index of the service.
-    pub service: usize,
-    /// Which probe.
-    pub kind: ProbeKind,
-    /// Results with another generation are stale and ignored.
-    pub generation: u64,
 }
 
 /// The seam between the supervisor and the system.
@@ -139,130 +80,6 @@ pub trait Sys {
     fn start_reload(&mut self, job: ReloadJob);
 }
 
-/// What other threads tell the supervisor.
-#[derive(Debug)]
-pub enum Msg {
-    /// A signal arrived at the agent.
-    Signal(i32),
-    /// A stop or reload signal from a process inside the container, with the sender's lineage
-    /// ([`sender::lineage`]): ignored when it comes from one of the services.
-    SignalFrom(i32, Vec<i32>),
-    /// A network probe attempt finished.
-    ProbeResult {
-        /// Which attempt.
-        ticket: ProbeTicket,
-        /// Passed?
-        ok: bool,
-    },
-    /// A `wait_for` wait ended.
-    RemoteWaited {
-        /// Which wait.
-        ticket: WaitTicket,
-        /// What answered, after how long.
-        outcome: WaitOutcome,
-    },
-    /// An operator request; the answer goes to `reply`.
-    Request(Request, Sender<Reply>),
-    /// A watched input file (configmeta.json, the cluster file) was rewritten: reload as on SIGHUP.
-    ConfigChanged(PathBuf),
-    /// A thread of the agent panicked, failed or ended (reported by
-    /// [`crate::sys::thread::spawn_critical`]): logged, every service stopped, exit code 70.
-    ThreadDied(String),
-    /// A reload thread ended (see [`reload`]).
-    Reloaded {
-        /// Which reload.
-        id: u64,
-        /// The new services and changed files, or why loading failed.
-        result: Result<ReloadPlan, String>,
-    },
-}
-
-/// Operator requests (from the status socket).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Request {
-    /// Every service's state.
-    Snapshot,
-    /// Act on one service.
-    Control {
-        /// The service.
-        service: String,
-        /// What to do.
-        action: Control,
-    },
-}
-
-/// Control actions on a service.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Control {
-    /// Start a stopped/failed service.
-    Start,
-    /// Stop it; it stays stopped.
-    Stop,
-    /// Restart it now.
-    Restart,
-    /// Send a signal to its process group.
-    Signal(i32),
-}
-
-/// Answers to [`Request`]s.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Reply {
-    /// Every service.
-    Snapshot(Snapshot),
-    /// The service after the control action.
-    Service(ServiceInfo),
-    /// No such service.
-    UnknownService(String),
-    /// The request cannot be served now (e.g. shutting down, no process to signal).
-    Refused(String),
-}
-
-/// The agent and every service, as operators see them.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Snapshot {
-    /// Services in definition order.
-    pub services: Vec<ServiceInfo>,
-    /// Processes reaped that were neither services, probes nor the main command.
-    pub zombies_reaped: u64,
-    /// The OOM-kill counter of the agent's memory cgroup now (every process in it, services or
-    /// not, since the cgroup was created); None when there is no counter.
-    pub oom_kills_total: Option<u64>,
-    /// The last reload's result (None: no reload yet).
-    pub last_reload: Option<ReloadOutcome>,
-}
-
-/// One service, as operators see it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ServiceInfo {
-    /// Name.
-    pub name: String,
-    /// `waiting`, `starting`, `running`, `backoff`, `stopping`, `stopped`, `failed`.
-    pub state: &'static str,
-    /// Current pid.
-    pub pid: Option<i32>,
-    /// Wall-clock start of the current (or last) process.
-    pub started_at: Option<SystemTime>,
-    /// Time since that start while it runs.
-    pub uptime: Option<Duration>,
-    /// Restarts since the agent started.
-    pub restarts: u32,
-    /// How the last process ended.
-    pub last_exit: Option<ProcessEnd>,
-    /// Ready for dependents.
-    pub ready: bool,
-    /// Liveness probe passing (true without one).
-    pub healthy: bool,
-    /// Its failure for good stops the container.
-    pub critical: bool,
-    /// A readiness probe is configured.
-    pub has_ready_probe: bool,
-    /// A liveness probe is configured.
-    pub has_health_probe: bool,
-    /// Its processes the kernel's OOM killer killed since the agent started; None when the
-    /// cgroup has no OOM-kill counter.
-    pub oom_kills: Option<u64>,
-}
-
 /// Supervisor options.
 pub struct Options {
     /// Total time a shutdown may take before everything left gets SIGKILL.
@@ -273,36 +90,6 @@ pub struct Options {
     pub reload: Option<Reloader>,
     /// How long a reload may take before it is given up (the running config is kept).
     pub reload_timeout: Duration,
-}
-
-/// Why the agent is stopping.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Reason {
-    /// SIGTERM/SIGINT.
-    Signal(i32),
-    /// The main command ended.
-    MainEnded(ProcessEnd),
-    /// A critical service failed for good.
-    CriticalFailed(String, Option<ProcessEnd>),
-    /// A helper thread died or the message channel closed.
-    Internal(String),
-}
-
-struct ProbeRun {
-    kind: ProbeKind,
-    generation: u64,
-    /// Next attempt (None while one is in flight).
-    next_at: Option<Instant>,
-    /// An exec probe's process and its kill deadline.
-    exec: Option<ExecAttempt>,
-}
-
-/// An exec probe's process in flight.
-#[derive(Clone, Copy)]
-struct ExecAttempt {
-    pid: i32,
-    /// When it gets SIGKILL for taking longer than the probe's timeout (None once sent).
-    kill_at: Option<Instant>,
 }
 
 struct Managed {
@@ -325,11 +112,6 @@ struct MainProc {
     pid: Option<i32>,
     end: Option<ProcessEnd>,
     kill_at: Option<Instant>,
-}
-
-struct ShutdownState {
-    reason: Reason,
-    deadline: Instant,
 }
 
 /// The supervision loop and everything it owns.
@@ -507,7 +289,7 @@ impl<S: Sys> Supervisor<S> {
         let s = &m.state;
         Some(ServiceInfo {
             name: m.def.name.clone(),
-            state: s.label(),
+            state: s.public(),
             pid: s.pid,
             started_at: m.started_wall,
             uptime: s
@@ -611,25 +393,23 @@ impl<S: Sys> Supervisor<S> {
                     log::warn!("{}: still running after its grace: SIGKILL", self.name(i));
                     self.sys.signal_group(pid, signo::KILL);
                 }
+                if let Some(sd) = self.shutdown.as_mut() {
+                    sd.killed = true;
+                }
             }
             Action::StartProbe(kind) => {
                 self.generation += 1;
                 let generation = self.generation;
                 if let Some(m) = self.services.get_mut(i) {
-                    m.probe = Some(ProbeRun {
-                        kind,
-                        generation,
-                        next_at: Some(now),
-                        exec: None,
-                    });
+                    m.probe = Some(ProbeRun::new(kind, generation, now));
                 }
             }
             Action::StopProbes => {
                 let Some(m) = self.services.get_mut(i) else {
                     return;
                 };
-                if let Some(attempt) = m.probe.take().and_then(|p| p.exec) {
-                    self.sys.signal_process(attempt.pid, signo::KILL);
+                if let Some(pid) = m.probe.take().and_then(|p| p.exec_pid()) {
+                    self.sys.signal_process(pid, signo::KILL);
                 }
             }
         }
@@ -653,23 +433,6 @@ impl<S: Sys> Supervisor<S> {
         }
     }
 
-    fn begin_shutdown(&mut self, reason: Reason) {
-        let deadline = self.sys.now() + self.grace;
-        let signalled = matches!(reason, Reason::Signal(_));
-        // Only SIGKILLs of this shutdown count for its exit code.
-        for m in &mut self.services {
-            m.state.killed = false;
-        }
-        self.shutdown = Some(ShutdownState { reason, deadline });
-        if let Some(m) = self.main.as_mut() {
-            m.kill_at = Some(deadline);
-            if let Some(pid) = m.pid.filter(|_| !signalled) {
-                // The main command goes first (a received TERM/INT is forwarded by the caller).
-                self.sys.signal_process(pid, signo::TERM);
-            }
-        }
-    }
-
     fn reap(&mut self) {
         let mut ended = Vec::new();
         self.sys.reap(&mut |pid, end| ended.push((pid, end)));
@@ -687,25 +450,14 @@ impl<S: Sys> Supervisor<S> {
             self.feed(i, Event::Exited { end });
             return;
         }
-        let probe_owner = self.services.iter().position(|m| {
+        let probe_attempt = self.services.iter().enumerate().find_map(|(i, m)| {
             m.probe
                 .as_ref()
-                .and_then(|p| p.exec)
-                .is_some_and(|attempt| attempt.pid == pid)
+                .filter(|p| p.exec_pid() == Some(pid))
+                .map(|p| p.ticket(i))
         });
-        if let Some(i) = probe_owner {
-            let ticket = self
-                .services
-                .get(i)
-                .and_then(|m| m.probe.as_ref())
-                .map(|p| ProbeTicket {
-                    service: i,
-                    kind: p.kind,
-                    generation: p.generation,
-                });
-            if let Some(ticket) = ticket {
-                self.probe_result(&ticket, end.success());
-            }
+        if let Some(ticket) = probe_attempt {
+            self.probe_result(&ticket, end.success());
             return;
         }
         if let Some(m) = self.main.as_mut().filter(|m| m.pid == Some(pid)) {
@@ -720,107 +472,6 @@ impl<S: Sys> Supervisor<S> {
         }
         self.zombies_reaped += 1;
         log::debug!("reaped orphan pid {pid}");
-    }
-
-    /// Counts service `i`'s end as OOM kills when it died of a SIGKILL sparkvisor did not send
-    /// (no stop, restart or shutdown escalation, no operator `signal KILL`) and the cgroup's
-    /// OOM-kill counter rose since it was last read: the kernel raises the counter before it
-    /// sends the SIGKILL, so the rise is visible by the time the process is reaped. The counter is
-    /// read at every service end, so a rise another death explains is not charged to a later one.
-    fn note_oom_kill(&mut self, i: usize, end: ProcessEnd) {
-        let now = self.sys.oom_kill_count();
-        let before = self.oom_seen;
-        self.oom_seen = now.or(before);
-        let delta = match (before, now) {
-            (Some(before), Some(now)) => now.saturating_sub(before),
-            _ => 0,
-        };
-        let Some(m) = self.services.get_mut(i) else {
-            return;
-        };
-        let sent_by_us = m.state.phase == Phase::Stopping || m.state.killed || m.operator_killed;
-        if delta == 0 || end != ProcessEnd::Signaled(signo::KILL) || sent_by_us {
-            return;
-        }
-        m.oom_kills = m.oom_kills.saturating_add(delta);
-        log::warn!(
-            "{}: killed by the kernel's OOM killer (the container's memory limit)",
-            m.def.name
-        );
-    }
-
-    fn probe_result(&mut self, ticket: &ProbeTicket, ok: bool) {
-        let now = self.sys.now();
-        let Some(m) = self.services.get_mut(ticket.service) else {
-            return;
-        };
-        let Some(run) = m
-            .probe
-            .as_mut()
-            .filter(|p| p.generation == ticket.generation)
-        else {
-            return; // stale: the probe was stopped or restarted since
-        };
-        let interval = match ticket.kind {
-            ProbeKind::Ready => m.def.spec.ready.as_ref(),
-            ProbeKind::Health => m.def.spec.health.as_ref(),
-            ProbeKind::Drain => m
-                .def
-                .spec
-                .stop
-                .drain
-                .as_ref()
-                .and_then(|d| d.until.as_ref()),
-        }
-        .map_or(Duration::from_secs(1), |p| p.interval.0);
-        run.exec = None;
-        run.next_at = Some(now + interval);
-        let event = if ok {
-            Event::ProbePassed(ticket.kind)
-        } else {
-            Event::ProbeFailed(ticket.kind)
-        };
-        self.feed(ticket.service, event);
-    }
-
-    fn start_probe_attempt(&mut self, i: usize, now: Instant) {
-        let Some(m) = self.services.get_mut(i) else {
-            return;
-        };
-        let Some(run) = m.probe.as_mut() else { return };
-        let Some(probe) = (match run.kind {
-            ProbeKind::Ready => m.def.spec.ready.clone(),
-            ProbeKind::Health => m.def.spec.health.clone(),
-            ProbeKind::Drain => m.def.spec.stop.drain.as_ref().and_then(|d| d.until.clone()),
-        }) else {
-            m.probe = None;
-            return;
-        };
-        run.next_at = None;
-        let ticket = ProbeTicket {
-            service: i,
-            kind: run.kind,
-            generation: run.generation,
-        };
-        if let Some(argv) = &probe.exec {
-            let result = match self.services.get(i) {
-                Some(m) => self.sys.spawn_probe(&m.def, argv),
-                None => return,
-            };
-            match result {
-                Ok(pid) => {
-                    if let Some(run) = self.services.get_mut(i).and_then(|m| m.probe.as_mut()) {
-                        run.exec = Some(ExecAttempt {
-                            pid,
-                            kill_at: Some(now + probe.timeout.0),
-                        });
-                    }
-                }
-                Err(_) => self.probe_result(&ticket, false),
-            }
-        } else {
-            self.sys.start_network_probe(&probe, ticket);
-        }
     }
 
     fn forward(&mut self, sig: i32) {
@@ -851,27 +502,7 @@ impl<S: Sys> Supervisor<S> {
                     TimerKind::Grace | TimerKind::Drain => self.feed(i, Event::GraceElapsed),
                 }
             }
-            let Some(run) = self.services.get(i).and_then(|m| m.probe.as_ref()) else {
-                continue;
-            };
-            let timed_out = run
-                .exec
-                .filter(|a| a.kill_at.is_some_and(|at| at <= now))
-                .map(|a| a.pid);
-            if let Some(pid) = timed_out {
-                // Its end (SIGKILL) comes back through the reaper as a failed attempt.
-                self.sys.signal_process(pid, signo::KILL);
-                if let Some(a) = self
-                    .services
-                    .get_mut(i)
-                    .and_then(|m| m.probe.as_mut())
-                    .and_then(|p| p.exec.as_mut())
-                {
-                    a.kill_at = None;
-                }
-            } else if run.next_at.is_some_and(|at| at <= now) {
-                self.start_probe_attempt(i, now);
-            }
+            self.fire_probe(i, now);
         }
         if let Some(m) = self.main.as_mut() {
             if let (Some(pid), Some(at)) = (m.pid, m.kill_at) {
@@ -886,24 +517,13 @@ impl<S: Sys> Supervisor<S> {
     fn next_deadline(&self) -> Option<Instant> {
         let services = self.services.iter().flat_map(|m| {
             let timer = m.state.timer.map(|t| t.at);
-            let probe = m
-                .probe
-                .as_ref()
-                .and_then(|p| p.next_at.or(p.exec.and_then(|a| a.kill_at)));
+            let probe = m.probe.as_ref().and_then(ProbeRun::deadline);
             timer.into_iter().chain(probe)
         });
         let main = self.main.as_ref().and_then(|m| m.pid.and(m.kill_at));
         let reap_tick = self.thread_died().then(|| self.sys.now() + REAP_TICK);
         let reload = self.reloads.deadline();
         services.chain(main).chain(reap_tick).chain(reload).min()
-    }
-
-    /// A thread of the agent died: the shutdown then reaps on a [`REAP_TICK`] instead of waiting
-    /// for SIGCHLD (the only polling of the agent, and only on this failure path).
-    fn thread_died(&self) -> bool {
-        self.shutdown
-            .as_ref()
-            .is_some_and(|sd| matches!(sd.reason, Reason::Internal(_)))
     }
 
     /// Starts what can start, and during shutdown stops what can stop (reverse dependency order).
@@ -967,82 +587,6 @@ impl<S: Sys> Supervisor<S> {
             }
         }
     }
-
-    /// One round of the shutdown: the main command first, then every service none of whose
-    /// dependents still has a process (reverse dependency order). Idle services stop at once.
-    fn shutdown_step(&mut self) -> bool {
-        let Some(deadline) = self.shutdown.as_ref().map(|s| s.deadline) else {
-            return false;
-        };
-        let main_running = self.main.as_ref().is_some_and(|m| m.pid.is_some());
-        let mut progressed = false;
-        for i in 0..self.services.len() {
-            let Some(m) = self.services.get(i) else {
-                continue;
-            };
-            if m.stop_sent {
-                continue;
-            }
-            let busy = has_process(&m.state);
-            let dependents_busy = self
-                .services
-                .iter()
-                .any(|other| other.deps.contains(&i) && has_process(&other.state));
-            if busy && (main_running || dependents_busy) {
-                continue;
-            }
-            let down = matches!(m.state.phase, Phase::Stopped | Phase::Failed);
-            if let Some(m) = self.services.get_mut(i) {
-                m.stop_sent = true;
-            }
-            if !down {
-                self.feed(
-                    i,
-                    Event::StopRequested {
-                        deadline: Some(deadline),
-                    },
-                );
-            }
-            progressed = true;
-        }
-        progressed
-    }
-
-    /// The exit code once everything has stopped, else None.
-    fn finished(&self) -> Option<i32> {
-        let sd = self.shutdown.as_ref()?;
-        if self.main.as_ref().is_some_and(|m| m.pid.is_some()) {
-            return None;
-        }
-        if !self
-            .services
-            .iter()
-            .all(|m| m.state.is_down() && m.state.pid.is_none())
-        {
-            return None;
-        }
-        let main_end = self.main.as_ref().and_then(|m| m.end);
-        Some(match &sd.reason {
-            Reason::Internal(_) => exit_code::INTERNAL,
-            Reason::CriticalFailed(_, end) => match end.map(ProcessEnd::code) {
-                Some(0) | None => exit_code::FAILURE,
-                Some(code) => code,
-            },
-            Reason::MainEnded(end) => end.code(),
-            Reason::Signal(_) => match main_end {
-                Some(end) => end.code(),
-                None if self.services.iter().any(|m| m.state.killed) => {
-                    exit_code::SIGNAL_BASE + signo::KILL
-                }
-                None => exit_code::OK,
-            },
-        })
-    }
-}
-
-/// A process exists or is being started for it.
-fn has_process(s: &ServiceState) -> bool {
-    matches!(s.phase, Phase::Starting | Phase::Running | Phase::Stopping)
 }
 
 /// `exit code 3` / `killed by signal 36 (RTMIN+2)` for logs.
@@ -1054,62 +598,6 @@ pub fn describe(end: ProcessEnd) -> String {
             None => format!("killed by signal {s}"),
         },
     }
-}
-
-/// Services to restart after a reload: those whose expanded spec changed, and those whose strings
-/// (command, environment, working directory) mention a changed file or its directory. When files
-/// changed but no service mentions any of them, every service is restarted (it may read them
-/// indirectly, e.g. spark-env.sh sourced by spark-class).
-pub fn restart_set(current: &[ServiceDef], plan: &ReloadPlan) -> Vec<usize> {
-    let mut out = Vec::new();
-    let mut any_file_match = false;
-    let mut file_matches = Vec::new();
-    for (i, old) in current.iter().enumerate() {
-        let Some(new) = plan.services.iter().find(|n| n.name == old.name) else {
-            continue;
-        };
-        if new.spec != old.spec {
-            out.push(i);
-            continue;
-        }
-        let mentions = plan.changed_files.iter().any(|f| {
-            let dir = f.parent().map(|d| d.to_string_lossy().into_owned());
-            let file = f.to_string_lossy().into_owned();
-            service_strings(&new.spec).any(|s| {
-                s.contains(file.as_str())
-                    || dir
-                        .as_deref()
-                        .is_some_and(|d| !d.is_empty() && d != "/" && s.contains(d))
-            })
-        });
-        if mentions {
-            any_file_match = true;
-            file_matches.push(i);
-        }
-    }
-    if !plan.changed_files.is_empty() {
-        if any_file_match {
-            out.extend(file_matches);
-        } else {
-            out.extend(
-                current
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, d)| plan.services.iter().any(|n| n.name == d.name))
-                    .map(|(i, _)| i),
-            );
-        }
-    }
-    out.sort_unstable();
-    out.dedup();
-    out
-}
-
-fn service_strings(spec: &ServiceSpec) -> impl Iterator<Item = &String> {
-    spec.command
-        .iter()
-        .chain(spec.environment.values())
-        .chain(spec.working_dir.iter())
 }
 
 #[cfg(test)]

@@ -403,6 +403,53 @@ fn configmeta_wait_sees_a_late_file_and_gives_up_on_a_missing_one() {
     assert!(Inputs::gather(env(&[("SPARKVISOR_CONFIGMETA", &missing)])).is_err());
 }
 
+/// A worker given only a master URL routes `spark.advertise=address` toward that master, not
+/// toward itself (on a Swarm overlay the two can leave by different interfaces).
+#[test]
+fn a_master_url_alone_names_the_master_host_of_a_worker() {
+    let cfg = full(
+        &[
+            ("SPARK_MODE", "worker"),
+            ("SPARKVISOR_FQDN", "w1.invalid"),
+            (
+                "SPARK_MASTER_URL",
+                "spark://192.0.2.1:7077,[2001:db8::7]:7077",
+            ),
+            ("SPARKVISOR_ADVERTISE", "address"),
+        ],
+        None,
+        &[],
+    );
+    assert_eq!(
+        setting(&cfg, "spark.master_host"),
+        Sourced::new(
+            "192.0.2.1".into(),
+            Source::Derived {
+                from: "spark.master_url".into()
+            }
+        )
+    );
+    let advertised = setting(&cfg, "spark.public_dns");
+    if advertised.value != "w1.invalid" {
+        // This host has a route: the address is the one toward the master.
+        assert!(
+            matches!(&advertised.source, Source::Derived { from } if from.contains("spark.master_host")),
+            "{advertised:?}"
+        );
+    }
+    // A master keeps its own name, URL or not.
+    let cfg = full(
+        &[
+            ("SPARK_MODE", "master"),
+            ("SPARKVISOR_FQDN", "m1.invalid"),
+            ("SPARK_MASTER_URL", "spark://192.0.2.1:7077"),
+        ],
+        None,
+        &[],
+    );
+    assert_eq!(setting(&cfg, "spark.master_host").value, "m1.invalid");
+}
+
 #[test]
 fn bitnami_compatible_variables() {
     let tmp = TempDir::new("bitnami");

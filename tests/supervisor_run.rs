@@ -650,3 +650,29 @@ services:
         "PWR reached a service that did not ask for it"
     );
 }
+
+/// The last lines a critical service writes before it ends (the reason for the exit code) reach
+/// the container's output before the agent exits, even when the forwarder copies them late (the
+/// debug-build fault `output:late` delays every forwarder by 300 ms, as load may).
+#[test]
+fn a_failing_services_last_output_is_forwarded_before_the_exit() {
+    let s = Scene::new();
+    s.role(
+        "lastwords",
+        r#"
+services:
+  failing:
+    command: ["sh", "-c", "echo last-words-before-exit >&2; exit 3"]
+    restart: never
+"#,
+    );
+    let mut cmd = s.agent(false, &["run", "--role", "lastwords"]);
+    cmd.env("SPARKVISOR_FAULT", "output:late");
+    let mut agent = s.start(&mut cmd);
+    assert_eq!(Agent::code(agent.wait(LONG)), 3, "{}", agent.stderr());
+    assert!(
+        agent.stderr().contains("last-words-before-exit"),
+        "the service's last output was lost: {}",
+        agent.stderr()
+    );
+}

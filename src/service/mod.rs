@@ -199,6 +199,47 @@ pub struct ServiceState {
     pub backoff: Backoff,
 }
 
+/// A service's state as operators see it ([`ServiceState::public`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PublicState {
+    /// Waiting for its dependencies (or its `wait_for`).
+    Waiting,
+    /// Being started, or running but not ready yet.
+    Starting,
+    /// Running and ready.
+    Running,
+    /// Waiting to be restarted.
+    Backoff,
+    /// Being stopped.
+    Stopping,
+    /// Stopped (by request, or it ended and is not restarted).
+    Stopped,
+    /// Failed for good.
+    Failed,
+}
+
+impl PublicState {
+    /// Its name in logs: waiting, starting, running, backoff, stopping, stopped, failed.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Waiting => "waiting",
+            Self::Starting => "starting",
+            Self::Running => "running",
+            Self::Backoff => "backoff",
+            Self::Stopping => "stopping",
+            Self::Stopped => "stopped",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// Compares with the name ([`PublicState::label`]), as tests and logs read it.
+impl PartialEq<&str> for PublicState {
+    fn eq(&self, other: &&str) -> bool {
+        self.label() == *other
+    }
+}
+
 impl ServiceState {
     /// A service that has not started yet.
     pub fn new(policy: &Policy, seed: u64) -> Self {
@@ -220,18 +261,17 @@ impl ServiceState {
         }
     }
 
-    /// The state as operators see it: waiting, starting, running, backoff, stopping, stopped, failed.
-    /// A process that runs but is not ready yet is `starting`.
-    pub fn label(&self) -> &'static str {
+    /// The state as operators see it. A process that runs but is not ready yet is `Starting`.
+    pub fn public(&self) -> PublicState {
         match self.phase {
-            Phase::Waiting => "waiting",
-            Phase::Starting => "starting",
-            Phase::Running if self.ready => "running",
-            Phase::Running => "starting",
-            Phase::Backoff => "backoff",
-            Phase::Stopping => "stopping",
-            Phase::Stopped => "stopped",
-            Phase::Failed => "failed",
+            Phase::Waiting => PublicState::Waiting,
+            Phase::Starting => PublicState::Starting,
+            Phase::Running if self.ready => PublicState::Running,
+            Phase::Running => PublicState::Starting,
+            Phase::Backoff => PublicState::Backoff,
+            Phase::Stopping => PublicState::Stopping,
+            Phase::Stopped => PublicState::Stopped,
+            Phase::Failed => PublicState::Failed,
         }
     }
 

@@ -7,6 +7,7 @@
 //! limits), [`metrics`] (Prometheus text), [`client`] (the CLI side).
 
 pub mod api;
+pub mod backend;
 pub mod client;
 pub mod fairness;
 pub mod http;

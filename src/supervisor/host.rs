@@ -1,21 +1,18 @@
 //! The real [`super::Sys`]: spawns through `sys::spawn` (services, exec probes) and
 //! `sys::process` (the main command), signals through `sys::process`, reaps through `sys::reaper`,
 //! runs network probes in short-lived threads, and hands service output to the forwarders.
-//! Also the signal thread and the status-socket [`crate::status::Backend`] of the supervisor.
+//! Also the signal thread of the supervisor (its status-socket backend is
+//! [`crate::status::backend`]).
 
-use std::collections::BTreeSet;
 use std::ffi::OsString;
-use std::sync::mpsc::{Receiver, Sender};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::mpsc::Sender;
+use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use super::{
-    Control, Msg, ProbeTicket, Reply, Request, ServiceDef, ServiceInfo, Snapshot, Sys, WaitOutcome,
-    WaitTicket,
-};
-use crate::config::role::{Probe, ServiceSpec, WaitFor};
-use crate::error::{exit_code, ProcessEnd};
+use super::{Msg, ProbeTicket, ServiceDef, Sys, WaitOutcome, WaitTicket};
+use crate::config::role::{Probe, WaitFor};
+use crate::error::ProcessEnd;
 use crate::logs::{self, LogFormat, LogStore};
 use crate::resources::OomCounter;
 use crate::status::wire;
@@ -23,7 +20,6 @@ use crate::sys::signals::{ChildSignals, SignalReader};
 use crate::sys::spawn::{self, SpawnSpec, Stdio};
 use crate::sys::thread::{self, Lifetime};
 use crate::sys::{process, reaper};
-use crate::users::{resolve_service_user, UserDb, UserIds};
 
 /// Stack of a probe thread: one connect and a small read.
 const PROBE_STACK: usize = 64 * 1024;
@@ -33,10 +29,10 @@ pub struct HostSys {
     tx: Sender<Msg>,
     logs: Arc<LogStore>,
     format: LogFormat,
-    users: UserDb,
     base_env: Vec<(OsString, OsString)>,
     inherited: ChildSignals,
     oom: OomCounter,
+    drain: logs::OutputDrain,
 }
 
 impl HostSys {
@@ -47,7 +43,6 @@ impl HostSys {
         tx: Sender<Msg>,
         logs: Arc<LogStore>,
         format: LogFormat,
-        users: UserDb,
         base_env: Vec<(OsString, OsString)>,
         inherited: ChildSignals,
     ) -> Self {
@@ -55,20 +50,27 @@ impl HostSys {
             tx,
             logs,
             format,
-            users,
             base_env,
             inherited,
             oom: OomCounter::locate(),
+            drain: logs::OutputDrain::new(),
         }
     }
 
-    fn spec_for(&self, def: &ServiceDef, argv: &[String]) -> Result<SpawnSpec, String> {
+    /// What the agent waits on at exit for the services' last output (see [`logs::drain`]).
+    pub fn output_drain(&self) -> logs::OutputDrain {
+        self.drain.clone()
+    }
+
+    /// The spawn of `argv` for service `def`: its plan mapped to a [`SpawnSpec`], nothing left to
+    /// resolve (its user ids and umask were resolved with its definition).
+    fn spec_for(&self, def: &ServiceDef, argv: &[String]) -> SpawnSpec {
         let spec = &def.spec;
         // A non-root agent cannot change ids: every service runs as the agent's own user (the
         // image's `spark`, or an arbitrary OpenShift uid), with no capabilities (app.rs says so once).
         let agent_is_root = crate::sys::process::current_ids().0 == 0;
         let user = if agent_is_root {
-            service_user(spec, &self.users)?
+            def.user.clone()
         } else {
             None
         };
@@ -88,28 +90,9 @@ impl HostSys {
         if agent_is_root {
             s.capabilities.clone_from(&spec.capabilities);
         }
-        s.umask = Some(service_umask(spec)?);
+        s.umask = Some(def.umask);
         s.cwd = spec.working_dir.as_ref().map(Into::into);
-        Ok(s)
-    }
-}
-
-/// The ids a service runs as (`None`: the agent's own). Also used to validate roles before start.
-pub fn service_user(spec: &ServiceSpec, users: &UserDb) -> Result<Option<UserIds>, String> {
-    resolve_service_user(
-        spec.user.as_deref(),
-        spec.group.as_deref(),
-        spec.groups.as_deref(),
-        users,
-    )
-}
-
-/// The service's umask (octal text, default 022).
-pub fn service_umask(spec: &ServiceSpec) -> Result<u32, String> {
-    match spec.umask.as_deref() {
-        None => Ok(0o022),
-        Some(text) => crate::config::role::parse_octal(text, 0o777)
-            .ok_or_else(|| format!("invalid umask {text:?}: expected octal such as 0022")),
+        s
     }
 }
 
@@ -124,10 +107,7 @@ impl Sys for HostSys {
     }
 
     fn spawn_service(&mut self, def: &ServiceDef) -> Result<i32, ProcessEnd> {
-        let spec = self.spec_for(def, &def.spec.command).map_err(|e| {
-            log::error!("{}: {e}", def.name);
-            ProcessEnd::Exited(exit_code::CANNOT_EXECUTE)
-        })?;
+        let spec = self.spec_for(def, &def.spec.command);
         let spawned = spawn::spawn(&spec).map_err(|e| spawn_failure(&def.name, &e))?;
         // Each stream goes to the agent's own stream of the same kind (boxed: one call site for two
         // writer types; one virtual call per forwarded chunk).
@@ -145,13 +125,17 @@ impl Sys for HostSys {
         ];
         for (pipe, stream, out) in outputs {
             let Some(pipe) = pipe else { continue };
+            let of = logs::OutputOf {
+                service: def.name.clone(),
+                stream,
+                format: self.format,
+                store: Arc::clone(&self.logs),
+            };
             let started = logs::forward(
                 pipe,
-                def.name.clone(),
-                stream,
-                self.format,
-                Arc::clone(&self.logs),
+                of,
                 out,
+                self.drain.pending(),
                 on_death(self.tx.clone()),
             );
             if let Err(e) = started {
@@ -174,10 +158,7 @@ impl Sys for HostSys {
     }
 
     fn spawn_probe(&mut self, def: &ServiceDef, argv: &[String]) -> Result<i32, ProcessEnd> {
-        let mut spec = self.spec_for(def, argv).map_err(|e| {
-            log::error!("{}: probe: {e}", def.name);
-            ProcessEnd::Exited(exit_code::CANNOT_EXECUTE)
-        })?;
+        let mut spec = self.spec_for(def, argv);
         spec.stdio = Stdio::Null;
         spawn::spawn(&spec)
             .map(|s| s.pid)
@@ -338,251 +319,5 @@ pub fn spawn_signal_thread(tx: Sender<Msg>) -> std::io::Result<JoinHandle<()>> {
 pub fn on_death(tx: Sender<Msg>) -> impl FnOnce(String) + Send + 'static {
     move |why| {
         let _ = tx.send(Msg::ThreadDied(why));
-    }
-}
-
-/// What the status socket shows besides the services (fixed at start).
-#[derive(Debug, Clone)]
-pub struct NodeFacts {
-    /// Identity.
-    pub node: wire::Node,
-    /// Detected resources (JSON).
-    pub resources: serde_json::Value,
-    /// Sizing (JSON).
-    pub sizing: serde_json::Value,
-}
-
-/// The supervisor as the status socket sees it: requests become messages to the one owner loop.
-pub struct SupervisorHandle {
-    tx: Mutex<Sender<Msg>>,
-    logs: Arc<LogStore>,
-    facts: NodeFacts,
-    services: BTreeSet<String>,
-    started_at: u64,
-}
-
-/// How long a status request waits for the supervisor loop.
-const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
-
-impl SupervisorHandle {
-    /// A handle sending to `tx`; `services` are the names of the role's services.
-    pub fn new(
-        tx: Sender<Msg>,
-        logs: Arc<LogStore>,
-        facts: NodeFacts,
-        services: impl IntoIterator<Item = String>,
-    ) -> Self {
-        Self {
-            tx: Mutex::new(tx),
-            logs,
-            facts,
-            services: services.into_iter().collect(),
-            started_at: unix_secs(SystemTime::now()),
-        }
-    }
-
-    fn ask(&self, request: Request) -> Result<Reply, wire::ApiError> {
-        let (reply_tx, reply_rx) = std::sync::mpsc::channel();
-        let sent = self
-            .tx
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .send(Msg::Request(request, reply_tx));
-        if sent.is_err() {
-            return Err(wire::ApiError::unavailable("the supervisor has stopped"));
-        }
-        wait_reply(&reply_rx)
-    }
-
-    fn known(&self, service: Option<&str>) -> Result<(), wire::ApiError> {
-        match service {
-            Some(s) if !self.services.contains(s) => Err(wire::ApiError::unknown_service(s)),
-            _ => Ok(()),
-        }
-    }
-}
-
-fn wait_reply(rx: &Receiver<Reply>) -> Result<Reply, wire::ApiError> {
-    rx.recv_timeout(REPLY_TIMEOUT)
-        .map_err(|_| wire::ApiError::unavailable("the supervisor did not answer"))
-}
-
-fn unix_secs(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
-
-/// The wire view of one service.
-pub fn to_wire(info: &ServiceInfo) -> wire::ServiceStatus {
-    use wire::ServiceState as W;
-    let state = match info.state {
-        "waiting" => W::Waiting,
-        "starting" => W::Starting,
-        "running" if info.has_ready_probe => W::Ready,
-        "running" => W::Running,
-        "backoff" => W::Backoff,
-        "stopping" => W::Stopping,
-        "stopped" => W::Stopped,
-        _ => W::Failed,
-    };
-    wire::ServiceStatus {
-        name: info.name.clone(),
-        state,
-        pid: info.pid.and_then(|p| u32::try_from(p).ok()),
-        started_at: info.started_at.map(unix_secs),
-        uptime_secs: info.uptime.map(|d| d.as_secs()),
-        restarts: info.restarts,
-        last_exit: info.last_exit.map(wire::LastExit::from_end),
-        ready: info.ready,
-        healthy: info.has_health_probe.then_some(info.healthy),
-        critical: info.critical,
-        // Only critical services decide health: a failed optional service must not make the
-        // container unhealthy (HEALTHCHECK, liveness probes).
-        required: info.critical && state != W::Stopped,
-        oom_kills: info.oom_kills,
-    }
-}
-
-fn agent_rss() -> u64 {
-    crate::procfs::read("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        })
-        .map_or(0, |kb| kb * 1024)
-}
-
-impl SupervisorHandle {
-    fn status_from(&self, snap: &Snapshot) -> wire::Status {
-        wire::Status {
-            version: env!("CARGO_PKG_VERSION").to_string(),
-            node: self.facts.node.clone(),
-            resources: self.facts.resources.clone(),
-            sizing: self.facts.sizing.clone(),
-            services: snap.services.iter().map(to_wire).collect(),
-            agent: wire::Agent {
-                pid: std::process::id(),
-                rss_bytes: agent_rss(),
-                zombies_reaped: snap.zombies_reaped,
-                started_at: self.started_at,
-                oom_kills_total: snap.oom_kills_total,
-                last_reload: snap.last_reload.as_ref().map(|r| wire::LastReload {
-                    at: unix_secs(r.at),
-                    ok: r.ok,
-                    message: r.message.clone(),
-                }),
-            },
-        }
-    }
-}
-
-impl crate::status::Backend for SupervisorHandle {
-    fn status(&self) -> Result<wire::Status, wire::ApiError> {
-        match self.ask(Request::Snapshot)? {
-            Reply::Snapshot(snap) => Ok(self.status_from(&snap)),
-            other => Err(wire::ApiError::internal(format!(
-                "unexpected reply {other:?}"
-            ))),
-        }
-    }
-
-    fn control(
-        &self,
-        service: &str,
-        action: wire::Action,
-    ) -> Result<wire::ServiceStatus, wire::ApiError> {
-        let action = match action {
-            wire::Action::Start => Control::Start,
-            wire::Action::Stop => Control::Stop,
-            wire::Action::Restart => Control::Restart,
-            wire::Action::Signal(n) => Control::Signal(n),
-        };
-        let request = Request::Control {
-            service: service.to_string(),
-            action,
-        };
-        match self.ask(request)? {
-            Reply::Service(info) => Ok(to_wire(&info)),
-            Reply::UnknownService(name) => Err(wire::ApiError::unknown_service(&name)),
-            Reply::Refused(why) => Err(wire::ApiError::conflict(why)),
-            Reply::Snapshot(_) => Err(wire::ApiError::internal("unexpected reply")),
-        }
-    }
-
-    fn logs(
-        &self,
-        service: Option<&str>,
-        lines: usize,
-    ) -> Result<Vec<wire::LogLine>, wire::ApiError> {
-        self.known(service)?;
-        Ok(self.logs.tail(service, lines))
-    }
-
-    fn follow(&self, service: Option<&str>) -> Result<Receiver<wire::LogLine>, wire::ApiError> {
-        self.known(service)?;
-        Ok(self.logs.follow(service))
-    }
-
-    fn thread_died(&self, why: String) {
-        let _ = self
-            .tx
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .send(Msg::ThreadDied(why));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn info(name: &str, state: &'static str, critical: bool) -> ServiceInfo {
-        ServiceInfo {
-            name: name.into(),
-            state,
-            pid: None,
-            started_at: None,
-            uptime: None,
-            restarts: 3,
-            last_exit: None,
-            ready: state == "running",
-            healthy: true,
-            critical,
-            has_ready_probe: false,
-            has_health_probe: false,
-            oom_kills: None,
-        }
-    }
-
-    #[test]
-    fn a_failed_optional_service_leaves_the_node_healthy() {
-        let services = vec![
-            to_wire(&info("spark-worker", "running", true)),
-            to_wire(&info("extra", "failed", false)),
-        ];
-        let status = wire::Status {
-            version: "t".into(),
-            node: wire::Node {
-                hostname: "h".into(),
-                fqdn: "h".into(),
-                role: "r".into(),
-            },
-            resources: serde_json::Value::Null,
-            sizing: serde_json::Value::Null,
-            services,
-            agent: wire::Agent {
-                pid: 1,
-                rss_bytes: 1,
-                zombies_reaped: 0,
-                started_at: 0,
-                oom_kills_total: None,
-                last_reload: None,
-            },
-        };
-        assert_eq!(wire::Health::of(&status).reasons, Vec::<String>::new());
-        let mut failing = status.clone();
-        failing.services[0] = to_wire(&info("spark-worker", "failed", true));
-        assert!(!wire::Health::of(&failing).healthy);
     }
 }

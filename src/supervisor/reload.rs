@@ -16,7 +16,8 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
-use super::{restart_set, Event, Msg, ServiceDef, Supervisor, Sys};
+use super::{Event, Msg, ServiceDef, Supervisor, Sys};
+use crate::config::role::ServiceSpec;
 
 /// Default time a reload may take to load, validate and render the new config.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -283,4 +284,60 @@ impl<S: Sys> Supervisor<S> {
             }
         }
     }
+}
+
+/// Services to restart after a reload: those whose expanded spec changed, and those whose strings
+/// (command, environment, working directory) mention a changed file or its directory. When files
+/// changed but no service mentions any of them, every service is restarted (it may read them
+/// indirectly, e.g. spark-env.sh sourced by spark-class).
+pub fn restart_set(current: &[ServiceDef], plan: &ReloadPlan) -> Vec<usize> {
+    let mut out = Vec::new();
+    let mut any_file_match = false;
+    let mut file_matches = Vec::new();
+    for (i, old) in current.iter().enumerate() {
+        let Some(new) = plan.services.iter().find(|n| n.name == old.name) else {
+            continue;
+        };
+        if new.spec != old.spec {
+            out.push(i);
+            continue;
+        }
+        let mentions = plan.changed_files.iter().any(|f| {
+            let dir = f.parent().map(|d| d.to_string_lossy().into_owned());
+            let file = f.to_string_lossy().into_owned();
+            service_strings(&new.spec).any(|s| {
+                s.contains(file.as_str())
+                    || dir
+                        .as_deref()
+                        .is_some_and(|d| !d.is_empty() && d != "/" && s.contains(d))
+            })
+        });
+        if mentions {
+            any_file_match = true;
+            file_matches.push(i);
+        }
+    }
+    if !plan.changed_files.is_empty() {
+        if any_file_match {
+            out.extend(file_matches);
+        } else {
+            out.extend(
+                current
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, d)| plan.services.iter().any(|n| n.name == d.name))
+                    .map(|(i, _)| i),
+            );
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+fn service_strings(spec: &ServiceSpec) -> impl Iterator<Item = &String> {
+    spec.command
+        .iter()
+        .chain(spec.environment.values())
+        .chain(spec.working_dir.iter())
 }

@@ -8,7 +8,8 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::config::role::{BackoffSpec, DurationSpec, RestartPolicy};
+use crate::config::role::{BackoffSpec, DurationSpec, RestartPolicy, ServiceSpec};
+use crate::service::ProbeKind;
 
 #[derive(Default)]
 struct World {
@@ -286,7 +287,7 @@ fn a_crash_is_restarted_after_the_backoff_and_a_crash_loop_fails() {
     deliver(&mut s, Msg::Signal(signo::CHLD));
     let info = state(&s, "a");
     assert_eq!(
-        (info.state, info.last_exit),
+        (info.state.label(), info.last_exit),
         ("failed", Some(ProcessEnd::Exited(4)))
     );
     // Not critical: the agent keeps running.
@@ -969,4 +970,31 @@ fn a_stalled_reload_is_given_up_at_its_deadline_and_never_applied() {
     deliver(&mut s, job());
     assert!(sys.log().is_empty(), "{:?}", sys.log());
     assert_eq!(s.services[0].def.spec.command, vec!["x".to_string()]);
+}
+
+#[test]
+fn a_definition_parses_its_umask_once_and_reports_every_problem() {
+    let mut s = spec(&[]);
+    assert_eq!(def("a", s.clone()).umask, DEFAULT_UMASK);
+    s.umask = Some("0077".into());
+    let d = def("a", s.clone());
+    assert_eq!((d.umask, d.user.clone()), (0o077, None));
+    let ids = crate::users::UserIds {
+        uid: 185,
+        gid: 185,
+        groups: vec![],
+        name: "spark".into(),
+        home: "/home/spark".into(),
+    };
+    assert_eq!(d.with_user(Some(ids.clone())).user, Some(ids));
+    s.umask = Some("0999".into());
+    s.stop.signal = "NOPE".into();
+    let errors = ServiceDef::new("a", s, |_| None).unwrap_err();
+    assert_eq!(
+        errors,
+        vec![
+            "service a: invalid umask \"0999\": expected octal such as 0022".to_string(),
+            "service a: unknown stop signal \"NOPE\"".to_string(),
+        ]
+    );
 }

@@ -1,19 +1,16 @@
-//! Waits and reads that a stop (SIGTERM, SIGINT) interrupts, at every moment of the agent's life.
+//! Waits that a stop (SIGTERM, SIGINT) interrupts, at every moment of the agent's life.
 //!
 //! Before supervision starts there is no signal thread yet: [`arm`] opens a signalfd for TERM and
 //! INT only (they are already blocked, so they queue), and every wait here polls it beside what it
 //! waits for. Once supervision runs, the signal thread calls [`request_stop`] when TERM or INT
-//! arrives, which wakes the same waits through a self-pipe (a SIGHUP reload reading a FIFO must
+//! arrives, which wakes the same waits through a self-pipe (a SIGHUP reload waiting for a file must
 //! not keep the supervisor from stopping). An interrupted wait fails with
 //! `io::ErrorKind::Interrupted`; [`stop_requested`] tells the caller why, and the caller (`app`)
 //! chooses the exit code.
 
-use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::fd::{AsFd, BorrowedFd};
-use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::UnixStream;
-use std::path::Path;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
@@ -124,77 +121,5 @@ pub fn wait_readable(fd: BorrowedFd<'_>, timeout: Option<Duration>) -> io::Resul
         if left.is_some_and(|l| l.is_zero()) || deadline.is_some_and(|d| Instant::now() >= d) {
             return Ok(false);
         }
-    }
-}
-
-/// `fs::read_to_string` that a stop interrupts: a FIFO (or other non-regular file) whose writer
-/// never comes no longer blocks the agent. Regular files read as before.
-pub fn read_to_string(path: &Path) -> io::Result<String> {
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        // Opening a FIFO for reading blocks until a writer opens it; non-blocking it does not.
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)?;
-    let regular = file.metadata()?.file_type().is_file();
-    let mut bytes = Vec::new();
-    if regular {
-        (&file).read_to_end(&mut bytes)?;
-    } else {
-        log::info!(
-            "{}: not a regular file: waiting for it to be written (SIGTERM stops the wait)",
-            path.display()
-        );
-        read_polled(&file, &mut bytes)?;
-    }
-    String::from_utf8(bytes).map_err(|_| {
-        io::Error::new(
-            io::ErrorKind::InvalidData,
-            "stream did not contain valid UTF-8",
-        )
-    })
-}
-
-/// Reads a non-blocking non-regular file to its end, waiting (interruptibly) for data. A FIFO with
-/// no writer yet is not at its end: Linux reports it readable (hang-up) only once a writer has come
-/// and gone, so a read is tried only after poll says so.
-fn read_polled(file: &File, bytes: &mut Vec<u8>) -> io::Result<()> {
-    let mut chunk = [0u8; 8192];
-    loop {
-        wait_readable(file.as_fd(), None)?;
-        match (&*file).read(&mut chunk) {
-            Ok(0) => return Ok(()),
-            Ok(n) => bytes.extend_from_slice(chunk.get(..n).unwrap_or_default()),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn fifo_read_waits_for_a_writer_and_reads_everything() {
-        let dir = tempfile::tempdir().unwrap();
-        let fifo = dir.path().join("fifo");
-        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
-        let path = fifo.clone();
-        let writer = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(50));
-            std::fs::write(&path, "a: 1\n").unwrap();
-        });
-        assert_eq!(read_to_string(&fifo).unwrap(), "a: 1\n");
-        writer.join().unwrap();
-    }
-
-    #[test]
-    fn regular_files_read_as_before() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("f");
-        std::fs::write(&file, "x").unwrap();
-        assert_eq!(read_to_string(&file).unwrap(), "x");
-        assert!(read_to_string(&dir.path().join("missing")).is_err());
     }
 }

@@ -5,7 +5,8 @@
 //!
 //! Fault injection (debug builds only, for tests): `SPARKVISOR_FAULT=KIND:MODE[,KIND:MODE...]`
 //! makes every thread of that kind fail as soon as it starts; MODE is `panic`, `error` or
-//! `return`. Release builds never read the variable.
+//! `return`, or `late`: the body runs, 300 ms late (a thread not scheduled for a while, as on a
+//! loaded machine). Release builds never read the variable.
 
 use std::any::Any;
 use std::io;
@@ -106,8 +107,15 @@ fn inject_fault(kind: &str) -> Option<Result<(), String>> {
         .split(',')
         .find_map(|entry| entry.split_once(':').filter(|(k, _)| *k == kind))?
         .1;
+    if mode == "late" {
+        std::thread::sleep(LATE_FAULT_DELAY);
+        return None;
+    }
     Some(fault(kind, mode))
 }
+
+/// How late a thread with the `late` fault starts its body.
+const LATE_FAULT_DELAY: std::time::Duration = std::time::Duration::from_millis(300);
 
 /// Carries out one injected fault: a real panic, an error, or a normal return.
 #[allow(clippy::panic)] // the point of the hook: a real panic, caught by spawn_critical

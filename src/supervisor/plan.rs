@@ -1,0 +1,100 @@
+//! The plan of one service, built once (at start, and by each reload) from its expanded spec:
+//! the state machine's policy, the signals it is stopped with and forwarded, the ids and umask it
+//! runs with. The supervisor and the spawner only read it.
+
+use crate::config::role::ServiceSpec;
+use crate::service::Policy;
+use crate::users::UserIds;
+
+/// One service as the supervisor runs it: its expanded spec and what the state machine needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceDef {
+    /// Service name (unique in the role).
+    pub name: String,
+    /// The expanded spec (no `{{ }}` left).
+    pub spec: ServiceSpec,
+    /// The state machine's view of the spec.
+    pub policy: Policy,
+    /// Signal numbers forwarded to its process group.
+    pub forward_signals: Vec<i32>,
+    /// The ids it runs as when the agent is root (`None`: the agent's own), resolved once
+    /// against the user database its definition was checked with ([`ServiceDef::with_user`]).
+    pub user: Option<UserIds>,
+    /// Its umask (`umask:`, default [`DEFAULT_UMASK`]).
+    pub umask: u32,
+}
+
+/// The umask of a service without `umask:`.
+pub const DEFAULT_UMASK: u32 = 0o022;
+
+impl ServiceDef {
+    /// Builds the definition, running as the agent's own user until [`ServiceDef::with_user`];
+    /// `signal_by_name` resolves `stop.signal` and `forward_signals`. Every problem is returned
+    /// (an invalid umask, then the first unknown signal), each naming the service.
+    pub fn new(
+        name: &str,
+        spec: ServiceSpec,
+        signal_by_name: impl Fn(&str) -> Option<i32>,
+    ) -> Result<Self, Vec<String>> {
+        let umask = match spec.umask.as_deref() {
+            None => Ok(DEFAULT_UMASK),
+            Some(text) => crate::config::role::parse_octal(text, 0o777).ok_or_else(|| {
+                format!("service {name}: invalid umask {text:?}: expected octal such as 0022")
+            }),
+        };
+        let rest = Self::signals(name, &spec, signal_by_name);
+        match (umask, rest) {
+            (Ok(umask), Ok((policy, forward_signals))) => Ok(Self {
+                name: name.to_string(),
+                spec,
+                policy,
+                forward_signals,
+                user: None,
+                umask,
+            }),
+            (umask, rest) => Err(umask.err().into_iter().chain(rest.err()).collect()),
+        }
+    }
+
+    /// The same service running as `user` (resolved by the caller, see [`crate::users`]).
+    #[must_use]
+    pub fn with_user(self, user: Option<UserIds>) -> Self {
+        Self { user, ..self }
+    }
+
+    /// The state machine's policy and the forwarded signals, with every signal name resolved.
+    fn signals(
+        name: &str,
+        spec: &ServiceSpec,
+        signal_by_name: impl Fn(&str) -> Option<i32>,
+    ) -> Result<(Policy, Vec<i32>), String> {
+        let stop_signal = signal_by_name(&spec.stop.signal)
+            .ok_or_else(|| format!("service {name}: unknown stop signal {:?}", spec.stop.signal))?;
+        let forward_signals = spec
+            .forward_signals
+            .iter()
+            .map(|s| {
+                signal_by_name(s).ok_or_else(|| format!("service {name}: unknown signal {s:?}"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let policy = Policy {
+            restart: spec.restart,
+            backoff: spec.backoff.clone(),
+            stop_signal,
+            grace: spec.stop.grace.0,
+            ready_probe: spec.ready.is_some(),
+            health_threshold: spec.health.as_ref().map(|p| p.threshold.max(1)),
+            drain: match &spec.stop.drain {
+                Some(d) => Some(crate::service::DrainPolicy {
+                    signal: signal_by_name(&d.signal).ok_or_else(|| {
+                        format!("service {name}: unknown drain signal {:?}", d.signal)
+                    })?,
+                    grace: d.grace.0,
+                    probe: d.until.is_some(),
+                }),
+                None => None,
+            },
+        };
+        Ok((policy, forward_signals))
+    }
+}
