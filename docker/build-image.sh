@@ -79,6 +79,7 @@ rm -rf "$ctx"
 mkdir -p "$ctx/rootfs/usr/local/bin" "$ctx/rootfs/etc/sparkvisor/roles" \
     "$ctx/rootfs/etc/sparkvisor/templates" "$ctx/wheels"
 cp docker/Dockerfile "$ctx/Dockerfile"
+cp docker/slim-venv.py "$ctx/slim-venv.py"
 cp "$bin" "$ctx/rootfs/usr/local/bin/sparkvisor"
 [ -d roles ] && cp -r roles/. "$ctx/rootfs/etc/sparkvisor/roles/"
 [ -d templates ] && cp -r templates/. "$ctx/rootfs/etc/sparkvisor/templates/"

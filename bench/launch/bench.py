@@ -10,18 +10,29 @@ registered ALIVE; then `sparkvisor restart spark-master` inside the master conta
 master answers ALIVE again (having been seen down). Zombies in each container are counted once
 both daemons run. Prints figures and ratios; never asserts.
 
-Usage: bench/launch/run.sh [ROUNDS]
+With --cds the variants are instead
+  direct       as above
+  direct+cds   the same with an AppCDS archive per daemon (-XX:SharedArchiveFile in
+               SPARK_DAEMON_JAVA_OPTS): dynamic archives dumped first, in the same image, by a master
+               and a worker run with -XX:ArchiveClassesAtExit (stopped with SIGTERM once ALIVE), and
+               mounted read-only at /cds.
+
+Usage: bench/launch/run.sh [--cds] [ROUNDS]
 """
 import json
 import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 
-IMAGE, ROLES, ROUNDS = sys.argv[1], sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 5
-VARIANTS = ("direct", "spark-class")
+CDS = "--cds" in sys.argv
+ARGS = [a for a in sys.argv[1:] if a != "--cds"]
+IMAGE, ROLES, ROUNDS = ARGS[0], ARGS[1], int(ARGS[2]) if len(ARGS) > 2 else 5
+VARIANTS = ("direct", "direct+cds") if CDS else ("direct", "spark-class")
+CDS_DIR = None
 POLL = 0.02
 
 
@@ -51,17 +62,65 @@ def zombies(container):
     return sum(1 for line in out.splitlines() if line.strip() and line.rsplit(")", 1)[-1].split()[0] == "Z")
 
 
+def variant_args(variant, role):
+    """The `docker run` arguments that make a container of this variant (role: master or worker)."""
+    if variant == "spark-class":
+        return ["-v", f"{ROLES}:/etc/sparkvisor/roles:ro"]
+    if variant == "direct+cds" and role:
+        return ["-v", f"{CDS_DIR}:/cds:ro", "-e", f"SPARK_DAEMON_JAVA_OPTS=-XX:SharedArchiveFile=/cds/{role}.jsa"]
+    return []
+
+
+def dump_archives(workdir):
+    """Dumps /cds/master.jsa and /cds/worker.jsa: each daemon started once with
+    -XX:ArchiveClassesAtExit, stopped with SIGTERM once ALIVE (the JVM writes the archive as it
+    exits; the agent then restarts it, and the restarted JVM is killed with its container)."""
+    os.chmod(workdir, 0o777)
+    tag = f"perfbenchcds{os.getpid()}"
+    net = tag + "net"
+    docker("network", "create", net)
+    names = []
+    try:
+        for role in ("master", "worker"):
+            env = ["-e", f"SPARK_MODE={role}", "-e",
+                   f"SPARK_DAEMON_JAVA_OPTS=-XX:ArchiveClassesAtExit=/cds/{role}.jsa"]
+            if role == "worker":
+                env += ["-e", "SPARK_MASTER_URL=spark://spark-master:7077"]
+            docker("run", "-d", "--name", tag + role, "--hostname", "spark-" + role, "--network", net,
+                   "--network-alias", "spark-" + role, "--cpus", "1", "--memory", "1g",
+                   "-v", f"{workdir}:/cds", *env, IMAGE)
+            names.append(tag + role)
+        ip = docker("inspect", "--format", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", tag + "master")
+        wait("master and worker ALIVE (dump run)", limit=900, cond=lambda: sum(
+            1 for w in (master_json(ip) or {}).get("workers", []) if w.get("state") == "ALIVE") == 1)
+        for role, cls in (("worker", "[d]eploy.worker.Worker"), ("master", "[d]eploy.master.Master")):
+            pid = docker("exec", tag + role, "pgrep", "-f", cls)
+            docker("exec", tag + role, "kill", "-TERM", pid)
+            path = os.path.join(workdir, f"{role}.jsa")
+            # The archive is complete once the JVM that writes it has gone.
+            wait(f"{role}.jsa written", lambda: os.path.exists(path) and pid not in docker(
+                "exec", tag + role, "pgrep", "-f", cls, check=False).split(), limit=300)
+            last = -1
+            while os.path.getsize(path) != last:
+                last = os.path.getsize(path)
+                time.sleep(1)
+            print(f"cds: {role}.jsa {last / 1e6:.1f} MB", flush=True)
+    finally:
+        for name in names:
+            docker("rm", "-f", name, check=False)
+        docker("network", "rm", net, check=False)
+
+
 def round_once(variant, n):
     tag = f"perfbench{os.getpid()}{variant.replace('-', '')}{n}"
     net = tag + "net"
     docker("network", "create", net)
     names = []
-    extra = [] if variant == "direct" else ["-v", f"{ROLES}:/etc/sparkvisor/roles:ro"]
     try:
         t0 = time.monotonic()
         docker("run", "-d", "--name", tag + "m", "--hostname", "spark-master", "--network", net,
                "--network-alias", "spark-master", "--cpus", "1", "--memory", "1g",
-               "-e", "SPARK_MODE=master", *extra, IMAGE)
+               "-e", "SPARK_MODE=master", *variant_args(variant, "master"), IMAGE)
         names.append(tag + "m")
         ip = docker("inspect", "--format", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", tag + "m")
         wait("master ALIVE", lambda: (master_json(ip) or {}).get("status") == "ALIVE")
@@ -70,7 +129,7 @@ def round_once(variant, n):
         t0 = time.monotonic()
         docker("run", "-d", "--name", tag + "w", "--hostname", "w1", "--network", net, "--cpus", "1",
                "--memory", "1g", "-e", "SPARK_MODE=worker", "-e", "SPARK_MASTER_URL=spark://spark-master:7077",
-               *extra, IMAGE)
+               *variant_args(variant, "worker"), IMAGE)
         names.append(tag + "w")
 
         def one_alive():
@@ -94,6 +153,10 @@ def round_once(variant, n):
 
 
 def main():
+    global CDS_DIR
+    if CDS:
+        CDS_DIR = tempfile.mkdtemp(prefix="perf-bench-cds.")
+        dump_archives(CDS_DIR)
     results = {v: {"master": [], "worker": [], "restart": [], "zombies": []} for v in VARIANTS}
     load = os.getloadavg()
     for n in range(ROUNDS):
@@ -113,9 +176,12 @@ def main():
             xs = results[v][key]
             cells.append(f"{statistics.median(xs):6.2f} ({min(xs):.2f}-{max(xs):.2f})")
         print(f"{v:<12}{cells[0]:>24}{cells[1]:>24}{cells[2]:>24}{max(results[v]['zombies']):>9}")
-    ratio = {k: statistics.median(results["direct"][k]) / statistics.median(results["spark-class"][k])
+    peer = VARIANTS[1]
+    ratio = {k: statistics.median(results[peer][k]) / statistics.median(results["direct"][k]) if CDS
+             else statistics.median(results["direct"][k]) / statistics.median(results[peer][k])
              for k in ("master", "worker", "restart")}
-    print(f"launch: direct/spark-class start->ready master {ratio['master']:.2f}, worker "
+    label = "direct+cds/direct" if CDS else "direct/spark-class"
+    print(f"launch: {label} start->ready master {ratio['master']:.2f}, worker "
           f"{ratio['worker']:.2f}, restart->ready {ratio['restart']:.2f}")
 
 
