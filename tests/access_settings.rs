@@ -495,3 +495,56 @@ fn ssh_under_an_arbitrary_uid_is_refused_with_the_reason() {
         "{out}"
     );
 }
+
+/// A non-root agent that cannot write sshd's run directory (a read-only root) moves it to its
+/// scratch directory, and sshd's key lookup reads the keys from where they are rendered then.
+#[test]
+fn an_unwritable_ssh_run_dir_moves_to_scratch_with_the_key_lookup() {
+    if !common::require(common::is_root(), "non-root agent: needs root (setpriv)") {
+        return;
+    }
+    let dir = TempDir::new("access-scratch");
+    let (out_dir, scratch) = (dir.0.join("out"), dir.0.join("scratch"));
+    for d in [&dir.0, &out_dir, &scratch] {
+        std::fs::create_dir_all(d).unwrap();
+        std::fs::set_permissions(d, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    }
+    let o = Command::new("setpriv")
+        .args(["--reuid", "nobody", "--regid", "nogroup", "--clear-groups"])
+        .arg(common::bin())
+        .args(["render", "--role", "master", "--out"])
+        .arg(&out_dir)
+        .env_clear()
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .env("TMPDIR", &scratch)
+        .env("SPARKVISOR_ROLES", repo().join("roles"))
+        .env("SPARKVISOR_TEMPLATES", repo().join("templates"))
+        .env("SPARKVISOR_CONFIGMETA", "")
+        .env("SPARKVISOR_HOSTNAME", "node1")
+        .env("SPARKVISOR_SSH", "true")
+        .env("SPARKVISOR_SSH_AUTHORIZED_KEYS", KEY)
+        .env("SPARKVISOR_SETTINGS", "{ssh.run_dir: /proc/sparkvisor-ssh}")
+        .output()
+        .expect("setpriv");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    let moved = scratch.join("sparkvisor-ssh");
+    assert!(
+        err.contains(&format!(
+            "ssh.run_dir: /proc/sparkvisor-ssh is not writable; using {}",
+            moved.display()
+        )),
+        "{err}"
+    );
+    let config = read(&out_dir, &format!("{}/sshd_config", moved.display()));
+    let keys = format!("{}/authorized_keys/%u", moved.display());
+    assert!(
+        config
+            .lines()
+            .any(|l| l.starts_with("AuthorizedKeysCommand ") && l.contains(&keys)),
+        "{config}"
+    );
+    // The keys are rendered (for spark.user) into the moved directory the lookup reads.
+    let keys_file = format!("{}/authorized_keys/spark", moved.display());
+    assert!(read(&out_dir, &keys_file).contains("good@example"));
+}

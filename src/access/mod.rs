@@ -288,6 +288,10 @@ fn apply_ssh(
         keys_user,
         "spark.user and the agent's user",
     );
+    if !agent.root {
+        // Before anything derives paths from them: the directories may move to scratch.
+        writable_ssh_dirs(config, agent, problems);
+    }
     let run_dir = config
         .settings
         .get("ssh.run_dir")
@@ -308,7 +312,6 @@ fn apply_ssh(
         derived(config, "ssh.login_path", path.clone(), "the agent's PATH");
     }
     if !agent.root {
-        writable_ssh_dirs(config, agent, problems);
         // A non-root agent has no capabilities to give: sshd runs as the agent with none.
         if let Some(spec) = role.def.services.get_mut(SSHD_SERVICE) {
             spec.capabilities.clear();
