@@ -144,6 +144,8 @@ fn wait_healthy(what: &str, c: &Container) {
             .as_str()
         {
             "running healthy" => Ok(()),
+            // An ended container never turns healthy: fail now, with its log.
+            other if other.starts_with("exited") => panic!("{what}: {other}\n{}", c.logs()),
             other => Err(format!("{other}\n{}", c.logs())),
         },
     );
@@ -318,12 +320,15 @@ fn zookeeper_reaches_ready_without_root() {
     let zk_uid = docker(&["run", "--rm", "--entrypoint", "id", &zk, "-u", "zookeeper"]);
     // On a read-only root ZooKeeper's data goes on a volume (here a tmpfs) and its config to a
     // writable directory named by a setting.
+    // The data volume belongs to ZooKeeper's user, as a Kubernetes fsGroup or a prepared volume
+    // would make it (a bare tmpfs is root's).
+    let data_tmpfs = format!("/var/lib/zookeeper:uid={zk_uid}");
     let read_only = [
         "--read-only",
         "--tmpfs",
         "/tmp",
         "--tmpfs",
-        "/var/lib/zookeeper",
+        &data_tmpfs,
         "-e",
         "SPARKVISOR_SETTINGS={zookeeper.conf_dir: /tmp/zookeeper}",
     ];
