@@ -32,7 +32,25 @@ const KEY2: &str =
 /// `sparkvisor render --role master --out OUT` with the built-in roles and `vars`:
 /// (exit code, stdout, stderr).
 fn render(out: &Path, vars: &[(&str, &str)]) -> (i32, String, String) {
-    let mut cmd = Command::new(common::bin());
+    render_as(None, out, vars)
+}
+
+/// [`render`] run as `(uid, gid)` through setpriv (util-linux), as Docker's `--user` would start
+/// the agent; `None`: as the test's own user.
+fn render_as(
+    ids: Option<(&str, &str)>,
+    out: &Path,
+    vars: &[(&str, &str)],
+) -> (i32, String, String) {
+    let mut cmd = match ids {
+        Some((uid, gid)) => {
+            let mut c = Command::new("setpriv");
+            c.args(["--reuid", uid, "--regid", gid, "--clear-groups"])
+                .arg(common::bin());
+            c
+        }
+        None => Command::new(common::bin()),
+    };
     cmd.env_clear()
         .env("PATH", "/usr/local/bin:/usr/bin:/bin")
         .env("SPARKVISOR_ROLES", repo().join("roles"))
@@ -466,26 +484,15 @@ fn ssh_under_an_arbitrary_uid_is_refused_with_the_reason() {
         .arg(&out_dir)
         .status()
         .unwrap();
-    let o = Command::new("setpriv")
-        .args(["--reuid", "1000700000", "--regid", "0", "--clear-groups"])
-        .arg(common::bin())
-        .args(["render", "--role", "master", "--out"])
-        .arg(&out_dir)
-        .env_clear()
-        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
-        .env("SPARKVISOR_ROLES", repo().join("roles"))
-        .env("SPARKVISOR_TEMPLATES", repo().join("templates"))
-        .env("SPARKVISOR_CONFIGMETA", "")
-        .env("SPARKVISOR_HOSTNAME", "node1")
-        .env("SPARKVISOR_SSH", "true")
-        .env("SPARKVISOR_SSH_AUTHORIZED_KEYS", KEY)
-        .output()
-        .expect("setpriv");
-    let (out, err) = (
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr),
+    let (code, out, err) = render_as(
+        Some(("1000700000", "0")),
+        &out_dir,
+        &[
+            ("SPARKVISOR_SSH", "true"),
+            ("SPARKVISOR_SSH_AUTHORIZED_KEYS", KEY),
+        ],
     );
-    assert_eq!(o.status.code(), Some(0), "{out}{err}");
+    assert_eq!(code, 0, "{out}{err}");
     assert!(
         err.contains("env SPARKVISOR_SSH: access.ssh: the container runs as uid 1000700000, which has no account"),
         "{err}"
@@ -509,25 +516,18 @@ fn an_unwritable_ssh_run_dir_moves_to_scratch_with_the_key_lookup() {
         std::fs::create_dir_all(d).unwrap();
         std::fs::set_permissions(d, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
     }
-    let o = Command::new("setpriv")
-        .args(["--reuid", "nobody", "--regid", "nogroup", "--clear-groups"])
-        .arg(common::bin())
-        .args(["render", "--role", "master", "--out"])
-        .arg(&out_dir)
-        .env_clear()
-        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
-        .env("TMPDIR", &scratch)
-        .env("SPARKVISOR_ROLES", repo().join("roles"))
-        .env("SPARKVISOR_TEMPLATES", repo().join("templates"))
-        .env("SPARKVISOR_CONFIGMETA", "")
-        .env("SPARKVISOR_HOSTNAME", "node1")
-        .env("SPARKVISOR_SSH", "true")
-        .env("SPARKVISOR_SSH_AUTHORIZED_KEYS", KEY)
-        .env("SPARKVISOR_SETTINGS", "{ssh.run_dir: /proc/sparkvisor-ssh}")
-        .output()
-        .expect("setpriv");
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(0), "{err}");
+    let tmpdir = scratch.display().to_string();
+    let (code, out, err) = render_as(
+        Some(("nobody", "nogroup")),
+        &out_dir,
+        &[
+            ("TMPDIR", &tmpdir),
+            ("SPARKVISOR_SSH", "true"),
+            ("SPARKVISOR_SSH_AUTHORIZED_KEYS", KEY),
+            ("SPARKVISOR_SETTINGS", "{ssh.run_dir: /proc/sparkvisor-ssh}"),
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
     let moved = scratch.join("sparkvisor-ssh");
     assert!(
         err.contains(&format!(
