@@ -84,10 +84,12 @@ fn master_and_worker_run_on_the_rendered_files() {
     let sizing = sample_sizing(); // 2 cores, 2560 MiB for executors, 512 MiB daemon heap
     let ctx = build_context(&config, &sample_resources(), Some(&sizing));
     let files = render_role(&role, &ctx, &repo.join("templates")).unwrap();
-    // Only Spark's own files: the Jupyter ones would go to /etc.
+    // Only Spark's own files (the Jupyter ones render under the conf dir's jupyter/).
     let spark_files: Vec<_> = files
         .into_iter()
-        .filter(|f| f.path.starts_with(dir.path()))
+        .filter(|f| {
+            f.path.starts_with(dir.path()) && !f.path.to_string_lossy().contains("/jupyter/")
+        })
         .map(|mut f| {
             f.owner = None; // run as whoever runs the test
             f

@@ -306,6 +306,8 @@ pub fn restart_set(current: &[ServiceDef], plan: &ReloadPlan) -> Vec<usize> {
             let dir = f.parent().map(|d| d.to_string_lossy().into_owned());
             let file = f.to_string_lossy().into_owned();
             service_strings(&new.spec).any(|s| {
+                // Rendered paths are normalised: `a//b` in a command names `a/b` too.
+                let s = collapse_slashes(s);
                 s.contains(file.as_str())
                     || dir
                         .as_deref()
@@ -340,4 +342,15 @@ fn service_strings(spec: &ServiceSpec) -> impl Iterator<Item = &String> {
         .iter()
         .chain(spec.environment.values())
         .chain(spec.working_dir.iter())
+}
+
+/// `s` with every run of `/` made one (`/x//conf` → `/x/conf`), as a path normalises.
+fn collapse_slashes(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if !(c == '/' && out.ends_with('/')) {
+            out.push(c);
+        }
+    }
+    out
 }
