@@ -77,15 +77,24 @@ impl Node {
     }
 }
 
-#[test]
-fn spark_master_and_worker_under_sparkvisor() {
+/// Spark's home when pyspark, Java and root are all here; else `None` (after skip_unless said
+/// which is missing, or failed under `CI=true`).
+fn spark_prerequisites() -> Option<PathBuf> {
     let Some(home) = spark_home() else {
         skip_unless(false, "pyspark with bin/spark-class is not installed");
-        return;
+        return None;
     };
     if skip_unless(has_java(), "java is not installed") || skip_unless(is_root(), "needs root") {
-        return;
+        return None;
     }
+    Some(home)
+}
+
+#[test]
+fn spark_master_and_worker_under_sparkvisor() {
+    let Some(home) = spark_prerequisites() else {
+        return;
+    };
     let started = Instant::now();
     let repo = common::repo();
     // Root services: the role files must be ones they cannot change (copies owned by nobody).
@@ -320,13 +329,9 @@ fn java_keystores_give_the_probes_their_tls_identity() {
 /// become ready, the worker's wait for the master passes, and a job runs on the cluster.
 #[test]
 fn an_ssl_cluster_is_ready_and_runs_a_job() {
-    let Some(home) = spark_home() else {
-        skip_unless(false, "pyspark with bin/spark-class is not installed");
+    let Some(home) = spark_prerequisites() else {
         return;
     };
-    if skip_unless(has_java(), "java is not installed") || skip_unless(is_root(), "needs root") {
-        return;
-    }
     let repo = common::repo();
     let trusted = tempfile::tempdir().unwrap();
     let copies = common::copies_owned_by_nobody(
