@@ -24,7 +24,6 @@ const SEED: &str = "14";
 const FAULTS: usize = 3;
 
 #[test]
-#[ignore = "not yet run to its end (docs/ha.md): run alone with `cargo test --test docker_chaos -- --ignored`"]
 fn a_job_survives_seeded_faults_with_its_exact_checksum() {
     if !prerequisites("a_job_survives_seeded_faults_with_its_exact_checksum") {
         return;
