@@ -314,3 +314,167 @@ pub fn decrypt_key(alias: &str, protected: &[u8], password: &str) -> Result<Vec<
         _ => Err(wrong()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+    use crate::tls::der::write::{seq, tlv};
+
+    /// A certificate shaped enough for chain linking: issuer and subject names.
+    fn cert(issuer: &str, subject: &str) -> Vec<u8> {
+        let name = |cn: &str| seq(&[tlv(der::SET, &seq(&[tlv(0x0c, cn.as_bytes())]))]);
+        let tbs = seq(&[
+            tlv(der::CONTEXT_0, &tlv(der::INTEGER, &[2])),
+            tlv(der::INTEGER, subject.as_bytes()),
+            seq(&[tlv(der::OID, &[0x2a, 3])]),
+            name(issuer),
+            seq(&[]),
+            name(subject),
+        ]);
+        seq(&[tbs])
+    }
+
+    fn attributes(id: Option<&[u8]>, name: Option<&str>) -> Vec<u8> {
+        let mut attrs = Vec::new();
+        if let Some(id) = id {
+            attrs.push(seq(&[
+                tlv(der::OID, oid::LOCAL_KEY_ID),
+                tlv(der::SET, &tlv(der::OCTET_STRING, id)),
+            ]));
+        }
+        if let Some(name) = name {
+            let bmp: Vec<u8> = name.encode_utf16().flat_map(u16::to_be_bytes).collect();
+            attrs.push(seq(&[
+                tlv(der::OID, oid::FRIENDLY_NAME),
+                tlv(der::SET, &tlv(der::BMP_STRING, &bmp)),
+            ]));
+        }
+        tlv(der::SET, &attrs.concat())
+    }
+
+    fn bag(kind: u8, value: Vec<u8>, attrs: Vec<u8>) -> Vec<u8> {
+        seq(&[
+            tlv(der::OID, &[oid::BAG, &[kind]].concat()),
+            tlv(der::CONTEXT_0, &value),
+            attrs,
+        ])
+    }
+
+    fn cert_bag(cert: &[u8], id: Option<&[u8]>) -> Vec<u8> {
+        let value = seq(&[
+            tlv(der::OID, oid::X509_CERTIFICATE),
+            tlv(der::CONTEXT_0, &tlv(der::OCTET_STRING, cert)),
+        ]);
+        bag(3, value, attributes(id, None))
+    }
+
+    fn data(contents: &[u8]) -> Vec<u8> {
+        seq(&[
+            tlv(der::OID, oid::DATA),
+            tlv(der::CONTEXT_0, &tlv(der::OCTET_STRING, contents)),
+        ])
+    }
+
+    /// A PFX without a MAC, as `keytool -J-Dkeystore.pkcs12.macAlgorithm=NONE` writes it.
+    fn pfx(safes: &[Vec<u8>]) -> Vec<u8> {
+        seq(&[tlv(der::INTEGER, &[3]), data(&seq(safes))])
+    }
+
+    #[test]
+    fn keys_get_their_chain_and_certificates_of_no_key_are_trusted() {
+        let (root, ca, leaf, other) = (
+            cert("root", "root"),
+            cert("root", "ca"),
+            cert("ca", "leaf"),
+            cert("other", "other"),
+        );
+        let key = seq(&[tlv(der::INTEGER, &[0]), tlv(der::OCTET_STRING, b"k")]);
+        let certs = seq(&[
+            cert_bag(&other, None),
+            cert_bag(&root, None),
+            cert_bag(&leaf, Some(b"id1")),
+            cert_bag(&ca, None),
+        ]);
+        // The key sits in a nested safeContentsBag, with its friendly name.
+        let keys = seq(&[bag(
+            6,
+            seq(&[bag(1, key.clone(), attributes(Some(b"id1"), Some("spark")))]),
+            attributes(None, None),
+        )]);
+        let store = parse(&pfx(&[data(&certs), data(&keys)]), None).unwrap();
+        assert_eq!(store.keys.len(), 1);
+        let entry = &store.keys[0];
+        assert_eq!(entry.alias, "spark");
+        assert_eq!(entry.chain, vec![leaf, ca.clone(), root.clone()]);
+        assert!(matches!(&entry.key, ProtectedKey::Plain(k) if *k == key));
+        assert_eq!(store.trusted, vec![other, root, ca]);
+    }
+
+    #[test]
+    fn encrypted_safes_need_a_password_and_other_modes_are_refused() {
+        let encrypted = seq(&[
+            tlv(der::OID, oid::ENCRYPTED_DATA),
+            tlv(der::CONTEXT_0, &seq(&[tlv(der::INTEGER, &[0])])),
+        ]);
+        assert_eq!(
+            parse(&pfx(&[encrypted]), None).err(),
+            Some(Pkcs12Error::NoPassword)
+        );
+        let enveloped = seq(&[
+            tlv(
+                der::OID,
+                &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x03],
+            ),
+            tlv(der::CONTEXT_0, &[]),
+        ]);
+        assert!(matches!(
+            parse(&pfx(&[enveloped]), Some("pw")),
+            Err(Pkcs12Error::Unsupported(m)) if m.contains("1.2.840.113549.1.7.3")
+        ));
+        let v2 = seq(&[tlv(der::INTEGER, &[2]), data(&seq(&[]))]);
+        assert!(matches!(parse(&v2, None), Err(Pkcs12Error::Malformed(_))));
+    }
+
+    #[test]
+    fn every_truncation_is_an_error_not_a_panic() {
+        let certs = seq(&[cert_bag(&cert("a", "b"), Some(b"id"))]);
+        let whole = pfx(&[data(&certs)]);
+        assert!(parse(&whole, None).is_ok());
+        for len in 0..whole.len() {
+            assert!(parse(&whole[..len], None).is_err(), "{len}");
+        }
+    }
+
+    #[test]
+    fn a_key_decrypts_to_pkcs8_or_is_refused() {
+        let shrouded = |password: &str, plain: &[u8]| {
+            let (algorithm, ciphertext) = pbe::tests::pbes2_aes256(password, plain);
+            seq(&[
+                tlv(der::SEQUENCE, &algorithm),
+                tlv(der::OCTET_STRING, &ciphertext),
+            ])
+        };
+        let pkcs8 = seq(&[tlv(der::INTEGER, &[0]), tlv(der::OCTET_STRING, b"key")]);
+        let info = shrouded("storepass1", &pkcs8);
+        assert_eq!(decrypt_key("k", &info, "storepass1"), Ok(pkcs8));
+        assert_eq!(
+            decrypt_key("k", &info, "storepass2"),
+            Err(Pkcs12Error::KeyPassword("k".into()))
+        );
+        // Padding that passes by chance still yields no PKCS#8 SEQUENCE: a wrong password.
+        let garbage = shrouded("storepass1", b"\x04\x01not a key");
+        assert_eq!(
+            decrypt_key("k", &garbage, "storepass1"),
+            Err(Pkcs12Error::KeyPassword("k".into()))
+        );
+        let unknown = seq(&[
+            seq(&[tlv(der::OID, &[0x2a, 0x03])]),
+            tlv(der::OCTET_STRING, &[0; 16]),
+        ]);
+        assert!(matches!(
+            decrypt_key("k", &unknown, "pw"),
+            Err(Pkcs12Error::Unsupported(m)) if m.contains("1.2.3")
+        ));
+    }
+}

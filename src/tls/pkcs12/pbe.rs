@@ -334,3 +334,227 @@ pub fn dotted(oid: &[u8]) -> String {
         .collect::<Vec<_>>()
         .join(".")
 }
+
+#[cfg(test)]
+pub(super) mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use cbc::cipher::{BlockEncryptMut, KeyIvInit};
+
+    use super::*;
+    use crate::tls::der::write::{seq, tlv};
+
+    /// CBC encryption with PKCS#7 padding, as the store writers do.
+    fn encrypt<C>(key: &[u8], iv: &[u8], plain: &[u8]) -> Vec<u8>
+    where
+        C: BlockEncryptMut + BlockCipher + KeyInit,
+    {
+        let mut buf = plain.to_vec();
+        buf.resize(plain.len() + 16, 0);
+        cbc::Encryptor::<C>::new_from_slices(key, iv)
+            .unwrap()
+            .encrypt_padded_mut::<Pkcs7>(&mut buf, plain.len())
+            .unwrap()
+            .to_vec()
+    }
+
+    fn hex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    fn n(count: u32) -> NonZeroU32 {
+        NonZeroU32::new(count).unwrap()
+    }
+
+    /// Known answers of the PKCS#12 KDF (RFC 7292 B.2). The first is a published vector (the
+    /// Crypt::OpenSSL::PKCS::Func tests: password "123456", MAC key, SHA-256); all four agree with
+    /// OpenSSL 3's `openssl kdf ... PKCS12KDF`. The SHA-512 case needs two rounds of the B+1
+    /// update; "ge@äheim" checks the BMP encoding past ASCII.
+    #[test]
+    fn the_pkcs12_kdf_gives_the_known_answers() {
+        let cases: [(&'static digest::Algorithm, &str, &str, Purpose, u32, &str); 4] = [
+            (
+                &digest::SHA256,
+                "123456",
+                "e241f01650dbeae4",
+                Purpose::Mac,
+                2048,
+                "721259f14aad70b58839f71566b433da1b8ad08f650f4d02faaa0b9b095bb51d",
+            ),
+            (
+                &digest::SHA1_FOR_LEGACY_USE_ONLY,
+                "ge@äheim",
+                "0102030405060708",
+                Purpose::Key,
+                100,
+                "f681007c3c547572a78d9f8b6abd8d66a418b2d29bc055af",
+            ),
+            (
+                &digest::SHA1_FOR_LEGACY_USE_ONLY,
+                "ge@äheim",
+                "0102030405060708",
+                Purpose::Iv,
+                100,
+                "680dc32697a1007c",
+            ),
+            (
+                &digest::SHA512,
+                "ge@äheim",
+                "0102030405060708",
+                Purpose::Key,
+                100,
+                "b14a9f01bfd9dce4c9d66d2fe9937e5fd9f1afa59e370a6fa4fc81c1cc8ec8eec73b0229d2e1b3f55c2d33d21f9541eecaa29783a0a6244e0bcf209902cb4a0945bfc605cc7919d6650a1af0e9f9c04a9531f419f1df10232312a91f787aefb8c2d972db",
+            ),
+        ];
+        for (hash, password, salt, purpose, count, expected) in cases {
+            let expected = hex(expected);
+            let got = pkcs12_kdf(
+                hash,
+                &bmp_password(password),
+                &hex(salt),
+                purpose,
+                n(count),
+                expected.len(),
+            );
+            assert_eq!(got, expected, "{password} {purpose:?}");
+        }
+        assert_eq!(bmp_password(""), vec![0, 0]);
+        assert_eq!(bmp_password("ä"), vec![0, 0xe4, 0, 0]);
+    }
+
+    #[test]
+    fn oids_print_dotted_and_iteration_counts_are_bounded() {
+        assert_eq!(dotted(oid::PBES2), "1.2.840.113549.1.5.13");
+        assert_eq!(dotted(oid::SHA256), "2.16.840.1.101.3.4.2.1");
+        assert_eq!(dotted(&[0x2b, 0x0e, 0x03, 0x02, 0x1a]), "1.3.14.3.2.26");
+        assert!(iterations(10_000, "x").is_ok());
+        assert_eq!(iterations(0, "x"), Err(Pkcs12Error::Malformed("x")));
+        assert!(matches!(
+            iterations(MAX_ITERATIONS + 1, "x"),
+            Err(Pkcs12Error::Unsupported(_))
+        ));
+    }
+
+    /// keytool 17's protection, built here (algorithm identifier contents, ciphertext): PBES2, PBKDF2 with HMAC-SHA256, AES-256-CBC.
+    pub fn pbes2_aes256(password: &str, plain: &[u8]) -> (Vec<u8>, Vec<u8>) {
+        let (salt, iv) = ([5u8; 20], [9u8; 16]);
+        let mut key = [0u8; 32];
+        pbkdf2::derive(
+            pbkdf2::PBKDF2_HMAC_SHA256,
+            n(1000),
+            &salt,
+            password.as_bytes(),
+            &mut key,
+        );
+        let ciphertext = encrypt::<aes::Aes256>(&key, &iv, plain);
+        let kdf = seq(&[
+            tlv(der::OID, oid::PBKDF2),
+            seq(&[
+                tlv(der::OCTET_STRING, &salt),
+                tlv(der::INTEGER, &[0x03, 0xe8]),
+                seq(&[tlv(der::OID, oid::HMAC_SHA256), tlv(0x05, &[])]),
+            ]),
+        ]);
+        let mut aes256 = oid::AES.to_vec();
+        aes256.push(42);
+        let scheme = seq(&[tlv(der::OID, &aes256), tlv(der::OCTET_STRING, &iv)]);
+        let algorithm = [tlv(der::OID, oid::PBES2), seq(&[kdf, scheme])].concat();
+        (algorithm, ciphertext)
+    }
+
+    #[test]
+    fn pbes2_with_aes_256_decrypts_and_a_wrong_password_does_not() {
+        let plain = b"a PKCS#8 key, longer than one AES block".to_vec();
+        let (algorithm, ciphertext) = pbes2_aes256("storepass1", &plain);
+        assert_eq!(
+            decrypt(&algorithm, &ciphertext, "storepass1").unwrap(),
+            Some(plain.clone())
+        );
+        // A wrong key gives bad padding (almost always: the PKCS#8 check in decrypt_key
+        // catches the rest).
+        assert_ne!(
+            decrypt(&algorithm, &ciphertext, "storepass2").unwrap(),
+            Some(plain)
+        );
+        let rc4 = [
+            tlv(der::OID, &[oid::PKCS12_PBE, &[1]].concat()),
+            seq(&[tlv(der::OCTET_STRING, &[1; 8]), tlv(der::INTEGER, &[1])]),
+        ]
+        .concat();
+        assert_eq!(
+            decrypt(&rc4, b"x", "pw"),
+            Err(Pkcs12Error::Unsupported("pbeWithSHAAnd128BitRC4".into()))
+        );
+    }
+
+    #[test]
+    fn the_legacy_triple_des_pbe_decrypts() {
+        // pbeWithSHAAnd3-KeyTripleDES-CBC: key and IV from the PKCS#12 KDF with SHA-1.
+        let (salt, count, password) = ([3u8; 8], 2048u32, "storepass1");
+        let pw = bmp_password(password);
+        let sha1 = &digest::SHA1_FOR_LEGACY_USE_ONLY;
+        let key = pkcs12_kdf(sha1, &pw, &salt, Purpose::Key, n(count), 24);
+        let iv = pkcs12_kdf(sha1, &pw, &salt, Purpose::Iv, n(count), 8);
+        let plain = b"an older keytool's key".to_vec();
+        let ciphertext = encrypt::<des::TdesEde3>(&key, &iv, &plain);
+        let algorithm = [
+            tlv(der::OID, &[oid::PKCS12_PBE, &[3]].concat()),
+            seq(&[
+                tlv(der::OCTET_STRING, &salt),
+                tlv(der::INTEGER, &[0x08, 0x00]),
+            ]),
+        ]
+        .concat();
+        assert_eq!(
+            decrypt(&algorithm, &ciphertext, password).unwrap(),
+            Some(plain)
+        );
+    }
+
+    #[test]
+    fn the_mac_is_checked_with_the_password() {
+        let auth_safe = b"the authenticated safe";
+        let salt = [7u8; 20];
+        let key = pkcs12_kdf(
+            &digest::SHA256,
+            &bmp_password("storepass1"),
+            &salt,
+            Purpose::Mac,
+            n(10_000),
+            32,
+        );
+        let mac = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, &key), auth_safe);
+        let mac_data = |alg: &[u8]| {
+            let digest_info = seq(&[
+                seq(&[tlv(der::OID, alg), tlv(0x05, &[])]),
+                tlv(der::OCTET_STRING, mac.as_ref()),
+            ]);
+            [
+                digest_info,
+                tlv(der::OCTET_STRING, &salt),
+                tlv(der::INTEGER, &[0x27, 0x10]),
+            ]
+            .concat()
+        };
+        let sha256 = mac_data(oid::SHA256);
+        assert_eq!(verify_mac(&sha256, auth_safe, "storepass1"), Ok(()));
+        assert_eq!(
+            verify_mac(&sha256, auth_safe, "storepass2"),
+            Err(Pkcs12Error::Integrity)
+        );
+        assert_eq!(
+            verify_mac(&sha256, b"an altered safe", "storepass1"),
+            Err(Pkcs12Error::Integrity)
+        );
+        assert_eq!(
+            verify_mac(&mac_data(oid::SHA1), auth_safe, "storepass1"),
+            Err(Pkcs12Error::Integrity)
+        );
+        assert_eq!(
+            verify_mac(&mac_data(oid::PBMAC1), auth_safe, "storepass1"),
+            Err(Pkcs12Error::Unsupported("the PBMAC1 integrity MAC".into()))
+        );
+    }
+}
