@@ -253,9 +253,11 @@ fn healthy(node: &Node, name: &str) {
     );
 }
 
-/// The bitnami-compatible SSL, RPC authentication and RPC encryption settings, with stores in `dir`.
+/// The bitnami-compatible SSL, RPC authentication and RPC encryption settings, with stores in `dir`
+/// as Java 17's `keytool` writes them by default: PKCS#12, which Spark reads although its store
+/// type says JKS (`keystore.type.compat`), and so must the probes. (docker_tls uses JKS stores.)
 fn ssl_env(dir: &Path) -> Vec<(String, String)> {
-    let (keystore, truststore) = common::keytool_stores(dir, "storepass1");
+    let (keystore, truststore) = common::keytool_default_stores(dir, "storepass1");
     [
         ("SPARK_SSL_ENABLED", "yes".to_string()),
         ("SPARK_SSL_KEYSTORE_FILE", keystore.display().to_string()),
@@ -329,9 +331,10 @@ fn java_keystores_give_the_probes_their_tls_identity() {
     );
 }
 
-/// Spark's SSL on (with RPC authentication and encryption): the UIs' plain ports only redirect to
-/// HTTPS (with client certificates required, bitnami's default), yet the master and the worker
-/// become ready, the worker's wait for the master passes, and a job runs on the cluster.
+/// Spark's SSL on (with RPC authentication and encryption, keytool-default PKCS#12 stores): the
+/// UIs' plain ports only redirect to HTTPS (with client certificates required, bitnami's default),
+/// yet the master and the worker become ready, the worker's wait for the master passes, and a job
+/// runs on the cluster.
 #[test]
 fn an_ssl_cluster_is_ready_and_runs_a_job() {
     let Some(home) = spark_prerequisites() else {
