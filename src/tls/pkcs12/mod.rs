@@ -42,7 +42,7 @@ pub enum Pkcs12Error {
     #[error("malformed PKCS#12 store: bad {0}")]
     Malformed(&'static str),
     /// The integrity MAC does not match the password.
-    #[error("keystore password is incorrect (the PKCS#12 integrity MAC does not match)")]
+    #[error("keystore password is incorrect (or the file was altered)")]
     Integrity,
     /// Encrypted certificates, and no password to decrypt them with.
     #[error("its certificates are encrypted and no store password is set")]
