@@ -10,7 +10,7 @@
 //! - [`supervisor`]: the one owner of service state;
 //! - [`status`]: the operator socket (server, wire types, client);
 //! - [`tini`]: the tini-compatible single-child mode;
-//! - [`tls`]: the probes' TLS client identity (Spark's keystore and truststore, JKS);
+//! - [`tls`]: the probes' TLS client identity (Spark's keystore and truststore, JKS or PKCS#12);
 //! - [`users`]: users and groups from /etc/passwd and /etc/group (pure parsing);
 //! - [`sys`]: every `unsafe` block and system call (`nix`, `caps`), behind a narrow seam;
 //! - [`signal_names`] and [`process_end`]: pure name tables and values shared by config, service and

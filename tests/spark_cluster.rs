@@ -253,9 +253,11 @@ fn healthy(node: &Node, name: &str) {
     );
 }
 
-/// The bitnami-compatible SSL, RPC authentication and RPC encryption settings, with stores in `dir`.
+/// The bitnami-compatible SSL, RPC authentication and RPC encryption settings, with stores in `dir`
+/// as Java 17's `keytool` writes them by default: PKCS#12, which Spark reads although its store
+/// type says JKS (`keystore.type.compat`), and so must the probes. (docker_tls uses JKS stores.)
 fn ssl_env(dir: &Path) -> Vec<(String, String)> {
-    let (keystore, truststore) = common::keytool_stores(dir, "storepass1");
+    let (keystore, truststore) = common::keytool_default_stores(dir, "storepass1");
     [
         ("SPARK_SSL_ENABLED", "yes".to_string()),
         ("SPARK_SSL_KEYSTORE_FILE", keystore.display().to_string()),
@@ -275,8 +277,8 @@ fn ssl_env(dir: &Path) -> Vec<(String, String)> {
     .collect()
 }
 
-/// The probes read the stores keytool makes (JKS): the cluster certificate is trusted and the key
-/// decrypts; a wrong password and a PKCS#12 store are refused with what to do.
+/// The probes read the JKS stores keytool makes: the cluster certificate is trusted and the key
+/// decrypts; wrong passwords are refused; the same store converted to PKCS#12 reads too.
 #[test]
 fn java_keystores_give_the_probes_their_tls_identity() {
     if skip_unless(
@@ -317,16 +319,22 @@ fn java_keystores_give_the_probes_their_tls_identity() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let p12 = sparkvisor::tls::build(p12.to_str().unwrap(), pw, None).unwrap_err();
-    assert!(
-        p12.contains("PKCS#12") && p12.contains("-deststoretype JKS"),
-        "{p12}"
+    let p12 = p12.to_str().unwrap();
+    assert!(sparkvisor::tls::build(p12, pw, Some((p12, pw, pw))).is_ok());
+    let jks = sparkvisor::tls::read_store(ks, pw).unwrap();
+    let converted = sparkvisor::tls::read_store(p12, pw).unwrap();
+    assert_eq!(converted.keys.len(), 1);
+    assert_eq!(converted.keys[0].chain, jks.keys[0].chain);
+    assert_eq!(
+        sparkvisor::tls::decrypt_key(p12, &converted.keys[0], "storepass1").unwrap(),
+        sparkvisor::tls::decrypt_key(ks, &jks.keys[0], "storepass1").unwrap()
     );
 }
 
-/// Spark's SSL on (with RPC authentication and encryption): the UIs' plain ports only redirect to
-/// HTTPS (with client certificates required, bitnami's default), yet the master and the worker
-/// become ready, the worker's wait for the master passes, and a job runs on the cluster.
+/// Spark's SSL on (with RPC authentication and encryption, keytool-default PKCS#12 stores): the
+/// UIs' plain ports only redirect to HTTPS (with client certificates required, bitnami's default),
+/// yet the master and the worker become ready, the worker's wait for the master passes, and a job
+/// runs on the cluster.
 #[test]
 fn an_ssl_cluster_is_ready_and_runs_a_job() {
     let Some(home) = spark_prerequisites() else {

@@ -12,30 +12,13 @@
 
 use ring::digest::{digest, SHA1_FOR_LEGACY_USE_ONLY};
 
+use super::der;
+use super::store::{KeyEntry, ProtectedKey, Store};
+
 const MAGIC: u32 = 0xFEED_FEED;
 const SHA1_LEN: usize = 20;
 /// OID 1.3.6.1.4.1.42.2.17.1.1 (Sun's JKS key protector), DER-encoded contents.
 const KEY_PROTECTOR_OID: &[u8] = &[0x2b, 0x06, 0x01, 0x04, 0x01, 0x2a, 0x02, 0x11, 0x01, 0x01];
-
-/// What a store holds.
-#[derive(Debug, Default)]
-pub struct Store {
-    /// DER certificates of the trusted-certificate entries.
-    pub trusted: Vec<Vec<u8>>,
-    /// Private key entries.
-    pub keys: Vec<KeyEntry>,
-}
-
-/// A private key entry.
-#[derive(Debug)]
-pub struct KeyEntry {
-    /// The entry's alias.
-    pub alias: String,
-    /// The DER `EncryptedPrivateKeyInfo` as stored.
-    protected: Vec<u8>,
-    /// The certificate chain, leaf first (DER).
-    pub chain: Vec<Vec<u8>>,
-}
 
 /// Why a store cannot be read.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -119,10 +102,8 @@ fn password_bytes(password: &str) -> Vec<u8> {
 
 /// Parses a JKS file. With `password`, its integrity digest is checked as `keytool` does.
 pub fn parse(data: &[u8], password: Option<&str>) -> Result<Store, JksError> {
-    if data.first() == Some(&0x30) {
-        return Err(JksError::NotJks(
-            "it is PKCS#12, keytool's default store type",
-        ));
+    if data.first() == Some(&der::SEQUENCE) {
+        return Err(JksError::NotJks("it is PKCS#12"));
     }
     let mut r = Reader { data, pos: 0 };
     match r.u32() {
@@ -150,7 +131,7 @@ pub fn parse(data: &[u8], password: Option<&str>) -> Result<Store, JksError> {
                 }
                 store.keys.push(KeyEntry {
                     alias,
-                    protected,
+                    key: ProtectedKey::Jks(protected),
                     chain,
                 });
             }
@@ -171,68 +152,43 @@ pub fn parse(data: &[u8], password: Option<&str>) -> Result<Store, JksError> {
     Ok(store)
 }
 
-/// Reads one DER TLV at the start of `data`: (tag, contents, rest).
-fn der(data: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-    let tag = *data.first()?;
-    let first = *data.get(1)?;
-    let (len, header) = if first < 0x80 {
-        (first as usize, 2)
-    } else {
-        let n = (first & 0x7f) as usize;
-        if n == 0 || n > 4 {
-            return None;
-        }
-        let len = data
-            .get(2..2 + n)?
-            .iter()
-            .fold(0usize, |acc, b| (acc << 8) | *b as usize);
-        (len, 2 + n)
-    };
-    let contents = data.get(header..header.checked_add(len)?)?;
-    Some((tag, contents, data.get(header + len..)?))
-}
-
-impl KeyEntry {
-    /// The PKCS#8 private key, decrypted with `password`.
-    pub fn decrypt(&self, password: &str) -> Result<Vec<u8>, JksError> {
-        let algorithm = || JksError::KeyAlgorithm(self.alias.clone());
-        // EncryptedPrivateKeyInfo ::= SEQUENCE { SEQUENCE { OID, params }, OCTET STRING }
-        let (0x30, info, _) = der(&self.protected).ok_or_else(algorithm)? else {
-            return Err(algorithm());
-        };
-        let (0x30, alg, rest) = der(info).ok_or_else(algorithm)? else {
-            return Err(algorithm());
-        };
-        let (0x06, oid, _) = der(alg).ok_or_else(algorithm)? else {
-            return Err(algorithm());
-        };
-        if oid != KEY_PROTECTOR_OID {
-            return Err(algorithm());
-        }
-        let (0x04, encrypted, _) = der(rest).ok_or_else(algorithm)? else {
-            return Err(algorithm());
-        };
-        if encrypted.len() < 2 * SHA1_LEN {
-            return Err(algorithm());
-        }
-        let (salt, rest) = encrypted.split_at(SHA1_LEN);
-        let (cipher, check) = rest.split_at(rest.len() - SHA1_LEN);
-        let pw = password_bytes(password);
-        let mut plain = Vec::with_capacity(cipher.len());
-        let mut block = salt.to_vec();
-        for chunk in cipher.chunks(SHA1_LEN) {
-            let mut input = pw.clone();
-            input.extend_from_slice(&block);
-            block = digest(&SHA1_FOR_LEGACY_USE_ONLY, &input).as_ref().to_vec();
-            plain.extend(chunk.iter().zip(&block).map(|(c, k)| c ^ k));
-        }
-        let mut input = pw;
-        input.extend_from_slice(&plain);
-        if digest(&SHA1_FOR_LEGACY_USE_ONLY, &input).as_ref() != check {
-            return Err(JksError::KeyPassword(self.alias.clone()));
-        }
-        Ok(plain)
+/// Decrypts the JKS-protected key of entry `alias`: a PKCS#8 private key.
+pub fn decrypt_key(alias: &str, protected: &[u8], password: &str) -> Result<Vec<u8>, JksError> {
+    let refused = || JksError::KeyAlgorithm(alias.to_string());
+    // EncryptedPrivateKeyInfo ::= SEQUENCE { SEQUENCE { OID, params }, OCTET STRING }
+    let mut info = der::Reader::new(protected)
+        .sequence("EncryptedPrivateKeyInfo")
+        .map_err(|_| refused())?;
+    let oid = info
+        .sequence("AlgorithmIdentifier")
+        .and_then(|mut alg| alg.expect(der::OID, "algorithm"))
+        .map_err(|_| refused())?;
+    if oid != KEY_PROTECTOR_OID {
+        return Err(refused());
     }
+    let encrypted = info
+        .expect(der::OCTET_STRING, "encrypted key")
+        .map_err(|_| refused())?;
+    if encrypted.len() < 2 * SHA1_LEN {
+        return Err(refused());
+    }
+    let (salt, rest) = encrypted.split_at(SHA1_LEN);
+    let (cipher, check) = rest.split_at(rest.len() - SHA1_LEN);
+    let pw = password_bytes(password);
+    let mut plain = Vec::with_capacity(cipher.len());
+    let mut block = salt.to_vec();
+    for chunk in cipher.chunks(SHA1_LEN) {
+        let mut input = pw.clone();
+        input.extend_from_slice(&block);
+        block = digest(&SHA1_FOR_LEGACY_USE_ONLY, &input).as_ref().to_vec();
+        plain.extend(chunk.iter().zip(&block).map(|(c, k)| c ^ k));
+    }
+    let mut input = pw;
+    input.extend_from_slice(&plain);
+    if digest(&SHA1_FOR_LEGACY_USE_ONLY, &input).as_ref() != check {
+        return Err(JksError::KeyPassword(alias.to_string()));
+    }
+    Ok(plain)
 }
 
 #[cfg(test)]
@@ -304,14 +260,9 @@ mod tests {
         info.extend_from_slice(&encrypted);
         let mut protected = vec![0x30, info.len() as u8];
         protected.extend_from_slice(&info);
-        let entry = KeyEntry {
-            alias: "k".into(),
-            protected,
-            chain: Vec::new(),
-        };
-        assert_eq!(entry.decrypt("secret").unwrap(), plain);
+        assert_eq!(decrypt_key("k", &protected, "secret").unwrap(), plain);
         assert_eq!(
-            entry.decrypt("other").err(),
+            decrypt_key("k", &protected, "other").err(),
             Some(JksError::KeyPassword("k".into()))
         );
     }

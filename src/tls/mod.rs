@@ -12,7 +12,10 @@
 //! let root read a service user's files) and kept in one process-wide slot, so the probe threads
 //! and the `wait_for` threads reach it without threading it through the supervisor.
 
+pub mod der;
 pub mod jks;
+pub mod pkcs12;
+pub mod store;
 
 use std::sync::{Arc, OnceLock};
 
@@ -22,6 +25,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, Serve
 use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, Error, SignatureScheme};
 
 use crate::config::ResolvedConfig;
+use store::{KeyEntry, ProtectedKey, Store};
 
 /// The probes' TLS client config: `None` until [`install`]; `Err` says why HTTPS cannot be used.
 static CLIENT: OnceLock<Result<Arc<ClientConfig>, String>> = OnceLock::new();
@@ -81,15 +85,55 @@ pub fn from_spark(config: &ResolvedConfig) -> Option<Result<ClientConfig, String
     ))
 }
 
-fn read_store(path: &str, password: Option<&str>) -> Result<jks::Store, String> {
+/// The keytool command that rewrites `path` as a PKCS#12 store with Java 17's default
+/// protection, for stores whose algorithms the probes do not read.
+fn convert_hint(path: &str) -> String {
+    format!(
+        "convert it with `keytool -importkeystore -srckeystore {path} -destkeystore NEW.p12 \
+         -deststoretype PKCS12` (keytool of Java 17 or later)"
+    )
+}
+
+/// Reads a key or trust store, JKS or PKCS#12, told apart by content as Java does
+/// (`keystore.type.compat`): whatever `spark.ssl.*StoreType` says, a JKS file starts with the
+/// magic `FEEDFEED` and a PKCS#12 file with a DER SEQUENCE.
+pub fn read_store(path: &str, password: Option<&str>) -> Result<Store, String> {
     let data = std::fs::read(path).map_err(|e| format!("{path}: {e}"))?;
+    if data.first() == Some(&der::SEQUENCE) {
+        return pkcs12::parse(&data, password).map_err(|e| match e {
+            pkcs12::Pkcs12Error::Unsupported(_) => format!("{path}: {e}; {}", convert_hint(path)),
+            _ => format!("{path}: {e}"),
+        });
+    }
     jks::parse(&data, password).map_err(|e| match e {
         jks::JksError::NotJks(_) => format!(
-            "{path}: {e}; the probes read JKS stores only: convert it with `keytool \
-             -importkeystore -srckeystore {path} -destkeystore NEW.jks -deststoretype JKS`"
+            "{path}: {e}; the probes read JKS and PKCS#12 stores: {}",
+            convert_hint(path)
         ),
         _ => format!("{path}: {e}"),
     })
+}
+
+/// The PKCS#8 private key of `entry` (of the store at `path`), decrypted with `password`.
+pub fn decrypt_key(path: &str, entry: &KeyEntry, password: &str) -> Result<Vec<u8>, String> {
+    let alias = &entry.alias;
+    match &entry.key {
+        ProtectedKey::Jks(protected) => {
+            jks::decrypt_key(alias, protected, password).map_err(|e| match e {
+                jks::JksError::KeyAlgorithm(_) => format!("{path}: {e}; {}", convert_hint(path)),
+                _ => format!("{path}: {e}"),
+            })
+        }
+        ProtectedKey::Pkcs12(protected) => {
+            pkcs12::decrypt_key(alias, protected, password).map_err(|e| match e {
+                pkcs12::Pkcs12Error::Unsupported(_) => {
+                    format!("{path}: key entry {alias:?}: {e}; {}", convert_hint(path))
+                }
+                _ => format!("{path}: {e}"),
+            })
+        }
+        ProtectedKey::Plain(key) => Ok(key.clone()),
+    }
 }
 
 /// A client config trusting the certificates of `truststore` and presenting the first key entry
@@ -146,9 +190,7 @@ pub fn build(
         .keys
         .first()
         .ok_or_else(|| format!("{path}: no private key entry in the keystore"))?;
-    let key = entry
-        .decrypt(key_password.unwrap_or_default())
-        .map_err(|e| format!("{path}: {e}"))?;
+    let key = decrypt_key(path, entry, key_password.unwrap_or_default())?;
     let chain: Vec<CertificateDer<'static>> = entry
         .chain
         .iter()

@@ -239,30 +239,48 @@ pub fn yaml_documents(path: &Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// Runs the JRE's `keytool` with `args`; panics with its stderr when it fails.
+pub fn keytool(args: &[&str]) {
+    let out = Command::new("keytool")
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("keytool: {e}"));
+    assert!(
+        out.status.success(),
+        "keytool {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Java stores made by the JRE's `keytool` in `dir`, as a Spark cluster's operator makes them: a
 /// JKS keystore (`keystore.jks`: one self-signed RSA key, alias `spark`) and a JKS truststore
 /// (`truststore.jks`) holding its certificate, both with `password`. Returns their paths.
 pub fn keytool_stores(dir: &Path, password: &str) -> (PathBuf, PathBuf) {
-    let keystore = dir.join("keystore.jks");
-    let truststore = dir.join("truststore.jks");
+    keytool_stores_of(dir, password, Some("JKS"))
+}
+
+/// The same stores as [`keytool_stores`] in keytool's default store type (PKCS#12 since Java 9:
+/// `keystore.p12` and `truststore.p12`), written with the JRE's default protection. The
+/// exported certificate (DER) is left in `dir/spark.crt`.
+pub fn keytool_default_stores(dir: &Path, password: &str) -> (PathBuf, PathBuf) {
+    keytool_stores_of(dir, password, None)
+}
+
+fn keytool_stores_of(dir: &Path, password: &str, storetype: Option<&str>) -> (PathBuf, PathBuf) {
+    let ext = storetype.map_or("p12".to_string(), str::to_lowercase);
+    let keystore = dir.join(format!("keystore.{ext}"));
+    let truststore = dir.join(format!("truststore.{ext}"));
     let cert = dir.join("spark.crt");
-    let keytool = |args: &[&str]| {
-        let out = Command::new("keytool")
-            .args(args)
-            .output()
-            .unwrap_or_else(|e| panic!("keytool: {e}"));
-        assert!(
-            out.status.success(),
-            "keytool {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
     let (ks, ts, crt) = (
         keystore.to_str().unwrap(),
         truststore.to_str().unwrap(),
         cert.to_str().unwrap(),
     );
-    keytool(&[
+    let storetype: &[&str] = match &storetype {
+        Some(t) => &["-storetype", t],
+        None => &[],
+    };
+    let genkeypair = [
         "-genkeypair",
         "-alias",
         "spark",
@@ -274,16 +292,17 @@ pub fn keytool_stores(dir: &Path, password: &str) -> (PathBuf, PathBuf) {
         "7",
         "-dname",
         "CN=spark-cluster",
-        "-storetype",
-        "JKS",
-        "-keystore",
-        ks,
-        "-storepass",
-        password,
-        "-keypass",
-        password,
-        "-noprompt",
-    ]);
+    ];
+    let store = ["-storepass", password, "-noprompt"];
+    keytool(
+        &[
+            &genkeypair[..],
+            storetype,
+            &["-keystore", ks, "-keypass", password],
+            &store,
+        ]
+        .concat(),
+    );
     keytool(&[
         "-exportcert",
         "-alias",
@@ -295,19 +314,15 @@ pub fn keytool_stores(dir: &Path, password: &str) -> (PathBuf, PathBuf) {
         "-file",
         crt,
     ]);
-    keytool(&[
+    let importcert = [
         "-importcert",
         "-alias",
         "spark",
         "-file",
         crt,
-        "-storetype",
-        "JKS",
         "-keystore",
         ts,
-        "-storepass",
-        password,
-        "-noprompt",
-    ]);
+    ];
+    keytool(&[&importcert[..], storetype, &store].concat());
     (keystore, truststore)
 }
