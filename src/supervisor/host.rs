@@ -64,7 +64,7 @@ impl HostSys {
     }
 
     /// The spawn of `argv` for service `def`: its plan mapped to a [`SpawnSpec`], nothing left to
-    /// resolve (its user ids and umask were resolved with its definition).
+    /// resolve (its user ids, umask and capability set were resolved with its definition).
     fn spec_for(&self, def: &ServiceDef, argv: &[String]) -> SpawnSpec {
         let spec = &def.spec;
         // A non-root agent cannot change ids: every service runs as the agent's own user (the
@@ -89,7 +89,7 @@ impl HostSys {
         let mut s = SpawnSpec::new(argv.iter().map(OsString::from).collect(), env);
         s.user = user;
         if agent_is_root {
-            s.capabilities.clone_from(&spec.capabilities);
+            s.capabilities = def.capabilities;
         }
         s.umask = Some(def.umask);
         s.cwd = spec.working_dir.as_ref().map(Into::into);

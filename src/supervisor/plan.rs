@@ -1,9 +1,10 @@
 //! The plan of one service, built once (at start, and by each reload) from its expanded spec:
-//! the state machine's policy, the signals it is stopped with and forwarded, the ids and umask it
-//! runs with. The supervisor and the spawner only read it.
+//! the state machine's policy, the signals it is stopped with and forwarded, the ids, umask and
+//! capability set it runs with. The supervisor and the spawner only read it.
 
 use crate::config::role::ServiceSpec;
 use crate::service::Policy;
+use crate::sys::caps::CapabilitySet;
 use crate::users::UserIds;
 
 /// One service as the supervisor runs it: its expanded spec and what the state machine needs.
@@ -24,6 +25,8 @@ pub struct ServiceDef {
     pub user: Option<UserIds>,
     /// Its umask (`umask:`, default [`DEFAULT_UMASK`]).
     pub umask: u32,
+    /// The only capabilities it keeps when the agent is root (`capabilities:`), parsed once.
+    pub capabilities: CapabilitySet,
 }
 
 /// The umask of a service without `umask:`.
@@ -31,8 +34,9 @@ pub const DEFAULT_UMASK: u32 = 0o022;
 
 impl ServiceDef {
     /// Builds the definition, running as the agent's own user until [`ServiceDef::with_user`];
-    /// `signal_by_name` resolves `stop.signal`, `forward_signals` and `agent_signals`. Every problem is returned
-    /// (an invalid umask, then the first unknown signal), each naming the service.
+    /// `signal_by_name` resolves `stop.signal`, `forward_signals` and `agent_signals`. Every problem
+    /// is returned (an invalid umask, unknown capabilities, then the first unknown signal), each
+    /// naming the service.
     pub fn new(
         name: &str,
         spec: ServiceSpec,
@@ -44,18 +48,28 @@ impl ServiceDef {
                 format!("service {name}: invalid umask {text:?}: expected octal such as 0022")
             }),
         };
+        let capabilities =
+            CapabilitySet::parse(&spec.capabilities).map_err(|e| format!("service {name}: {e}"));
         let rest = Self::signals(name, &spec, signal_by_name);
-        match (umask, rest) {
-            (Ok(umask), Ok((policy, forward_signals, agent_signals))) => Ok(Self {
-                name: name.to_string(),
-                spec,
-                policy,
-                forward_signals,
-                agent_signals,
-                user: None,
-                umask,
-            }),
-            (umask, rest) => Err(umask.err().into_iter().chain(rest.err()).collect()),
+        match (umask, capabilities, rest) {
+            (Ok(umask), Ok(capabilities), Ok((policy, forward_signals, agent_signals))) => {
+                Ok(Self {
+                    name: name.to_string(),
+                    spec,
+                    policy,
+                    forward_signals,
+                    agent_signals,
+                    user: None,
+                    umask,
+                    capabilities,
+                })
+            }
+            (umask, capabilities, rest) => Err(umask
+                .err()
+                .into_iter()
+                .chain(capabilities.err())
+                .chain(rest.err())
+                .collect()),
         }
     }
 

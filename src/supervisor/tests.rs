@@ -1048,3 +1048,26 @@ fn a_definition_parses_its_umask_once_and_reports_every_problem() {
         ]
     );
 }
+
+#[test]
+fn a_definition_types_its_capabilities_once() {
+    use crate::sys::caps::CapabilitySet;
+    let mut s = spec(&[]);
+    assert_eq!(def("a", s.clone()).capabilities, CapabilitySet::EMPTY);
+    s.capabilities = vec![
+        "cap_chown".into(),
+        " NET_BIND_SERVICE ".into(),
+        "CHOWN".into(),
+    ];
+    assert_eq!(def("a", s.clone()).capabilities.mask(), 1 | 1 << 10);
+    s.capabilities = vec!["NET_BIND".into(), "KILL".into(), "BOGUS".into()];
+    s.umask = Some("0999".into());
+    let errors = ServiceDef::new("a", s, |_| Some(15)).unwrap_err();
+    assert_eq!(
+        errors,
+        vec![
+            "service a: invalid umask \"0999\": expected octal such as 0022".to_string(),
+            "service a: unknown capability `NET_BIND`, `BOGUS`".to_string(),
+        ]
+    );
+}
