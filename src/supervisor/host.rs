@@ -11,9 +11,10 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::{Msg, ProbeTicket, ServiceDef, Sys, WaitOutcome, WaitTicket};
-use crate::config::role::{Probe, WaitFor};
+use crate::config::role::WaitFor;
 use crate::error::ProcessEnd;
 use crate::logs::{self, LogFormat, LogStore};
+use crate::probe::ProbePlan;
 use crate::resources::OomCounter;
 use crate::status::wire;
 use crate::sys::signals::{ChildSignals, SignalReader};
@@ -166,7 +167,7 @@ impl Sys for HostSys {
             .map_err(|e| spawn_failure(&format!("{} probe", def.name), &e))
     }
 
-    fn start_network_probe(&mut self, probe: &Probe, ticket: ProbeTicket) {
+    fn start_network_probe(&mut self, probe: &ProbePlan, ticket: ProbeTicket) {
         let tx = self.tx.clone();
         let probe = probe.clone();
         let fallback = ticket.clone();

@@ -2,7 +2,8 @@
 //! the state machine's policy, the signals it is stopped with and forwarded, the ids, umask and
 //! capability set it runs with. The supervisor and the spawner only read it.
 
-use crate::config::role::ServiceSpec;
+use crate::config::role::{Probe, ServiceSpec};
+use crate::probe::ProbePlan;
 use crate::service::Policy;
 use crate::sys::caps::CapabilitySet;
 use crate::users::UserIds;
@@ -27,6 +28,39 @@ pub struct ServiceDef {
     pub umask: u32,
     /// The only capabilities it keeps when the agent is root (`capabilities:`), parsed once.
     pub capabilities: CapabilitySet,
+    /// Its probes with their targets parsed once.
+    pub probes: Probes,
+}
+
+/// A service's probes (`ready`, `health`, `stop.drain.until`), each parsed into a [`ProbePlan`].
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Probes {
+    /// Readiness.
+    pub ready: Option<ProbePlan>,
+    /// Liveness.
+    pub health: Option<ProbePlan>,
+    /// The drain's end.
+    pub drain: Option<ProbePlan>,
+}
+
+impl Probes {
+    /// The plans of `spec`'s probes; the error names the first bad one and why.
+    fn new(name: &str, spec: &ServiceSpec) -> Result<Self, String> {
+        let plan = |what: &str, probe: Option<&Probe>| {
+            probe
+                .map(ProbePlan::new)
+                .transpose()
+                .map_err(|why| format!("service {name}: `{what}` probe: {why}"))
+        };
+        Ok(Self {
+            ready: plan("ready", spec.ready.as_ref())?,
+            health: plan("health", spec.health.as_ref())?,
+            drain: plan(
+                "stop.drain.until",
+                spec.stop.drain.as_ref().and_then(|d| d.until.as_ref()),
+            )?,
+        })
+    }
 }
 
 /// The umask of a service without `umask:`.
@@ -35,8 +69,8 @@ pub const DEFAULT_UMASK: u32 = 0o022;
 impl ServiceDef {
     /// Builds the definition, running as the agent's own user until [`ServiceDef::with_user`];
     /// `signal_by_name` resolves `stop.signal`, `forward_signals` and `agent_signals`. Every problem
-    /// is returned (an invalid umask, unknown capabilities, then the first unknown signal), each
-    /// naming the service.
+    /// is returned (an invalid umask, unknown capabilities, the first bad probe target, then the
+    /// first unknown signal), each naming the service.
     pub fn new(
         name: &str,
         spec: ServiceSpec,
@@ -50,24 +84,30 @@ impl ServiceDef {
         };
         let capabilities =
             CapabilitySet::parse(&spec.capabilities).map_err(|e| format!("service {name}: {e}"));
+        let probes = Probes::new(name, &spec);
         let rest = Self::signals(name, &spec, signal_by_name);
-        match (umask, capabilities, rest) {
-            (Ok(umask), Ok(capabilities), Ok((policy, forward_signals, agent_signals))) => {
-                Ok(Self {
-                    name: name.to_string(),
-                    spec,
-                    policy,
-                    forward_signals,
-                    agent_signals,
-                    user: None,
-                    umask,
-                    capabilities,
-                })
-            }
-            (umask, capabilities, rest) => Err(umask
+        match (umask, capabilities, probes, rest) {
+            (
+                Ok(umask),
+                Ok(capabilities),
+                Ok(probes),
+                Ok((policy, forward_signals, agent_signals)),
+            ) => Ok(Self {
+                name: name.to_string(),
+                spec,
+                policy,
+                forward_signals,
+                agent_signals,
+                user: None,
+                umask,
+                capabilities,
+                probes,
+            }),
+            (umask, capabilities, probes, rest) => Err(umask
                 .err()
                 .into_iter()
                 .chain(capabilities.err())
+                .chain(probes.err())
                 .chain(rest.err())
                 .collect()),
         }

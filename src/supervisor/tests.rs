@@ -8,7 +8,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::config::role::{BackoffSpec, DurationSpec, RestartPolicy, ServiceSpec};
+use crate::config::role::{BackoffSpec, DurationSpec, Probe, RestartPolicy, ServiceSpec};
 use crate::service::ProbeKind;
 
 #[derive(Default)]
@@ -95,7 +95,7 @@ impl Sys for FakeSys {
     fn spawn_probe(&mut self, _def: &ServiceDef, argv: &[String]) -> Result<i32, ProcessEnd> {
         self.spawn(format!("probe {}", argv.join(" ")))
     }
-    fn start_network_probe(&mut self, _probe: &Probe, ticket: ProbeTicket) {
+    fn start_network_probe(&mut self, _probe: &ProbePlan, ticket: ProbeTicket) {
         let line = format!(
             "probe {} {:?} gen {}",
             ticket.service, ticket.kind, ticket.generation
