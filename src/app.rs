@@ -78,11 +78,12 @@ pub fn run(role: Option<String>, command: Vec<OsString>) -> Result<i32, Fatal> {
         log::warn!("Spark SSL is on but the probes cannot speak HTTPS: {problem}");
     }
 
-    let service_caps: Vec<&str> = prepared
+    let service_caps = prepared
         .defs
         .iter()
-        .flat_map(|d| d.spec.capabilities.iter().map(String::as_str))
-        .collect();
+        .fold(crate::sys::caps::CapabilitySet::EMPTY, |all, d| {
+            all.union(d.capabilities)
+        });
     if crate::sys::caps::looks_privileged() {
         log::warn!(
             "sparkvisor runs with EVERY capability (a --privileged container?): services still get \
@@ -92,7 +93,7 @@ pub fn run(role: Option<String>, command: Vec<OsString>) -> Result<i32, Fatal> {
     if agent_uid != 0 {
         log::debug!("not root: no capabilities to reduce (the services get none)");
     } else {
-        reduce_capabilities(&service_caps);
+        reduce_capabilities(service_caps);
     }
     let pid1 = crate::sys::process::current_pid() == 1;
     if !pid1 {
@@ -220,20 +221,16 @@ const OUTPUT_DRAIN_LIMIT: std::time::Duration = std::time::Duration::from_secs(1
 
 /// Drops every capability the agent and its services do not need, from the agent's bounding set
 /// and (so a bug in the agent cannot use what it does not need) its effective sets too.
-fn reduce_capabilities(service_caps: &[&str]) {
-    match crate::sys::caps::agent_keep_set(service_caps) {
-        Ok(keep) => {
-            match crate::sys::caps::reduce_agent_bounding_set(&keep) {
-                Ok(dropped) => {
-                    log::debug!("dropped {} capabilities from the agent", dropped.len());
-                }
-                Err(e) => log::info!("the agent's bounding set stays as it is: {e}"),
-            }
-            if let Err(e) = crate::sys::caps::reduce_agent_sets(&keep) {
-                log::info!("the agent's capability sets stay as they are: {e}");
-            }
+fn reduce_capabilities(service_caps: crate::sys::caps::CapabilitySet) {
+    let keep = crate::sys::caps::agent_keep_set(service_caps);
+    match crate::sys::caps::reduce_agent_bounding_set(&keep) {
+        Ok(dropped) => {
+            log::debug!("dropped {} capabilities from the agent", dropped.len());
         }
-        Err(e) => log::info!("the agent's capabilities stay as they are: {e}"),
+        Err(e) => log::info!("the agent's bounding set stays as it is: {e}"),
+    }
+    if let Err(e) = crate::sys::caps::reduce_agent_sets(&keep) {
+        log::info!("the agent's capability sets stay as they are: {e}");
     }
 }
 

@@ -11,7 +11,10 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
-use crate::config::role::{OneOf, Probe};
+use crate::config::role::OneOf;
+
+mod target;
+pub use target::{Check, HttpUrl, ProbePlan, TcpAddr};
 
 /// Largest response read from an HTTP probe.
 pub const MAX_RESPONSE: usize = 1024 * 1024;
@@ -39,16 +42,14 @@ pub enum ProbeError {
     Body(String),
 }
 
-/// Runs one attempt of a tcp or http probe.
-pub fn attempt(probe: &Probe) -> Result<(), ProbeError> {
-    let deadline = Instant::now() + probe.timeout.0;
-    if let Some(url) = &probe.http {
-        return http(url, probe.json.as_ref(), deadline);
+/// Runs one attempt of a tcp or http probe (its target was parsed with its plan).
+pub fn attempt(probe: &ProbePlan) -> Result<(), ProbeError> {
+    let deadline = Instant::now() + probe.timeout;
+    match &probe.check {
+        Check::Http { url, json } => http(url, json.as_ref(), deadline),
+        Check::Tcp(addr) => connect(&addr.addr, deadline).map(drop),
+        Check::Exec(_) => Err(ProbeError::BadTarget("an exec probe is a process".into())),
     }
-    if let Some(addr) = &probe.tcp {
-        return connect(addr, deadline).map(drop);
-    }
-    Err(ProbeError::BadTarget("neither http nor tcp".into()))
 }
 
 fn remaining(deadline: Instant) -> Result<Duration, ProbeError> {
@@ -63,7 +64,8 @@ fn remaining(deadline: Instant) -> Result<Duration, ProbeError> {
 fn connect(addr: &str, deadline: Instant) -> Result<TcpStream, ProbeError> {
     let addrs: Vec<SocketAddr> = addr
         .to_socket_addrs()
-        .map_err(|_| ProbeError::BadTarget(addr.to_string()))?
+        // Its shape was checked with the plan: a name that does not resolve (yet) fails the attempt.
+        .map_err(|_| ProbeError::Connect(format!("{addr} (does not resolve)")))?
         .collect();
     for a in &addrs {
         if let Ok(s) = TcpStream::connect_timeout(a, remaining(deadline)?) {
@@ -100,13 +102,15 @@ pub fn parse_url(url: &str) -> Option<(String, String, String)> {
 }
 
 fn http(
-    url: &str,
+    url: &HttpUrl,
     json: Option<&BTreeMap<String, OneOf>>,
     deadline: Instant,
 ) -> Result<(), ProbeError> {
     let response = get(url, deadline)?;
-    // Spark's UI with SSL on: the plain port redirects every request to its HTTPS port.
-    if let Some(location) = https_redirect(url, &response) {
+    // Spark's UI with SSL on: the plain port redirects every request to its HTTPS port (the
+    // one URL parsed per attempt: the server names it).
+    if let Some(location) = https_redirect(&url.text, &response) {
+        let location = HttpUrl::parse(&location).map_err(ProbeError::BadTarget)?;
         return check_response(&get(&location, deadline)?, json);
     }
     check_response(&response, json)
@@ -139,20 +143,19 @@ fn https_redirect(url: &str, response: &[u8]) -> Option<String> {
 }
 
 /// One GET of `url` (plain or TLS): the whole response.
-fn get(url: &str, deadline: Instant) -> Result<Vec<u8>, ProbeError> {
-    let (addr, host, path) = parse_url(url).ok_or_else(|| ProbeError::BadTarget(url.into()))?;
-    if path.contains(['\r', '\n', ' ']) || host.contains(['\r', '\n', ' ']) {
-        return Err(ProbeError::BadTarget(url.into()));
-    }
-    let stream = connect(&addr, deadline)?;
+fn get(url: &HttpUrl, deadline: Instant) -> Result<Vec<u8>, ProbeError> {
+    let HttpUrl {
+        addr, host, path, ..
+    } = url;
+    let stream = connect(addr, deadline)?;
     let request = format!(
         "GET {path} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: sparkvisor-probe\r\nAccept: */*\r\nConnection: close\r\n\r\n"
     );
-    if !url.starts_with("https://") {
+    if !url.tls {
         return exchange(stream, &request, deadline, |s| s);
     }
     let config = crate::tls::client().map_err(|e| ProbeError::Io(format!("https: {e}")))?;
-    let name = host_name(&host).ok_or_else(|| ProbeError::BadTarget(url.into()))?;
+    let name = host_name(host).ok_or_else(|| ProbeError::BadTarget(url.text.clone()))?;
     let conn = rustls::ClientConnection::new(config, name)
         .map_err(|e| ProbeError::Io(format!("TLS: {e}")))?;
     exchange(
@@ -273,10 +276,9 @@ mod tests {
     use std::net::TcpListener;
 
     use super::*;
-    use crate::config::role::DurationSpec;
 
-    fn probe(yaml: &str) -> Probe {
-        serde_yaml::from_str(yaml).unwrap()
+    fn probe(yaml: &str) -> ProbePlan {
+        ProbePlan::new(&serde_yaml::from_str(yaml).unwrap()).unwrap()
     }
 
     #[test]
@@ -360,7 +362,7 @@ mod tests {
             .starts_with("GET /json/ HTTP/1.0\r\n"));
         // Nobody listens any more.
         let mut p = probe(&format!("tcp: {addr}"));
-        p.timeout = DurationSpec(Duration::from_millis(200));
+        p.timeout = Duration::from_millis(200);
         assert!(attempt(&p).is_err());
     }
 
@@ -369,7 +371,7 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let mut p = probe(&format!("http: http://{addr}/"));
-        p.timeout = DurationSpec(Duration::from_millis(100));
+        p.timeout = Duration::from_millis(100);
         let started = Instant::now();
         assert_eq!(attempt(&p), Err(ProbeError::Timeout));
         assert!(started.elapsed() < Duration::from_secs(5));

@@ -67,7 +67,8 @@ fn http_passes(url: &str, json: Option<&BTreeMap<String, OneOf>>, limit: Duratio
         timeout: DurationSpec(limit),
         threshold: 1,
     };
-    match crate::probe::attempt(&probe) {
+    let plan = crate::probe::ProbePlan::new(&probe);
+    match plan.and_then(|p| crate::probe::attempt(&p).map_err(|e| e.to_string())) {
         Ok(()) => true,
         Err(e) => {
             log::debug!("wait_for: {url}: {e}");

@@ -21,8 +21,9 @@ use std::collections::BTreeMap;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::config::role::{Probe, WaitFor};
+use crate::config::role::WaitFor;
 use crate::error::ProcessEnd;
+use crate::probe::ProbePlan;
 use crate::service::{self, Action, Event, Phase, ServiceState, TimerKind};
 
 use gate::Gate;
@@ -63,7 +64,7 @@ pub trait Sys {
     /// Spawns an exec probe's argv as the service's user; its end comes back through [`Sys::reap`].
     fn spawn_probe(&mut self, def: &ServiceDef, argv: &[String]) -> Result<i32, ProcessEnd>;
     /// Starts a network (tcp/http) probe attempt that sends `Msg::ProbeResult` when done.
-    fn start_network_probe(&mut self, probe: &Probe, ticket: ProbeTicket);
+    fn start_network_probe(&mut self, probe: &ProbePlan, ticket: ProbeTicket);
     /// Starts waiting (off the supervisor thread) until one of `wait`'s endpoints answers or its
     /// timeout passes; sends `Msg::RemoteWaited` then.
     fn start_remote_wait(&mut self, wait: &WaitFor, ticket: WaitTicket);

@@ -14,7 +14,7 @@ use caps::Capability;
 use privileges_support::*;
 use sparkvisor::sys::caps::{
     all_mask, current_sets, looks_privileged, mask_of, reduce_agent_bounding_set, set_sets,
-    AGENT_CAPABILITIES,
+    CapabilitySet, AGENT_CAPABILITIES,
 };
 use sparkvisor::sys::spawn::{spawn, SpawnError};
 
@@ -55,7 +55,7 @@ fn agent_bounding_set_keeps_only_what_is_needed() {
 
         // A service cannot ask for what the agent gave up; it can keep what the agent kept.
         let mut raw = spec(&["sleep", "30"]);
-        raw.capabilities = vec!["NET_RAW".into()];
+        raw.capabilities = CapabilitySet::parse(&["NET_RAW"]).unwrap();
         match spawn(&raw) {
             Err(SpawnError::Privileges { source, .. }) => {
                 if !source.to_string().contains("CAP_NET_RAW") {
@@ -65,7 +65,7 @@ fn agent_bounding_set_keeps_only_what_is_needed() {
             other => return Err(format!("NET_RAW service: {other:?}")),
         }
         let mut bind = spec(&["sleep", "30"]);
-        bind.capabilities = vec!["NET_BIND_SERVICE".into()];
+        bind.capabilities = CapabilitySet::parse(&["NET_BIND_SERVICE"]).unwrap();
         bind.user = Some(sparkvisor::users::resolve_user(
             "65534",
             None,

@@ -88,3 +88,53 @@ fn check_reports_a_role_without_a_definition() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A probe target that no attempt could use (a port that is not a number, an address without a
+/// port) is a config error of `check` (and `run`), naming the role file and the service, not a
+/// probe that fails forever.
+#[test]
+fn check_reports_a_probe_target_that_cannot_be_probed() {
+    let dir = tempfile::tempdir().unwrap();
+    let roles = dir.path().join("roles");
+    let templates = dir.path().join("templates");
+    std::fs::create_dir_all(&roles).unwrap();
+    std::fs::create_dir_all(&templates).unwrap();
+    let role = roles.join("tool.yaml");
+    let check = |yaml: &str| {
+        std::fs::write(&role, yaml).unwrap();
+        Command::new(common::bin())
+            .args(["check", "--role", "tool"])
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("SPARKVISOR_ROLES", &roles)
+            .env("SPARKVISOR_TEMPLATES", &templates)
+            .env("SPARKVISOR_HOSTNAME", "node1")
+            .output()
+            .unwrap()
+    };
+    let out = check(
+        "services:\n  web:\n    command: [\"/bin/true\"]\n    ready: { http: \"http://localhost:80a/\" }\n  \
+         db:\n    command: [\"/bin/true\"]\n    health: { tcp: \"localhost\" }\n",
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{err}");
+    assert!(err.contains("tool.yaml"), "{err}");
+    assert!(
+        err.contains("service web: `ready` probe: bad URL \"http://localhost:80a/\""),
+        "{err}"
+    );
+    assert!(
+        err.contains("service db: `health` probe: bad address \"localhost\""),
+        "{err}"
+    );
+
+    let out = check(
+        "services:\n  web:\n    command: [\"/bin/true\"]\n    ready: { http: \"http://localhost:8080/\" }\n",
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

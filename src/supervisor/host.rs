@@ -11,9 +11,10 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::{Msg, ProbeTicket, ServiceDef, Sys, WaitOutcome, WaitTicket};
-use crate::config::role::{Probe, WaitFor};
+use crate::config::role::WaitFor;
 use crate::error::ProcessEnd;
 use crate::logs::{self, LogFormat, LogStore};
+use crate::probe::ProbePlan;
 use crate::resources::OomCounter;
 use crate::status::wire;
 use crate::sys::signals::{ChildSignals, SignalReader};
@@ -64,7 +65,7 @@ impl HostSys {
     }
 
     /// The spawn of `argv` for service `def`: its plan mapped to a [`SpawnSpec`], nothing left to
-    /// resolve (its user ids and umask were resolved with its definition).
+    /// resolve (its user ids, umask and capability set were resolved with its definition).
     fn spec_for(&self, def: &ServiceDef, argv: &[String]) -> SpawnSpec {
         let spec = &def.spec;
         // A non-root agent cannot change ids: every service runs as the agent's own user (the
@@ -89,7 +90,7 @@ impl HostSys {
         let mut s = SpawnSpec::new(argv.iter().map(OsString::from).collect(), env);
         s.user = user;
         if agent_is_root {
-            s.capabilities.clone_from(&spec.capabilities);
+            s.capabilities = def.capabilities;
         }
         s.umask = Some(def.umask);
         s.cwd = spec.working_dir.as_ref().map(Into::into);
@@ -166,7 +167,7 @@ impl Sys for HostSys {
             .map_err(|e| spawn_failure(&format!("{} probe", def.name), &e))
     }
 
-    fn start_network_probe(&mut self, probe: &Probe, ticket: ProbeTicket) {
+    fn start_network_probe(&mut self, probe: &ProbePlan, ticket: ProbeTicket) {
         let tx = self.tx.clone();
         let probe = probe.clone();
         let fallback = ticket.clone();

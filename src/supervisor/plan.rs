@@ -1,9 +1,11 @@
 //! The plan of one service, built once (at start, and by each reload) from its expanded spec:
-//! the state machine's policy, the signals it is stopped with and forwarded, the ids and umask it
-//! runs with. The supervisor and the spawner only read it.
+//! the state machine's policy, the signals it is stopped with and forwarded, the ids, umask and
+//! capability set it runs with. The supervisor and the spawner only read it.
 
-use crate::config::role::ServiceSpec;
+use crate::config::role::{Probe, ServiceSpec};
+use crate::probe::ProbePlan;
 use crate::service::Policy;
+use crate::sys::caps::CapabilitySet;
 use crate::users::UserIds;
 
 /// One service as the supervisor runs it: its expanded spec and what the state machine needs.
@@ -24,6 +26,41 @@ pub struct ServiceDef {
     pub user: Option<UserIds>,
     /// Its umask (`umask:`, default [`DEFAULT_UMASK`]).
     pub umask: u32,
+    /// The only capabilities it keeps when the agent is root (`capabilities:`), parsed once.
+    pub capabilities: CapabilitySet,
+    /// Its probes with their targets parsed once.
+    pub probes: Probes,
+}
+
+/// A service's probes (`ready`, `health`, `stop.drain.until`), each parsed into a [`ProbePlan`].
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Probes {
+    /// Readiness.
+    pub ready: Option<ProbePlan>,
+    /// Liveness.
+    pub health: Option<ProbePlan>,
+    /// The drain's end.
+    pub drain: Option<ProbePlan>,
+}
+
+impl Probes {
+    /// The plans of `spec`'s probes; the error names the first bad one and why.
+    fn new(name: &str, spec: &ServiceSpec) -> Result<Self, String> {
+        let plan = |what: &str, probe: Option<&Probe>| {
+            probe
+                .map(ProbePlan::new)
+                .transpose()
+                .map_err(|why| format!("service {name}: `{what}` probe: {why}"))
+        };
+        Ok(Self {
+            ready: plan("ready", spec.ready.as_ref())?,
+            health: plan("health", spec.health.as_ref())?,
+            drain: plan(
+                "stop.drain.until",
+                spec.stop.drain.as_ref().and_then(|d| d.until.as_ref()),
+            )?,
+        })
+    }
 }
 
 /// The umask of a service without `umask:`.
@@ -31,8 +68,9 @@ pub const DEFAULT_UMASK: u32 = 0o022;
 
 impl ServiceDef {
     /// Builds the definition, running as the agent's own user until [`ServiceDef::with_user`];
-    /// `signal_by_name` resolves `stop.signal`, `forward_signals` and `agent_signals`. Every problem is returned
-    /// (an invalid umask, then the first unknown signal), each naming the service.
+    /// `signal_by_name` resolves `stop.signal`, `forward_signals` and `agent_signals`. Every problem
+    /// is returned (an invalid umask, unknown capabilities, the first bad probe target, then the
+    /// first unknown signal), each naming the service.
     pub fn new(
         name: &str,
         spec: ServiceSpec,
@@ -44,9 +82,17 @@ impl ServiceDef {
                 format!("service {name}: invalid umask {text:?}: expected octal such as 0022")
             }),
         };
+        let capabilities =
+            CapabilitySet::parse(&spec.capabilities).map_err(|e| format!("service {name}: {e}"));
+        let probes = Probes::new(name, &spec);
         let rest = Self::signals(name, &spec, signal_by_name);
-        match (umask, rest) {
-            (Ok(umask), Ok((policy, forward_signals, agent_signals))) => Ok(Self {
+        match (umask, capabilities, probes, rest) {
+            (
+                Ok(umask),
+                Ok(capabilities),
+                Ok(probes),
+                Ok((policy, forward_signals, agent_signals)),
+            ) => Ok(Self {
                 name: name.to_string(),
                 spec,
                 policy,
@@ -54,8 +100,16 @@ impl ServiceDef {
                 agent_signals,
                 user: None,
                 umask,
+                capabilities,
+                probes,
             }),
-            (umask, rest) => Err(umask.err().into_iter().chain(rest.err()).collect()),
+            (umask, capabilities, probes, rest) => Err(umask
+                .err()
+                .into_iter()
+                .chain(capabilities.err())
+                .chain(probes.err())
+                .chain(rest.err())
+                .collect()),
         }
     }
 

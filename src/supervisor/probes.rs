@@ -8,8 +8,9 @@
 
 use std::time::{Duration, Instant};
 
+use super::ServiceDef;
 use super::{signo, ProbeTicket, Supervisor, Sys};
-use crate::config::role::{Probe, ServiceSpec};
+use crate::probe::{Check, ProbePlan};
 use crate::service::{Event, ProbeKind};
 
 /// How often a probe whose spec has gone (it cannot happen while the spec is fixed) is retried.
@@ -105,12 +106,12 @@ impl ProbeRun {
     }
 }
 
-/// The probe of `kind` in a service's spec.
-fn probe_of(spec: &ServiceSpec, kind: ProbeKind) -> Option<&Probe> {
+/// The probe of `kind` in a service's plan.
+fn probe_of(def: &ServiceDef, kind: ProbeKind) -> Option<&ProbePlan> {
     match kind {
-        ProbeKind::Ready => spec.ready.as_ref(),
-        ProbeKind::Health => spec.health.as_ref(),
-        ProbeKind::Drain => spec.stop.drain.as_ref().and_then(|d| d.until.as_ref()),
+        ProbeKind::Ready => def.probes.ready.as_ref(),
+        ProbeKind::Health => def.probes.health.as_ref(),
+        ProbeKind::Drain => def.probes.drain.as_ref(),
     }
 }
 
@@ -129,8 +130,7 @@ impl<S: Sys> Supervisor<S> {
         else {
             return; // stale: the probe was stopped or restarted since
         };
-        let interval =
-            probe_of(&m.def.spec, ticket.kind).map_or(FALLBACK_INTERVAL, |p| p.interval.0);
+        let interval = probe_of(&m.def, ticket.kind).map_or(FALLBACK_INTERVAL, |p| p.interval);
         run.attempt_ended(now + interval);
         let event = if ok {
             Event::ProbePassed(ticket.kind)
@@ -161,12 +161,12 @@ impl<S: Sys> Supervisor<S> {
             return;
         };
         let Some(run) = m.probe.as_ref() else { return };
-        let Some(probe) = probe_of(&m.def.spec, run.kind).cloned() else {
+        let Some(probe) = probe_of(&m.def, run.kind).cloned() else {
             m.probe = None;
             return;
         };
         let ticket = run.ticket(i);
-        if let Some(argv) = &probe.exec {
+        if let Check::Exec(argv) = &probe.check {
             let result = match self.services.get(i) {
                 Some(m) => self.sys.spawn_probe(&m.def, argv),
                 None => return,
@@ -174,7 +174,7 @@ impl<S: Sys> Supervisor<S> {
             match result {
                 Ok(pid) => {
                     if let Some(run) = self.services.get_mut(i).and_then(|m| m.probe.as_mut()) {
-                        run.exec_started(pid, now + probe.timeout.0);
+                        run.exec_started(pid, now + probe.timeout);
                     }
                 }
                 Err(_) => self.probe_result(&ticket, false),

@@ -8,7 +8,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::config::role::{BackoffSpec, DurationSpec, RestartPolicy, ServiceSpec};
+use crate::config::role::{BackoffSpec, DurationSpec, Probe, RestartPolicy, ServiceSpec};
 use crate::service::ProbeKind;
 
 #[derive(Default)]
@@ -95,7 +95,7 @@ impl Sys for FakeSys {
     fn spawn_probe(&mut self, _def: &ServiceDef, argv: &[String]) -> Result<i32, ProcessEnd> {
         self.spawn(format!("probe {}", argv.join(" ")))
     }
-    fn start_network_probe(&mut self, _probe: &Probe, ticket: ProbeTicket) {
+    fn start_network_probe(&mut self, _probe: &ProbePlan, ticket: ProbeTicket) {
         let line = format!(
             "probe {} {:?} gen {}",
             ticket.service, ticket.kind, ticket.generation
@@ -1045,6 +1045,29 @@ fn a_definition_parses_its_umask_once_and_reports_every_problem() {
         vec![
             "service a: invalid umask \"0999\": expected octal such as 0022".to_string(),
             "service a: unknown stop signal \"NOPE\"".to_string(),
+        ]
+    );
+}
+
+#[test]
+fn a_definition_types_its_capabilities_once() {
+    use crate::sys::caps::CapabilitySet;
+    let mut s = spec(&[]);
+    assert_eq!(def("a", s.clone()).capabilities, CapabilitySet::EMPTY);
+    s.capabilities = vec![
+        "cap_chown".into(),
+        " NET_BIND_SERVICE ".into(),
+        "CHOWN".into(),
+    ];
+    assert_eq!(def("a", s.clone()).capabilities.mask(), 1 | 1 << 10);
+    s.capabilities = vec!["NET_BIND".into(), "KILL".into(), "BOGUS".into()];
+    s.umask = Some("0999".into());
+    let errors = ServiceDef::new("a", s, |_| Some(15)).unwrap_err();
+    assert_eq!(
+        errors,
+        vec![
+            "service a: invalid umask \"0999\": expected octal such as 0022".to_string(),
+            "service a: unknown capability `NET_BIND`, `BOGUS`".to_string(),
         ]
     );
 }

@@ -48,7 +48,9 @@ pub enum CapsError {
     },
 }
 
-/// Parses `NET_BIND_SERVICE`, `CAP_NET_BIND_SERVICE` or `net_bind_service`.
+/// Parses `NET_BIND_SERVICE`, `CAP_NET_BIND_SERVICE` or `net_bind_service`, ignoring surrounding
+/// whitespace. The one capability-name parser: role validation (`config::role::capability_known`)
+/// and a service's [`CapabilitySet`] both use it, so they cannot disagree.
 pub fn parse_capability(name: &str) -> Option<caps::Capability> {
     caps::to_canonical(name.trim()).parse().ok()
 }
@@ -71,19 +73,58 @@ pub fn parse_capabilities<S: AsRef<str>>(names: &[S]) -> Result<Vec<caps::Capabi
     }
 }
 
+/// A set of capabilities as a bit mask (bit N = capability N): what a service keeps, parsed from
+/// its names once when its definition is built, so a spawn only copies the mask.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CapabilitySet(u64);
+
+impl CapabilitySet {
+    /// No capabilities.
+    pub const EMPTY: Self = Self(0);
+
+    /// The set of these names ([`parse_capability`]); the error lists every unknown name.
+    pub fn parse<S: AsRef<str>>(names: &[S]) -> Result<Self, CapsError> {
+        parse_capabilities(names).map(|caps| Self(mask_of(&caps)))
+    }
+
+    /// The set of these capabilities.
+    pub fn of(caps: &[caps::Capability]) -> Self {
+        Self(mask_of(caps))
+    }
+
+    /// Its bit mask.
+    pub const fn mask(self) -> u64 {
+        self.0
+    }
+
+    /// True when it holds no capability.
+    pub const fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// Every capability of either set.
+    #[must_use]
+    pub const fn union(self, other: Self) -> Self {
+        Self(self.0 | other.0)
+    }
+
+    /// Its capabilities, by number.
+    pub fn capabilities(self) -> Vec<caps::Capability> {
+        caps_of(self.0)
+    }
+}
+
 /// What the agent keeps in its bounding set for a role: [`AGENT_CAPABILITIES`] plus every
-/// capability any service lists (names as in the role files). Pass it to
+/// capability a service keeps (`services`: the union of their sets). Pass it to
 /// [`reduce_agent_bounding_set`].
-pub fn agent_keep_set<S: AsRef<str>>(
-    service_capabilities: &[S],
-) -> Result<Vec<caps::Capability>, CapsError> {
+pub fn agent_keep_set(services: CapabilitySet) -> Vec<caps::Capability> {
     let mut keep = AGENT_CAPABILITIES.to_vec();
-    for cap in parse_capabilities(service_capabilities)? {
+    for cap in services.capabilities() {
         if !keep.contains(&cap) {
             keep.push(cap);
         }
     }
-    Ok(keep)
+    keep
 }
 
 /// The bit mask of a list of capabilities.
@@ -334,11 +375,43 @@ mod tests {
 
     #[test]
     fn agent_keep_set_adds_service_capabilities() {
-        let keep = agent_keep_set(&["NET_BIND_SERVICE", "kill"]).unwrap();
+        let keep = agent_keep_set(CapabilitySet::parse(&["NET_BIND_SERVICE", "kill"]).unwrap());
         assert_eq!(keep.len(), AGENT_CAPABILITIES.len() + 1);
         assert!(keep.contains(&Capability::CAP_NET_BIND_SERVICE));
         assert!(keep.contains(&Capability::CAP_SETPCAP));
-        assert!(agent_keep_set(&["NOPE"]).is_err());
+        assert!(CapabilitySet::parse(&["NOPE"]).is_err());
+    }
+
+    #[test]
+    fn capability_sets_parse_once_into_a_mask() {
+        let table: [(&[&str], Result<u64, &str>); 6] = [
+            (&[], Ok(0)),
+            (
+                &["CHOWN", "cap_kill", " Net_Bind_Service "],
+                Ok(1 | 1 << 5 | 1 << 10),
+            ),
+            (&["KILL", "kill", "CAP_KILL"], Ok(1 << 5)),
+            (&["checkpoint_restore"], Ok(1 << 40)),
+            (
+                &["NET_BIND", "CHOWN", "BOGUS"],
+                Err("unknown capability `NET_BIND`, `BOGUS`"),
+            ),
+            (&["CAP_"], Err("unknown capability `CAP_`")),
+        ];
+        for (names, want) in table {
+            let got = CapabilitySet::parse(names)
+                .map(CapabilitySet::mask)
+                .map_err(|e| e.to_string());
+            assert_eq!(got, want.map_err(str::to_string), "{names:?}");
+        }
+        let set = CapabilitySet::parse(&["KILL"]).unwrap();
+        assert!(CapabilitySet::EMPTY.is_empty() && !set.is_empty());
+        assert_eq!(
+            set.union(CapabilitySet::of(&[Capability::CAP_CHOWN]))
+                .mask(),
+            1 | 1 << 5
+        );
+        assert_eq!(set.capabilities(), [Capability::CAP_KILL]);
     }
 
     #[test]

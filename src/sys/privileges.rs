@@ -22,9 +22,6 @@ use crate::users::UserIds;
 /// Why a privilege plan cannot be made (found before fork, so nothing was started).
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
-    /// A capability name Linux does not know.
-    #[error(transparent)]
-    Capabilities(#[from] caps::CapsError),
     /// The agent itself lacks a capability the service should keep.
     #[error("the agent does not hold {0} (not in its permitted or bounding set), so a service cannot keep it")]
     Unavailable(String),
@@ -49,13 +46,14 @@ pub(crate) struct PrivilegePlan {
 }
 
 impl PrivilegePlan {
-    /// Plans the drop to `user` (or the agent's ids) keeping exactly `capabilities`.
+    /// Plans the drop to `user` (or the agent's ids) keeping exactly `capabilities` (typed when
+    /// the service's definition was built; here only checked against what the agent holds).
     pub(crate) fn new(
         user: Option<&UserIds>,
-        capabilities: &[String],
+        capabilities: caps::CapabilitySet,
         no_new_privs: bool,
     ) -> Result<Self, PlanError> {
-        let keep = caps::mask_of(&caps::parse_capabilities(capabilities)?);
+        let keep = capabilities.mask();
         let agent = caps::current_sets().map_err(PlanError::Credentials)?;
         let available = agent.permitted & caps::bounding_mask();
         let missing = keep & !available;

@@ -34,6 +34,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
+use super::caps::CapabilitySet;
 pub use super::child::SetupStep;
 use super::child::{close_range_cloexec, ChildPlan, DescriptorPlan, SHELL};
 use super::privileges::{PlanError, PrivilegePlan};
@@ -83,10 +84,11 @@ pub struct SpawnSpec {
     pub cwd: Option<PathBuf>,
     /// Run as this user; `None` keeps the agent's ids.
     pub user: Option<UserIds>,
-    /// The only capabilities the child keeps (`NET_BIND_SERVICE`, `CAP_CHOWN`, ...), in its bounding,
+    /// The only capabilities the child keeps (parsed from names such as `NET_BIND_SERVICE` once,
+    /// with the service's definition), in its bounding,
     /// permitted, effective, inheritable and ambient sets; every other capability is dropped, also
     /// for root.
-    pub capabilities: Vec<String>,
+    pub capabilities: CapabilitySet,
     /// The child's umask; `None` keeps the agent's.
     pub umask: Option<u32>,
     /// Set `PR_SET_NO_NEW_PRIVS` (setuid binaries and file capabilities grant nothing).
@@ -121,7 +123,7 @@ impl SpawnSpec {
             env,
             cwd: None,
             user: None,
-            capabilities: Vec::new(),
+            capabilities: CapabilitySet::EMPTY,
             umask: Some(0o022),
             no_new_privs: true,
             inherit_privileges: false,
@@ -145,7 +147,7 @@ impl SpawnSpec {
             env: std::env::vars_os().collect(),
             cwd: None,
             user: None,
-            capabilities: Vec::new(),
+            capabilities: CapabilitySet::EMPTY,
             umask: None,
             no_new_privs: false,
             inherit_privileges: true,
@@ -203,7 +205,7 @@ pub enum SpawnError {
         /// The child that failed (it exits 126).
         child: i32,
     },
-    /// The requested capabilities are unknown or the agent cannot grant them (before fork).
+    /// The agent cannot grant the requested capabilities, or cannot read its own (before fork).
     #[error("{program}: {source}")]
     Privileges {
         /// `argv[0]`.
@@ -285,7 +287,7 @@ pub fn spawn(spec: &SpawnSpec) -> Result<Spawned, SpawnError> {
     let plan = if spec.inherit_privileges {
         None
     } else {
-        let plan = PrivilegePlan::new(spec.user.as_ref(), &spec.capabilities, spec.no_new_privs)
+        let plan = PrivilegePlan::new(spec.user.as_ref(), spec.capabilities, spec.no_new_privs)
             .map_err(|source| SpawnError::Privileges {
                 program: program.clone(),
                 source,

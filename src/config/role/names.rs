@@ -1,50 +1,6 @@
-//! Signal and capability names a role may use (signals: `sys::signals`' table; capabilities: a pure
-//! table, so validation needs no capability call).
-
-/// Linux capability names without the `CAP_` prefix (capability.h, up to CAP_CHECKPOINT_RESTORE).
-const CAPABILITIES: &[&str] = &[
-    "CHOWN",
-    "DAC_OVERRIDE",
-    "DAC_READ_SEARCH",
-    "FOWNER",
-    "FSETID",
-    "KILL",
-    "SETGID",
-    "SETUID",
-    "SETPCAP",
-    "LINUX_IMMUTABLE",
-    "NET_BIND_SERVICE",
-    "NET_BROADCAST",
-    "NET_ADMIN",
-    "NET_RAW",
-    "IPC_LOCK",
-    "IPC_OWNER",
-    "SYS_MODULE",
-    "SYS_RAWIO",
-    "SYS_CHROOT",
-    "SYS_PTRACE",
-    "SYS_PACCT",
-    "SYS_ADMIN",
-    "SYS_BOOT",
-    "SYS_NICE",
-    "SYS_RESOURCE",
-    "SYS_TIME",
-    "SYS_TTY_CONFIG",
-    "MKNOD",
-    "LEASE",
-    "AUDIT_WRITE",
-    "AUDIT_CONTROL",
-    "SETFCAP",
-    "MAC_OVERRIDE",
-    "MAC_ADMIN",
-    "SYSLOG",
-    "WAKE_ALARM",
-    "BLOCK_SUSPEND",
-    "AUDIT_READ",
-    "PERFMON",
-    "BPF",
-    "CHECKPOINT_RESTORE",
-];
+//! Signal and capability names a role may use (signals: `sys::signals`' table; capabilities: the
+//! one parser in `sys::caps`, which a service's capability set is built with too, so a name that
+//! passes validation is a name the spawn keeps).
 
 /// True for a signal name or number sparkvisor can send (`TERM`, `SIGTERM`, `15`, `RTMIN+2`).
 pub fn signal_known(name: &str) -> bool {
@@ -62,11 +18,10 @@ pub fn agent_signal_known(name: &str) -> bool {
     })
 }
 
-/// True for a known capability name (`NET_BIND_SERVICE`, `CAP_NET_BIND_SERVICE`, case-insensitive).
+/// True for a known capability name (`NET_BIND_SERVICE`, `CAP_NET_BIND_SERVICE`, case-insensitive,
+/// surrounding whitespace ignored): [`crate::sys::caps::parse_capability`] knows it.
 pub fn capability_known(name: &str) -> bool {
-    let upper = name.to_ascii_uppercase();
-    let bare = upper.strip_prefix("CAP_").unwrap_or(&upper);
-    CAPABILITIES.contains(&bare)
+    crate::sys::caps::parse_capability(name).is_some()
 }
 
 #[cfg(test)]
@@ -107,5 +62,31 @@ mod tests {
         assert!(capability_known("cap_sys_admin"));
         assert!(!capability_known("NET_BIND"));
         assert!(!capability_known(""));
+    }
+
+    /// Validation and the service's capability set agree on every spelling: what `check` accepts
+    /// is what the spawn keeps, and what it refuses the definition refuses too.
+    #[test]
+    fn validation_and_the_capability_set_agree() {
+        use crate::sys::caps::CapabilitySet;
+        let table = [
+            ("NET_BIND_SERVICE", Some(1u64 << 10)),
+            ("cap_net_bind_service", Some(1 << 10)),
+            ("Cap_Chown", Some(1)),
+            (" KILL ", Some(1 << 5)),
+            ("\tSYS_ADMIN\n", Some(1 << 21)),
+            ("BPF", Some(1 << 39)),
+            ("CHECKPOINT_RESTORE", Some(1 << 40)),
+            ("NET BIND SERVICE", None),
+            ("CAP_", None),
+            ("CAPCHOWN", None),
+            ("", None),
+            ("  ", None),
+        ];
+        for (name, mask) in table {
+            assert_eq!(capability_known(name), mask.is_some(), "{name:?}");
+            let set = CapabilitySet::parse(&[name]).ok().map(CapabilitySet::mask);
+            assert_eq!(set, mask, "{name:?}");
+        }
     }
 }
