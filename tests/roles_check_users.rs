@@ -32,15 +32,7 @@ fn check_reports_a_service_user_unknown_to_this_system() {
             )
             .unwrap();
         }
-        Command::new(common::bin())
-            .args(["check", "--role", "tool"])
-            .env_clear()
-            .env("PATH", "/usr/bin:/bin")
-            .env("SPARKVISOR_ROLES", &roles)
-            .env("SPARKVISOR_TEMPLATES", &templates)
-            .env("SPARKVISOR_HOSTNAME", "node1")
-            .output()
-            .unwrap()
+        check_tool_role(&roles, &templates)
     };
     let out = check(false);
     let err = String::from_utf8_lossy(&out.stderr);
@@ -102,15 +94,7 @@ fn check_reports_a_probe_target_that_cannot_be_probed() {
     let role = roles.join("tool.yaml");
     let check = |yaml: &str| {
         std::fs::write(&role, yaml).unwrap();
-        Command::new(common::bin())
-            .args(["check", "--role", "tool"])
-            .env_clear()
-            .env("PATH", "/usr/bin:/bin")
-            .env("SPARKVISOR_ROLES", &roles)
-            .env("SPARKVISOR_TEMPLATES", &templates)
-            .env("SPARKVISOR_HOSTNAME", "node1")
-            .output()
-            .unwrap()
+        check_tool_role(&roles, &templates)
     };
     let out = check(
         "services:\n  web:\n    command: [\"/bin/true\"]\n    ready: { http: \"http://localhost:80a/\" }\n  \
@@ -137,4 +121,17 @@ fn check_reports_a_probe_target_that_cannot_be_probed() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// `sparkvisor check --role tool` with only the roles and templates directories given.
+fn check_tool_role(roles: &std::path::Path, templates: &std::path::Path) -> std::process::Output {
+    Command::new(common::bin())
+        .args(["check", "--role", "tool"])
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("SPARKVISOR_ROLES", roles)
+        .env("SPARKVISOR_TEMPLATES", templates)
+        .env("SPARKVISOR_HOSTNAME", "node1")
+        .output()
+        .unwrap()
 }
