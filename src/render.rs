@@ -10,6 +10,7 @@
 pub mod bounds;
 pub mod context;
 pub mod escape;
+pub mod parse;
 pub mod paths;
 pub mod templates;
 pub mod write;

@@ -287,3 +287,22 @@ fn wait_for_without_a_port() {
         &[("bad.yaml", 5, "is not host:port[,host:port...] (no port)")],
     );
 }
+
+/// Nested unclosed calls make tera's parser backtrack exponentially (a fuzzer finding: each level
+/// costs four times more, 30 levels would hold PID 1 for years); the parse is cut off by a step
+/// budget and the file is named.
+#[test]
+fn template_parse_bombs_are_refused() {
+    let (roles, templates) = case_dirs("parse-bomb");
+    let out = run(&["check"], &roles, &templates);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{stderr}");
+    assert!(
+        stderr.contains("/bomb.conf: template too complex to parse"),
+        "{stderr}"
+    );
+    assert_check_fails(
+        "parse-bomb-string",
+        &[("bad.yaml", 9, "template too complex to parse")],
+    );
+}

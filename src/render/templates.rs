@@ -10,6 +10,7 @@ use tera::{Context, Tera};
 
 use super::bounds::{self, Budget};
 use super::escape::Format;
+use super::parse;
 use crate::error::{Diagnostic, Diagnostics};
 
 /// Every template under one directory, parsed.
@@ -41,14 +42,17 @@ impl Templates {
         tera.register_filter("number", number);
         // Every template is escaped; the escape function is chosen per render by format.
         tera.autoescape_on(vec![""]);
-        if let Err(e) =
+        let longest = sources.values().map(String::len).max().unwrap_or(0);
+        let parsed = parse::bounded(longest, || {
             tera.add_raw_templates(sources.iter().map(|(n, t)| (n.as_str(), t.as_str())))
-        {
+        });
+        if let Err(e) = parsed {
             // Parse each on its own so every syntax error is reported, not just the first.
             for (name, text) in &sources {
                 let mut scratch = Tera::default();
-                if let Err(e) = scratch.add_raw_template(name, text) {
-                    let message = error_chain(&e);
+                if let Err(e) = parse::bounded(text.len(), || scratch.add_raw_template(name, text))
+                {
+                    let message = parse::explain_limit(error_chain(&e), text.len());
                     // A missing `extends` parent is not this file's syntax error.
                     if !message.contains("doesn't exist") {
                         diags.push(template_diagnostic(dir, name, text, &message));
@@ -240,13 +244,21 @@ impl<'a> Expander<'a> {
         let Some((tera, ctx, budget)) = self.engine.as_mut() else {
             return Err("no template engine".into());
         };
-        // Parsed as a named template (not `render_str`) so it can be bounded like a file.
-        tera.add_raw_template(ONE_OFF, input)
-            .map_err(|e| summarize(&tidy(&error_chain(&e))))?;
-        if let Some((_, why)) = bounds::recursion_problems(tera).into_iter().next() {
-            return Err(why);
+        if let Some(template) = parse::memo_get(input) {
+            tera.templates.insert(ONE_OFF.to_string(), template);
+        } else {
+            // Parsed as a named template (not `render_str`) so it can be bounded like a file.
+            parse::bounded(input.len(), || tera.add_raw_template(ONE_OFF, input)).map_err(|e| {
+                summarize(&tidy(&parse::explain_limit(error_chain(&e), input.len())))
+            })?;
+            if let Some((_, why)) = bounds::recursion_problems(tera).into_iter().next() {
+                return Err(why);
+            }
+            bounds::instrument(tera);
+            if let Some(template) = tera.templates.get(ONE_OFF) {
+                parse::memo_put(input, template);
+            }
         }
-        bounds::instrument(tera);
         budget.reset();
         tera.render(ONE_OFF, ctx)
             .map_err(|e| summarize(&tidy(&error_chain(&e))))
