@@ -44,8 +44,13 @@ pub enum ProbeError {
 
 /// Runs one attempt of a tcp or http probe (its target was parsed with its plan).
 pub fn attempt(probe: &ProbePlan) -> Result<(), ProbeError> {
-    let deadline = Instant::now() + probe.timeout;
-    match &probe.check {
+    attempt_within(&probe.check, probe.timeout)
+}
+
+/// Runs one attempt of a tcp or http check, bounded by `timeout` as a whole.
+pub fn attempt_within(check: &Check, timeout: Duration) -> Result<(), ProbeError> {
+    let deadline = Instant::now() + timeout;
+    match check {
         Check::Http { url, json } => http(url, json.as_ref(), deadline),
         Check::Tcp(addr) => connect(&addr.addr, deadline).map(drop),
         Check::Exec(_) => Err(ProbeError::BadTarget("an exec probe is a process".into())),
