@@ -220,8 +220,8 @@ impl<S: Sys> Supervisor<S> {
         }
     }
 
-    /// Handles one message (public for tests driving the loop step by step).
-    pub fn handle(&mut self, msg: Msg) {
+    /// Handles one message (the unit tests drive the loop by it, step by step).
+    fn handle(&mut self, msg: Msg) {
         match msg {
             Msg::Signal(signo::CHLD) => self.reap(),
             Msg::Signal(sig @ (signo::TERM | signo::INT)) => {
