@@ -195,12 +195,20 @@ impl Node {
     }
 
     /// The expanded services as supervisor definitions, with every service's user, umask and
-    /// signal names checked against this system (`run` refuses exactly what `check` reports).
+    /// signal names checked against this system (`run` refuses exactly what `check` reports):
+    /// users resolved against `users`, the privilege drop of their spawns planned against the
+    /// agent's credentials of this moment (at start and by each reload).
     pub fn service_defs(
         &self,
         services: BTreeMap<String, ServiceSpec>,
         users: &crate::users::UserDb,
     ) -> Result<Vec<crate::supervisor::ServiceDef>, Diagnostics> {
+        let agent = crate::sys::privileges::AgentCredentials::current().map_err(|e| {
+            Diagnostics::from(Diagnostic::new(
+                "sparkvisor",
+                format!("cannot read the agent's own credentials: {e}"),
+            ))
+        })?;
         let mut problems = Diagnostics::default();
         let mut defs = Vec::new();
         for (name, spec) in services {
@@ -217,9 +225,11 @@ impl Node {
             match crate::supervisor::ServiceDef::new(
                 &name,
                 spec,
+                user.flatten(),
+                &agent,
                 crate::signal_names::signal_by_name,
             ) {
-                Ok(def) => defs.push(def.with_user(user.flatten())),
+                Ok(def) => defs.push(def),
                 Err(errors) => {
                     for e in errors {
                         problems.push(Diagnostic::new(file.clone(), e));

@@ -44,8 +44,13 @@ pub enum ProbeError {
 
 /// Runs one attempt of a tcp or http probe (its target was parsed with its plan).
 pub fn attempt(probe: &ProbePlan) -> Result<(), ProbeError> {
-    let deadline = Instant::now() + probe.timeout;
-    match &probe.check {
+    attempt_within(&probe.check, probe.timeout)
+}
+
+/// Runs one attempt of a tcp or http check, bounded by `timeout` as a whole.
+pub fn attempt_within(check: &Check, timeout: Duration) -> Result<(), ProbeError> {
+    let deadline = Instant::now() + timeout;
+    match check {
         Check::Http { url, json } => http(url, json.as_ref(), deadline),
         Check::Tcp(addr) => connect(&addr.addr, deadline).map(drop),
         Check::Exec(_) => Err(ProbeError::BadTarget("an exec probe is a process".into())),
@@ -116,21 +121,55 @@ fn http(
     check_response(&response, json)
 }
 
+/// Most header fields a probed server's answer may have.
+const MAX_FIELDS: usize = 100;
+
+/// What a probe reads of a response head (parsed by `httparse`).
+struct Head {
+    /// The status code.
+    code: u16,
+    /// Where the body starts; `None` when the head is incomplete.
+    body: Option<usize>,
+    /// The `Location` field of a complete head.
+    location: Option<String>,
+}
+
+impl Head {
+    /// The head of `response`; an error when it has no status line.
+    fn parse(response: &[u8]) -> Result<Self, ProbeError> {
+        let mut fields = [httparse::EMPTY_HEADER; MAX_FIELDS];
+        let mut head = httparse::Response::new(&mut fields);
+        let body = match head.parse(response) {
+            Ok(httparse::Status::Complete(n)) => Some(n),
+            Ok(httparse::Status::Partial) => None,
+            Err(e) => return Err(ProbeError::Io(format!("bad response head: {e}"))),
+        };
+        // The status line is parsed before the fields, so an incomplete head may still have it.
+        let code = head
+            .code
+            .ok_or_else(|| ProbeError::Io("no status line".into()))?;
+        let location = body
+            .and_then(|_| {
+                head.headers
+                    .iter()
+                    .find(|f| f.name.eq_ignore_ascii_case("location"))
+            })
+            .map(|f| String::from_utf8_lossy(f.value).trim().to_string());
+        Ok(Self {
+            code,
+            body,
+            location,
+        })
+    }
+}
+
 /// The `Location` of a 3xx answer when it moves `url` to `https://` on the same host.
 fn https_redirect(url: &str, response: &[u8]) -> Option<String> {
-    let head_end = response.windows(4).position(|w| w == b"\r\n\r\n")?;
-    let head = String::from_utf8_lossy(response.get(..head_end)?);
-    let mut lines = head.split("\r\n");
-    let code: u16 = lines.next()?.split_whitespace().nth(1)?.parse().ok()?;
-    if !(300..400).contains(&code) || !url.starts_with("http://") {
+    let head = Head::parse(response).ok()?;
+    if !(300..400).contains(&head.code) || !url.starts_with("http://") {
         return None;
     }
-    let location = lines.find_map(|l| {
-        let (name, value) = l.split_once(':')?;
-        name.trim()
-            .eq_ignore_ascii_case("location")
-            .then(|| value.trim().to_string())
-    })?;
+    let location = head.location?;
     let host = |u: &str| {
         let (_, authority, _) = parse_url(u)?;
         // Without the port: the HTTPS port differs from the plain one.
@@ -215,7 +254,7 @@ fn exchange<S: Read + Write>(
             // the response is complete when it has a head.
             Err(e)
                 if e.kind() == std::io::ErrorKind::UnexpectedEof
-                    && response.windows(4).any(|w| w == b"\r\n\r\n") =>
+                    && Head::parse(&response).is_ok_and(|h| h.body.is_some()) =>
             {
                 break
             }
@@ -230,28 +269,15 @@ pub fn check_response(
     response: &[u8],
     json: Option<&BTreeMap<String, OneOf>>,
 ) -> Result<(), ProbeError> {
-    let status_line_end = response
-        .windows(2)
-        .position(|w| w == b"\r\n")
-        .ok_or_else(|| ProbeError::Io("no status line".into()))?;
-    let status_line = String::from_utf8_lossy(response.get(..status_line_end).unwrap_or_default());
-    let mut parts = status_line.split_whitespace();
-    let version = parts.next().unwrap_or_default();
-    let code: u16 = parts
-        .next()
-        .and_then(|c| c.parse().ok())
-        .filter(|_| version.starts_with("HTTP/"))
-        .ok_or_else(|| ProbeError::Io(format!("bad status line {status_line:?}")))?;
-    if !(200..300).contains(&code) {
-        return Err(ProbeError::Status(code));
+    let head = Head::parse(response)?;
+    if !(200..300).contains(&head.code) {
+        return Err(ProbeError::Status(head.code));
     }
     let Some(expected) = json.filter(|j| !j.is_empty()) else {
         return Ok(());
     };
-    let body_start = response
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|i| i + 4)
+    let body_start = head
+        .body
         .ok_or_else(|| ProbeError::Body("no body".into()))?;
     let body: serde_json::Value =
         serde_json::from_slice(response.get(body_start..).unwrap_or_default())
@@ -316,7 +342,7 @@ mod tests {
         let ok = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n{\"status\":\"ALIVE\",\"cores\":4}";
         let standby = b"HTTP/1.1 200 OK\r\n\r\n{\"status\":\"STANDBY\"}";
         type Row<'a> = (&'a [u8], Option<&'a BTreeMap<String, OneOf>>, bool);
-        let table: [Row; 10] = [
+        let table: [Row; 12] = [
             (standby, Some(&either), true),
             (ok, Some(&either), true),
             (
@@ -331,12 +357,54 @@ mod tests {
             (b"HTTP/1.0 204 No Content\r\n\r\n", None, true),
             (b"HTTP/1.1 200 OK\r\n\r\nnot json", Some(&alive), false),
             (b"garbage", None, false),
+            // A head cut short: its status line still counts, its body cannot.
+            (b"HTTP/1.0 200 OK\r\nX-A: 1", None, true),
+            (b"HTTP/1.0 200 OK\r\nX-A: 1", Some(&alive), false),
         ];
         for (i, (resp, json, want)) in table.into_iter().enumerate() {
             assert_eq!(check_response(resp, json).is_ok(), want, "row {i}");
         }
         let cores: BTreeMap<String, OneOf> = [("cores".into(), "4".into())].into();
         assert!(check_response(ok, Some(&cores)).is_ok());
+    }
+
+    #[test]
+    fn only_a_redirect_to_https_on_the_same_host_is_followed() {
+        let moved = |location: &str| {
+            format!("HTTP/1.1 302 Found\r\nContent-Length: 0\r\nlocation:  {location} \r\n\r\n")
+        };
+        let url = "http://master:8080/json/";
+        let table = [
+            (
+                moved("https://master:8480/json/"),
+                Some("https://master:8480/json/"),
+            ),
+            (moved("https://other:8480/json/"), None),
+            (moved("http://master:8081/json/"), None),
+            (
+                "HTTP/1.1 200 OK\r\nLocation: https://master:8480/\r\n\r\n".into(),
+                None,
+            ),
+            // A head cut short names no location.
+            (
+                "HTTP/1.1 302 Found\r\nLocation: https://master:8480/".into(),
+                None,
+            ),
+        ];
+        for (response, want) in table {
+            assert_eq!(
+                https_redirect(url, response.as_bytes()).as_deref(),
+                want,
+                "{response:?}"
+            );
+        }
+        assert_eq!(
+            https_redirect(
+                "https://master:8480/",
+                moved("https://master:1/").as_bytes()
+            ),
+            None
+        );
     }
 
     #[test]

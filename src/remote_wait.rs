@@ -1,46 +1,93 @@
-//! The blocking side of `wait_for:` (see [`crate::config::role::WaitFor`]): rounds over every target
-//! until one answers (a TCP connect, or an HTTP GET through [`crate::probe`]) or the timeout passes. It runs in its own
-//! thread (started by the real [`crate::supervisor::Sys`]), never on the supervisor's.
+//! `wait_for:` (see [`crate::config::role::WaitFor`]) as it runs: its targets parsed once into a
+//! [`WaitPlan`] with the service's definition (at start and by each reload), and the blocking
+//! rounds over them until one answers (a TCP connect, or an HTTP GET through [`crate::probe`]) or
+//! the timeout passes. The rounds run in their own thread (started by the real
+//! [`crate::supervisor::Sys`]), never on the supervisor's.
 //!
 //! Names are resolved again each round: in Compose or Kubernetes a peer's name only resolves once
 //! its container or pod exists, which is exactly what is being waited for.
 
-use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
-use crate::config::role::{DurationSpec, OneOf, Probe, Target};
-use crate::supervisor::WaitOutcome;
+use crate::config::role::{Target, WaitFor};
+use crate::probe::{Check, HttpUrl, TcpAddr};
 
 /// Longest single attempt: long enough for a JVM's web UI on a loaded machine (a master's `/json/`
 /// took over a second under load here), short enough that a silent (filtered) address does not
 /// hold up the others for long.
 const ATTEMPT: Duration = Duration::from_secs(5);
 
-/// Waits until one of `targets` answers (with `json` for HTTP targets), trying them in turn every
-/// `interval`, for at most `timeout`.
-pub fn wait_any(
-    targets: &[Target],
-    json: Option<&BTreeMap<String, OneOf>>,
-    timeout: Duration,
-    interval: Duration,
-) -> WaitOutcome {
+/// A service's `wait_for:` gate, its targets parsed once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WaitPlan {
+    /// Every target, in order: [`Check::Tcp`], or [`Check::Http`] (with the `json` fields).
+    pub targets: Vec<Check>,
+    /// The entries as written (for log lines).
+    pub described: String,
+    /// Start anyway after this long.
+    pub timeout: Duration,
+    /// Time between rounds while nothing answers.
+    pub interval: Duration,
+}
+
+impl WaitPlan {
+    /// The plan of an expanded `wait_for` (no `{{ }}` left); the error names the entry that no
+    /// attempt could use.
+    pub fn new(wait: &WaitFor) -> Result<Self, String> {
+        let targets = wait
+            .targets()?
+            .into_iter()
+            .map(|target| match target {
+                Target::Tcp(endpoint) => TcpAddr::parse(&endpoint)
+                    .map(Check::Tcp)
+                    .map_err(|why| format!("wait_for: {why}")),
+                Target::Http(url) => HttpUrl::parse(&url)
+                    .map(|url| Check::Http {
+                        url,
+                        json: wait.json.clone(),
+                    })
+                    .map_err(|why| format!("wait_for: {why}")),
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
+            targets,
+            described: wait.describe(),
+            timeout: wait.timeout.0,
+            interval: wait.interval.0,
+        })
+    }
+}
+
+/// How a remote wait ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WaitOutcome {
+    /// The endpoint that answered; `None` when the timeout passed first.
+    pub reached: Option<String>,
+    /// How long the wait took.
+    pub waited: Duration,
+}
+
+/// Waits until one of `plan`'s targets answers, trying them in turn every `interval`, for at
+/// most `timeout`.
+pub fn wait_any(plan: &WaitPlan) -> WaitOutcome {
     let started = Instant::now();
-    let deadline = started + timeout;
+    let deadline = started + plan.timeout;
     loop {
-        for target in targets {
+        for target in &plan.targets {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 break;
             }
             let limit = left.min(ATTEMPT);
-            let ok = match target {
-                Target::Tcp(endpoint) => answers(endpoint, limit),
-                Target::Http(url) => http_passes(url, json, limit),
+            let (ok, reached) = match target {
+                Check::Tcp(endpoint) => (answers(&endpoint.addr, limit), &endpoint.addr),
+                Check::Http { url, .. } => (http_passes(target, &url.text, limit), &url.text),
+                Check::Exec(_) => continue,
             };
             if ok {
                 return WaitOutcome {
-                    reached: Some(target.to_string()),
+                    reached: Some(reached.clone()),
                     waited: started.elapsed(),
                 };
             }
@@ -52,23 +99,13 @@ pub fn wait_any(
                 waited: started.elapsed(),
             };
         }
-        std::thread::sleep(interval.min(left));
+        std::thread::sleep(plan.interval.min(left));
     }
 }
 
-/// One HTTP attempt, as a readiness probe would make it.
-fn http_passes(url: &str, json: Option<&BTreeMap<String, OneOf>>, limit: Duration) -> bool {
-    let probe = Probe {
-        http: Some(url.to_string()),
-        json: json.cloned(),
-        tcp: None,
-        exec: None,
-        interval: DurationSpec(limit),
-        timeout: DurationSpec(limit),
-        threshold: 1,
-    };
-    let plan = crate::probe::ProbePlan::new(&probe);
-    match plan.and_then(|p| crate::probe::attempt(&p).map_err(|e| e.to_string())) {
+/// One HTTP attempt of `check` (at `url`), as a readiness probe would make it, within `limit`.
+fn http_passes(check: &Check, url: &str, limit: Duration) -> bool {
+    match crate::probe::attempt_within(check, limit) {
         Ok(()) => true,
         Err(e) => {
             log::debug!("wait_for: {url}: {e}");
@@ -91,10 +128,38 @@ fn answers(endpoint: &str, limit: Duration) -> bool {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, clippy::panic)]
     use std::net::TcpListener;
 
     use super::*;
+
+    /// The plan of a `wait_for:` written in YAML.
+    fn plan(yaml: &str) -> WaitPlan {
+        WaitPlan::new(&serde_yaml::from_str(yaml).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn targets_are_parsed_once_with_the_plan() {
+        let p =
+            plan("http: [\"http://m1:8080,m2:8080/json/\"]\njson: {status: ALIVE}\ninterval: 1s");
+        let urls: Vec<&str> = p
+            .targets
+            .iter()
+            .map(|t| match t {
+                Check::Http { url, json } => {
+                    assert!(json.is_some());
+                    url.addr.as_str()
+                }
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(urls, ["m1:8080", "m2:8080"]);
+        assert_eq!(p.interval, Duration::from_secs(1));
+        // A URL no request could be made from is refused when the plan is made.
+        let bad: WaitFor = serde_yaml::from_str("http: [\"http://m1:8080/a b\"]").unwrap();
+        let err = WaitPlan::new(&bad).unwrap_err();
+        assert!(err.contains("wait_for") && err.contains("space"), "{err}");
+    }
 
     #[test]
     fn the_first_endpoint_that_answers_opens_the_gate() {
@@ -103,17 +168,10 @@ mod tests {
         drop(closed);
         let open = TcpListener::bind("127.0.0.1:0").unwrap();
         let open_addr = open.local_addr().unwrap().to_string();
-        let endpoints = vec![
-            Target::Tcp(closed_addr),
-            Target::Tcp("no-such-host.invalid:1".to_string()),
-            Target::Tcp(open_addr.clone()),
-        ];
-        let out = wait_any(
-            &endpoints,
-            None,
-            Duration::from_secs(30),
-            Duration::from_millis(50),
-        );
+        let out = wait_any(&plan(&format!(
+            "tcp: [\"{closed_addr}\", \"no-such-host.invalid:1\", \"{open_addr}\"]\n\
+             timeout: 30s\ninterval: 50ms"
+        )));
         assert_eq!(out.reached, Some(open_addr));
     }
 
@@ -129,12 +187,9 @@ mod tests {
                 let _ = l.accept();
             })
         });
-        let out = wait_any(
-            &[Target::Tcp(addr.to_string())],
-            None,
-            Duration::from_secs(30),
-            Duration::from_millis(50),
-        );
+        let out = wait_any(&plan(&format!(
+            "tcp: [\"{addr}\"]\ntimeout: 30s\ninterval: 50ms"
+        )));
         if out.reached.is_some() {
             assert!(out.waited >= Duration::from_millis(250), "{out:?}");
         }
@@ -146,12 +201,9 @@ mod tests {
         let closed = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = closed.local_addr().unwrap().to_string();
         drop(closed);
-        let out = wait_any(
-            &[Target::Tcp(addr)],
-            None,
-            Duration::from_millis(300),
-            Duration::from_millis(50),
-        );
+        let out = wait_any(&plan(&format!(
+            "tcp: [\"{addr}\"]\ntimeout: 300ms\ninterval: 50ms"
+        )));
         assert_eq!(out.reached, None);
         assert!(out.waited >= Duration::from_millis(300), "{out:?}");
     }
@@ -172,14 +224,10 @@ mod tests {
                     .unwrap();
             }
         });
-        let json: BTreeMap<String, OneOf> = [("status".into(), "ALIVE".into())].into();
         let url = format!("http://{addr}/json/");
-        let out = wait_any(
-            &[Target::Http(url.clone())],
-            Some(&json),
-            Duration::from_secs(30),
-            Duration::from_millis(20),
-        );
+        let out = wait_any(&plan(&format!(
+            "http: [\"{url}\"]\njson: {{status: ALIVE}}\ntimeout: 30s\ninterval: 20ms"
+        )));
         assert_eq!(out.reached, Some(url));
         server.join().unwrap();
     }

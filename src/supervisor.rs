@@ -21,9 +21,9 @@ use std::collections::BTreeMap;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::config::role::WaitFor;
 use crate::error::ProcessEnd;
 use crate::probe::ProbePlan;
+use crate::remote_wait::WaitPlan;
 use crate::service::{self, Action, Event, Phase, ServiceState, TimerKind};
 
 use gate::Gate;
@@ -67,7 +67,7 @@ pub trait Sys {
     fn start_network_probe(&mut self, probe: &ProbePlan, ticket: ProbeTicket);
     /// Starts waiting (off the supervisor thread) until one of `wait`'s endpoints answers or its
     /// timeout passes; sends `Msg::RemoteWaited` then.
-    fn start_remote_wait(&mut self, wait: &WaitFor, ticket: WaitTicket);
+    fn start_remote_wait(&mut self, wait: &WaitPlan, ticket: WaitTicket);
     /// Sends `signo` to one process.
     fn signal_process(&mut self, pid: i32, signo: i32);
     /// Sends `signo` to a process group.
@@ -220,8 +220,8 @@ impl<S: Sys> Supervisor<S> {
         }
     }
 
-    /// Handles one message (public for tests driving the loop step by step).
-    pub fn handle(&mut self, msg: Msg) {
+    /// Handles one message (the unit tests drive the loop by it, step by step).
+    fn handle(&mut self, msg: Msg) {
         match msg {
             Msg::Signal(signo::CHLD) => self.reap(),
             Msg::Signal(sig @ (signo::TERM | signo::INT)) => {

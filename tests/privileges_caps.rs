@@ -55,7 +55,7 @@ fn agent_bounding_set_keeps_only_what_is_needed() {
 
         // A service cannot ask for what the agent gave up; it can keep what the agent kept.
         let mut raw = spec(&["sleep", "30"]);
-        raw.capabilities = CapabilitySet::parse(&["NET_RAW"]).unwrap();
+        raw.privileges = plan(None, CapabilitySet::parse(&["NET_RAW"]).unwrap(), true);
         match spawn(&raw) {
             Err(SpawnError::Privileges { source, .. }) => {
                 if !source.to_string().contains("CAP_NET_RAW") {
@@ -65,13 +65,17 @@ fn agent_bounding_set_keeps_only_what_is_needed() {
             other => return Err(format!("NET_RAW service: {other:?}")),
         }
         let mut bind = spec(&["sleep", "30"]);
-        bind.capabilities = CapabilitySet::parse(&["NET_BIND_SERVICE"]).unwrap();
-        bind.user = Some(sparkvisor::users::resolve_user(
+        let nobody = sparkvisor::users::resolve_user(
             "65534",
             None,
             None,
             &sparkvisor::users::UserDb::default(),
-        )?);
+        )?;
+        bind.privileges = plan(
+            Some(nobody),
+            CapabilitySet::parse(&["NET_BIND_SERVICE"]).unwrap(),
+            true,
+        );
         let child = Running::start(&bind);
         let sets = cap_sets(&child.status());
         if sets != [1 << 10; 5] {

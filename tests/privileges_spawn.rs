@@ -36,7 +36,7 @@ fn non_root_service_gets_uid_gid_groups_and_no_capabilities() {
         return;
     }
     let mut spec = spec(&["sleep", "30"]);
-    spec.user = Some(nobody(None));
+    spec.privileges = plan(Some(nobody(None)), CapabilitySet::EMPTY, true);
     let child = Running::start(&spec);
     let status = child.status();
     assert_eq!(status["Uid"], "65534\t65534\t65534\t65534");
@@ -54,7 +54,8 @@ fn explicit_groups_replace_the_supplementary_list() {
         return;
     }
     let mut spec = spec(&["sleep", "30"]);
-    spec.user = Some(nobody(Some(&["7".to_string(), "4242".to_string()])));
+    let groups = ["7".to_string(), "4242".to_string()];
+    spec.privileges = plan(Some(nobody(Some(&groups))), CapabilitySet::EMPTY, true);
     let child = Running::start(&spec);
     let status = child.status();
     let mut groups: Vec<&str> = status["Groups"].split_whitespace().collect();
@@ -68,8 +69,8 @@ fn non_root_service_keeps_exactly_net_bind_service() {
         return;
     }
     let mut spec = spec(&["sleep", "30"]);
-    spec.user = Some(nobody(None));
-    spec.capabilities = CapabilitySet::parse(&["NET_BIND_SERVICE"]).unwrap();
+    let net_bind = CapabilitySet::parse(&["NET_BIND_SERVICE"]).unwrap();
+    spec.privileges = plan(Some(nobody(None)), net_bind, true);
     let child = Running::start(&spec);
     let status = child.status();
     assert_eq!(status["Uid"], "65534\t65534\t65534\t65534");
@@ -87,7 +88,8 @@ fn root_without_capabilities_is_root_by_name_only() {
         return;
     }
     let mut spec = spec(&["sleep", "30"]);
-    spec.user = Some(resolve_user("0", None, None, &UserDb::default()).unwrap());
+    let root = resolve_user("0", None, None, &UserDb::default()).unwrap();
+    spec.privileges = plan(Some(root), CapabilitySet::EMPTY, true);
     let child = Running::start(&spec);
     let status = child.status();
     assert_eq!(status["Uid"], "0\t0\t0\t0");
@@ -105,9 +107,9 @@ fn root_keeps_capabilities_only_when_listed() {
         return;
     }
     let mut spec = spec(&["sleep", "30"]);
-    spec.user = Some(resolve_user("0", None, None, &UserDb::default()).unwrap());
-    spec.capabilities = CapabilitySet::parse(&["CAP_CHOWN", "kill"]).unwrap();
-    spec.no_new_privs = false;
+    let root = resolve_user("0", None, None, &UserDb::default()).unwrap();
+    let chown_kill = CapabilitySet::parse(&["CAP_CHOWN", "kill"]).unwrap();
+    spec.privileges = plan(Some(root), chown_kill, false);
     let child = Running::start(&spec);
     let status = child.status();
     assert_eq!(cap_sets(&status), [CHOWN | KILL; 5], "Eff Prm Inh Bnd Amb");
@@ -136,11 +138,12 @@ fn non_root_binds_port_80_only_with_net_bind_service() {
         return;
     }
     let mut spec = spec(&["/usr/bin/python3", "-c", BIND_80]);
-    spec.user = Some(nobody(None));
+    spec.privileges = plan(Some(nobody(None)), CapabilitySet::EMPTY, true);
     let (code, _, err) = run_to_end(&spec);
     assert_eq!(code, libc::EACCES, "without the capability: {err}");
 
-    spec.capabilities = CapabilitySet::parse(&["NET_BIND_SERVICE"]).unwrap();
+    let net_bind = CapabilitySet::parse(&["NET_BIND_SERVICE"]).unwrap();
+    spec.privileges = plan(Some(nobody(None)), net_bind, true);
     let (code, _, err) = run_to_end(&spec);
     assert!(
         code == 0 || code == libc::EADDRINUSE,
@@ -154,7 +157,8 @@ fn uid_without_passwd_entry_gets_home_user_and_logname() {
         return;
     }
     let mut spec = spec(&["env"]);
-    spec.user = Some(resolve_user("4243", None, None, &UserDb::default()).unwrap());
+    let user = resolve_user("4243", None, None, &UserDb::default()).unwrap();
+    spec.privileges = plan(Some(user), CapabilitySet::EMPTY, true);
     let (code, out, err) = run_to_end(&spec);
     assert_eq!(code, 0, "{err}");
     let mut lines: Vec<&str> = out.lines().collect();
@@ -196,7 +200,7 @@ fn caller_given_home_wins_over_the_users() {
     }
     let mut spec = spec(&["env"]);
     spec.env.push(("HOME".into(), "/tmp".into()));
-    spec.user = Some(nobody(None));
+    spec.privileges = plan(Some(nobody(None)), CapabilitySet::EMPTY, true);
     let (code, out, err) = run_to_end(&spec);
     assert_eq!(code, 0, "{err}");
     let mut lines: Vec<&str> = out.lines().collect();
@@ -261,7 +265,7 @@ fn working_directory_is_entered_as_the_service_user() {
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
     let mut spec = spec(&["sleep", "30"]);
     spec.cwd = Some(dir.path().to_path_buf());
-    spec.user = Some(nobody(None));
+    spec.privileges = plan(Some(nobody(None)), CapabilitySet::EMPTY, true);
     let err = spawn(&spec).unwrap_err();
     match &err {
         SpawnError::Setup {
@@ -419,7 +423,11 @@ fn rootless_agent_runs_services_as_itself_and_cannot_switch() {
         nix::unistd::setresuid(nobody_uid, nobody_uid, nobody_uid).map_err(|e| e.to_string())?;
 
         let mut same = spec(&["sleep", "30"]);
-        same.user = Some(nobody(Some(&["65534".to_string()])));
+        same.privileges = plan(
+            Some(nobody(Some(&["65534".to_string()]))),
+            CapabilitySet::EMPTY,
+            true,
+        );
         let child = Running::start(&same);
         let status = child.status();
         // Without CAP_SETPCAP the bounding set cannot shrink; it grants nothing to a non-root
@@ -430,7 +438,11 @@ fn rootless_agent_runs_services_as_itself_and_cannot_switch() {
         }
 
         let mut other = spec(&["sleep", "30"]);
-        other.user = Some(resolve_user("4244", None, None, &UserDb::default())?);
+        other.privileges = plan(
+            Some(resolve_user("4244", None, None, &UserDb::default())?),
+            CapabilitySet::EMPTY,
+            true,
+        );
         match spawn(&other) {
             Err(SpawnError::Setup {
                 step: SetupStep::Groups,

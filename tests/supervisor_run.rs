@@ -546,6 +546,68 @@ services:
     assert_eq!(Agent::code(agent.wait(LONG)), 0, "{}", agent.stderr());
 }
 
+/// A user added to /etc/passwd before a SIGHUP is resolved by that reload, and the restarted
+/// service runs as it: a service's plan (its ids among them) is built by the reload with the user
+/// database of that moment, and the spawn only maps that plan (it resolves nothing against the
+/// database loaded at start). /etc/passwd is a bind mount of a scene file, in a mount namespace of
+/// the agent's own.
+#[test]
+fn a_user_added_before_sighup_runs_the_service_after_the_reload() {
+    if needs_root() {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let s = Scene::new();
+    std::fs::set_permissions(s.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(s.work(""), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let passwd = s.path().join("passwd");
+    let users = "root:x:0:0:root:/root:/bin/sh\nolduser:x:4301:4301::/:/bin/sh\n";
+    std::fs::write(&passwd, users).unwrap();
+    let cluster = s.path().join("cluster.yaml");
+    std::fs::write(&cluster, "settings:\n  demo:\n    who: olduser\n").unwrap();
+    s.role(
+        "who",
+        r#"
+services:
+  who:
+    command: ["sh", "-c", "echo $(id -u) $USER >> @WORK@/who.runs; exec sleep 1000"]
+    user: "{{ demo.who }}"
+"#,
+    );
+    // Both users append to it.
+    std::fs::write(s.work("who.runs"), "").unwrap();
+    std::fs::set_permissions(s.work("who.runs"), std::fs::Permissions::from_mode(0o666)).unwrap();
+    let agent_cmd = s.agent(false, &["run", "--role", "who"]);
+    let mut cmd = std::process::Command::new("unshare");
+    cmd.args(["--mount", "--", "sh", "-c"])
+        .arg("mount --bind \"$0\" /etc/passwd && exec \"$@\"")
+        .arg(&passwd)
+        .arg(agent_cmd.get_program())
+        .args(agent_cmd.get_args());
+    for (k, v) in agent_cmd.get_envs() {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    cmd.env("SPARKVISOR_CONFIG", &cluster)
+        .stdin(std::process::Stdio::null());
+    let mut agent = s.start(&mut cmd);
+    let runs = || s.read("who.runs").unwrap_or_default();
+    agent.wait_for(LONG, "the service as olduser", || !runs().is_empty());
+    assert_eq!(runs(), "4301 olduser\n");
+    // Written in place: the bind mount shows the same file.
+    std::fs::write(&passwd, format!("{users}newuser:x:4302:4302::/:/bin/sh\n")).unwrap();
+    std::fs::write(&cluster, "settings:\n  demo:\n    who: newuser\n").unwrap();
+    agent.signal(false, libc::SIGHUP);
+    agent.wait_for(LONG, "the service restarted as newuser", || {
+        runs().lines().count() >= 2
+    });
+    assert_eq!(runs(), "4301 olduser\n4302 newuser\n", "{}", s.stderr());
+    agent.signal(false, libc::SIGTERM);
+    assert_eq!(Agent::code(agent.wait(LONG)), 0, "{}", agent.stderr());
+}
+
 /// A rewritten cluster file (as KubeDirector rewrites configmeta.json) reloads without a SIGHUP.
 #[test]
 fn a_rewritten_config_file_reloads_by_itself() {

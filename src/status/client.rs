@@ -1,7 +1,8 @@
 //! The operator CLI side of the status socket: `status`, `health`, `start|stop|restart`, `signal`, `logs`.
 //!
 //! A tiny HTTP/1.1 client over the Unix socket (`SPARKVISOR_SOCKET`): one request per connection,
-//! `Connection: close`, the answer read to its end (or, for `logs -f`, chunk by chunk).
+//! `Connection: close`, the answer read to its end (or, for `logs -f`, chunk by chunk). The head
+//! and the chunk sizes are parsed by `httparse`; only the framing (which bytes to read) is here.
 //! Exit codes: 0 success; 1 a failed request (unknown service, conflict) or `health` not healthy;
 //! 69 no agent on the socket; 77 control refused to this uid (README "Exit codes").
 
@@ -170,7 +171,8 @@ fn print_log_line(out: &mut impl Write, raw: &[u8]) -> io::Result<()> {
     out.flush()
 }
 
-/// Percent-encodes a path segment or query value.
+/// Percent-encodes a path segment or query value: every byte but RFC 3986's unreserved ones.
+/// (Hand-written: the `percent-encoding` crate would be a new dependency for these few lines.)
 fn encode(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for b in text.bytes() {
@@ -356,42 +358,52 @@ fn bad(msg: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, msg.to_string())
 }
 
-/// Reads the status line and header fields (bounded: 100 lines of 8 KiB).
+/// Most header fields an answer may have.
+const MAX_FIELDS: usize = 100;
+
+/// Reads the status line and header fields (bounded: [`MAX_FIELDS`] lines of 8 KiB) and parses
+/// them with `httparse`.
 fn read_head(reader: &mut impl BufRead) -> io::Result<Head> {
-    let mut line = String::new();
-    read_line(reader, &mut line)?;
-    let status = line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse::<u16>().ok())
-        .filter(|_| line.starts_with("HTTP/1."))
-        .ok_or_else(|| bad("not an HTTP answer"))?;
+    let mut raw = Vec::new();
+    let mut ended = false;
+    for _ in 0..=MAX_FIELDS + 1 {
+        let start = raw.len();
+        read_line(reader, &mut raw)?;
+        if matches!(raw.get(start..), Some(b"\r\n" | b"\n")) {
+            ended = true;
+            break;
+        }
+    }
+    if !ended {
+        return Err(bad("too many header fields"));
+    }
+    let mut fields = [httparse::EMPTY_HEADER; MAX_FIELDS];
+    let mut answer = httparse::Response::new(&mut fields);
+    match answer.parse(&raw) {
+        Ok(httparse::Status::Complete(_)) => {}
+        Ok(httparse::Status::Partial) | Err(_) => return Err(bad("not an HTTP answer")),
+    }
+    let status = answer.code.ok_or_else(|| bad("not an HTTP answer"))?;
     let mut head = Head {
         status,
         content_length: None,
         chunked: false,
     };
-    for _ in 0..100 {
-        read_line(reader, &mut line)?;
-        let field = line.trim_end();
-        if field.is_empty() {
-            return Ok(head);
-        }
-        if let Some((name, value)) = field.split_once(':') {
-            let value = value.trim();
-            if name.eq_ignore_ascii_case("content-length") {
-                head.content_length = Some(value.parse().map_err(|_| bad("bad content-length"))?);
-            } else if name.eq_ignore_ascii_case("transfer-encoding") {
-                head.chunked = value.eq_ignore_ascii_case("chunked");
-            }
+    for field in answer.headers.iter() {
+        let value = std::str::from_utf8(field.value).map(str::trim);
+        if field.name.eq_ignore_ascii_case("content-length") {
+            let n = value.ok().and_then(|v| v.parse().ok());
+            head.content_length = Some(n.ok_or_else(|| bad("bad content-length"))?);
+        } else if field.name.eq_ignore_ascii_case("transfer-encoding") {
+            head.chunked = value.is_ok_and(|v| v.eq_ignore_ascii_case("chunked"));
         }
     }
-    Err(bad("too many header fields"))
+    Ok(head)
 }
 
-fn read_line(reader: &mut impl BufRead, line: &mut String) -> io::Result<()> {
-    line.clear();
-    let n = reader.take(8192).read_line(line)?;
+/// Appends one line (at most 8 KiB, with its line break) to `buf`.
+fn read_line(reader: &mut impl BufRead, buf: &mut Vec<u8>) -> io::Result<()> {
+    let n = reader.take(8192).read_until(b'\n', buf)?;
     if n == 0 {
         return Err(io::Error::new(
             io::ErrorKind::UnexpectedEof,
@@ -406,22 +418,28 @@ fn read_chunks(
     reader: &mut impl BufRead,
     mut on_chunk: impl FnMut(&[u8]) -> io::Result<()>,
 ) -> io::Result<()> {
-    let mut line = String::new();
+    let mut line = Vec::new();
     let mut data = Vec::new();
     loop {
+        line.clear();
         match read_line(reader, &mut line) {
             Ok(()) => {}
             // The server closes a follow stream without a last chunk when the agent stops.
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(()),
             Err(e) => return Err(e),
         }
-        let size_text = line.trim_end().split(';').next().unwrap_or("");
-        let size = usize::from_str_radix(size_text.trim(), 16).map_err(|_| bad("bad chunk"))?;
+        let size = match httparse::parse_chunk_size(&line) {
+            Ok(httparse::Status::Complete((_, size))) => {
+                usize::try_from(size).map_err(|_| bad("bad chunk"))?
+            }
+            Ok(httparse::Status::Partial) | Err(_) => return Err(bad("bad chunk")),
+        };
         if size == 0 {
             return Ok(());
         }
         data.resize(size, 0);
         reader.read_exact(&mut data)?;
+        line.clear();
         read_line(reader, &mut line)?;
         on_chunk(&data)?;
     }

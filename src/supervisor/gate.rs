@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use super::{Supervisor, Sys};
-use crate::config::role::WaitFor;
+pub use crate::remote_wait::WaitOutcome;
 use crate::service::Phase;
 
 /// Where a service's remote gate is.
@@ -32,15 +32,6 @@ pub struct WaitTicket {
     pub generation: u64,
 }
 
-/// How a remote wait ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WaitOutcome {
-    /// The endpoint that answered; `None` when the timeout passed first.
-    pub reached: Option<String>,
-    /// How long the wait took.
-    pub waited: Duration,
-}
-
 impl<S: Sys> Supervisor<S> {
     /// Whether service `i` may start as far as its `wait_for` is concerned; starts the wait when
     /// none is in flight. An open gate is consumed here.
@@ -48,7 +39,7 @@ impl<S: Sys> Supervisor<S> {
         let Some(m) = self.services.get_mut(i) else {
             return false;
         };
-        let Some(wait) = m.def.spec.wait_for.clone() else {
+        let Some(wait) = m.def.wait.clone() else {
             return true;
         };
         match m.gate {
@@ -62,9 +53,9 @@ impl<S: Sys> Supervisor<S> {
                 let generation = self.generation;
                 m.gate = Gate::Pending(generation);
                 log::info!(
-                    "{}: waiting for {} (at most {})",
+                    "{}: waiting for {} (at most {:?})",
                     m.def.name,
-                    wait.describe(),
+                    wait.described,
                     wait.timeout
                 );
                 self.sys.start_remote_wait(
@@ -104,10 +95,9 @@ impl<S: Sys> Supervisor<S> {
                 "{}: nothing answered on {} within {waited:?}: starting anyway",
                 m.def.name,
                 m.def
-                    .spec
-                    .wait_for
+                    .wait
                     .as_ref()
-                    .map(WaitFor::describe)
+                    .map(|w| w.described.as_str())
                     .unwrap_or_default()
             ),
         }

@@ -11,10 +11,10 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::{Msg, ProbeTicket, ServiceDef, Sys, WaitOutcome, WaitTicket};
-use crate::config::role::WaitFor;
 use crate::error::ProcessEnd;
 use crate::logs::{self, LogFormat, LogStore};
 use crate::probe::ProbePlan;
+use crate::remote_wait::WaitPlan;
 use crate::resources::OomCounter;
 use crate::status::wire;
 use crate::sys::signals::{ChildSignals, SignalReader};
@@ -65,19 +65,12 @@ impl HostSys {
     }
 
     /// The spawn of `argv` for service `def`: its plan mapped to a [`SpawnSpec`], nothing left to
-    /// resolve (its user ids, umask and capability set were resolved with its definition).
+    /// resolve or read of the agent's state (its privilege drop and umask were made with its
+    /// definition); its environment is the agent's base one under its own.
     fn spec_for(&self, def: &ServiceDef, argv: &[String]) -> SpawnSpec {
         let spec = &def.spec;
-        // A non-root agent cannot change ids: every service runs as the agent's own user (the
-        // image's `spark`, or an arbitrary OpenShift uid), with no capabilities (app.rs says so once).
-        let agent_is_root = crate::sys::process::current_ids().0 == 0;
-        let user = if agent_is_root {
-            def.user.clone()
-        } else {
-            None
-        };
         let mut env = self.base_env.clone();
-        if user.is_some() {
+        if def.privileges.user().is_some() {
             // The agent's own identity must not leak into a service running as another user:
             // spawn sets these from the service's user (the service's `environment` still wins).
             env.retain(|(k, _)| !matches!(k.to_str(), Some("HOME" | "USER" | "LOGNAME")));
@@ -87,11 +80,11 @@ impl HostSys {
             env.retain(|(ek, _)| *ek != key);
             env.push((key, OsString::from(v)));
         }
-        let mut s = SpawnSpec::new(argv.iter().map(OsString::from).collect(), env);
-        s.user = user;
-        if agent_is_root {
-            s.capabilities = def.capabilities;
-        }
+        let mut s = SpawnSpec::new(
+            argv.iter().map(OsString::from).collect(),
+            env,
+            def.privileges.clone(),
+        );
         s.umask = Some(def.umask);
         s.cwd = spec.working_dir.as_ref().map(Into::into);
         s
@@ -199,18 +192,14 @@ impl Sys for HostSys {
         }
     }
 
-    fn start_remote_wait(&mut self, wait: &WaitFor, ticket: WaitTicket) {
+    fn start_remote_wait(&mut self, wait: &WaitPlan, ticket: WaitTicket) {
         let tx = self.tx.clone();
-        // Validated when the role was expanded (`check` and `run` refuse bad endpoints).
-        let targets = wait.targets().unwrap_or_default();
-        let json = wait.json.clone();
-        let (timeout, interval) = (wait.timeout.0, wait.interval.0);
+        let wait = wait.clone();
         let started = std::thread::Builder::new()
             .name("wait-for".into())
             .stack_size(PROBE_STACK)
             .spawn(move || {
-                let outcome =
-                    crate::remote_wait::wait_any(&targets, json.as_ref(), timeout, interval);
+                let outcome = crate::remote_wait::wait_any(&wait);
                 let _ = tx.send(Msg::RemoteWaited { ticket, outcome });
             });
         if let Err(e) = started {

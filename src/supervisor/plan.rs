@@ -1,11 +1,15 @@
-//! The plan of one service, built once (at start, and by each reload) from its expanded spec:
-//! the state machine's policy, the signals it is stopped with and forwarded, the ids, umask and
-//! capability set it runs with. The supervisor and the spawner only read it.
+//! The plan of one service, built once (at start, and by each reload) from its expanded spec,
+//! the user database and the agent's credentials of that moment: the state machine's policy, the
+//! signals it is stopped with and forwarded, the ids, umask and capability set it runs with and
+//! the privilege drop of its spawns, its probes and its `wait_for` targets. The supervisor and
+//! the spawner only read it.
 
 use crate::config::role::{Probe, ServiceSpec};
 use crate::probe::ProbePlan;
+use crate::remote_wait::WaitPlan;
 use crate::service::Policy;
 use crate::sys::caps::CapabilitySet;
+use crate::sys::privileges::{AgentCredentials, PrivilegePlan};
 use crate::users::UserIds;
 
 /// One service as the supervisor runs it: its expanded spec and what the state machine needs.
@@ -21,15 +25,21 @@ pub struct ServiceDef {
     pub forward_signals: Vec<i32>,
     /// Stop/reload signal numbers this service may send the agent (`agent_signals`).
     pub agent_signals: Vec<i32>,
-    /// The ids it runs as when the agent is root (`None`: the agent's own), resolved once
-    /// against the user database its definition was checked with ([`ServiceDef::with_user`]).
+    /// The ids its role names (`None`: the agent's own), resolved once against the user
+    /// database of the moment its definition was built.
     pub user: Option<UserIds>,
     /// Its umask (`umask:`, default [`DEFAULT_UMASK`]).
     pub umask: u32,
     /// The only capabilities it keeps when the agent is root (`capabilities:`), parsed once.
     pub capabilities: CapabilitySet,
+    /// The privilege drop of each of its spawns (the service and its exec probes), planned once
+    /// against the agent's credentials: a root agent drops to [`Self::user`] keeping
+    /// [`Self::capabilities`]; a non-root agent runs it as itself with no capabilities.
+    pub privileges: PrivilegePlan,
     /// Its probes with their targets parsed once.
     pub probes: Probes,
+    /// Its `wait_for:` gate with its targets parsed once.
+    pub wait: Option<WaitPlan>,
 }
 
 /// A service's probes (`ready`, `health`, `stop.drain.until`), each parsed into a [`ProbePlan`].
@@ -67,13 +77,16 @@ impl Probes {
 pub const DEFAULT_UMASK: u32 = 0o022;
 
 impl ServiceDef {
-    /// Builds the definition, running as the agent's own user until [`ServiceDef::with_user`];
+    /// Builds the definition of a service running as `user` (resolved by the caller against the
+    /// user database of this moment, see [`crate::users`]) under an agent holding `agent`;
     /// `signal_by_name` resolves `stop.signal`, `forward_signals` and `agent_signals`. Every problem
-    /// is returned (an invalid umask, unknown capabilities, the first bad probe target, then the
-    /// first unknown signal), each naming the service.
+    /// is returned (an invalid umask, unknown capabilities, the first bad probe target, a bad
+    /// `wait_for` target, then the first unknown signal), each naming the service.
     pub fn new(
         name: &str,
         spec: ServiceSpec,
+        user: Option<UserIds>,
+        agent: &AgentCredentials,
         signal_by_name: impl Fn(&str) -> Option<i32>,
     ) -> Result<Self, Vec<String>> {
         let umask = match spec.umask.as_deref() {
@@ -85,38 +98,57 @@ impl ServiceDef {
         let capabilities =
             CapabilitySet::parse(&spec.capabilities).map_err(|e| format!("service {name}: {e}"));
         let probes = Probes::new(name, &spec);
+        let wait = spec
+            .wait_for
+            .as_ref()
+            .map(WaitPlan::new)
+            .transpose()
+            .map_err(|why| format!("service {name}: {why}"));
         let rest = Self::signals(name, &spec, signal_by_name);
-        match (umask, capabilities, probes, rest) {
+        match (umask, capabilities, probes, wait, rest) {
             (
                 Ok(umask),
                 Ok(capabilities),
                 Ok(probes),
+                Ok(wait),
                 Ok((policy, forward_signals, agent_signals)),
             ) => Ok(Self {
                 name: name.to_string(),
+                privileges: Self::privileges(user.as_ref(), capabilities, agent),
                 spec,
                 policy,
                 forward_signals,
                 agent_signals,
-                user: None,
+                user,
                 umask,
                 capabilities,
                 probes,
+                wait,
             }),
-            (umask, capabilities, probes, rest) => Err(umask
+            (umask, capabilities, probes, wait, rest) => Err(umask
                 .err()
                 .into_iter()
                 .chain(capabilities.err())
                 .chain(probes.err())
+                .chain(wait.err())
                 .chain(rest.err())
                 .collect()),
         }
     }
 
-    /// The same service running as `user` (resolved by the caller, see [`crate::users`]).
-    #[must_use]
-    pub fn with_user(self, user: Option<UserIds>) -> Self {
-        Self { user, ..self }
+    /// The drop of its spawns: a non-root agent cannot change ids, so every service runs as the
+    /// agent's own user (the image's `spark`, or an arbitrary OpenShift uid) with no capabilities
+    /// (app.rs says so once); `no_new_privs` always.
+    fn privileges(
+        user: Option<&UserIds>,
+        capabilities: CapabilitySet,
+        agent: &AgentCredentials,
+    ) -> PrivilegePlan {
+        if agent.is_root() {
+            PrivilegePlan::new(user.cloned(), capabilities, true, agent)
+        } else {
+            PrivilegePlan::new(None, CapabilitySet::EMPTY, true, agent)
+        }
     }
 
     /// The state machine's policy, the forwarded signals and the signals the service may send

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use super::*;
 use crate::config::role::{BackoffSpec, DurationSpec, Probe, RestartPolicy, ServiceSpec};
 use crate::service::ProbeKind;
+use crate::sys::privileges::AgentCredentials;
 
 #[derive(Default)]
 struct World {
@@ -102,12 +103,10 @@ impl Sys for FakeSys {
         );
         self.0.borrow_mut().log.push(line);
     }
-    fn start_remote_wait(&mut self, wait: &WaitFor, ticket: WaitTicket) {
+    fn start_remote_wait(&mut self, wait: &WaitPlan, ticket: WaitTicket) {
         let line = format!(
             "wait {} {} gen {}",
-            ticket.service,
-            wait.describe(),
-            ticket.generation
+            ticket.service, wait.described, ticket.generation
         );
         self.0.borrow_mut().log.push(line);
     }
@@ -158,8 +157,13 @@ fn spec(after: &[&str]) -> ServiceSpec {
     s
 }
 
+/// The test process's own credentials, as the agent's.
+fn agent() -> AgentCredentials {
+    AgentCredentials::current().unwrap()
+}
+
 fn def(name: &str, spec: ServiceSpec) -> ServiceDef {
-    ServiceDef::new(name, spec, |s| match s {
+    ServiceDef::new(name, spec, None, &agent(), |s| match s {
         "TERM" => Some(15),
         "PWR" => Some(30),
         "USR1" => Some(10),
@@ -1036,10 +1040,11 @@ fn a_definition_parses_its_umask_once_and_reports_every_problem() {
         name: "spark".into(),
         home: "/home/spark".into(),
     };
-    assert_eq!(d.with_user(Some(ids.clone())).user, Some(ids));
+    let d = ServiceDef::new("a", s.clone(), Some(ids.clone()), &agent(), |_| Some(15)).unwrap();
+    assert_eq!(d.user, Some(ids));
     s.umask = Some("0999".into());
     s.stop.signal = "NOPE".into();
-    let errors = ServiceDef::new("a", s, |_| None).unwrap_err();
+    let errors = ServiceDef::new("a", s, None, &agent(), |_| None).unwrap_err();
     assert_eq!(
         errors,
         vec![
@@ -1062,7 +1067,7 @@ fn a_definition_types_its_capabilities_once() {
     assert_eq!(def("a", s.clone()).capabilities.mask(), 1 | 1 << 10);
     s.capabilities = vec!["NET_BIND".into(), "KILL".into(), "BOGUS".into()];
     s.umask = Some("0999".into());
-    let errors = ServiceDef::new("a", s, |_| Some(15)).unwrap_err();
+    let errors = ServiceDef::new("a", s, None, &agent(), |_| Some(15)).unwrap_err();
     assert_eq!(
         errors,
         vec![

@@ -3,7 +3,8 @@
 //! The rule of this module: async-signal-safe only. The agent has threads, so between `fork` and
 //! `exec` the child may not allocate, lock or call anything that could (another thread may have held
 //! the allocator's lock at the fork). Everything used here is computed before fork
-//! (`PrivilegePlan::new` in [`super::privileges`], the plans of [`super::spawn`]) and only read here.
+//! (a service's `PrivilegePlan` with its definition, see [`super::privileges`]; the rest by
+//! [`super::spawn`]) and only read here.
 
 use std::ffi::CString;
 use std::io;

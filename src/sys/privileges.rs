@@ -1,5 +1,6 @@
-//! The privilege drop of a service, planned before fork; [`super::child`] applies it in the child
-//! before exec.
+//! The privilege drop of a service, planned once with its definition (at start and by each
+//! reload) against the agent's credentials of that moment ([`AgentCredentials`]); a spawn only
+//! hands the plan to [`super::child`], which applies it in the child before exec.
 //!
 //! Order (youki's, which the kernel's rules require):
 //! 1. drop from the bounding set every capability the service does not keep (needs CAP_SETPCAP,
@@ -19,24 +20,87 @@ use std::io;
 use super::caps;
 use crate::users::UserIds;
 
-/// Why a privilege plan cannot be made (found before fork, so nothing was started).
-#[derive(Debug, thiserror::Error)]
+/// Why a spawn cannot drop privileges as planned (found before fork, so nothing was started).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlanError {
     /// The agent itself lacks a capability the service should keep.
     #[error("the agent does not hold {0} (not in its permitted or bounding set), so a service cannot keep it")]
     Unavailable(String),
-    /// Reading the agent's ids or capabilities failed.
-    #[error("cannot read the agent's credentials: {0}")]
-    Credentials(#[source] io::Error),
 }
 
-/// Everything the child needs to drop privileges, computed before fork.
-#[derive(Debug, Clone)]
-pub(crate) struct PrivilegePlan {
+/// The agent's own credentials, read when its services' plans are made (at start and by each
+/// reload), so a spawn reads nothing of the agent's state. They do not change under a plan: the
+/// agent's ids never change, and its one capability reduction at start keeps SETPCAP effective
+/// and every capability a service of its role keeps, so a plan made before it equals one made
+/// after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentCredentials {
+    /// Real, effective and saved uid.
+    uids: [libc::uid_t; 3],
+    /// Real, effective and saved gid.
+    gids: [libc::gid_t; 3],
+    /// Supplementary groups, sorted, without duplicates.
+    groups: Vec<libc::gid_t>,
+    /// Capabilities it can hand on: in its permitted and its bounding set.
+    available: u64,
+    /// It holds CAP_SETPCAP (effective), so a child can reduce its bounding set.
+    setpcap: bool,
+    /// The kernel's highest capability number.
+    last_cap: u8,
+}
+
+impl AgentCredentials {
+    /// The calling thread's credentials (the agent's: its threads share them).
+    pub fn current() -> io::Result<Self> {
+        let sets = caps::current_sets()?;
+        let uid = nix::unistd::getresuid()?;
+        let gid = nix::unistd::getresgid()?;
+        let mut groups: Vec<libc::gid_t> = nix::unistd::getgroups()?
+            .iter()
+            .map(|g| g.as_raw())
+            .collect();
+        groups.sort_unstable();
+        groups.dedup();
+        Ok(Self {
+            uids: [uid.real, uid.effective, uid.saved].map(|u| u.as_raw()),
+            gids: [gid.real, gid.effective, gid.saved].map(|g| g.as_raw()),
+            groups,
+            available: sets.permitted & caps::bounding_mask(),
+            setpcap: sets.effective & caps::mask_of(&[::caps::Capability::CAP_SETPCAP]) != 0,
+            last_cap: caps::last_cap(),
+        })
+    }
+
+    /// Its effective uid is 0: it can run services as other users and hand them capabilities.
+    pub fn is_root(&self) -> bool {
+        self.uids[1] == 0
+    }
+
+    /// True when it already runs with exactly `user`'s ids and groups, so no id change (and no
+    /// CAP_SETUID/CAP_SETGID) is needed: a rootless agent can run services as itself.
+    fn runs_as(&self, user: &UserIds) -> bool {
+        let mut want = user.groups.clone();
+        want.sort_unstable();
+        want.dedup();
+        self.uids.iter().all(|&u| u == user.uid)
+            && self.gids.iter().all(|&g| g == user.gid)
+            && self.groups == want
+    }
+}
+
+/// Everything the child needs to drop privileges, planned once per service (with its
+/// definition) against the agent's credentials; [`super::spawn`] only checks
+/// [`PrivilegePlan::unavailable`] and hands it to the child.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrivilegePlan {
+    /// The user the child runs as (its `HOME`, `USER` and `LOGNAME` too); `None`: the agent's.
+    pub(super) user: Option<UserIds>,
     /// `(uid, gid, groups)` to switch to; `None` keeps the agent's ids.
     pub(super) ids: Option<(libc::uid_t, libc::gid_t, Vec<libc::gid_t>)>,
     /// Capabilities kept in every set (bit mask).
     pub(super) keep: u64,
+    /// Of those, the ones the agent does not hold: a spawn with this plan is refused.
+    pub(super) unavailable: u64,
     /// The kernel's highest capability number.
     pub(super) last_cap: u8,
     /// The agent holds CAP_SETPCAP, so the bounding set can be reduced.
@@ -47,60 +111,44 @@ pub(crate) struct PrivilegePlan {
 
 impl PrivilegePlan {
     /// Plans the drop to `user` (or the agent's ids) keeping exactly `capabilities` (typed when
-    /// the service's definition was built; here only checked against what the agent holds).
-    pub(crate) fn new(
-        user: Option<&UserIds>,
+    /// the service's definition was built), given what `agent` holds.
+    pub fn new(
+        user: Option<UserIds>,
         capabilities: caps::CapabilitySet,
         no_new_privs: bool,
-    ) -> Result<Self, PlanError> {
+        agent: &AgentCredentials,
+    ) -> Self {
         let keep = capabilities.mask();
-        let agent = caps::current_sets().map_err(PlanError::Credentials)?;
-        let available = agent.permitted & caps::bounding_mask();
-        let missing = keep & !available;
-        if missing != 0 {
-            let names: Vec<String> = caps::caps_of(missing)
-                .iter()
-                .map(ToString::to_string)
-                .collect();
-            return Err(PlanError::Unavailable(names.join(", ")));
-        }
-        let ids = match user {
-            Some(user) if !already_running_as(user) => {
-                Some((user.uid, user.gid, user.groups.clone()))
-            }
+        let ids = match &user {
+            Some(user) if !agent.runs_as(user) => Some((user.uid, user.gid, user.groups.clone())),
             _ => None,
         };
-        Ok(Self {
+        Self {
+            user,
             ids,
             keep,
-            last_cap: caps::last_cap(),
-            drop_bounding: agent.effective & caps::mask_of(&[::caps::Capability::CAP_SETPCAP]) != 0,
+            unavailable: keep & !agent.available,
+            last_cap: agent.last_cap,
+            drop_bounding: agent.setpcap,
             no_new_privs,
-        })
+        }
     }
-}
 
-/// True when the agent already runs with exactly these ids and groups, so no id change (and no
-/// CAP_SETUID/CAP_SETGID) is needed: a rootless agent can run services as itself.
-fn already_running_as(user: &UserIds) -> bool {
-    let (uid, gid) = (nix::unistd::getresuid(), nix::unistd::getresgid());
-    let same_ids = uid.is_ok_and(|u| {
-        [u.real, u.effective, u.saved]
+    /// The user the child runs as; `None`: the agent's own.
+    pub fn user(&self) -> Option<&UserIds> {
+        self.user.as_ref()
+    }
+
+    /// Refuses a plan that keeps a capability the agent does not hold (the service is then not
+    /// started, as any spawn failure).
+    pub(super) fn check(&self) -> Result<(), PlanError> {
+        if self.unavailable == 0 {
+            return Ok(());
+        }
+        let names: Vec<String> = caps::caps_of(self.unavailable)
             .iter()
-            .all(|x| x.as_raw() == user.uid)
-    }) && gid.is_ok_and(|g| {
-        [g.real, g.effective, g.saved]
-            .iter()
-            .all(|x| x.as_raw() == user.gid)
-    });
-    same_ids
-        && nix::unistd::getgroups().is_ok_and(|groups| {
-            let mut have: Vec<u32> = groups.iter().map(|g| g.as_raw()).collect();
-            let mut want = user.groups.clone();
-            have.sort_unstable();
-            have.dedup();
-            want.sort_unstable();
-            want.dedup();
-            have == want
-        })
+            .map(ToString::to_string)
+            .collect();
+        Err(PlanError::Unavailable(names.join(", ")))
+    }
 }

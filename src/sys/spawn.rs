@@ -34,11 +34,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use super::caps::CapabilitySet;
 pub use super::child::SetupStep;
 use super::child::{close_range_cloexec, ChildPlan, DescriptorPlan, SHELL};
-use super::privileges::{PlanError, PrivilegePlan};
-use crate::users::UserIds;
+use super::privileges::PlanError;
+pub use super::privileges::{AgentCredentials, PrivilegePlan};
 
 /// The PATH used to find a program when the service's environment has none (Docker's default).
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -69,6 +68,17 @@ pub enum Descriptors {
     KeepInherited,
 }
 
+/// What a child does with the agent's ids, capabilities and `no_new_privs`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Privileges {
+    /// Keep them exactly as they are (tini mode).
+    Inherit,
+    /// Drop to this plan (a service's, made once with its definition): its user, and only its
+    /// capabilities in the bounding, permitted, effective, inheritable and ambient sets (every
+    /// other capability is dropped, also for root).
+    Drop(PrivilegePlan),
+}
+
 /// What to start and how.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpawnSpec {
@@ -76,26 +86,16 @@ pub struct SpawnSpec {
     /// entries are skipped; no PATH: [`DEFAULT_PATH`]).
     pub argv: Vec<OsString>,
     /// The complete environment: nothing is inherited from the agent. A later duplicate key
-    /// replaces an earlier one. When [`Self::user`] is set, `HOME`, `USER` and `LOGNAME` are added
-    /// from it unless given here (a value given here wins).
+    /// replaces an earlier one. When [`Self::privileges`] name a user, `HOME`, `USER` and
+    /// `LOGNAME` are added from it unless given here (a value given here wins).
     pub env: Vec<(OsString, OsString)>,
     /// Working directory, entered after the privilege drop (as the service user); `None` keeps the
     /// agent's.
     pub cwd: Option<PathBuf>,
-    /// Run as this user; `None` keeps the agent's ids.
-    pub user: Option<UserIds>,
-    /// The only capabilities the child keeps (parsed from names such as `NET_BIND_SERVICE` once,
-    /// with the service's definition), in its bounding,
-    /// permitted, effective, inheritable and ambient sets; every other capability is dropped, also
-    /// for root.
-    pub capabilities: CapabilitySet,
+    /// Its ids, capabilities and `no_new_privs`: the agent's, or a planned drop.
+    pub privileges: Privileges,
     /// The child's umask; `None` keeps the agent's.
     pub umask: Option<u32>,
-    /// Set `PR_SET_NO_NEW_PRIVS` (setuid binaries and file capabilities grant nothing).
-    pub no_new_privs: bool,
-    /// Keep the agent's ids, capabilities and `no_new_privs` exactly as they are (tini mode):
-    /// [`Self::user`], [`Self::capabilities`] and [`Self::no_new_privs`] are then not applied.
-    pub inherit_privileges: bool,
     /// Inherited descriptors ≥ 3: closed at exec or passed through.
     pub descriptors: Descriptors,
     /// `setsid`: own session and process group (pgid = pid), so the group can be signalled.
@@ -115,18 +115,19 @@ pub struct SpawnSpec {
 }
 
 impl SpawnSpec {
-    /// A service's defaults: environment as given, no capabilities, umask 022, `no_new_privs`, own
-    /// session, output captured.
-    pub fn new(argv: Vec<OsString>, env: Vec<(OsString, OsString)>) -> Self {
+    /// A service's defaults: environment as given, privileges dropped as `privileges` plans,
+    /// umask 022, own session, output captured.
+    pub fn new(
+        argv: Vec<OsString>,
+        env: Vec<(OsString, OsString)>,
+        privileges: PrivilegePlan,
+    ) -> Self {
         Self {
             argv,
             env,
             cwd: None,
-            user: None,
-            capabilities: CapabilitySet::EMPTY,
+            privileges: Privileges::Drop(privileges),
             umask: Some(0o022),
-            no_new_privs: true,
-            inherit_privileges: false,
             descriptors: Descriptors::CloseInherited,
             new_session: true,
             new_process_group: false,
@@ -146,11 +147,8 @@ impl SpawnSpec {
             argv,
             env: std::env::vars_os().collect(),
             cwd: None,
-            user: None,
-            capabilities: CapabilitySet::EMPTY,
+            privileges: Privileges::Inherit,
             umask: None,
-            no_new_privs: false,
-            inherit_privileges: true,
             descriptors: Descriptors::KeepInherited,
             new_session: false,
             new_process_group: true,
@@ -205,7 +203,7 @@ pub enum SpawnError {
         /// The child that failed (it exits 126).
         child: i32,
     },
-    /// The agent cannot grant the requested capabilities, or cannot read its own (before fork).
+    /// The agent cannot grant the requested capabilities (before fork).
     #[error("{program}: {source}")]
     Privileges {
         /// `argv[0]`.
@@ -284,15 +282,15 @@ pub fn spawn(spec: &SpawnSpec) -> Result<Spawned, SpawnError> {
         },
         _ => other(e),
     })?;
-    let plan = if spec.inherit_privileges {
-        None
-    } else {
-        let plan = PrivilegePlan::new(spec.user.as_ref(), spec.capabilities, spec.no_new_privs)
-            .map_err(|source| SpawnError::Privileges {
+    let plan = match &spec.privileges {
+        Privileges::Inherit => None,
+        Privileges::Drop(plan) => {
+            plan.check().map_err(|source| SpawnError::Privileges {
                 program: program.clone(),
                 source,
             })?;
-        Some(plan)
+            Some(plan)
+        }
     };
 
     let path = cstring(path.as_os_str()).map_err(other)?;
@@ -342,7 +340,7 @@ pub fn spawn(spec: &SpawnSpec) -> Result<Spawned, SpawnError> {
         new_process_group: spec.new_process_group,
         foreground: spec.foreground,
         descriptors: &descriptors,
-        privileges: plan.as_ref(),
+        privileges: plan,
         status_fd: status_write.as_raw_fd(),
     };
 
@@ -544,7 +542,11 @@ fn environment(spec: &SpawnSpec) -> io::Result<Vec<CString>> {
             None => pairs.push((key.as_os_str(), value.as_os_str())),
         }
     }
-    if let Some(user) = &spec.user {
+    let user = match &spec.privileges {
+        Privileges::Drop(plan) => plan.user(),
+        Privileges::Inherit => None,
+    };
+    if let Some(user) = user {
         for (key, value) in [
             ("HOME", user.home.as_str()),
             ("USER", user.name.as_str()),
@@ -598,6 +600,7 @@ fn invalid(message: &str) -> io::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sys::caps::CapabilitySet;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(OsString, OsString)> {
         pairs
@@ -636,7 +639,13 @@ mod tests {
 
     #[test]
     fn environment_adds_identity_unless_given() {
-        let mut spec = SpawnSpec::new(vec!["x".into()], env(&[("A", "1"), ("HOME", "/opt")]));
+        let agent = AgentCredentials::current().unwrap();
+        let plan = |user| PrivilegePlan::new(user, CapabilitySet::EMPTY, true, &agent);
+        let mut spec = SpawnSpec::new(
+            vec!["x".into()],
+            env(&[("A", "1"), ("HOME", "/opt")]),
+            plan(None),
+        );
         let strings = |spec: &SpawnSpec| -> Vec<String> {
             environment(spec)
                 .unwrap()
@@ -648,13 +657,13 @@ mod tests {
         spec.env.push(("A".into(), "2".into()));
         assert_eq!(strings(&spec), ["A=2", "HOME=/opt"]);
         spec.env.pop();
-        spec.user = Some(UserIds {
+        spec.privileges = Privileges::Drop(plan(Some(crate::users::UserIds {
             uid: 7,
             gid: 7,
             groups: vec![],
             name: "7".into(),
             home: "/".into(),
-        });
+        })));
         assert_eq!(strings(&spec), ["A=1", "HOME=/opt", "USER=7", "LOGNAME=7"]);
         spec.env = env(&[("A=B", "1")]);
         assert!(environment(&spec).is_err());

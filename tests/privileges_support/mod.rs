@@ -11,7 +11,11 @@ use std::time::Duration;
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
-use sparkvisor::sys::spawn::{spawn, SpawnSpec, Spawned};
+use sparkvisor::sys::caps::CapabilitySet;
+use sparkvisor::sys::spawn::{
+    spawn, AgentCredentials, PrivilegePlan, Privileges, SpawnSpec, Spawned,
+};
+use sparkvisor::users::UserIds;
 
 /// True when running as root; otherwise prints why the test is skipped (fails under `CI=true`).
 pub fn require_root(test: &str) -> bool {
@@ -26,11 +30,22 @@ pub fn env(pairs: &[(&str, &str)]) -> Vec<(OsString, OsString)> {
         .collect()
 }
 
-/// A spec running `argv` with a PATH only.
+/// The privilege drop to `user` (`None`: the caller's ids) keeping `capabilities`, planned
+/// against this process's credentials now (as a service's is with its definition).
+pub fn plan(user: Option<UserIds>, capabilities: CapabilitySet, no_new_privs: bool) -> Privileges {
+    let agent = AgentCredentials::current().unwrap();
+    Privileges::Drop(PrivilegePlan::new(user, capabilities, no_new_privs, &agent))
+}
+
+/// A spec running `argv` with a PATH only, as the caller with no capabilities.
 pub fn spec(argv: &[&str]) -> SpawnSpec {
+    let Privileges::Drop(privileges) = plan(None, CapabilitySet::EMPTY, true) else {
+        unreachable!()
+    };
     let mut spec = SpawnSpec::new(
         argv.iter().map(OsString::from).collect(),
         env(&[("PATH", "/usr/bin:/bin")]),
+        privileges,
     );
     spec.cwd = Some("/".into());
     spec
