@@ -58,7 +58,7 @@ pub fn run(role: Option<String>, command: Vec<OsString>) -> Result<i32, Fatal> {
     let (options, prepared) = match (options, prepared) {
         (Ok(options), Ok(prepared)) => (options, prepared),
         (Err(problems), Err(Fatal::Config(mut config))) => {
-            config.extend_unique(problems);
+            config.extend(problems);
             return Err(Fatal::Config(config));
         }
         (Err(problems), _) => return Err(Fatal::Config(problems)),

@@ -41,7 +41,7 @@ pub fn resolve_node(
     cli_role: Option<&str>,
     env: &BTreeMap<String, String>,
 ) -> Result<Node, Diagnostics> {
-    use crate::config::runtime::{resolve, resolve_role, Inputs};
+    use crate::config::runtime::{Inputs, Resolver};
     let (inputs, gathered) = Inputs::gather_all(env.clone());
     let mut problems = Diagnostics::default();
     for name in crate::config::env::non_utf8(std::env::vars_os()) {
@@ -50,14 +50,15 @@ pub fn resolve_node(
             "the value is not valid UTF-8 (refused rather than ignored)",
         ));
     }
-    problems.extend_unique(gathered);
-    let role_name = resolve_role(&inputs, cli_role)
-        .map_err(|d| problems.extend_unique(d))
-        .ok();
+    problems.extend(gathered);
+    // One pass over the inputs: each stage below reports only its own problems.
+    let resolver = Resolver::new(&inputs);
+    problems.extend(resolver.problems().clone());
+    let role_name = resolver.role(cli_role).map_err(|d| problems.extend(d)).ok();
     let roles_dir = crate::config::role::roles_dir(env);
     let loaded = role_name.as_ref().and_then(|name| {
         crate::config::role::load_role(&roles_dir, &name.value)
-            .map_err(|d| problems.extend_unique(d))
+            .map_err(|d| problems.extend(d))
             .ok()
     });
     // Without a role (or its definition) the settings are still resolved, against a placeholder
@@ -68,31 +69,31 @@ pub fn resolve_node(
         Some(loaded) => (loaded.file.display().to_string(), &loaded.def.defaults),
         None => (role_file, &no_defaults),
     };
-    let config = resolve(
-        &inputs,
-        role_name.clone().unwrap_or_else(placeholder),
-        &role_file,
-        defaults,
-    )
-    .map_err(|d| problems.extend_unique(d))
-    .ok();
+    let config = resolver
+        .resolve(
+            role_name.clone().unwrap_or_else(placeholder),
+            &role_file,
+            defaults,
+        )
+        .map_err(|d| problems.extend(d))
+        .ok();
     // Add-on roles asked for by settings (ssh, ldap): merged into the role, then the settings
     // resolved again with their defaults. A failure there leaves the node without the add-ons.
     let mut access = Vec::new();
     let (loaded, config) = match (loaded, config) {
         (Some(base), Some(first)) => {
-            let (role, config) = with_addons(&roles_dir, base, first, &inputs, &mut access);
+            let (role, config) = with_addons(&roles_dir, base, first, &resolver, &mut access);
             (Some(role), Some(config))
         }
         other => other,
     };
     let resources = crate::resources::detect()
-        .map_err(|d| problems.extend_unique(d))
+        .map_err(|d| problems.extend(d))
         .ok();
     // Sizing depends on the role: none for the placeholder.
     let sizing = match (&config, &resources) {
         (Some(c), Some(r)) if loaded.is_some() => crate::resources::size(r, c)
-            .map_err(|d| problems.extend_unique(d))
+            .map_err(|d| problems.extend(d))
             .ok(),
         _ => None,
     };
@@ -116,7 +117,7 @@ fn with_addons(
     roles_dir: &Path,
     base: LoadedRole,
     first: ResolvedConfig,
-    inputs: &crate::config::runtime::Inputs,
+    resolver: &crate::config::runtime::Resolver,
     access: &mut Vec<Diagnostic>,
 ) -> (LoadedRole, ResolvedConfig) {
     let (addons, problems) = crate::access::addons(&first);
@@ -127,12 +128,7 @@ fn with_addons(
         match crate::config::role::load_role_with_addons(roles_dir, &base.name, &addons) {
             Ok(merged) => {
                 let role_file = merged.file.display().to_string();
-                match crate::config::runtime::resolve(
-                    inputs,
-                    first.role.clone(),
-                    &role_file,
-                    &merged.def.defaults,
-                ) {
+                match resolver.resolve(first.role.clone(), &role_file, &merged.def.defaults) {
                     Ok(config) => (merged, config),
                     Err(d) => {
                         access.extend(d.0);
@@ -147,7 +143,7 @@ fn with_addons(
         }
     };
     let users = crate::users::UserDb::system();
-    let agent = crate::access::Agent::current(&inputs.env, &users);
+    let agent = crate::access::Agent::current(&resolver.inputs().env, &users);
     access.extend(crate::access::apply(&mut role, &mut config, &agent));
     (role, config)
 }
