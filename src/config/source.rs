@@ -64,25 +64,7 @@ impl SourceText {
     /// 1-based line and column of the first `needle` after the first `anchor` (or of the first
     /// `needle` at all when there is no anchor or nothing follows it).
     pub fn find(&self, anchor: Option<&str>, needle: &str) -> Option<(usize, usize)> {
-        if needle.is_empty() {
-            return None;
-        }
-        let text = self.text.as_str();
-        let from = anchor.and_then(|a| text.find(a)).unwrap_or(0);
-        let offset = text
-            .get(from..)
-            .and_then(|rest| rest.find(needle))
-            .map(|i| i + from)
-            .or_else(|| text.find(needle))?;
-        self.position(offset)
-    }
-
-    /// 1-based line and column (in characters) of byte `offset`.
-    pub fn position(&self, offset: usize) -> Option<(usize, usize)> {
-        let before = self.text.get(..offset)?;
-        let line = before.matches('\n').count() + 1;
-        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-        Some((line, column))
+        find_in(&self.text, anchor, needle)
     }
 
     /// A diagnostic at `needle` (after `anchor`), or about the whole text when it is not found.
@@ -108,6 +90,24 @@ impl SourceText {
         let message = without_position(&e.to_string(), shown);
         self.diagnostic(position, message)
     }
+}
+
+/// 1-based line and column of the first `needle` after the first `anchor` in `text` (or of the
+/// first `needle` at all): [`SourceText::find`] for a text held elsewhere (a template's).
+pub fn find_in(text: &str, anchor: Option<&str>, needle: &str) -> Option<(usize, usize)> {
+    if needle.is_empty() {
+        return None;
+    }
+    let from = anchor.and_then(|a| text.find(a)).unwrap_or(0);
+    let offset = text
+        .get(from..)
+        .and_then(|rest| rest.find(needle))
+        .map(|i| i + from)
+        .or_else(|| text.find(needle))?;
+    let before = text.get(..offset)?;
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    Some((line, column))
 }
 
 /// `message` without the ` at line L column C` the parser appended for `position` (and what follows
