@@ -208,7 +208,7 @@ impl Node {
                 spec.groups.as_deref(),
                 users,
             )
-            .map_err(|e| problems.push(problem(e)))
+            .map_err(|e| problems.push(problem(e.to_string())))
             .ok();
             match crate::supervisor::ServiceDef::new(
                 &name,

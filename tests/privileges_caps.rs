@@ -66,12 +66,15 @@ fn agent_bounding_set_keeps_only_what_is_needed() {
         }
         let mut bind = spec(&["sleep", "30"]);
         bind.capabilities = CapabilitySet::parse(&["NET_BIND_SERVICE"]).unwrap();
-        bind.user = Some(sparkvisor::users::resolve_user(
-            "65534",
-            None,
-            None,
-            &sparkvisor::users::UserDb::default(),
-        )?);
+        bind.user = Some(
+            sparkvisor::users::resolve_user(
+                "65534",
+                None,
+                None,
+                &sparkvisor::users::UserDb::default(),
+            )
+            .map_err(|e| e.to_string())?,
+        );
         let child = Running::start(&bind);
         let sets = cap_sets(&child.status());
         if sets != [1 << 10; 5] {

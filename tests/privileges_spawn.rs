@@ -430,7 +430,8 @@ fn rootless_agent_runs_services_as_itself_and_cannot_switch() {
         }
 
         let mut other = spec(&["sleep", "30"]);
-        other.user = Some(resolve_user("4244", None, None, &UserDb::default())?);
+        other.user =
+            Some(resolve_user("4244", None, None, &UserDb::default()).map_err(|e| e.to_string())?);
         match spawn(&other) {
             Err(SpawnError::Setup {
                 step: SetupStep::Groups,
