@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use crate::error::{Diagnostic, Diagnostics, Fatal};
-use crate::node::{process_env, render_error, resolve_node};
+use crate::node::{process_env, resolve_node};
 
 /// `sparkvisor render --out DIR`: render the role's files under DIR, start nothing.
 pub fn render(role: Option<String>, out: &Path) -> Result<i32, Fatal> {
@@ -19,7 +19,7 @@ pub fn render(role: Option<String>, out: &Path) -> Result<i32, Fatal> {
     let (files, _services) = node
         .render(&crate::config::role::templates_dir(&env))
         .map_err(Fatal::Config)?;
-    let report = crate::render::write_files(&files, Some(out)).map_err(render_error)?;
+    let report = crate::render::write_files(&files, Some(out))?;
     for file in &files {
         let path = crate::render::write::destination(&file.path, Some(out));
         if report.written.contains(&path) {

@@ -8,8 +8,8 @@ use std::path::Path;
 
 use crate::config::role::{LoadedRole, ServiceSpec};
 use crate::config::{ResolvedConfig, Source, Sourced};
-use crate::error::{Diagnostic, Diagnostics, Fatal};
-use crate::render::{RenderError, RenderedFile};
+use crate::error::{Diagnostic, Diagnostics};
+use crate::render::RenderedFile;
 use crate::resources::{Resources, Sizing};
 
 /// What every role-mode command needs to know about this node.
@@ -224,30 +224,6 @@ impl Node {
             }
         }
         problems.into_result(defs)
-    }
-}
-
-/// A failure writing rendered files: an I/O error is the system's, anything else the config's.
-pub fn render_error(e: RenderError) -> Fatal {
-    match e {
-        // A full disk or a read-only file system is the container's configuration, not a crash:
-        // 78 naming the path, before anything starts.
-        RenderError::Io { path, source }
-            if matches!(source.raw_os_error(), Some(28 | 30 | 122)) =>
-        {
-            Fatal::Config(
-                Diagnostic::new(
-                    path.display().to_string(),
-                    format!("cannot write: {source}"),
-                )
-                .into(),
-            )
-        }
-        RenderError::Io { path, source } => Fatal::Sys {
-            context: format!("writing {}", path.display()),
-            source,
-        },
-        other => Fatal::Config(Diagnostic::new("render", other.to_string()).into()),
     }
 }
 
