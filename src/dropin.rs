@@ -166,7 +166,7 @@ pub fn plan(facts: &Facts) -> Plan {
     let home = facts
         .env
         .get("SPARK_HOME")
-        .map_or("/opt/spark", String::as_str);
+        .map_or(crate::config::env::DEFAULT_SPARK_HOME, String::as_str);
     for (var, sub) in SPARK_DIRS {
         if facts.env.contains_key(*var) {
             continue;
@@ -224,7 +224,9 @@ pub fn plan_role(
     run_writable: bool,
 ) -> Result<Plan, NowhereToWrite> {
     let mut plan = Plan::default();
-    let home = env.get("SPARK_HOME").map_or("/opt/spark", String::as_str);
+    let home = env
+        .get("SPARK_HOME")
+        .map_or(crate::config::env::DEFAULT_SPARK_HOME, String::as_str);
     if !conf_writable && !env.contains_key("SPARK_CONF_DIR") {
         let conf = Path::new(home).join("conf");
         let Some(scratch) = scratch else {
@@ -271,7 +273,7 @@ pub fn prepare_role() -> Result<(), NowhereToWrite> {
     let (scratch, tried) = scratch_dir(&env);
     let home = env
         .get("SPARK_HOME")
-        .map_or("/opt/spark", String::as_str)
+        .map_or(crate::config::env::DEFAULT_SPARK_HOME, String::as_str)
         .to_string();
     let conf_writable =
         env.contains_key("SPARK_CONF_DIR") || is_writable(&Path::new(&home).join("conf"));
@@ -317,7 +319,7 @@ pub fn prepare(note: &mut dyn FnMut(&str), warn: &mut dyn FnMut(&str)) {
     let (scratch, scratch_tried) = scratch_dir(&env);
     let home = env
         .get("SPARK_HOME")
-        .map_or("/opt/spark", String::as_str)
+        .map_or(crate::config::env::DEFAULT_SPARK_HOME, String::as_str)
         .to_string();
     // Without SPARK_HOME the command is not Spark's: nothing to redirect (all count as writable).
     let writable = SPARK_DIRS

@@ -41,6 +41,17 @@ pub fn resolve_node(
     cli_role: Option<&str>,
     env: &BTreeMap<String, String>,
 ) -> Result<Node, Diagnostics> {
+    resolve_node_with(cli_role, env, &mut crate::config::role::load_role)
+}
+
+/// [`resolve_node`] with the role definition loaded by `load_role(roles_dir, name)`: `check`,
+/// which has loaded and reported every role already, hands over what it loaded instead of having
+/// the same role file's problems found (and listed) a second time.
+pub fn resolve_node_with(
+    cli_role: Option<&str>,
+    env: &BTreeMap<String, String>,
+    load_role: &mut dyn FnMut(&Path, &str) -> Result<LoadedRole, Diagnostics>,
+) -> Result<Node, Diagnostics> {
     use crate::config::runtime::{Inputs, Resolver};
     let (inputs, gathered) = Inputs::gather_all(env.clone());
     let mut problems = Diagnostics::default();
@@ -57,7 +68,7 @@ pub fn resolve_node(
     let role_name = resolver.role(cli_role).map_err(|d| problems.extend(d)).ok();
     let roles_dir = crate::config::role::roles_dir(env);
     let loaded = role_name.as_ref().and_then(|name| {
-        crate::config::role::load_role(&roles_dir, &name.value)
+        load_role(&roles_dir, &name.value)
             .map_err(|d| problems.extend(d))
             .ok()
     });
