@@ -17,7 +17,7 @@ pub fn run(role: Option<String>, command: Vec<OsString>) -> Result<i32, Fatal> {
 
     use crate::status::backend::{NodeFacts, SupervisorHandle};
     use crate::supervisor::host::{self, HostSys};
-    use crate::supervisor::{Options, Supervisor};
+    use crate::supervisor::{Options, ReloadError, Supervisor};
 
     let inherited = crate::sys::signals::block_signals().map_err(|source| Fatal::Sys {
         context: "blocking signals".into(),
@@ -25,9 +25,7 @@ pub fn run(role: Option<String>, command: Vec<OsString>) -> Result<i32, Fatal> {
     })?;
     init_logging(&crate::node::process_env());
     // Writable places and a passwd entry for whoever the container runs as (docs/kubernetes.md).
-    crate::dropin::prepare_role().map_err(|message| {
-        Fatal::Config(Diagnostic::new("writable directories", message).into())
-    })?;
+    crate::dropin::prepare_role()?;
     let (agent_uid, _) = crate::sys::process::current_ids();
     if agent_uid != 0 {
         log::info!(
@@ -58,13 +56,13 @@ pub fn run(role: Option<String>, command: Vec<OsString>) -> Result<i32, Fatal> {
     let (options, prepared) = match (options, prepared) {
         (Ok(options), Ok(prepared)) => (options, prepared),
         (Err(problems), Err(Fatal::Config(mut config))) => {
-            config.extend_unique(problems);
+            config.extend(problems);
             return Err(Fatal::Config(config));
         }
         (Err(problems), _) => return Err(Fatal::Config(problems)),
         (Ok(_), Err(fatal)) => return Err(fatal),
     };
-    crate::render::write_files(&prepared.files, None).map_err(crate::node::render_error)?;
+    crate::render::write_files(&prepared.files, None)?;
     let data_owner = prepared
         .config
         .settings
@@ -166,10 +164,10 @@ pub fn run(role: Option<String>, command: Vec<OsString>) -> Result<i32, Fatal> {
     let mut current_files = prepared.files.clone();
     // Runs on a reload thread (never the supervisor's), within `reload_timeout`; it writes the
     // new files only when the supervisor has not given it up meanwhile (the commit gate).
-    let reload = move |gate: &crate::supervisor::CommitGate| -> Result<crate::supervisor::ReloadPlan, String> {
+    let reload = move |gate: &crate::supervisor::CommitGate| -> Result<crate::supervisor::ReloadPlan, ReloadError> {
         let users = crate::users::UserDb::system();
         let fresh =
-            prepare_role(&env, reload_role.as_deref(), &users).map_err(|e| e.to_string())?;
+            prepare_role(&env, reload_role.as_deref(), &users).map_err(ReloadError::Prepare)?;
         let changed_files: Vec<std::path::PathBuf> = fresh
             .files
             .iter()
@@ -177,9 +175,9 @@ pub fn run(role: Option<String>, command: Vec<OsString>) -> Result<i32, Fatal> {
             .map(|f| f.path.clone())
             .collect();
         if !gate.begin_commit() {
-            return Err("given up before writing: nothing written".into());
+            return Err(ReloadError::GivenUp);
         }
-        crate::render::write_files(&fresh.files, None).map_err(|e| e.to_string())?;
+        crate::render::write_files(&fresh.files, None).map_err(ReloadError::Write)?;
         current_files = fresh.files;
         Ok(crate::supervisor::ReloadPlan {
             services: fresh.defs,
@@ -213,6 +211,43 @@ pub fn run(role: Option<String>, command: Vec<OsString>) -> Result<i32, Fatal> {
         log::info!("{open} output pipe(s) still open after {OUTPUT_DRAIN_LIMIT:?}: not waiting");
     }
     Ok(code)
+}
+
+// The boundary errors of role mode, each turned into the fatal error (and so the exit code) it is,
+// here and only here; the modules that fail return their own typed error.
+
+/// No writable place for the rendered config: a config error (78), nothing started.
+impl From<crate::dropin::NowhereToWrite> for Fatal {
+    fn from(e: crate::dropin::NowhereToWrite) -> Fatal {
+        Fatal::Config(Diagnostic::new("writable directories", e.to_string()).into())
+    }
+}
+
+/// A failure writing rendered files: an I/O error is the system's, anything else the config's.
+impl From<crate::render::RenderError> for Fatal {
+    fn from(e: crate::render::RenderError) -> Fatal {
+        use crate::render::RenderError;
+        match e {
+            // A full disk or a read-only file system is the container's configuration, not a
+            // crash: 78 naming the path, before anything starts.
+            RenderError::Io { path, source }
+                if matches!(source.raw_os_error(), Some(28 | 30 | 122)) =>
+            {
+                Fatal::Config(
+                    Diagnostic::new(
+                        path.display().to_string(),
+                        format!("cannot write: {source}"),
+                    )
+                    .into(),
+                )
+            }
+            RenderError::Io { path, source } => Fatal::Sys {
+                context: format!("writing {}", path.display()),
+                source,
+            },
+            other => Fatal::Config(Diagnostic::new("render", other.to_string()).into()),
+        }
+    }
 }
 
 /// Longest wait at exit for the output forwarders: their pipes end as soon as the last writer

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use crate::error::{Diagnostic, Diagnostics, Fatal};
-use crate::node::{process_env, render_error, resolve_node};
+use crate::node::{process_env, resolve_node, resolve_node_with};
 
 /// `sparkvisor render --out DIR`: render the role's files under DIR, start nothing.
 pub fn render(role: Option<String>, out: &Path) -> Result<i32, Fatal> {
@@ -19,7 +19,7 @@ pub fn render(role: Option<String>, out: &Path) -> Result<i32, Fatal> {
     let (files, _services) = node
         .render(&crate::config::role::templates_dir(&env))
         .map_err(Fatal::Config)?;
-    let report = crate::render::write_files(&files, Some(out)).map_err(render_error)?;
+    let report = crate::render::write_files(&files, Some(out))?;
     for file in &files {
         let path = crate::render::write::destination(&file.path, Some(out));
         if report.written.contains(&path) {
@@ -43,9 +43,13 @@ pub fn check(role: Option<String>) -> Result<i32, Fatal> {
     let env = process_env();
     let roles_dir = crate::config::role::roles_dir(&env);
     let templates_dir = crate::config::role::templates_dir(&env);
+    // Roles overlap (an included role's files and templates are checked with every role that
+    // includes it, and the node's role again with its real settings), so the same problem can be
+    // found more than once: `extend_unique` lists it once. The injected config itself is resolved
+    // in one pass and reports each of its problems once.
     let mut diags = Diagnostics::default();
     if let Err(stale) = crate::image_stamp::check(Path::new("/")) {
-        diags.extend_unique(stale);
+        diags.extend(stale);
     }
     let names = match &role {
         Some(name) => vec![name.clone()],
@@ -60,10 +64,14 @@ pub fn check(role: Option<String>) -> Result<i32, Fatal> {
         })?,
     };
     let mut roles = Vec::new();
+    let mut failed = Vec::new();
     for name in &names {
         match crate::config::role::load_role(&roles_dir, name) {
             Ok(r) => roles.push(r),
-            Err(d) => diags.extend_unique(d),
+            Err(d) => {
+                failed.push(name.clone());
+                diags.extend_unique(d);
+            }
         }
     }
     match crate::render::Templates::load(&templates_dir) {
@@ -74,10 +82,16 @@ pub fn check(role: Option<String>) -> Result<i32, Fatal> {
         }
         Err(d) => diags.extend_unique(d),
     }
+    // The node's role as loaded above: its problems are listed already.
+    let mut load = |dir: &Path, name: &str| match roles.iter().find(|r| r.name == name) {
+        Some(loaded) => Ok(loaded.clone()),
+        None if failed.iter().any(|f| f == name) => Err(Diagnostics::default()),
+        None => crate::config::role::load_role(dir, name),
+    };
     // The injected config (env, cluster file, configmeta.json), resolved as `run` would. No role
     // anywhere is not a problem for `check` (an image build runs it with no role and no config);
     // a bad one (e.g. SPARK_MODE=Master!) is.
-    match resolve_node(role.as_deref(), &env) {
+    match resolve_node_with(role.as_deref(), &env, &mut load) {
         // The node's services as `run` would start them: users, umasks and signals on this system.
         Ok(node) => {
             // Access problems never stop a node (docs/access.md): warnings, not errors.
@@ -95,13 +109,14 @@ pub fn check(role: Option<String>) -> Result<i32, Fatal> {
                     }
                     let users = crate::users::UserDb::system();
                     if let Err(problems) = node.service_defs(services, &users) {
-                        diags.extend_unique(problems);
+                        diags.extend(problems);
                     }
                 }
+                // The same templates as `check_role`'s, with the node's settings.
                 Err(problems) => diags.extend_unique(problems),
             }
         }
-        Err(problems) => diags.extend_unique(Diagnostics(
+        Err(problems) => diags.extend(Diagnostics(
             problems
                 .0
                 .into_iter()

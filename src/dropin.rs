@@ -166,7 +166,7 @@ pub fn plan(facts: &Facts) -> Plan {
     let home = facts
         .env
         .get("SPARK_HOME")
-        .map_or("/opt/spark", String::as_str);
+        .map_or(crate::config::env::DEFAULT_SPARK_HOME, String::as_str);
     for (var, sub) in SPARK_DIRS {
         if facts.env.contains_key(*var) {
             continue;
@@ -196,6 +196,22 @@ pub fn plan(facts: &Facts) -> Plan {
     plan
 }
 
+/// Role mode cannot run: the rendered config has nowhere to go (a config error: nothing starts).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "nowhere to write the rendered config: {} is not writable, SPARK_CONF_DIR is not set and {} \
+     cannot be written either (mount a writable directory, e.g. --tmpfs /tmp, or set \
+     SPARK_CONF_DIR)",
+    conf.display(),
+    tried.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+)]
+pub struct NowhereToWrite {
+    /// The conf directory that cannot be written (`SPARK_HOME/conf`).
+    pub conf: PathBuf,
+    /// The scratch directories tried.
+    pub tried: Vec<PathBuf>,
+}
+
 /// Role mode's writable places: the agent renders config into `SPARK_HOME/conf` and listens on
 /// `/run/sparkvisor`. When those cannot be written (a read-only root filesystem, or a non-root
 /// user the image did not prepare for) and `SPARK_CONF_DIR`/`SPARKVISOR_SOCKET` are unset, both
@@ -206,23 +222,18 @@ pub fn plan_role(
     scratch_tried: &[PathBuf],
     conf_writable: bool,
     run_writable: bool,
-) -> Result<Plan, String> {
+) -> Result<Plan, NowhereToWrite> {
     let mut plan = Plan::default();
-    let home = env.get("SPARK_HOME").map_or("/opt/spark", String::as_str);
+    let home = env
+        .get("SPARK_HOME")
+        .map_or(crate::config::env::DEFAULT_SPARK_HOME, String::as_str);
     if !conf_writable && !env.contains_key("SPARK_CONF_DIR") {
         let conf = Path::new(home).join("conf");
         let Some(scratch) = scratch else {
-            let tried: Vec<String> = scratch_tried
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect();
-            return Err(format!(
-                "nowhere to write the rendered config: {} is not writable, SPARK_CONF_DIR is not \
-                 set and {} cannot be written either (mount a writable directory, e.g. --tmpfs \
-                 /tmp, or set SPARK_CONF_DIR)",
-                conf.display(),
-                tried.join(", ")
-            ));
+            return Err(NowhereToWrite {
+                conf,
+                tried: scratch_tried.to_vec(),
+            });
         };
         let dir = scratch.join("spark").join("conf");
         plan.notes.push(format!(
@@ -254,15 +265,15 @@ pub fn plan_role(
     Ok(plan)
 }
 
-/// [`prepare`] plus [`plan_role`] for role mode, logged through `log`; an `Err` is the message of
-/// a config error (nothing was started).
-pub fn prepare_role() -> Result<(), String> {
+/// [`prepare`] plus [`plan_role`] for role mode, logged through `log`; an `Err` is a config error
+/// (nothing was started).
+pub fn prepare_role() -> Result<(), NowhereToWrite> {
     prepare(&mut |m| log::info!("{m}"), &mut |m| log::warn!("{m}"));
     let env = crate::node::process_env();
     let (scratch, tried) = scratch_dir(&env);
     let home = env
         .get("SPARK_HOME")
-        .map_or("/opt/spark", String::as_str)
+        .map_or(crate::config::env::DEFAULT_SPARK_HOME, String::as_str)
         .to_string();
     let conf_writable =
         env.contains_key("SPARK_CONF_DIR") || is_writable(&Path::new(&home).join("conf"));
@@ -308,7 +319,7 @@ pub fn prepare(note: &mut dyn FnMut(&str), warn: &mut dyn FnMut(&str)) {
     let (scratch, scratch_tried) = scratch_dir(&env);
     let home = env
         .get("SPARK_HOME")
-        .map_or("/opt/spark", String::as_str)
+        .map_or(crate::config::env::DEFAULT_SPARK_HOME, String::as_str)
         .to_string();
     // Without SPARK_HOME the command is not Spark's: nothing to redirect (all count as writable).
     let writable = SPARK_DIRS
@@ -489,7 +500,9 @@ mod tests {
                 )
             ]
         );
-        let e = plan_role(&env, None, &tried, false, true).unwrap_err();
+        let e = plan_role(&env, None, &tried, false, true)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("/opt/spark/conf is not writable"), "{e}");
         assert!(e.contains("/tmp cannot be written"), "{e}");
     }

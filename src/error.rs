@@ -94,8 +94,9 @@ impl Diagnostics {
     pub fn extend(&mut self, other: Diagnostics) {
         self.0.extend(other.0);
     }
-    /// Moves the problems of `other` not already listed into `self` (an included role's, or a
-    /// file's read by two pipeline stages, appear once).
+    /// Moves the problems of `other` not already listed into `self`: for `check`, whose roles
+    /// overlap (an included role is checked with each role including it), so that a problem found
+    /// through several roles is listed once.
     pub fn extend_unique(&mut self, other: Diagnostics) {
         for d in other.0 {
             if !self.0.contains(&d) {

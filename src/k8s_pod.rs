@@ -19,7 +19,8 @@ fn get<'a>(env: &'a BTreeMap<String, String>, key: &str) -> &'a str {
 }
 
 fn spark_home(env: &BTreeMap<String, String>) -> &str {
-    env.get("SPARK_HOME").map_or("/opt/spark", String::as_str)
+    env.get("SPARK_HOME")
+        .map_or(crate::config::env::DEFAULT_SPARK_HOME, String::as_str)
 }
 
 /// The driver's argv: `spark-submit` in client mode bound to the pod's IP, then `args` (what

@@ -157,6 +157,40 @@ pub fn run(args: HookArgs) -> Result<i32, Fatal> {
     wait_ready(&role, timeout)
 }
 
+/// Why configmeta.json does not (yet) reflect a change KubeDirector notified.
+#[derive(Debug, thiserror::Error)]
+enum NotApplied {
+    /// The file cannot be read.
+    #[error("{path}: {source}")]
+    Read {
+        /// configmeta.json's path.
+        path: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The file does not parse.
+    #[error("{0}")]
+    Parse(Diagnostic),
+    /// Some FQDNs are not yet listed (added) or still listed (deleted).
+    #[error(
+        "{path} {} {} under nodegroups.{ng}.roles.{kd_role}.fqdns yet: not applied, retry later",
+        if *added { "does not list" } else { "still lists" },
+        wrong.join(", ")
+    )]
+    Fqdns {
+        /// configmeta.json's path.
+        path: String,
+        /// The node group.
+        ng: String,
+        /// The KubeDirector role id.
+        kd_role: String,
+        /// True for an add notification.
+        added: bool,
+        /// The FQDNs that disagree.
+        wrong: Vec<String>,
+    },
+}
+
 /// Whether configmeta.json already reflects the notified change: every FQDN listed (added) or none
 /// of them listed (deleted) under `nodegroups.<ng>.roles.<role>.fqdns`.
 fn configmeta_agrees(
@@ -165,32 +199,39 @@ fn configmeta_agrees(
     kd_role: &str,
     fqdns: &str,
     added: bool,
-) -> Result<(), String> {
+) -> Result<(), NotApplied> {
     let path = env
         .get(crate::config::env::CONFIGMETA_VAR)
         .map_or(crate::config::env::DEFAULT_CONFIGMETA, String::as_str);
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
-    let meta = crate::config::configmeta::parse(path, &text).map_err(|d| d.to_string())?;
+    let text = std::fs::read_to_string(path).map_err(|source| NotApplied::Read {
+        path: path.to_string(),
+        source,
+    })?;
+    let source = crate::config::source::SourceText::new(path, text);
+    let meta = crate::config::configmeta::parse(&source).map_err(NotApplied::Parse)?;
     let listed: Vec<&str> = meta
         .nodegroups
         .get(ng)
         .and_then(|g| g.roles.get(kd_role))
         .map(|r| r.fqdns.iter().map(String::as_str).collect())
         .unwrap_or_default();
-    let wrong: Vec<&str> = fqdns
+    let wrong: Vec<String> = fqdns
         .split(',')
         .map(str::trim)
         .filter(|f| !f.is_empty())
         .filter(|f| listed.contains(f) != added)
+        .map(str::to_string)
         .collect();
     if wrong.is_empty() {
         Ok(())
     } else {
-        Err(format!(
-            "{path} {} {} under nodegroups.{ng}.roles.{kd_role}.fqdns yet: not applied, retry later",
-            if added { "does not list" } else { "still lists" },
-            wrong.join(", ")
-        ))
+        Err(NotApplied::Fqdns {
+            path: path.to_string(),
+            ng: ng.to_string(),
+            kd_role: kd_role.to_string(),
+            added,
+            wrong,
+        })
     }
 }
 
@@ -255,9 +296,9 @@ mod tests {
         assert!(configmeta_agrees(&env, "1", "spark-worker", "w1.d", true).is_ok());
         assert!(configmeta_agrees(&env, "1", "spark-worker", "w2.d", false).is_ok());
         let e = configmeta_agrees(&env, "1", "spark-worker", "w1.d,w2.d", true).unwrap_err();
-        assert!(e.contains("does not list w2.d"), "{e}");
+        assert!(e.to_string().contains("does not list w2.d"), "{e}");
         let e = configmeta_agrees(&env, "1", "spark-worker", "w0.d", false).unwrap_err();
-        assert!(e.contains("still lists w0.d"), "{e}");
+        assert!(e.to_string().contains("still lists w0.d"), "{e}");
         // An unknown node group or role lists nobody.
         assert!(configmeta_agrees(&env, "2", "spark-worker", "w0.d", true).is_err());
     }

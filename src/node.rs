@@ -8,8 +8,8 @@ use std::path::Path;
 
 use crate::config::role::{LoadedRole, ServiceSpec};
 use crate::config::{ResolvedConfig, Source, Sourced};
-use crate::error::{Diagnostic, Diagnostics, Fatal};
-use crate::render::{RenderError, RenderedFile};
+use crate::error::{Diagnostic, Diagnostics};
+use crate::render::RenderedFile;
 use crate::resources::{Resources, Sizing};
 
 /// What every role-mode command needs to know about this node.
@@ -41,7 +41,18 @@ pub fn resolve_node(
     cli_role: Option<&str>,
     env: &BTreeMap<String, String>,
 ) -> Result<Node, Diagnostics> {
-    use crate::config::runtime::{resolve, resolve_role, Inputs};
+    resolve_node_with(cli_role, env, &mut crate::config::role::load_role)
+}
+
+/// [`resolve_node`] with the role definition loaded by `load_role(roles_dir, name)`: `check`,
+/// which has loaded and reported every role already, hands over what it loaded instead of having
+/// the same role file's problems found (and listed) a second time.
+pub fn resolve_node_with(
+    cli_role: Option<&str>,
+    env: &BTreeMap<String, String>,
+    load_role: &mut dyn FnMut(&Path, &str) -> Result<LoadedRole, Diagnostics>,
+) -> Result<Node, Diagnostics> {
+    use crate::config::runtime::{Inputs, Resolver};
     let (inputs, gathered) = Inputs::gather_all(env.clone());
     let mut problems = Diagnostics::default();
     for name in crate::config::env::non_utf8(std::env::vars_os()) {
@@ -50,14 +61,15 @@ pub fn resolve_node(
             "the value is not valid UTF-8 (refused rather than ignored)",
         ));
     }
-    problems.extend_unique(gathered);
-    let role_name = resolve_role(&inputs, cli_role)
-        .map_err(|d| problems.extend_unique(d))
-        .ok();
+    problems.extend(gathered);
+    // One pass over the inputs: each stage below reports only its own problems.
+    let resolver = Resolver::new(&inputs);
+    problems.extend(resolver.problems().clone());
+    let role_name = resolver.role(cli_role).map_err(|d| problems.extend(d)).ok();
     let roles_dir = crate::config::role::roles_dir(env);
     let loaded = role_name.as_ref().and_then(|name| {
-        crate::config::role::load_role(&roles_dir, &name.value)
-            .map_err(|d| problems.extend_unique(d))
+        load_role(&roles_dir, &name.value)
+            .map_err(|d| problems.extend(d))
             .ok()
     });
     // Without a role (or its definition) the settings are still resolved, against a placeholder
@@ -68,31 +80,31 @@ pub fn resolve_node(
         Some(loaded) => (loaded.file.display().to_string(), &loaded.def.defaults),
         None => (role_file, &no_defaults),
     };
-    let config = resolve(
-        &inputs,
-        role_name.clone().unwrap_or_else(placeholder),
-        &role_file,
-        defaults,
-    )
-    .map_err(|d| problems.extend_unique(d))
-    .ok();
+    let config = resolver
+        .resolve(
+            role_name.clone().unwrap_or_else(placeholder),
+            &role_file,
+            defaults,
+        )
+        .map_err(|d| problems.extend(d))
+        .ok();
     // Add-on roles asked for by settings (ssh, ldap): merged into the role, then the settings
     // resolved again with their defaults. A failure there leaves the node without the add-ons.
     let mut access = Vec::new();
     let (loaded, config) = match (loaded, config) {
         (Some(base), Some(first)) => {
-            let (role, config) = with_addons(&roles_dir, base, first, &inputs, &mut access);
+            let (role, config) = with_addons(&roles_dir, base, first, &resolver, &mut access);
             (Some(role), Some(config))
         }
         other => other,
     };
     let resources = crate::resources::detect()
-        .map_err(|d| problems.extend_unique(d))
+        .map_err(|d| problems.extend(d))
         .ok();
     // Sizing depends on the role: none for the placeholder.
     let sizing = match (&config, &resources) {
         (Some(c), Some(r)) if loaded.is_some() => crate::resources::size(r, c)
-            .map_err(|d| problems.extend_unique(d))
+            .map_err(|d| problems.extend(d))
             .ok(),
         _ => None,
     };
@@ -116,7 +128,7 @@ fn with_addons(
     roles_dir: &Path,
     base: LoadedRole,
     first: ResolvedConfig,
-    inputs: &crate::config::runtime::Inputs,
+    resolver: &crate::config::runtime::Resolver,
     access: &mut Vec<Diagnostic>,
 ) -> (LoadedRole, ResolvedConfig) {
     let (addons, problems) = crate::access::addons(&first);
@@ -127,12 +139,7 @@ fn with_addons(
         match crate::config::role::load_role_with_addons(roles_dir, &base.name, &addons) {
             Ok(merged) => {
                 let role_file = merged.file.display().to_string();
-                match crate::config::runtime::resolve(
-                    inputs,
-                    first.role.clone(),
-                    &role_file,
-                    &merged.def.defaults,
-                ) {
+                match resolver.resolve(first.role.clone(), &role_file, &merged.def.defaults) {
                     Ok(config) => (merged, config),
                     Err(d) => {
                         access.extend(d.0);
@@ -147,7 +154,7 @@ fn with_addons(
         }
     };
     let users = crate::users::UserDb::system();
-    let agent = crate::access::Agent::current(&inputs.env, &users);
+    let agent = crate::access::Agent::current(&resolver.inputs().env, &users);
     access.extend(crate::access::apply(&mut role, &mut config, &agent));
     (role, config)
 }
@@ -220,7 +227,7 @@ impl Node {
                 spec.groups.as_deref(),
                 users,
             )
-            .map_err(|e| problems.push(problem(e)))
+            .map_err(|e| problems.push(problem(e.to_string())))
             .ok();
             match crate::supervisor::ServiceDef::new(
                 &name,
@@ -238,30 +245,6 @@ impl Node {
             }
         }
         problems.into_result(defs)
-    }
-}
-
-/// A failure writing rendered files: an I/O error is the system's, anything else the config's.
-pub fn render_error(e: RenderError) -> Fatal {
-    match e {
-        // A full disk or a read-only file system is the container's configuration, not a crash:
-        // 78 naming the path, before anything starts.
-        RenderError::Io { path, source }
-            if matches!(source.raw_os_error(), Some(28 | 30 | 122)) =>
-        {
-            Fatal::Config(
-                Diagnostic::new(
-                    path.display().to_string(),
-                    format!("cannot write: {source}"),
-                )
-                .into(),
-            )
-        }
-        RenderError::Io { path, source } => Fatal::Sys {
-            context: format!("writing {}", path.display()),
-            source,
-        },
-        other => Fatal::Config(Diagnostic::new("render", other.to_string()).into()),
     }
 }
 

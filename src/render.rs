@@ -25,9 +25,7 @@ pub use escape::Format;
 pub use templates::Templates;
 pub use write::{write_files, RenderError, WriteReport};
 
-use crate::config::role::{
-    locate, parse_octal, template_name_problem, LoadedRole, OneOf, Probe, WaitFor,
-};
+use crate::config::role::{parse_octal, template_name_problem, LoadedRole, OneOf, Probe, WaitFor};
 use crate::config::ServiceSpec;
 use crate::error::{Diagnostic, Diagnostics};
 
@@ -90,12 +88,7 @@ pub fn render_with(
     for (i, spec) in role.def.render.iter().enumerate() {
         let role_file = role.render_files.get(i).unwrap_or(&role.file);
         let mut problem = |needle: &str, message: String| {
-            diags.push(diagnostic_in(
-                role_file,
-                Some(&spec.template),
-                needle,
-                message,
-            ));
+            diags.push(role.diagnostic_in(role_file, Some(&spec.template), needle, message));
         };
         if let Err(why) = template_name_problem(&spec.template) {
             problem(&spec.template, why);
@@ -175,7 +168,7 @@ pub fn render_with(
         let owner = match owner_spec.map(|o| expander.expand(&o)) {
             Some(Ok(o)) => Some(o),
             Some(Err(e)) => {
-                diags.push(diagnostic_in(
+                diags.push(role.diagnostic_in(
                     role_file,
                     Some(&spec.template),
                     "owner",
@@ -215,7 +208,7 @@ pub fn expand_services(
         let mut expand = |s: &str| -> String {
             match expander.expand(s) {
                 Ok(v) if v.contains('\0') => {
-                    diags.push(diagnostic_in(
+                    diags.push(role.diagnostic_in(
                         file,
                         Some(&anchor),
                         s,
@@ -225,7 +218,7 @@ pub fn expand_services(
                 }
                 Ok(v) => v,
                 Err(e) => {
-                    diags.push(diagnostic_in(file, Some(&anchor), s, e));
+                    diags.push(role.diagnostic_in(file, Some(&anchor), s, e));
                     s.to_string()
                 }
             }
@@ -255,7 +248,7 @@ pub fn expand_services(
             ..w.clone()
         });
         if let Some(Err(e)) = service.wait_for.as_ref().map(WaitFor::targets) {
-            diags.push(diagnostic_in(
+            diags.push(role.diagnostic_in(
                 file,
                 Some(&anchor),
                 "wait_for",
@@ -293,7 +286,7 @@ pub fn expand_warnings(role: &LoadedRole, context: &Value) -> Result<Vec<String>
         match expander.expand(warning) {
             Ok(text) if text.trim().is_empty() => {}
             Ok(text) => out.push(text.trim().to_string()),
-            Err(e) => diags.push(diagnostic_in(
+            Err(e) => diags.push(role.diagnostic_in(
                 &role.file,
                 Some("warnings"),
                 warning,
@@ -325,16 +318,6 @@ pub fn check_role(role: &LoadedRole, templates: &mut Templates) -> Diagnostics {
     diags
 }
 
-/// A diagnostic in a role file at the first `needle` after `anchor`.
-fn diagnostic_in(file: &Path, anchor: Option<&str>, needle: &str, message: String) -> Diagnostic {
-    let text = crate::config::limits::read_text(file, crate::config::limits::InputKind::Role)
-        .unwrap_or_default();
-    match locate(&text, anchor, needle) {
-        Some((line, column)) => Diagnostic::at(file.display().to_string(), line, column, message),
-        None => Diagnostic::new(file.display().to_string(), message),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -350,6 +333,7 @@ mod tests {
                 .map(|_| PathBuf::from("/nonexistent/t.yaml"))
                 .collect(),
             service_files: BTreeMap::new(),
+            sources: BTreeMap::new(),
             def: RoleDef {
                 description: String::new(),
                 include: Vec::new(),

@@ -31,7 +31,9 @@ pub use gate::{WaitOutcome, WaitTicket};
 pub use plan::{ServiceDef, DEFAULT_UMASK};
 use probes::ProbeRun;
 pub use protocol::{Control, Msg, ProbeTicket, Reply, Request, ServiceInfo, Snapshot};
-pub use reload::{restart_set, CommitGate, ReloadJob, ReloadOutcome, ReloadPlan, Reloader};
+pub use reload::{
+    restart_set, CommitGate, ReloadError, ReloadJob, ReloadOutcome, ReloadPlan, Reloader,
+};
 use shutdown::{Reason, ShutdownState};
 
 /// How often a shutdown after a dead thread reaps without a SIGCHLD.

@@ -111,13 +111,13 @@ impl UserDb {
     }
 
     /// A group given as a name or a number, as a gid.
-    pub fn resolve_group(&self, group: &str) -> Result<u32, String> {
+    pub fn resolve_group(&self, group: &str) -> Result<u32, UserError> {
         if let Some(gid) = parse_id(group) {
             return Ok(gid);
         }
         self.group_by_name(group)
             .map(|g| g.gid)
-            .ok_or_else(|| format!("unknown group `{group}` (not a number and not in /etc/group)"))
+            .ok_or_else(|| UserError::UnknownGroups(vec![group.to_string()]))
     }
 
     /// The primary gid plus every group listing `name` as a member, without duplicates.
@@ -132,6 +132,31 @@ impl UserDb {
     }
 }
 
+/// Why a service's (or a rendered file's) `user`, `group` or `groups` cannot be used. Each message
+/// is one lowercase sentence naming what is unknown; the caller adds the file and service.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UserError {
+    /// `:gid` and the like.
+    #[error("invalid user `{0}`: empty user name")]
+    EmptyName(String),
+    /// `user:group` together with `group:`.
+    #[error("user `{0}` already names a primary group; do not also set `group`")]
+    GroupGivenTwice(String),
+    /// Neither a number nor a name in /etc/passwd.
+    #[error("unknown user `{0}` (not a number and not in /etc/passwd)")]
+    UnknownUser(String),
+    /// Groups that are neither numbers nor names in /etc/group (at least one).
+    #[error(
+        "unknown group{} {} (not a number and not in /etc/group)",
+        if .0.len() > 1 { "s" } else { "" },
+        .0.iter().map(|g| format!("`{g}`")).collect::<Vec<_>>().join(", ")
+    )]
+    UnknownGroups(Vec<String>),
+    /// `group` or `groups` without `user`: the agent's own user is not known here.
+    #[error("`group` and `groups` need `user` (name or uid) as well")]
+    GroupsWithoutUser,
+}
+
 /// Resolves a service's `user` (name, `uid` or `user:group`), `group` (overrides the primary group)
 /// and `groups` (replaces the supplementary groups; names or numbers). The error is one lowercase
 /// sentence naming what is unknown.
@@ -140,18 +165,16 @@ pub fn resolve_user(
     group: Option<&str>,
     groups: Option<&[String]>,
     db: &UserDb,
-) -> Result<UserIds, String> {
+) -> Result<UserIds, UserError> {
     let (user_part, group_part) = match user.split_once(':') {
         Some((u, g)) => (u, Some(g)),
         None => (user, None),
     };
     if user_part.is_empty() {
-        return Err(format!("invalid user `{user}`: empty user name"));
+        return Err(UserError::EmptyName(user.to_string()));
     }
     if group_part.is_some() && group.is_some() {
-        return Err(format!(
-            "user `{user}` already names a primary group; do not also set `group`"
-        ));
+        return Err(UserError::GroupGivenTwice(user.to_string()));
     }
 
     let mut ids = match (db.user_by_name(user_part), parse_id(user_part)) {
@@ -166,11 +189,7 @@ pub fn resolve_user(
                 home: "/".to_string(),
             },
         },
-        (None, None) => {
-            return Err(format!(
-                "unknown user `{user_part}` (not a number and not in /etc/passwd)"
-            ))
-        }
+        (None, None) => return Err(UserError::UnknownUser(user_part.to_string())),
     };
 
     if let Some(primary) = group_part.or(group) {
@@ -191,15 +210,11 @@ pub fn resolve_user(
         for g in list {
             match db.resolve_group(g) {
                 Ok(gid) => resolved.push(gid),
-                Err(_) => unknown.push(format!("`{g}`")),
+                Err(_) => unknown.push(g.clone()),
             }
         }
         if !unknown.is_empty() {
-            return Err(format!(
-                "unknown group{} {} (not a number and not in /etc/group)",
-                if unknown.len() > 1 { "s" } else { "" },
-                unknown.join(", ")
-            ));
+            return Err(UserError::UnknownGroups(unknown));
         }
         dedup_keep_order(&mut resolved);
         ids.groups = resolved;
@@ -215,12 +230,10 @@ pub fn resolve_service_user(
     group: Option<&str>,
     groups: Option<&[String]>,
     db: &UserDb,
-) -> Result<Option<UserIds>, String> {
+) -> Result<Option<UserIds>, UserError> {
     match user {
         Some(user) => resolve_user(user, group, groups, db).map(Some),
-        None if group.is_some() || groups.is_some() => {
-            Err("`group` and `groups` need `user` (name or uid) as well".to_string())
-        }
+        None if group.is_some() || groups.is_some() => Err(UserError::GroupsWithoutUser),
         None => Ok(None),
     }
 }
@@ -412,16 +425,26 @@ users:x:100:
 
     #[test]
     fn errors_name_what_is_unknown() {
-        let err = resolve_user("ghost", None, None, &db()).unwrap_err();
+        let err = resolve_user("ghost", None, None, &db())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("unknown user `ghost`"), "{err}");
-        let err = resolve_user("spark", Some("ghosts"), None, &db()).unwrap_err();
+        let err = resolve_user("spark", Some("ghosts"), None, &db())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("unknown group `ghosts`"), "{err}");
         let groups = vec!["a".to_string(), "hadoop".to_string(), "b".to_string()];
-        let err = resolve_user("spark", None, Some(&groups), &db()).unwrap_err();
+        let err = resolve_user("spark", None, Some(&groups), &db())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("unknown groups `a`, `b`"), "{err}");
-        let err = resolve_user("spark:hadoop", Some("users"), None, &db()).unwrap_err();
+        let err = resolve_user("spark:hadoop", Some("users"), None, &db())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("already names a primary group"), "{err}");
-        let err = resolve_user(":0", None, None, &db()).unwrap_err();
+        let err = resolve_user(":0", None, None, &db())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("empty user name"), "{err}");
         assert!(resolve_user("-1", None, None, &db()).is_err());
         assert!(resolve_user("99999999999", None, None, &db()).is_err());
@@ -432,7 +455,9 @@ users:x:100:
         assert_eq!(resolve_service_user(None, None, None, &db()), Ok(None));
         let ids = resolve_service_user(Some("spark"), None, None, &db()).unwrap();
         assert_eq!(ids.map(|i| i.uid), Some(185));
-        let err = resolve_service_user(None, Some("users"), None, &db()).unwrap_err();
+        let err = resolve_service_user(None, Some("users"), None, &db())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("need `user`"), "{err}");
         assert!(resolve_service_user(None, None, Some(&[]), &db()).is_err());
     }

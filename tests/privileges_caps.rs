@@ -70,7 +70,8 @@ fn agent_bounding_set_keeps_only_what_is_needed() {
             None,
             None,
             &sparkvisor::users::UserDb::default(),
-        )?;
+        )
+        .map_err(|e| e.to_string())?;
         bind.privileges = plan(
             Some(nobody),
             CapabilitySet::parse(&["NET_BIND_SERVICE"]).unwrap(),

@@ -439,7 +439,7 @@ fn rootless_agent_runs_services_as_itself_and_cannot_switch() {
 
         let mut other = spec(&["sleep", "30"]);
         other.privileges = plan(
-            Some(resolve_user("4244", None, None, &UserDb::default())?),
+            Some(resolve_user("4244", None, None, &UserDb::default()).map_err(|e| e.to_string())?),
             CapabilitySet::EMPTY,
             true,
         );

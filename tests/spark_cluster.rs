@@ -292,9 +292,13 @@ fn java_keystores_give_the_probes_their_tls_identity() {
     let (ks, ts) = (ks.to_str().unwrap(), ts.to_str().unwrap());
     let pw = Some("storepass1");
     assert!(sparkvisor::tls::build(ts, pw, Some((ks, pw, pw))).is_ok());
-    let wrong = sparkvisor::tls::build(ts, Some("nope"), None).unwrap_err();
+    let wrong = sparkvisor::tls::build(ts, Some("nope"), None)
+        .unwrap_err()
+        .to_string();
     assert!(wrong.contains("password is incorrect"), "{wrong}");
-    let wrong = sparkvisor::tls::build(ts, pw, Some((ks, pw, Some("nope")))).unwrap_err();
+    let wrong = sparkvisor::tls::build(ts, pw, Some((ks, pw, Some("nope"))))
+        .unwrap_err()
+        .to_string();
     assert!(wrong.contains("key password is incorrect"), "{wrong}");
     let p12 = dir.path().join("store.p12");
     let out = Command::new("keytool")

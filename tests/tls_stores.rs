@@ -83,22 +83,26 @@ fn keytool_default_pkcs12_stores_give_the_probes_their_tls_identity() {
     assert_eq!(key, key_as_java_reads_it(&ks_path, "spark"));
     assert!(build(ts, Some(PW), Some((ks, Some(PW), Some(PW)))).is_ok());
 
-    let wrong = build(ts, Some("nope"), None).unwrap_err();
+    let wrong = build(ts, Some("nope"), None).unwrap_err().to_string();
     assert!(
         wrong.starts_with(ts) && wrong.contains("password is incorrect"),
         "{wrong}"
     );
-    let wrong = build(ts, Some(PW), Some((ks, Some("nope"), Some(PW)))).unwrap_err();
+    let wrong = build(ts, Some(PW), Some((ks, Some("nope"), Some(PW))))
+        .unwrap_err()
+        .to_string();
     assert!(
         wrong.starts_with(ks) && wrong.contains("password is incorrect"),
         "{wrong}"
     );
-    let wrong = build(ts, Some(PW), Some((ks, Some(PW), Some("nope")))).unwrap_err();
+    let wrong = build(ts, Some(PW), Some((ks, Some(PW), Some("nope"))))
+        .unwrap_err()
+        .to_string();
     assert!(
         wrong.starts_with(ks) && wrong.contains("key password is incorrect for entry \"spark\""),
         "{wrong}"
     );
-    let missing = build(ts, None, None).unwrap_err();
+    let missing = build(ts, None, None).unwrap_err().to_string();
     assert!(
         missing.starts_with(ts) && missing.contains("no store password"),
         "{missing}"
@@ -140,7 +144,7 @@ fn legacy_and_unprotected_keytool_pkcs12_stores_read() {
     assert_eq!(store.keys[0].chain.len(), 1);
     let key = decrypt_key(ks, &store.keys[0], PW).unwrap();
     assert_eq!(key, key_as_java_reads_it(&legacy, "old"));
-    let wrong = read_store(ks, Some("nope")).unwrap_err();
+    let wrong = read_store(ks, Some("nope")).unwrap_err().to_string();
     assert!(wrong.contains("password is incorrect"), "{wrong}");
 
     let crt = dir.path().join("old.crt");

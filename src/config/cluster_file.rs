@@ -16,7 +16,8 @@ use std::fmt;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 
-use crate::config::scan::{check_nesting, KeyIndex};
+use crate::config::scan::check_nesting;
+use crate::config::source::SourceText;
 use crate::error::Diagnostic;
 
 /// The parsed cluster file.
@@ -81,10 +82,7 @@ where
         }
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
             let mut out = BTreeMap::new();
-            while let Some(key) = map.next_key::<String>()? {
-                if out.contains_key(&key) {
-                    return Err(de::Error::custom(format!("key {key:?} given twice")));
-                }
+            while let Some(key) = map.next_key_seed(NewKey(&out))? {
                 let value = map.next_value()?;
                 out.insert(key, value);
             }
@@ -93,6 +91,31 @@ where
     }
     // `any`, not `map`: the YAML parser would otherwise report a wrong scalar itself, echoing it.
     d.deserialize_any(UniqueMap(std::marker::PhantomData))
+}
+
+/// A map key that must not be in the map yet. The check runs inside the key's own deserialization,
+/// so the parser places a "given twice" error at the second occurrence of the key itself (checked
+/// after the key was read, the YAML parser would place it at the start of the map).
+struct NewKey<'a, V>(&'a BTreeMap<String, V>);
+
+impl<'de, V> de::DeserializeSeed<'de> for NewKey<'_, V> {
+    type Value = String;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<String, D::Error> {
+        d.deserialize_string(self)
+    }
+}
+
+impl<'de, V> Visitor<'de> for NewKey<'_, V> {
+    type Value = String;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a string key")
+    }
+    fn visit_str<E: de::Error>(self, key: &str) -> Result<String, E> {
+        if self.0.contains_key(key) {
+            return Err(E::custom(format!("key {key:?} given twice")));
+        }
+        Ok(key.to_string())
+    }
 }
 
 /// A string, number or boolean, kept as the text a template or a properties file will see.
@@ -235,98 +258,35 @@ pub fn looks_like_json(text: &str) -> bool {
         .is_some_and(|rest| rest.trim_start().starts_with(['"', '}']))
 }
 
-/// Parses YAML or JSON into `T`, turning a parse error into a positioned Diagnostic for `file`.
-/// Whitespace-only text parses as `T::default()`.
+/// Parses YAML or JSON into `T`, turning a parse error into a Diagnostic at the position the parser
+/// gives. Whitespace-only text parses as `T::default()`.
 pub fn parse_document<T: for<'de> Deserialize<'de> + Default>(
-    file: &str,
-    text: &str,
+    source: &SourceText,
 ) -> Result<T, Diagnostic> {
+    let text = source.text.as_str();
     if text.trim().is_empty() {
         return Ok(T::default());
     }
-    check_nesting(file, text)?;
+    check_nesting(&source.path, text)?;
     if looks_like_json(text) {
-        serde_json::from_str(text).map_err(|e| json_diagnostic(file, &e))
+        serde_json::from_str(text).map_err(|e| source.json_error(&e))
     } else {
-        serde_yaml::from_str(text).map_err(|e| {
-            let message = strip_position(&e.to_string());
-            match e.location() {
-                Some(loc) => Diagnostic::at(file, loc.line(), loc.column(), message),
-                None => Diagnostic::new(file, message),
-            }
-        })
-    }
-}
-
-/// A JSON parse error as a positioned Diagnostic.
-pub fn json_diagnostic(file: &str, e: &serde_json::Error) -> Diagnostic {
-    let message = strip_position(&e.to_string());
-    if e.line() > 0 {
-        Diagnostic::at(file, e.line(), e.column().max(1), message)
-    } else {
-        Diagnostic::new(file, message)
+        serde_yaml::from_str(text).map_err(|e| source.yaml_error(&e))
     }
 }
 
 /// Parses a cluster file.
-pub fn parse(file: &str, text: &str) -> Result<ClusterFile, Diagnostic> {
-    parse_document(file, text).map_err(|d| point_at_duplicate(d, text))
-}
-
-/// The YAML parser places a "given twice" error at the start of the map: move it to the line of
-/// the second occurrence of the key (the first line after the map's start that holds it twice).
-fn point_at_duplicate(mut d: Diagnostic, text: &str) -> Diagnostic {
-    let Some(key) = d
-        .message
-        .split("key ")
-        .nth(1)
-        .and_then(|rest| rest.strip_suffix(" given twice"))
-        .and_then(|quoted| serde_json::from_str::<String>(quoted).ok())
-    else {
-        return d;
-    };
-    let from = d.line.unwrap_or(1);
-    let mut seen = 0;
-    for (no, line) in text.lines().enumerate().skip(from.saturating_sub(1)) {
-        let t = line.trim_start_matches([' ', '{', ',']);
-        let unquoted = t
-            .strip_prefix(['"', '\''])
-            .and_then(|r| r.strip_prefix(key.as_str()))
-            .and_then(|r| r.strip_prefix(['"', '\'']))
-            .or_else(|| t.strip_prefix(key.as_str()));
-        if unquoted.is_some_and(|r| r.trim_start().starts_with(':')) {
-            seen += 1;
-            if seen == 2 {
-                d.line = Some(no + 1);
-                d.column = Some(line.len() - t.len() + 1);
-                return d;
-            }
-        }
-    }
-    d
-}
-
-/// Drops the " at line X column Y" the parsers append (the Diagnostic carries the position).
-fn strip_position(message: &str) -> String {
-    match message.find(" at line ") {
-        Some(i) => message.get(..i).unwrap_or(message).to_string(),
-        None => message.to_string(),
-    }
-}
-
-/// Best-effort position of `key` as a mapping key in YAML or JSON text: the first place it appears
-/// (optionally quoted) followed by `:`. Used to point semantic errors (a bad value) at their line.
-/// For many keys of one text, build one [`KeyIndex`] instead (this scans the whole text).
-pub fn locate_key(text: &str, key: &str) -> Option<(usize, usize)> {
-    if key.is_empty() {
-        return None;
-    }
-    KeyIndex::new(text).get(key)
+pub fn parse(source: &SourceText) -> Result<ClusterFile, Diagnostic> {
+    parse_document(source)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parse(file: &str, text: &str) -> Result<ClusterFile, Diagnostic> {
+        super::parse(&SourceText::new(file, text))
+    }
 
     #[test]
     fn nested_settings_flatten() {
@@ -365,13 +325,5 @@ mod tests {
         assert!(!d.to_string().contains("s3cret-value"), "{d}");
         let d = parse("c.json", "{\"secrets\": \"s3cret-value\"}").unwrap_err();
         assert!(!d.to_string().contains("s3cret-value"), "{d}");
-    }
-
-    #[test]
-    fn locate_keys() {
-        let text = "settings:\n  spark.worker_cores: x\n";
-        assert_eq!(locate_key(text, "spark.worker_cores"), Some((2, 3)));
-        assert_eq!(locate_key("{\"role\": 1}", "role"), Some((1, 2)));
-        assert_eq!(locate_key("roles: 1", "role"), None);
     }
 }

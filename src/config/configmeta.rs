@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use crate::config::cluster_file::Scalar;
+use crate::config::source::SourceText;
 use crate::error::Diagnostic;
 
 /// The parts of configmeta.json sparkvisor reads.
@@ -86,9 +87,9 @@ pub struct Cluster {
 }
 
 /// Parses configmeta.json (always JSON).
-pub fn parse(file: &str, text: &str) -> Result<ConfigMeta, Diagnostic> {
-    crate::config::scan::check_nesting(file, text)?;
-    serde_json::from_str(text).map_err(|e| crate::config::cluster_file::json_diagnostic(file, &e))
+pub fn parse(source: &SourceText) -> Result<ConfigMeta, Diagnostic> {
+    crate::config::scan::check_nesting(&source.path, &source.text)?;
+    serde_json::from_str(&source.text).map_err(|e| source.json_error(&e))
 }
 
 /// KubeDirector role ids mapped to sparkvisor roles by default (docs/configuration.md).

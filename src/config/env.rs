@@ -68,6 +68,10 @@ pub const CONFIG_VAR: &str = "SPARKVISOR_CONFIG";
 pub const CONFIGMETA_VAR: &str = "SPARKVISOR_CONFIGMETA";
 /// How long to wait for configmeta.json to appear.
 pub const CONFIGMETA_WAIT_VAR: &str = "SPARKVISOR_CONFIGMETA_WAIT";
+/// Where Spark is installed when `SPARK_HOME` (setting `spark.home`) says nothing: the official
+/// and bitnami images' place. The one spelling of it for the resolver, the drop-in entrypoint and
+/// the Kubernetes pod commands.
+pub const DEFAULT_SPARK_HOME: &str = "/opt/spark";
 /// Where KubeDirector writes configmeta.json.
 pub const DEFAULT_CONFIGMETA: &str = "/etc/guestconfig/configmeta.json";
 

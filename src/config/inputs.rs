@@ -11,18 +11,10 @@ use crate::config::configmeta;
 use crate::config::env as vars;
 use crate::config::limits::{self, InputKind};
 use crate::config::role::DurationSpec;
+use crate::config::source::SourceText;
 use crate::config::validate::valid_host;
 use crate::error::{Diagnostic, Diagnostics};
 use crate::sys::watch;
-
-/// A text file read from outside, with the path it came from (for diagnostics and provenance).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InputFile {
-    /// Path as given (shown in diagnostics and sources).
-    pub path: String,
-    /// Whole contents.
-    pub text: String,
-}
 
 /// The value of a `<NAME>_FILE` variable: the file's contents, trailing newline trimmed.
 /// `Debug` shows the file, not the value (it is usually a secret).
@@ -49,9 +41,9 @@ pub struct Inputs {
     /// `<NAME>_FILE` values by NAME (only for the names sparkvisor honours).
     pub file_values: BTreeMap<String, FileValue>,
     /// The cluster file (`SPARKVISOR_CONFIG`), when set.
-    pub cluster_file: Option<InputFile>,
+    pub cluster_file: Option<SourceText>,
     /// KubeDirector's configmeta.json, when present.
-    pub configmeta: Option<InputFile>,
+    pub configmeta: Option<SourceText>,
     /// The kernel's hostname.
     pub hostname: String,
     /// The FQDN found for it (from /etc/hosts or the domain name), else the hostname.
@@ -118,10 +110,7 @@ impl Inputs {
             .filter(|p| !p.is_empty())
             .and_then(
                 |path| match limits::read_text(path, InputKind::ClusterFile) {
-                    Ok(text) => Some(InputFile {
-                        path: path.clone(),
-                        text,
-                    }),
+                    Ok(text) => Some(SourceText::new(path.clone(), text)),
                     Err(e) => {
                         problems.push(Diagnostic::new(
                             path.clone(),
@@ -163,7 +152,7 @@ impl Inputs {
 fn read_configmeta(
     env: &BTreeMap<String, String>,
     problems: &mut Diagnostics,
-) -> Option<InputFile> {
+) -> Option<SourceText> {
     let explicit = env.get(vars::CONFIGMETA_VAR).filter(|p| !p.is_empty());
     let path = explicit
         .cloned()
@@ -190,7 +179,7 @@ fn read_configmeta(
         );
         let parses = || {
             limits::read_text(&path, InputKind::Configmeta)
-                .is_ok_and(|text| configmeta::parse(&path, &text).is_ok())
+                .is_ok_and(|text| configmeta::parse(&SourceText::new(path.clone(), text)).is_ok())
         };
         if let Err(e) = watch::wait_until(Path::new(&path), Instant::now() + wait, parses) {
             watch_error = Some(e);
@@ -198,7 +187,7 @@ fn read_configmeta(
     }
     // After the wait, the file as it is: one that still does not parse is reported by the parser.
     match limits::read_text(&path, InputKind::Configmeta) {
-        Ok(text) => Some(InputFile { path, text }),
+        Ok(text) => Some(SourceText::new(path, text)),
         Err(e) if e.is_not_found() => {
             match (wait, watch_error) {
                 (Some(_), Some(watch_error)) => problems.push(Diagnostic::new(

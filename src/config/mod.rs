@@ -15,6 +15,7 @@ pub mod role;
 pub mod runtime;
 pub mod scan;
 pub mod sizing;
+pub mod source;
 pub mod trust;
 pub mod units;
 pub mod validate;

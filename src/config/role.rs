@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+use crate::config::source::SourceText;
 use crate::error::{Diagnostic, Diagnostics};
 
 mod names;
@@ -20,7 +21,7 @@ mod wait;
 
 pub use names::{capability_known, signal_known};
 pub use one_of::OneOf;
-pub use validate::{locate, parse_octal, template_name_problem};
+pub use validate::{parse_octal, template_name_problem};
 pub use wait::{endpoints_of, Target, WaitFor};
 
 /// A role as written in its YAML file (before template expansion).
@@ -185,9 +186,27 @@ pub struct LoadedRole {
     pub service_files: BTreeMap<String, PathBuf>,
     /// The file each `def.render` entry was written in (same order as `def.render`).
     pub render_files: Vec<PathBuf>,
+    /// The text of every role file merged in (this role's and its includes'), kept so that a
+    /// problem found later (by validation or rendering) is placed without reading the file again.
+    pub sources: BTreeMap<PathBuf, SourceText>,
 }
 
 impl LoadedRole {
+    /// A diagnostic in role file `file` at the first `needle` after `anchor` (see
+    /// [`SourceText::find`]); about the whole file when its text is not held or `needle` is not in it.
+    pub fn diagnostic_in(
+        &self,
+        file: &Path,
+        anchor: Option<&str>,
+        needle: &str,
+        message: impl Into<String>,
+    ) -> Diagnostic {
+        match self.sources.get(file) {
+            Some(source) => source.diagnostic_at(anchor, needle, message),
+            None => Diagnostic::new(file.display().to_string(), message),
+        }
+    }
+
     /// The file a service was defined in (the role's own file when unknown).
     pub fn file_of_service(&self, service: &str) -> &Path {
         self.service_files

@@ -17,7 +17,7 @@ pub const MAX_NESTING: usize = 64;
 const MAX_KEY: usize = 256;
 
 /// The first position (1-based line and column) of every mapping key in a text.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct KeyIndex(HashMap<String, (usize, usize)>);
 
 /// Characters that may stand right before a key.

@@ -248,6 +248,7 @@ mod tests {
                 adjust: BTreeMap::new(),
             },
             service_files: BTreeMap::new(),
+            sources: BTreeMap::new(),
             render_files: Vec::new(),
         };
         let ctx = build_context(

@@ -70,7 +70,7 @@ impl Templates {
                 lint(&template.ast, &mut problems);
                 for (needle, why) in problems {
                     let file = dir.join(name).display().to_string();
-                    diags.push(match crate::config::role::locate(text, None, &needle) {
+                    diags.push(match crate::config::source::find_in(text, None, &needle) {
                         Some((line, column)) => Diagnostic::at(file, line, column, why),
                         None => Diagnostic::new(file, why),
                     });
@@ -372,14 +372,14 @@ fn template_diagnostic(dir: &Path, name: &str, text: &str, message: &str) -> Dia
         return Diagnostic::at(file, line, column, summary);
     }
     if let Some(var) = missing_variable(message) {
-        if let Some((line, column)) = crate::config::role::locate(text, None, var) {
+        if let Some((line, column)) = crate::config::source::find_in(text, None, var) {
             return Diagnostic::at(file, line, column, summary);
         }
     }
     if let Some(included) = missing_include(message) {
         let summary =
             format!("includes {included:?}, which is not a template under the templates directory");
-        return match crate::config::role::locate(text, None, included) {
+        return match crate::config::source::find_in(text, None, included) {
             Some((line, column)) => Diagnostic::at(file, line, column, summary),
             None => Diagnostic::new(file, summary),
         };

@@ -61,7 +61,7 @@ pub enum RenderError {
         /// The owner as written.
         owner: String,
         /// Why it could not be used.
-        reason: String,
+        reason: crate::users::UserError,
     },
 }
 
@@ -265,7 +265,7 @@ fn stage(
 }
 
 /// `uid[:gid]` or `user[:group]`, names looked up in /etc/passwd and /etc/group (`users`).
-fn resolve_owner(owner: &str) -> Result<(Option<u32>, Option<u32>), String> {
+fn resolve_owner(owner: &str) -> Result<(Option<u32>, Option<u32>), crate::users::UserError> {
     let ids = crate::users::resolve_user(owner, None, None, &crate::users::UserDb::system())?;
     Ok((Some(ids.uid), Some(ids.gid)))
 }

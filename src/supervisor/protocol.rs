@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::mpsc::Sender;
 use std::time::{Duration, SystemTime};
 
-use super::{ReloadOutcome, ReloadPlan, WaitOutcome, WaitTicket};
+use super::{ReloadError, ReloadOutcome, ReloadPlan, WaitOutcome, WaitTicket};
 use crate::error::ProcessEnd;
 use crate::service::{ProbeKind, PublicState};
 
@@ -54,7 +54,7 @@ pub enum Msg {
         /// Which reload.
         id: u64,
         /// The new services and changed files, or why loading failed.
-        result: Result<ReloadPlan, String>,
+        result: Result<ReloadPlan, ReloadError>,
     },
 }
 

@@ -31,9 +31,23 @@ pub struct ReloadPlan {
     pub changed_files: Vec<PathBuf>,
 }
 
+/// Why a reload did not produce a plan; the running config stays.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The new config, role or templates are invalid, or the node cannot be prepared.
+    #[error("{0}")]
+    Prepare(crate::error::Fatal),
+    /// The supervisor gave the reload up (its deadline passed) before it wrote anything.
+    #[error("given up before writing: nothing written")]
+    GivenUp,
+    /// Writing the new files failed.
+    #[error("{0}")]
+    Write(crate::render::RenderError),
+}
+
 /// Re-resolves config and re-renders. Runs on a reload thread, never on the supervisor's; it must
 /// call [`CommitGate::begin_commit`] before writing anything and give up when that says no.
-pub type Reloader = Box<dyn FnMut(&CommitGate) -> Result<ReloadPlan, String> + Send>;
+pub type Reloader = Box<dyn FnMut(&CommitGate) -> Result<ReloadPlan, ReloadError> + Send>;
 
 /// The work of one reload, run off the supervisor thread; its result is the message to send back.
 pub type ReloadJob = Box<dyn FnOnce() -> Msg + Send>;
@@ -180,7 +194,7 @@ impl Reloads {
     pub(super) fn finished(
         &mut self,
         id: u64,
-        result: Result<ReloadPlan, String>,
+        result: Result<ReloadPlan, ReloadError>,
     ) -> Option<(String, ReloadPlan)> {
         if self.stalled == Some(id) {
             self.stalled = None;
@@ -191,7 +205,7 @@ impl Reloads {
         match result {
             Ok(plan) => Some((flight.why, plan)),
             Err(e) => {
-                self.failed(&flight.why, &e);
+                self.failed(&flight.why, &e.to_string());
                 None
             }
         }
@@ -238,7 +252,7 @@ impl<S: Sys> Supervisor<S> {
 
     /// A reload thread ended: applies its plan (or records its failure), then runs a reload asked
     /// for meanwhile.
-    pub(super) fn reloaded(&mut self, id: u64, result: Result<ReloadPlan, String>) {
+    pub(super) fn reloaded(&mut self, id: u64, result: Result<ReloadPlan, ReloadError>) {
         if let Some((why, plan)) = self.reloads.finished(id, result) {
             self.apply_reload(&why, plan);
         }

@@ -21,7 +21,7 @@ const SHA1_LEN: usize = 20;
 const KEY_PROTECTOR_OID: &[u8] = &[0x2b, 0x06, 0x01, 0x04, 0x01, 0x2a, 0x02, 0x11, 0x01, 0x01];
 
 /// Why a store cannot be read.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum JksError {
     /// Not a JKS file; says what it looks like instead.
     #[error("not a JKS keystore ({0})")]

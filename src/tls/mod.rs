@@ -13,6 +13,7 @@
 //! and the `wait_for` threads reach it without threading it through the supervisor.
 
 pub mod der;
+mod error;
 pub mod jks;
 pub mod pkcs12;
 pub mod store;
@@ -25,14 +26,15 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, Serve
 use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, Error, SignatureScheme};
 
 use crate::config::ResolvedConfig;
+pub use error::{Advice, StoreProblem, TlsError};
 use store::{KeyEntry, ProtectedKey, Store};
 
 /// The probes' TLS client config: `None` until [`install`]; `Err` says why HTTPS cannot be used.
-static CLIENT: OnceLock<Result<Arc<ClientConfig>, String>> = OnceLock::new();
+static CLIENT: OnceLock<Result<Arc<ClientConfig>, TlsError>> = OnceLock::new();
 
 /// Sets the probes' TLS identity from the resolved Spark SSL settings (once; later calls are
 /// ignored). Returns a problem to log when SSL is on but its stores cannot be used.
-pub fn install(config: &ResolvedConfig) -> Option<String> {
+pub fn install(config: &ResolvedConfig) -> Option<TlsError> {
     let built = from_spark(config)?;
     let problem = built.as_ref().err().cloned();
     let _ = CLIENT.set(built.map(Arc::new));
@@ -40,10 +42,10 @@ pub fn install(config: &ResolvedConfig) -> Option<String> {
 }
 
 /// The probes' TLS client config, or why there is none.
-pub fn client() -> Result<Arc<ClientConfig>, String> {
+pub fn client() -> Result<Arc<ClientConfig>, TlsError> {
     match CLIENT.get() {
         Some(result) => result.clone(),
-        None => Err("Spark SSL is not enabled (spark.ssl.enabled)".into()),
+        None => Err(TlsError::NotEnabled),
     }
 }
 
@@ -63,15 +65,13 @@ fn secret<'a>(config: &'a ResolvedConfig, key: &str) -> Option<&'a str> {
 }
 
 /// The client config for Spark's SSL settings: `None` when SSL is off.
-pub fn from_spark(config: &ResolvedConfig) -> Option<Result<ClientConfig, String>> {
+pub fn from_spark(config: &ResolvedConfig) -> Option<Result<ClientConfig, TlsError>> {
     if !is_true(config, "spark.ssl.enabled") {
         return None;
     }
     let conf = |key: &str| config.spark_conf.get(key).map(|v| v.value.clone());
     let Some(truststore) = conf("spark.ssl.trustStore") else {
-        return Some(Err(
-            "spark.ssl.trustStore is not set: the probes cannot verify Spark's HTTPS UIs".into(),
-        ));
+        return Some(Err(TlsError::NoTrustStore));
     };
     let keystore = conf("spark.ssl.keyStore");
     let store_password = secret(config, "spark.ssl.keyStorePassword");
@@ -85,51 +85,63 @@ pub fn from_spark(config: &ResolvedConfig) -> Option<Result<ClientConfig, String
     ))
 }
 
-/// The keytool command that rewrites `path` as a PKCS#12 store with Java 17's default
-/// protection, for stores whose algorithms the probes do not read.
-fn convert_hint(path: &str) -> String {
-    format!(
-        "convert it with `keytool -importkeystore -srckeystore {path} -destkeystore NEW.p12 \
-         -deststoretype PKCS12` (keytool of Java 17 or later)"
-    )
-}
-
 /// Reads a key or trust store, JKS or PKCS#12, told apart by content as Java does
 /// (`keystore.type.compat`): whatever `spark.ssl.*StoreType` says, a JKS file starts with the
 /// magic `FEEDFEED` and a PKCS#12 file with a DER SEQUENCE.
-pub fn read_store(path: &str, password: Option<&str>) -> Result<Store, String> {
-    let data = std::fs::read(path).map_err(|e| format!("{path}: {e}"))?;
+pub fn read_store(path: &str, password: Option<&str>) -> Result<Store, TlsError> {
+    let data = std::fs::read(path).map_err(|e| TlsError::Read {
+        path: path.to_string(),
+        source: Arc::new(e),
+    })?;
+    let store_error = |problem, advice| TlsError::Store {
+        path: path.to_string(),
+        entry: None,
+        problem,
+        advice,
+    };
     if data.first() == Some(&der::SEQUENCE) {
-        return pkcs12::parse(&data, password).map_err(|e| match e {
-            pkcs12::Pkcs12Error::Unsupported(_) => format!("{path}: {e}; {}", convert_hint(path)),
-            _ => format!("{path}: {e}"),
+        return pkcs12::parse(&data, password).map_err(|e| {
+            let advice = match e {
+                pkcs12::Pkcs12Error::Unsupported(_) => Advice::Convert,
+                _ => Advice::None,
+            };
+            store_error(StoreProblem::Pkcs12(e), advice)
         });
     }
-    jks::parse(&data, password).map_err(|e| match e {
-        jks::JksError::NotJks(_) => format!(
-            "{path}: {e}; the probes read JKS and PKCS#12 stores: {}",
-            convert_hint(path)
-        ),
-        _ => format!("{path}: {e}"),
+    jks::parse(&data, password).map_err(|e| {
+        let advice = match e {
+            jks::JksError::NotJks(_) => Advice::Formats,
+            _ => Advice::None,
+        };
+        store_error(StoreProblem::Jks(e), advice)
     })
 }
 
 /// The PKCS#8 private key of `entry` (of the store at `path`), decrypted with `password`.
-pub fn decrypt_key(path: &str, entry: &KeyEntry, password: &str) -> Result<Vec<u8>, String> {
+pub fn decrypt_key(path: &str, entry: &KeyEntry, password: &str) -> Result<Vec<u8>, TlsError> {
     let alias = &entry.alias;
+    let store_error = |entry, problem, advice| TlsError::Store {
+        path: path.to_string(),
+        entry,
+        problem,
+        advice,
+    };
     match &entry.key {
-        ProtectedKey::Jks(protected) => {
-            jks::decrypt_key(alias, protected, password).map_err(|e| match e {
-                jks::JksError::KeyAlgorithm(_) => format!("{path}: {e}; {}", convert_hint(path)),
-                _ => format!("{path}: {e}"),
-            })
-        }
+        ProtectedKey::Jks(protected) => jks::decrypt_key(alias, protected, password).map_err(|e| {
+            let advice = match e {
+                jks::JksError::KeyAlgorithm(_) => Advice::Convert,
+                _ => Advice::None,
+            };
+            store_error(None, StoreProblem::Jks(e), advice)
+        }),
         ProtectedKey::Pkcs12(protected) => {
             pkcs12::decrypt_key(alias, protected, password).map_err(|e| match e {
-                pkcs12::Pkcs12Error::Unsupported(_) => {
-                    format!("{path}: key entry {alias:?}: {e}; {}", convert_hint(path))
-                }
-                _ => format!("{path}: {e}"),
+                pkcs12::Pkcs12Error::Unsupported(_) => store_error(
+                    Some(alias.clone()),
+                    StoreProblem::Pkcs12(e),
+                    Advice::Convert,
+                ),
+                _ => store_error(None, StoreProblem::Pkcs12(e), Advice::None),
             })
         }
         ProtectedKey::Plain(key) => Ok(key.clone()),
@@ -142,7 +154,7 @@ pub fn build(
     truststore: &str,
     trust_password: Option<&str>,
     keystore: Option<(&str, Option<&str>, Option<&str>)>,
-) -> Result<ClientConfig, String> {
+) -> Result<ClientConfig, TlsError> {
     let trust = read_store(truststore, trust_password)?;
     let mut trusted: Vec<CertificateDer<'static>> = trust
         .trusted
@@ -157,7 +169,7 @@ pub fn build(
             .flat_map(|k| k.chain.iter().cloned().map(CertificateDer::from)),
     );
     if trusted.is_empty() {
-        return Err(format!("{truststore}: no certificate in the truststore"));
+        return Err(TlsError::NoCertificate(truststore.to_string()));
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = rustls::RootCertStore::empty();
@@ -179,7 +191,7 @@ pub fn build(
     };
     let builder = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS: {e}"))?
+        .map_err(TlsError::Protocol)?
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(verifier));
     let Some((path, store_password, key_password)) = keystore else {
@@ -189,7 +201,7 @@ pub fn build(
     let entry = store
         .keys
         .first()
-        .ok_or_else(|| format!("{path}: no private key entry in the keystore"))?;
+        .ok_or_else(|| TlsError::NoKey(path.to_string()))?;
     let key = decrypt_key(path, entry, key_password.unwrap_or_default())?;
     let chain: Vec<CertificateDer<'static>> = entry
         .chain
@@ -199,7 +211,11 @@ pub fn build(
         .collect();
     builder
         .with_client_auth_cert(chain, PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key)))
-        .map_err(|e| format!("{path}: key entry {:?}: {e}", entry.alias))
+        .map_err(|source| TlsError::ClientKey {
+            path: path.to_string(),
+            alias: entry.alias.clone(),
+            source,
+        })
 }
 
 /// Accepts a server whose certificate is one of the trusted ones (self-signed cluster

@@ -1,12 +1,14 @@
 //! Loading a role file, merging its includes, and the semantic checks `check` and `run` share.
-//! Every problem is collected (never the first only); positions are found in the file text.
+//! Every problem is collected (never the first only); positions are found in the file text each
+//! loaded role carries ([`LoadedRole::sources`]), never by reading the file again.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::{
     capability_known, role_file, signal_known, valid_role_name, LoadedRole, Probe, RoleDef,
 };
+use crate::config::source::SourceText;
 use crate::error::{Diagnostic, Diagnostics};
 
 /// Reads, parses and merges role `name` (and, recursively, its includes). `stack` holds the roles
@@ -18,21 +20,21 @@ pub(super) fn merge(
     diags: &mut Diagnostics,
 ) -> Option<LoadedRole> {
     let file = role_file(dir, name);
-    let text = match crate::config::limits::read_text(&file, crate::config::limits::InputKind::Role)
-    {
-        Ok(t) => t,
-        Err(e) => {
-            diags.push(Diagnostic::new(
-                file.display().to_string(),
-                format!("cannot read the role file: {e}"),
-            ));
-            return None;
-        }
-    };
-    let def: RoleDef = match serde_yaml::from_str(&text) {
+    let source =
+        match crate::config::limits::read_text(&file, crate::config::limits::InputKind::Role) {
+            Ok(t) => SourceText::new(file.display().to_string(), t),
+            Err(e) => {
+                diags.push(Diagnostic::new(
+                    file.display().to_string(),
+                    format!("cannot read the role file: {e}"),
+                ));
+                return None;
+            }
+        };
+    let def: RoleDef = match serde_yaml::from_str(&source.text) {
         Ok(d) => d,
         Err(e) => {
-            diags.push(yaml_diagnostic(&file, &e));
+            diags.push(source.yaml_error(&e));
             return None;
         }
     };
@@ -50,6 +52,7 @@ pub(super) fn merge(
         },
         service_files: BTreeMap::new(),
         render_files: Vec::new(),
+        sources: BTreeMap::new(),
     };
     let mut ok = true;
     stack.push(name.to_string());
@@ -61,25 +64,21 @@ pub(super) fn merge(
                 .cloned()
                 .collect::<Vec<_>>()
                 .join(" -> ");
-            diags.push(at(
-                &file,
-                &text,
+            diags.push(source.diagnostic_at(
                 Some("include"),
                 include,
                 format!("include cycle: {chain}"),
             ));
             ok = false;
         } else if !valid_role_name(include) || !role_file(dir, include).is_file() {
-            diags.push(at(
-                &file,
-                &text,
+            diags.push(source.diagnostic_at(
                 Some("include"),
                 include,
                 format!("included role {include:?} not found in {}", dir.display()),
             ));
             ok = false;
         } else if let Some(sub) = merge(dir, include, stack, diags) {
-            ok &= absorb(&mut merged, sub, &file, &text, diags);
+            ok &= absorb(&mut merged, sub, Some(&source), diags);
         } else {
             ok = false;
         }
@@ -96,9 +95,7 @@ pub(super) fn merge(
     add_warnings(&mut merged.def.warnings, def.warnings);
     for (service, spec) in def.services {
         if let Some(from) = merged.service_files.get(&service) {
-            diags.push(at(
-                &file,
-                &text,
+            diags.push(source.diagnostic_at(
                 Some("services"),
                 &format!("{service}:"),
                 format!(
@@ -116,9 +113,7 @@ pub(super) fn merge(
         match merged.def.services.get_mut(service) {
             Some(spec) => adjust.apply(spec),
             None => {
-                diags.push(at(
-                    &file,
-                    &text,
+                diags.push(source.diagnostic_at(
                     Some("adjust"),
                     &format!("{service}:"),
                     format!("`adjust` names {service:?}, which no included role defines"),
@@ -127,6 +122,7 @@ pub(super) fn merge(
             }
         }
     }
+    merged.sources.insert(file, source);
     ok.then_some(merged)
 }
 
@@ -149,8 +145,8 @@ pub(super) fn merge_addon(
     let mut stack = vec![merged.name.clone()];
     match merge(dir, name, &mut stack, diags) {
         Some(sub) => {
-            let own = merged.file.clone();
-            absorb(merged, sub, &own, "", diags)
+            // No position in the including role: the add-on is asked for by a setting.
+            absorb(merged, sub, None, diags)
         }
         None => false,
     }
@@ -170,11 +166,11 @@ fn add_warnings(warnings: &mut Vec<String>, more: Vec<String>) {
 fn absorb(
     merged: &mut LoadedRole,
     sub: LoadedRole,
-    file: &Path,
-    text: &str,
+    including: Option<&SourceText>,
     diags: &mut Diagnostics,
 ) -> bool {
     let mut ok = true;
+    merged.sources.extend(sub.sources);
     for (spec, from) in sub.def.render.into_iter().zip(sub.render_files) {
         if !merged.def.render.contains(&spec) {
             merged.def.render.push(spec);
@@ -192,16 +188,14 @@ fn absorb(
         match merged.def.services.get(&service) {
             Some(existing) if *existing == spec => {}
             Some(_) => {
-                diags.push(at(
-                    file,
-                    text,
-                    Some("include"),
-                    &sub.name,
-                    format!(
-                        "service {service:?} from {} conflicts with another included definition",
-                        from.display()
-                    ),
-                ));
+                let message = format!(
+                    "service {service:?} from {} conflicts with another included definition",
+                    from.display()
+                );
+                diags.push(match including {
+                    Some(source) => source.diagnostic_at(Some("include"), &sub.name, message),
+                    None => Diagnostic::new(merged.file.display().to_string(), message),
+                });
                 ok = false;
             }
             None => {
@@ -216,18 +210,17 @@ fn absorb(
 /// The semantic checks on a merged role: names, references, cycles, signals, capabilities, probes,
 /// modes. Template checks (missing files, syntax, undefined variables) are `render::check_role`'s.
 pub(super) fn check_role(role: &LoadedRole, diags: &mut Diagnostics) {
-    let mut texts = Texts::default();
     for (i, spec) in role.def.render.iter().enumerate() {
         let file = role.render_files.get(i).unwrap_or(&role.file);
         if let Err(why) = template_name_problem(&spec.template) {
-            diags.push(texts.at(file, Some("render"), &spec.template, why));
+            diags.push(role.diagnostic_in(file, Some("render"), &spec.template, why));
         }
         if spec.to.trim().is_empty() {
-            diags.push(texts.at(file, Some("render"), "to:", "`to` is empty".into()));
+            diags.push(role.diagnostic_in(file, Some("render"), "to:", "`to` is empty"));
         }
         if let Some(mode) = &spec.mode {
             if parse_octal(mode, 0o7777).is_none() {
-                diags.push(texts.at(
+                diags.push(role.diagnostic_in(
                     file,
                     Some(&spec.template),
                     mode,
@@ -241,7 +234,7 @@ pub(super) fn check_role(role: &LoadedRole, diags: &mut Diagnostics) {
         let anchor = format!("{name}:");
         let anchor = Some(anchor.as_str());
         let mut problem = |needle: &str, message: String| {
-            let d = texts.at(file, anchor, needle, message);
+            let d = role.diagnostic_in(file, anchor, needle, message);
             diags.push(d);
         };
         if !name
@@ -351,7 +344,7 @@ pub(super) fn check_role(role: &LoadedRole, diags: &mut Diagnostics) {
     for cycle in dependency_cycles(&role.def.services) {
         let first = cycle.first().cloned().unwrap_or_default();
         let file = role.file_of_service(&first);
-        diags.push(texts.at(
+        diags.push(role.diagnostic_in(
             file,
             Some(&format!("{first}:")),
             "after",
@@ -458,84 +451,9 @@ fn dependency_cycles(services: &BTreeMap<String, super::ServiceSpec>) -> Vec<Vec
     cycles
 }
 
-/// Turns a YAML/serde error into a diagnostic at its line and column.
-pub(super) fn yaml_diagnostic(file: &Path, e: &serde_yaml::Error) -> Diagnostic {
-    let message = e.to_string();
-    match e.location() {
-        Some(loc) => {
-            // serde_norway appends " at line L column C"; the diagnostic prints the position itself.
-            let message = match message.find(" at line ") {
-                Some(i) => message.get(..i).unwrap_or(&message).to_string(),
-                None => message.clone(),
-            };
-            Diagnostic::at(
-                file.display().to_string(),
-                loc.line(),
-                loc.column(),
-                message,
-            )
-        }
-        None => Diagnostic::new(file.display().to_string(), message),
-    }
-}
-
-/// Role file texts read on demand, to put line numbers on semantic problems.
-#[derive(Default)]
-struct Texts(BTreeMap<PathBuf, String>);
-
-impl Texts {
-    fn at(
-        &mut self,
-        file: &Path,
-        anchor: Option<&str>,
-        needle: &str,
-        message: String,
-    ) -> Diagnostic {
-        let text = self.0.entry(file.to_path_buf()).or_insert_with(|| {
-            crate::config::limits::read_text(file, crate::config::limits::InputKind::Role)
-                .unwrap_or_default()
-        });
-        at(file, text, anchor, needle, message)
-    }
-}
-
-/// A diagnostic at the first `needle` after `anchor` in `text` (or the first `needle` at all).
-fn at(file: &Path, text: &str, anchor: Option<&str>, needle: &str, message: String) -> Diagnostic {
-    match locate(text, anchor, needle) {
-        Some((line, column)) => Diagnostic::at(file.display().to_string(), line, column, message),
-        None => Diagnostic::new(file.display().to_string(), message),
-    }
-}
-
-/// 1-based line and column of `needle`, searched after the first `anchor` when there is one.
-pub fn locate(text: &str, anchor: Option<&str>, needle: &str) -> Option<(usize, usize)> {
-    if needle.is_empty() {
-        return None;
-    }
-    let from = anchor.and_then(|a| text.find(a)).unwrap_or(0);
-    let offset = text
-        .get(from..)
-        .and_then(|rest| rest.find(needle))
-        .map(|i| i + from)
-        .or_else(|| text.find(needle))?;
-    let before = text.get(..offset)?;
-    let line = before.matches('\n').count() + 1;
-    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    Some((line, column))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn locate_finds_line_and_column() {
-        let text = "a:\n  b: x\nc:\n  b: y\n";
-        assert_eq!(locate(text, None, "x"), Some((2, 6)));
-        assert_eq!(locate(text, Some("c:"), "b:"), Some((4, 3)));
-        assert_eq!(locate(text, Some("zz"), "y"), Some((4, 6)));
-        assert_eq!(locate(text, None, "q"), None);
-    }
 
     #[test]
     fn octal() {

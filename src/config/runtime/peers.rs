@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 
 use super::role::mapped_role;
-use super::{check_role_name, env_value, Origin, Parsed};
-use crate::config::cluster_file;
+use super::{check_role_name, env_document, Origin, Parsed};
+
 use crate::config::env as vars;
 use crate::config::inputs::Inputs;
 use crate::config::validate::check_host;
@@ -46,14 +46,11 @@ pub(super) fn resolve_peers(
         }
         peers.extend(from_meta);
     }
-    if let Some((text, origin)) = env_value(inputs, vars::PEERS_VAR) {
-        match cluster_file::parse_document::<BTreeMap<String, Vec<String>>>(&origin.file, &text) {
-            Ok(env_peers) => {
-                for (role, hosts) in env_peers {
-                    peers.insert(role, (hosts, origin.clone()));
-                }
-            }
-            Err(d) => problems.push(d),
+    if let Some((env_peers, _, origin)) =
+        env_document::<BTreeMap<String, Vec<String>>>(inputs, vars::PEERS_VAR, problems)
+    {
+        for (role, hosts) in env_peers {
+            peers.insert(role, (hosts, origin.clone()));
         }
     }
     let mut out = BTreeMap::new();

@@ -2,13 +2,13 @@
 
 use std::collections::BTreeMap;
 
-use super::identity::resolve_identity;
 use super::{check_role_name, env_origin, env_value, Origin, Parsed};
 use crate::config::configmeta;
 use crate::config::env as vars;
 use crate::config::inputs::Inputs;
-use crate::config::{Source, Sourced};
-use crate::error::{Diagnostic, Diagnostics};
+use crate::config::model::NodeIdentity;
+use crate::config::Source;
+use crate::error::Diagnostics;
 
 /// KubeDirector role id → sparkvisor role: built-in table < cluster file `role_map` <
 /// SPARKVISOR_ROLE_MAP (`kd-id=role,...`).
@@ -45,41 +45,18 @@ pub(super) fn mapped_role(map: &BTreeMap<String, String>, kd_role: &str) -> Stri
         .unwrap_or_else(|| kd_role.to_string())
 }
 
-/// The node's role: --role flag > SPARKVISOR_ROLE > SPARK_MODE > configmeta node.role_id (mapped
-/// through the role map) > cluster file `nodes:` entry for this host > cluster file `role`.
-pub fn resolve_role(
-    inputs: &Inputs,
-    cli_role: Option<&str>,
-) -> Result<Sourced<String>, Diagnostics> {
-    let mut problems = Diagnostics::default();
-    let parsed = Parsed::new(inputs, &mut problems);
-    let map = role_map(inputs, &parsed, &mut problems);
-    let candidate = pick_role(inputs, cli_role, &parsed, &map);
-    match candidate {
-        Some((role, origin)) => {
-            if let Err(message) = check_role_name(&role) {
-                problems.push(origin.diagnostic(message));
-            }
-            problems.into_result(Sourced::new(role, origin.source))
-        }
-        // A file that did not parse may hold the role: its error says enough.
-        None if !problems.is_empty() => Err(problems),
-        None => {
-            problems.push(Diagnostic::new("config", NO_ROLE));
-            Err(problems)
-        }
-    }
-}
-
 /// The problem reported when no source names a role. `check` tolerates exactly this one (an image
 /// build validates roles with no role injected); compare whole messages, never prefixes.
 pub const NO_ROLE: &str = "no role: pass --role, set SPARKVISOR_ROLE or SPARK_MODE, give `role:` in the cluster file (SPARKVISOR_CONFIG), or provide a configmeta.json with node.role_id";
 
-fn pick_role(
+/// The role and where it was given, by precedence (see [`super::Resolver::role`]); `node` is the
+/// node's names as resolved (env and configmeta overrides included).
+pub(super) fn pick_role(
     inputs: &Inputs,
     cli_role: Option<&str>,
     parsed: &Parsed,
     map: &BTreeMap<String, String>,
+    node: &NodeIdentity,
 ) -> Option<(String, Origin)> {
     if let Some(role) = cli_role {
         return Some((
@@ -100,9 +77,6 @@ fn pick_role(
         }
     }
     let (cluster, _) = parsed.cluster.as_ref()?;
-    // The node's names as resolved (env and configmeta overrides included); problems with them are
-    // reported by `resolve`.
-    let node = resolve_identity(inputs, parsed, &mut Diagnostics::default());
     for host in [&node.fqdn.value, &node.hostname.value] {
         if let Some(role) = cluster.nodes.get(host.as_str()) {
             return Some((role.clone(), parsed.cluster_origin(host)?));

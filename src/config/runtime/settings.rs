@@ -12,7 +12,7 @@ use crate::config::{Source, Sourced};
 use crate::error::Diagnostics;
 
 /// Where Spark is installed unless `spark.home` says otherwise.
-pub(super) const SPARK_HOME: &str = "/opt/spark";
+pub(super) const SPARK_HOME: &str = crate::config::env::DEFAULT_SPARK_HOME;
 /// The user services run as unless `spark.user` says otherwise.
 const SPARK_USER: &str = "spark";
 /// The master's RPC port (`spark.master_port`).

@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use super::settings::{DEFAULT_NODEGROUP, SPARK_HOME};
-use super::{env_value, features, set_prop, Layers, Origin, Parsed, Props};
-use crate::config::cluster_file::{self, Scalar};
+use super::{env_document, env_value, features, set_prop, Layers, Origin, Parsed, Props};
+use crate::config::cluster_file::Scalar;
 use crate::config::env as vars;
 use crate::config::inputs::Inputs;
 use crate::config::units;
@@ -57,14 +57,11 @@ pub(super) fn resolve_conf_and_secrets(
             }
         }
     }
-    if let Some((text, origin)) = env_value(inputs, vars::SPARK_CONF_VAR) {
-        match cluster_file::parse_document::<BTreeMap<String, Scalar>>(&origin.file, &text) {
-            Ok(props) => {
-                for (key, Scalar(value)) in props {
-                    set_prop(&mut conf, &key, value, origin.clone(), problems);
-                }
-            }
-            Err(d) => problems.push(d),
+    if let Some((props, _, origin)) =
+        env_document::<BTreeMap<String, Scalar>>(inputs, vars::SPARK_CONF_VAR, problems)
+    {
+        for (key, Scalar(value)) in props {
+            set_prop(&mut conf, &key, value, origin.clone(), problems);
         }
     }
     for (var, key) in vars::BOOL_CONF_VARS {

@@ -36,7 +36,7 @@ mod oid {
 const MAX_NESTING: usize = 4;
 
 /// Why a PKCS#12 store cannot be read.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum Pkcs12Error {
     /// Truncated or malformed; says which part.
     #[error("malformed PKCS#12 store: bad {0}")]
