@@ -3,19 +3,20 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use sparkvisor::config::source::SourceText;
 use sparkvisor::config::{cluster_file, configmeta, scan};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    if let Err(d) = cluster_file::parse("c.yaml", text) {
+    if let Err(d) = cluster_file::parse(&SourceText::new("c.yaml", text)) {
         assert_eq!(d.file, "c.yaml");
     }
-    if let Err(d) = configmeta::parse("m.json", text) {
+    if let Err(d) = configmeta::parse(&SourceText::new("m.json", text)) {
         assert_eq!(d.file, "m.json");
     }
-    let _ = cluster_file::parse_document::<cluster_file::Settings>("s", text);
+    let _ = cluster_file::parse_document::<cluster_file::Settings>(&SourceText::new("s", text));
     let index = scan::KeyIndex::new(text);
     let _ = index.get("role");
     let _ = scan::check_nesting("c.yaml", text);
