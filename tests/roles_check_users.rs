@@ -13,26 +13,13 @@ use std::process::Command;
 
 #[test]
 fn check_reports_a_service_user_unknown_to_this_system() {
-    let dir = tempfile::tempdir().unwrap();
-    let roles = dir.path().join("roles");
-    let templates = dir.path().join("templates");
-    std::fs::create_dir_all(&roles).unwrap();
-    std::fs::create_dir_all(&templates).unwrap();
-    let role = roles.join("tool.yaml");
-    std::fs::write(
-        &role,
-        "services:\n  tool:\n    command: [\"/bin/true\"]\n    user: no-such-user-sparkvisor\n",
-    )
-    .unwrap();
+    let tool = ToolRole::new();
     let check = |user_known: bool| {
-        if user_known {
-            std::fs::write(
-                &role,
-                "services:\n  tool:\n    command: [\"/bin/true\"]\n    user: \"0\"\n",
-            )
-            .unwrap();
-        }
-        check_tool_role(&roles, &templates)
+        tool.check(if user_known {
+            "services:\n  tool:\n    command: [\"/bin/true\"]\n    user: \"0\"\n"
+        } else {
+            "services:\n  tool:\n    command: [\"/bin/true\"]\n    user: no-such-user-sparkvisor\n"
+        })
     };
     let out = check(false);
     let err = String::from_utf8_lossy(&out.stderr);
@@ -86,17 +73,8 @@ fn check_reports_a_role_without_a_definition() {
 /// probe that fails forever.
 #[test]
 fn check_reports_a_probe_target_that_cannot_be_probed() {
-    let dir = tempfile::tempdir().unwrap();
-    let roles = dir.path().join("roles");
-    let templates = dir.path().join("templates");
-    std::fs::create_dir_all(&roles).unwrap();
-    std::fs::create_dir_all(&templates).unwrap();
-    let role = roles.join("tool.yaml");
-    let check = |yaml: &str| {
-        std::fs::write(&role, yaml).unwrap();
-        check_tool_role(&roles, &templates)
-    };
-    let out = check(
+    let tool = ToolRole::new();
+    let out = tool.check(
         "services:\n  web:\n    command: [\"/bin/true\"]\n    ready: { http: \"http://localhost:80a/\" }\n  \
          db:\n    command: [\"/bin/true\"]\n    health: { tcp: \"localhost\" }\n",
     );
@@ -112,7 +90,7 @@ fn check_reports_a_probe_target_that_cannot_be_probed() {
         "{err}"
     );
 
-    let out = check(
+    let out = tool.check(
         "services:\n  web:\n    command: [\"/bin/true\"]\n    ready: { http: \"http://localhost:8080/\" }\n",
     );
     assert_eq!(
@@ -123,15 +101,39 @@ fn check_reports_a_probe_target_that_cannot_be_probed() {
     );
 }
 
-/// `sparkvisor check --role tool` with only the roles and templates directories given.
-fn check_tool_role(roles: &std::path::Path, templates: &std::path::Path) -> std::process::Output {
-    Command::new(common::bin())
-        .args(["check", "--role", "tool"])
-        .env_clear()
-        .env("PATH", "/usr/bin:/bin")
-        .env("SPARKVISOR_ROLES", roles)
-        .env("SPARKVISOR_TEMPLATES", templates)
-        .env("SPARKVISOR_HOSTNAME", "node1")
-        .output()
-        .unwrap()
+/// A roles directory holding only `tool.yaml`, and an empty templates directory.
+struct ToolRole {
+    _dir: tempfile::TempDir,
+    roles: std::path::PathBuf,
+    templates: std::path::PathBuf,
+}
+
+impl ToolRole {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let roles = dir.path().join("roles");
+        let templates = dir.path().join("templates");
+        std::fs::create_dir_all(&roles).unwrap();
+        std::fs::create_dir_all(&templates).unwrap();
+        Self {
+            _dir: dir,
+            roles,
+            templates,
+        }
+    }
+
+    /// Writes `yaml` as `tool.yaml` and runs `sparkvisor check --role tool` with only the roles
+    /// and templates directories given.
+    fn check(&self, yaml: &str) -> std::process::Output {
+        std::fs::write(self.roles.join("tool.yaml"), yaml).unwrap();
+        Command::new(common::bin())
+            .args(["check", "--role", "tool"])
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("SPARKVISOR_ROLES", &self.roles)
+            .env("SPARKVISOR_TEMPLATES", &self.templates)
+            .env("SPARKVISOR_HOSTNAME", "node1")
+            .output()
+            .unwrap()
+    }
 }
