@@ -24,8 +24,8 @@ pub const MIN_PARSE_STEPS: usize = 100_000;
 /// Serialises parses so that each runs under its own limit.
 static PARSE_LOCK: Mutex<()> = Mutex::new(());
 
-/// How a parse that hit the limit is reported (pest's own message is "call limit reached").
-const PEST_LIMIT_MESSAGE: &str = "call limit reached";
+/// pest's messages for a parse it cut off: over the step limit, or too deep for the stack.
+const PEST_LIMIT_MESSAGES: [&str; 2] = ["call limit reached", "stack limit reached"];
 
 /// The step budget for texts whose longest is `longest` bytes.
 pub fn step_budget(longest: usize) -> usize {
@@ -45,7 +45,7 @@ pub fn bounded<T>(longest: usize, parse: impl FnOnce() -> T) -> T {
 /// `message` (a tera parse error with its causes) with pest's limit message replaced by one that
 /// says what happened.
 pub fn explain_limit(message: String, longest: usize) -> String {
-    if !message.contains(PEST_LIMIT_MESSAGE) {
+    if !PEST_LIMIT_MESSAGES.iter().any(|m| message.contains(m)) {
         return message;
     }
     format!(

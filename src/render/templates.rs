@@ -245,6 +245,9 @@ impl<'a> Expander<'a> {
             return Err("no template engine".into());
         };
         if let Some(template) = parse::memo_get(input) {
+            // What `add_raw_template` would add: only one-offs that were added without error are
+            // kept, and those have no parent (`extends` names a template the expander lacks), so
+            // the inheritance chain is their own and needs no rebuilding.
             tera.templates.insert(ONE_OFF.to_string(), template);
         } else {
             // Parsed as a named template (not `render_str`) so it can be bounded like a file.
