@@ -145,10 +145,12 @@ fn shell_files_keep_values_literal() {
             }
             let opts = source_and_print(shell, env, "SPARK_DAEMON_JAVA_OPTS", true);
             // An empty value is unset (conditions test raw values): no stray separator.
+            // all-in-one includes the master and worker roles: their daemons get C1 only.
+            let ours = "-XX:ActiveProcessorCount=2 -XX:TieredStopAtLevel=1";
             let expected = if value.is_empty() {
-                "-XX:ActiveProcessorCount=2".to_string()
+                ours.to_string()
             } else {
-                format!("-XX:ActiveProcessorCount=2 {value}")
+                format!("{ours} {value}")
             };
             assert_eq!(opts, expected);
         }

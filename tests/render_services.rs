@@ -84,6 +84,57 @@ fn user_settings_reach_spark_env_and_defaults() {
     }
 }
 
+/// The master's and worker's daemon JVMs get HotSpot's C1 compiler only (a quicker start) unless
+/// the user asks for full tiered compilation; other daemons (history server, Connect server) keep
+/// the JVM's default; a value that is neither is refused before anything is written.
+#[test]
+fn daemon_jit_defaults_to_c1_for_master_and_worker_only() {
+    let opts = |role: &str, env: &[(&str, &str)]| {
+        let (env_sh, _) = render(role, env);
+        env_sh
+            .lines()
+            .find(|l| l.starts_with("SPARK_DAEMON_JAVA_OPTS="))
+            .unwrap_or_default()
+            .to_string()
+    };
+    for role in ["master", "worker", "all-in-one"] {
+        assert!(
+            opts(role, &[]).contains(" -XX:TieredStopAtLevel=1"),
+            "{role}"
+        );
+        let full = opts(role, &[("SPARKVISOR_DAEMON_JIT", "full")]);
+        assert!(!full.contains("TieredStopAtLevel"), "{role}: {full}");
+        // The user's own flag comes after ours, so HotSpot takes the user's.
+        let user = opts(
+            role,
+            &[("SPARK_DAEMON_JAVA_OPTS", "-XX:TieredStopAtLevel=4")],
+        );
+        assert!(
+            user.ends_with("-XX:TieredStopAtLevel=1 -XX:TieredStopAtLevel=4'"),
+            "{role}: {user}"
+        );
+    }
+    for role in ["history-server", "connect"] {
+        assert!(!opts(role, &[]).contains("TieredStopAtLevel"), "{role}");
+    }
+    let bad = with_env(
+        &[
+            "render",
+            "--role",
+            "worker",
+            "--out",
+            "/nonexistent-dir/out",
+        ],
+        &[("SPARKVISOR_DAEMON_JIT", "C2")],
+    );
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert_eq!(bad.status.code(), Some(78), "{stderr}");
+    assert!(
+        stderr.contains("SPARKVISOR_DAEMON_JIT") && stderr.contains("expected c1"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn features_stay_off_unless_asked_and_explicit_properties_win() {
     let (env_sh, defaults) = render(

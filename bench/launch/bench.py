@@ -17,7 +17,11 @@ With --cds the variants are instead
                and a worker run with -XX:ArchiveClassesAtExit (stopped with SIGTERM once ALIVE), and
                mounted read-only at /cds.
 
-Usage: bench/launch/run.sh [--cds] [ROUNDS]
+With --jit they are
+  direct       as above (the master's and worker's default spark.daemon_jit=c1: C1 compiler only)
+  direct+full  the same with SPARKVISOR_DAEMON_JIT=full (the JVM's default tiered compilation)
+
+Usage: bench/launch/run.sh [--cds | --jit] [ROUNDS]
 """
 import json
 import os
@@ -29,9 +33,10 @@ import time
 import urllib.request
 
 CDS = "--cds" in sys.argv
-ARGS = [a for a in sys.argv[1:] if a != "--cds"]
+JIT = "--jit" in sys.argv
+ARGS = [a for a in sys.argv[1:] if a not in ("--cds", "--jit")]
 IMAGE, ROLES, ROUNDS = ARGS[0], ARGS[1], int(ARGS[2]) if len(ARGS) > 2 else 5
-VARIANTS = ("direct", "direct+cds") if CDS else ("direct", "spark-class")
+VARIANTS = ("direct", "direct+cds") if CDS else ("direct", "direct+full") if JIT else ("direct", "spark-class")
 CDS_DIR = None
 POLL = 0.02
 
@@ -66,6 +71,8 @@ def variant_args(variant, role):
     """The `docker run` arguments that make a container of this variant (role: master or worker)."""
     if variant == "spark-class":
         return ["-v", f"{ROLES}:/etc/sparkvisor/roles:ro"]
+    if variant == "direct+full":
+        return ["-e", "SPARKVISOR_DAEMON_JIT=full"]
     if variant == "direct+cds" and role:
         return ["-v", f"{CDS_DIR}:/cds:ro", "-e", f"SPARK_DAEMON_JAVA_OPTS=-XX:SharedArchiveFile=/cds/{role}.jsa"]
     return []
@@ -180,7 +187,7 @@ def main():
     ratio = {k: statistics.median(results[peer][k]) / statistics.median(results["direct"][k]) if CDS
              else statistics.median(results["direct"][k]) / statistics.median(results[peer][k])
              for k in ("master", "worker", "restart")}
-    label = "direct+cds/direct" if CDS else "direct/spark-class"
+    label = "direct+cds/direct" if CDS else "direct/direct+full" if JIT else "direct/spark-class"
     print(f"launch: {label} start->ready master {ratio['master']:.2f}, worker "
           f"{ratio['worker']:.2f}, restart->ready {ratio['restart']:.2f}")
 

@@ -26,6 +26,7 @@ pub const SETTING_VARS: &[(&str, &str)] = &[
     ("SPARKVISOR_CPU_OVERCOMMIT", "sizing_policy.cpu_overcommit"),
     // Merged after sparkvisor's own JVM options in spark-env.sh (a later -D/-XX wins).
     ("SPARK_DAEMON_JAVA_OPTS", "spark.daemon_java_opts"),
+    ("SPARKVISOR_DAEMON_JIT", "spark.daemon_jit"),
     ("SPARK_METRICS_ENABLED", "spark.metrics_enabled"),
     ("SPARK_EVENT_LOG_ENABLED", "spark.event_log_enabled"),
     ("SPARK_EVENT_LOG_DIR", "spark.event_log_dir"),

@@ -127,6 +127,12 @@ pub fn check_setting_value(key: &str, value: &str) -> Result<(), String> {
         }
         "spark.master_url" | "spark.app_master" => check_master_url(value),
         "spark.recovery_mode" => crate::config::recovery::check_mode(value),
+        "spark.daemon_jit" => match value {
+            "c1" | "full" => Ok(()),
+            _ => Err(format!(
+                "invalid daemon JIT {value:?}: expected c1 (HotSpot's C1 compiler only) or full"
+            )),
+        },
         "spark.home"
         | "spark.conf_dir"
         | "spark.work_dir"

@@ -24,13 +24,17 @@ SPARK_DAEMON_MEMORY={{ sizing.worker_memory_mb }}m
 {%- else %}
 SPARK_DAEMON_MEMORY={{ sizing.daemon_memory_mb }}m
 {%- endif %}
-{%- set jvm_opts = "-XX:ActiveProcessorCount=" ~ sizing.cpus %}
-{%- if settings["spark.daemon_java_opts"] %}
-{%- set jvm_opts = jvm_opts ~ " " ~ settings["spark.daemon_java_opts"] %}
 {%- endif %}
-SPARK_DAEMON_JAVA_OPTS={{ jvm_opts }}
-{%- elif settings["spark.daemon_java_opts"] %}
-SPARK_DAEMON_JAVA_OPTS={{ settings["spark.daemon_java_opts"] }}
+{#- Ours first, the user's spark.daemon_java_opts last (a repeated -XX flag: the last one wins).
+    spark.daemon_jit=c1 (the master's and worker's default, docs/spark-launch.md): HotSpot's C1
+    compiler only; their start -> ALIVE took 0.6x the time with about half the CPU, and these
+    control-plane JVMs run no task code (executors are JVMs of their own, with their own options). #}
+{%- set jvm_opts = [] %}
+{%- if sizing %}{% set jvm_opts = jvm_opts | concat(with="-XX:ActiveProcessorCount=" ~ sizing.cpus) %}{% endif %}
+{%- if settings["spark.daemon_jit"] and settings["spark.daemon_jit"] == "c1" %}{% set jvm_opts = jvm_opts | concat(with="-XX:TieredStopAtLevel=1") %}{% endif %}
+{%- if settings["spark.daemon_java_opts"] %}{% set jvm_opts = jvm_opts | concat(with=settings["spark.daemon_java_opts"]) %}{% endif %}
+{%- if jvm_opts %}
+SPARK_DAEMON_JAVA_OPTS={{ jvm_opts | join(sep=" ") }}
 {%- endif %}
 {%- if settings["spark.worker_port"] %}
 SPARK_WORKER_PORT={{ settings["spark.worker_port"] }}
