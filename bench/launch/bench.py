@@ -119,7 +119,7 @@ def dump_archives(workdir):
 
 
 def round_once(variant, n):
-    tag = f"perfbench{os.getpid()}{variant.replace('-', '')}{n}"
+    tag = f"perfbench{os.getpid()}{''.join(c for c in variant if c.isalnum())}{n}"
     net = tag + "net"
     docker("network", "create", net)
     names = []
