@@ -19,6 +19,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SPARK_HOME = subprocess.run([f"{VENV}/bin/python", "-c", "import os, pyspark; print(os.path.dirname(pyspark.__file__))"],
                             check=True, capture_output=True, text=True).stdout.strip()
 PARTS = 8
+IMAGE_PYTHON = "/opt/spark-python/bin/python3"  # the image's venv (its PYSPARK_PYTHON)
+LOG_DIR = os.path.join(HERE, "..", "..", "target", "bench", "terasort-logs")
 # name, cpus, memory limit, the cores/memory sparkvisor derives for it (used for bare metal too)
 WORKERS = [("w1", "1.5", "2g", 2, "1408m"), ("w2", "1", "1g", 1, "512m")]
 JOB_CONF = ["--conf", "spark.executor.memory=512m", "--conf", "spark.executor.cores=1",
@@ -47,16 +49,19 @@ def wait_workers(host, n=2, limit=300):
         time.sleep(0.2)
 
 
-def submit(master_url, driver_host):
+def submit(master_url, driver_host, executor_python=sys.executable):
+    """The job, its driver on the host (this venv's Python); the executors' Python workers run
+    `executor_python`, which must exist where the executors run (the image's venv in a container)."""
     out = subprocess.run([f"{SPARK_HOME}/bin/spark-submit", "--master", master_url,
                           "--conf", f"spark.driver.host={driver_host}", "--conf", "spark.driver.bindAddress=0.0.0.0",
                           *JOB_CONF, f"{HERE}/terasort.py", master_url, str(RECORDS), str(PARTS)],
                          capture_output=True, text=True, env={**os.environ, "SPARK_HOME": SPARK_HOME,
-                                                              "PYSPARK_PYTHON": sys.executable})
+                                                              "PYSPARK_DRIVER_PYTHON": sys.executable,
+                                                              "PYSPARK_PYTHON": executor_python})
     for line in out.stdout.splitlines():
         if line.startswith("TERASORT "):
             return json.loads(line[len("TERASORT "):])
-    return {"seconds": None, "failed": out.stderr[-2000:]}
+    return {"seconds": None, "failed": out.stderr[-2000:], "stderr": out.stderr}
 
 
 def bare():
@@ -88,7 +93,9 @@ def containers(kind):
     tag = f"perfterasort{os.getpid()}{kind.replace('-', '')}{random.randrange(10**6)}"
     net, names = tag + "net", []
     sh("docker", "network", "create", net)
-    extra = [] if kind == "sparkvisor" else ["--entrypoint", "/bench/entrypoint.sh", "-v",
+    # The driver (on the host) cannot resolve the containers' names: sparkvisor's workers advertise
+    # their IP address (the bitnami-style ones do by default, Spark's own fallback).
+    extra = ["-e", "SPARKVISOR_ADVERTISE=address"] if kind == "sparkvisor" else ["--entrypoint", "/bench/entrypoint.sh", "-v",
                                               f"{HERE}/../cluster/bitnami-style-entrypoint.sh:/bench/entrypoint.sh:ro"]
     try:
         names.append(tag + "m")
@@ -101,16 +108,26 @@ def containers(kind):
             sh("docker", "run", "-d", "--name", tag + name, "--hostname", name, "--network", net, "--network-alias", name, "--cpus", cpus,
                "--memory", mem, "--memory-swap", mem, "-e", "SPARK_MODE=worker",
                "-e", "SPARK_MASTER_URL=spark://spark-master:7077", *extra, IMAGE)
-        # The driver (on the host) reaches executors by address: let each worker advertise its IP.
         wait_workers(master_ip, limit=400)
-        result = submit(f"spark://{master_ip}:7077", gateway)
+        result = submit(f"spark://{master_ip}:7077", gateway, IMAGE_PYTHON)
         mem = {}
         for name, _, limit, _, _ in WORKERS:
             peak = sh("docker", "exec", tag + name, "cat", "/sys/fs/cgroup/memory/memory.max_usage_in_bytes", check=False)
+            # memory.oom_control has oom_kill_disable and oom_kill lines: the count is the latter.
             oom = sh("docker", "exec", tag + name, "sh", "-c",
-                     "grep oom_kill /sys/fs/cgroup/memory/memory.oom_control | cut -d' ' -f2", check=False)
+                     "sed -n 's/^oom_kill //p' /sys/fs/cgroup/memory/memory.oom_control", check=False)
             mem[name] = {"peak_mb": int(peak) // 2**20 if peak.isdigit() else None, "limit": limit,
                          "oom_kills": int(oom) if oom.isdigit() else None}
+        if result.get("failed"):
+            # Kept for the post-mortem: the driver's whole output and every container's log.
+            logs = os.path.join(LOG_DIR, tag)
+            os.makedirs(logs, exist_ok=True)
+            with open(os.path.join(logs, "driver.log"), "w") as f:
+                f.write(result.pop("stderr", ""))
+            for name in names:
+                with open(os.path.join(logs, name[len(tag):] + ".log"), "w") as f:
+                    subprocess.run(["docker", "logs", name], stdout=f, stderr=subprocess.STDOUT, check=False)
+            result["failed"] += f"\n(driver and container logs in {logs})"
         return result, mem
     finally:
         for name in names:
