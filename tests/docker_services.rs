@@ -302,8 +302,8 @@ fn services_and_settings_on_a_cluster() {
     check_thriftserver(&net.name, &image, &thrift, t);
 }
 
-/// The user's SPARK_DAEMON_JAVA_OPTS merged after sparkvisor's own JVM options; only the `_FILE`
-/// variables sparkvisor consumed are kept from the services.
+/// The user's SPARK_DAEMON_JAVA_OPTS merged after sparkvisor's own JVM options (the processor
+/// count, C1 only for the master); only the `_FILE` variables sparkvisor consumed are kept from the services.
 fn check_master_settings(master: &Container) {
     let cmdline = proc_fields(&master.name, "deploy.master.Master", "cmdline");
     assert!(
@@ -318,6 +318,15 @@ fn check_master_settings(master: &Container) {
             .iter()
             .any(|a| a.starts_with("-XX:ActiveProcessorCount=")),
         "sparkvisor's own JVM options lost: {cmdline:?}"
+    );
+    // The master role's spark.daemon_jit=c1 default reaches the JVM, before the user's options.
+    let c1 = cmdline.iter().position(|a| a == "-XX:TieredStopAtLevel=1");
+    let user = cmdline
+        .iter()
+        .position(|a| a == "-Dsparkvisor.test.marker=kept");
+    assert!(
+        matches!((c1, user), (Some(c), Some(u)) if c < u),
+        "the master's C1-only option missing or after the user's: {cmdline:?}"
     );
     let environ = proc_fields(&master.name, "deploy.master.Master", "environ");
     assert!(

@@ -98,8 +98,15 @@ def dump_archives(workdir):
                    "-v", f"{workdir}:/cds", *env, IMAGE)
             names.append(tag + role)
         ip = docker("inspect", "--format", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", tag + "master")
-        wait("master and worker ALIVE (dump run)", limit=900, cond=lambda: sum(
-            1 for w in (master_json(ip) or {}).get("workers", []) if w.get("state") == "ALIVE") == 1)
+        def dumped_daemons_alive():
+            # A JVM that refuses the archive option exits at start and is restarted forever: say why.
+            for name in names:
+                log = subprocess.run(["docker", "logs", name], capture_output=True, text=True).stdout
+                if "Error occurred during initialization of VM" in log:
+                    why = [line for line in log.splitlines() if "[cds]" in line or "Cannot" in line]
+                    raise RuntimeError(f"{name}: the JVM refused -XX:ArchiveClassesAtExit: " + " | ".join(why[-3:]))
+            return sum(1 for w in (master_json(ip) or {}).get("workers", []) if w.get("state") == "ALIVE") == 1
+        wait("master and worker ALIVE (dump run)", limit=900, cond=dumped_daemons_alive)
         for role, cls in (("worker", "[d]eploy.worker.Worker"), ("master", "[d]eploy.master.Master")):
             pid = docker("exec", tag + role, "pgrep", "-f", cls)
             docker("exec", tag + role, "kill", "-TERM", pid)

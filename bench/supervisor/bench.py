@@ -3,7 +3,7 @@
 
 Figures (targets from issue 5):
   rss        the agent's RSS supervising four `sleep` services (target < 6 MiB; supervisord ~31 MB)
-  first-exec time from launching the agent to the first service's exec (target < 5 ms)
+  first-exec time from launching the agent to the first service's exec (target < 5 ms); tini -s -- date alongside
   respawn    crash-to-respawn latency without backoff, median (target < 2 ms)
   idle       context switches of all the agent's threads over an idle period (target 0)
   output     service output forwarded to the container's stdout, MB/s (DESIGN target >= 500)
@@ -186,6 +186,14 @@ def measure_first_exec(tool):
     return (first - t0) / 1e6
 
 
+def measure_tini_first_exec():
+    """tini's launch -> exec of the same child (`tini -s -- /bin/date +%s%N`): the floor any init pays."""
+    t0 = time.time_ns()
+    out = subprocess.run(["tini", "-s", "--", "/bin/date", "+%s%N"], check=True, capture_output=True,
+                         text=True).stdout
+    return (int(out.strip()) - t0) / 1e6
+
+
 def measure_respawn(tool, runs):
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "out")
@@ -264,6 +272,10 @@ def main():
     rows += [
         ("output forwarded, 100-byte lines (MB/s)", "throughput", "{:.0f}"),
     ]
+    tini_first = nan
+    if shutil.which("tini") and not args.throughput_only:
+        firsts = [measure_tini_first_exec() for _ in range(repeats)]
+        tini_first = statistics.median(firsts)
     names = [t.name for t in tools]
     print(f"{'figure':44}" + "".join(f"{n:>14}" for n in names) + ("   ratio" if len(names) > 1 else ""))
     for label, key, fmt in rows:
@@ -275,6 +287,9 @@ def main():
                 a, b = b, a  # higher is better
             ratio = f"   {b / a:.1f}x" if a else ("   (sparkvisor: 0)" if key == "idle" else "")
         print(f"{label:44}{cells}{ratio}")
+    if tini_first == tini_first:  # not nan
+        print(f"launch -> exec of /bin/date, tini -s (ms, median of {repeats}): {tini_first:.2f}; "
+              f"sparkvisor's first service exec / tini's: {results['sparkvisor']['first'] / tini_first:.2f}x")
 
 
 if __name__ == "__main__":
