@@ -98,13 +98,19 @@ def dump_archives(workdir):
                    "-v", f"{workdir}:/cds", *env, IMAGE)
             names.append(tag + role)
         ip = docker("inspect", "--format", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", tag + "master")
+        next_log_check = [0.0]
+
         def dumped_daemons_alive():
-            # A JVM that refuses the archive option exits at start and is restarted forever: say why.
-            for name in names:
-                log = subprocess.run(["docker", "logs", name], capture_output=True, text=True).stdout
-                if "Error occurred during initialization of VM" in log:
-                    why = [line for line in log.splitlines() if "[cds]" in line or "Cannot" in line]
-                    raise RuntimeError(f"{name}: the JVM refused -XX:ArchiveClassesAtExit: " + " | ".join(why[-3:]))
+            # A JVM that refuses the archive option exits at start and is restarted forever: say why
+            # (the logs are read every 2 s, not at every poll: `docker logs` takes CPU from the JVMs).
+            if time.monotonic() >= next_log_check[0]:
+                next_log_check[0] = time.monotonic() + 2
+                for name in names:
+                    out = subprocess.run(["docker", "logs", name], capture_output=True, text=True)
+                    log = out.stdout + out.stderr
+                    if "Error occurred during initialization of VM" in log:
+                        why = [line for line in log.splitlines() if "[cds]" in line or "Cannot" in line]
+                        raise RuntimeError(f"{name}: the JVM refused -XX:ArchiveClassesAtExit: " + " | ".join(why[-3:]))
             return sum(1 for w in (master_json(ip) or {}).get("workers", []) if w.get("state") == "ALIVE") == 1
         wait("master and worker ALIVE (dump run)", limit=900, cond=dumped_daemons_alive)
         for role, cls in (("worker", "[d]eploy.worker.Worker"), ("master", "[d]eploy.master.Master")):

@@ -14,6 +14,7 @@ target/x86_64-unknown-linux-musl/release/sparkvisor when it exists — the build
 Prints a table with ratios supervisord / sparkvisor. Never asserts anything.
 """
 import argparse
+import math
 import os
 import shutil
 import signal
@@ -287,7 +288,7 @@ def main():
                 a, b = b, a  # higher is better
             ratio = f"   {b / a:.1f}x" if a else ("   (sparkvisor: 0)" if key == "idle" else "")
         print(f"{label:44}{cells}{ratio}")
-    if tini_first == tini_first:  # not nan
+    if not math.isnan(tini_first):
         print(f"launch -> exec of /bin/date, tini -s (ms, median of {repeats}): {tini_first:.2f}; "
               f"sparkvisor's first service exec / tini's: {results['sparkvisor']['first'] / tini_first:.2f}x")
 

@@ -6,7 +6,9 @@
 # alternating, the driver on the host in every case. Prints job time, executor peak memory against
 # the container limit, OOM kills, and as its last line
 #   terasort: containers/bare X.XX, ours/bitnami-style Y.YY
-# Usage: bench/terasort/run.sh [RECORDS] [ROUNDS]   (default 1000000 records = 100 MB, 1 round)
+# Usage: bench/terasort/run.sh [--stock-job] [RECORDS] [ROUNDS]   (default 1000000 records = 100 MB,
+#        1 round); --stock-job: the two container setups only, the job without executor memory and
+#        cores (Spark's defaults), to show what each setup's workers offer under the same limits
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 image="$(docker/build-image.sh)"
@@ -20,4 +22,6 @@ if [ ! -x "$venv/bin/spark-submit" ]; then
     "$venv/bin/pip" install --quiet --disable-pip-version-check \
         ${wheel:+--find-links "$(dirname "$wheel")"} "pyspark==$version"
 fi
-exec "$venv/bin/python" bench/terasort/bench.py "$image" "$venv" "${1:-1000000}" "${2:-1}"
+stock=()
+[ "${1:-}" = --stock-job ] && { stock=(--stock-job); shift; }
+exec "$venv/bin/python" bench/terasort/bench.py "$image" "$venv" "${1:-1000000}" "${2:-1}" "${stock[@]}"
