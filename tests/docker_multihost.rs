@@ -97,10 +97,11 @@ impl Stack<'_> {
                 master_url,
                 "--conf",
                 "spark.ui.showConsoleProgress=false",
-                // Spark's default (1g) does not fit the smaller worker (512 MiB for executors);
-                // 450m is Spark's minimum (1.5 x its 300 MiB reserve).
+                // Spark's default (1g) does not fit the smaller worker (512 MiB for executors).
+                // Less fails in an executor with 1 CPU: the JVM then picks the serial collector,
+                // whose usable heap at -Xmx450m is under Spark's 450 MiB minimum.
                 "--conf",
-                "spark.executor.memory=450m",
+                "spark.executor.memory=512m",
                 "/tmp/multihost-job.py",
                 name,
                 &JOB_PARTS.to_string(),
@@ -217,10 +218,9 @@ fn node_views(stack: &Stack, services: &[&str], step: &str) {
                             s.iter()
                                 .map(|s| {
                                     format!(
-                                        "{}={}{} restarts={}",
+                                        "{} {} (restarts {})",
                                         s["name"].as_str().unwrap_or("?"),
                                         s["state"].as_str().unwrap_or("?"),
-                                        if s["ready"] == true { "/ready" } else { "" },
                                         s["restarts"]
                                     )
                                 })
@@ -231,11 +231,39 @@ fn node_views(stack: &Stack, services: &[&str], step: &str) {
                 },
             );
             println!(
-                "multihost:   node {} {service}: health exit {health}; {services_state}",
-                task.node
+                "multihost:   node {} {service}: health exit {health}; status: {services_state}; \
+                 sees: {}",
+                task.node,
+                sees(stack, &task)
             );
         }
     }
+}
+
+/// What a task's own service reports of the cluster: a master its leadership and ALIVE workers, a
+/// worker the master it follows, a ZooKeeper server its place in the ensemble.
+fn sees(stack: &Stack, task: &Task) -> String {
+    if task.container.contains("spark-master") {
+        return match stack.master_json(task) {
+            Ok(json) => format!(
+                "master {}, {} workers ALIVE",
+                json["status"].as_str().unwrap_or("?"),
+                alive_workers(&json).len()
+            ),
+            Err(e) => e,
+        };
+    }
+    if task.container.contains("spark-worker") {
+        let (_, out, _) = stack.exec(task, &["curl", "-sf", "http://127.0.0.1:8081/json/"]);
+        return serde_json::from_str::<Value>(&out).map_or_else(
+            |e| format!("worker /json/: {e}"),
+            |json| format!("follows {}", json["masterurl"].as_str().unwrap_or("?")),
+        );
+    }
+    if task.container.contains("zookeeper") {
+        return zk_mode(stack, task).map_or_else(|e| e, |mode| format!("ZooKeeper {mode}"));
+    }
+    "-".into()
 }
 
 /// The agent's restart count of every service in a task.
@@ -609,6 +637,11 @@ fn spark_across_three_swarm_hosts() {
                 (t, r)
             })
             .collect();
+    println!(
+        "multihost: killing ZooKeeper follower {} on node {} (the active master's session is \
+         elsewhere)",
+        victim.container, victim.node
+    );
     cluster.must(victim.node, &["kill", &victim.container]);
     let rest: Vec<&Task> = zks.iter().filter(|zk| **zk != victim).collect();
     wait_for(

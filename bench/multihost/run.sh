@@ -15,7 +15,7 @@ rounds="${1:-1}"
 mkdir -p target/bench
 for round in $(seq 1 "$rounds"); do
     log="target/bench/multihost-$round.log"
-    echo "== round $round (log: $log)"
+    echo "== round $round (log: $log), load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
     if ! cargo test --quiet --test docker_multihost -- --exact spark_across_three_swarm_hosts \
             --nocapture >"$log" 2>&1; then
         tail -n 40 "$log"
