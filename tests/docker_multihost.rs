@@ -889,3 +889,83 @@ fn compose_v1_and_v2_deploy_the_same_files() {
         println!("multihost: {what} deployed docker/compose.yaml: worker ALIVE with 512 MiB");
     }
 }
+
+/// A run that dies midway leaves nothing behind: the cluster belongs to a process that is killed
+/// with SIGKILL while a node holds a container and another node has been killed (its containers'
+/// cgroups left on the host); the guard then removes every node, volume, network and cgroup.
+#[test]
+fn a_killed_run_leaves_no_node_volume_network_or_cgroup() {
+    if !prerequisites("docker_multihost") {
+        return;
+    }
+    let _ = image(); // the base image the node image is built on
+    let name = unique("mk");
+    let script = repo().join("tests/multinode/cluster.sh");
+    let mut guard = Command::new(&script)
+        .args(["guard", &name])
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("cluster.sh guard");
+    // The owner holds the only write end of the guard's stdin, as a test process does.
+    let mut owner = Command::new("sleep")
+        .arg("3600")
+        .stdout(Stdio::from(guard.stdin.take().unwrap()))
+        .spawn()
+        .expect("sleep");
+    let status = Command::new(&script)
+        .args(["up", &name])
+        .env("MULTINODE_OWNER", owner.id().to_string())
+        .status()
+        .expect("cluster.sh up");
+    assert!(status.success(), "cluster.sh up: {status}");
+    let node = |i: usize| format!("{name}-n{i}");
+    // A container in node 2 (a rootfs of one binary, no image to copy), then node 2's host lost.
+    let (code, _, err) = exec(
+        &node(2),
+        &[
+            "sh",
+            "-c",
+            "tar -ch -C / usr/bin/sleep lib64/ld-linux-x86-64.so.2 lib/x86_64-linux-gnu/libc.so.6 \
+             | docker import - tiny && docker run -d tiny /usr/bin/sleep 3600",
+        ],
+    );
+    assert_eq!(code, 0, "a container in node 2: {err}");
+    docker(&["kill", &node(2)]);
+    let cgroups = || -> Vec<String> {
+        let mut found = vec![];
+        for dir in [
+            "/sys/fs/cgroup",
+            "/sys/fs/cgroup/memory",
+            "/sys/fs/cgroup/pids",
+        ] {
+            for i in 1..=NODES {
+                let path = format!("{dir}/{}", node(i));
+                if std::path::Path::new(&path).exists() {
+                    found.push(path);
+                }
+            }
+        }
+        found
+    };
+    assert!(
+        cgroups().iter().any(|c| c.ends_with("-n2")),
+        "the killed node left its containers' cgroups on the host"
+    );
+    owner.kill().expect("SIGKILL the owner");
+    owner.wait().expect("owner");
+    let status = guard.wait().expect("guard");
+    assert!(status.success(), "the guard's teardown: {status}");
+    let label = format!("label=sparkvisor.multinode={name}");
+    assert_eq!(docker(&["ps", "-aq", "--filter", &label]), "", "nodes left");
+    assert_eq!(
+        docker(&["volume", "ls", "-q", "--filter", &label]),
+        "",
+        "volumes left"
+    );
+    assert_eq!(
+        docker(&["network", "ls", "-q", "--filter", &label]),
+        "",
+        "networks left"
+    );
+    assert_eq!(cgroups(), Vec::<String>::new(), "cgroups left");
+}
