@@ -709,6 +709,11 @@ fn spark_across_three_swarm_hosts() {
                 .ok_or_else(|| "none".to_string())
         },
     );
+    // Whether the lost host also takes the ZooKeeper leader: then the ensemble elects a new one
+    // first, and the dead master's session runs its full timeout again under the new leader.
+    let zk_leader_lost = zks
+        .iter()
+        .any(|zk| zk.node == active.node && zk_mode(&ha, zk).as_deref() == Ok("leader"));
     let killed = Instant::now();
     cluster.kill(active.node);
     let survivors: Vec<Task> = workers
@@ -747,9 +752,14 @@ fn spark_across_three_swarm_hosts() {
     let took = finish_job(job, "active master's host lost mid-job");
     println!(
         "multihost: active master's host killed mid-job: the standby ALIVE after {} (bound: \
-         ZooKeeper session timeout 30 s, the role's maxSessionTimeout under Spark's 60 s), the \
+         ZooKeeper session timeout 30 s, the role's maxSessionTimeout under Spark's 60 s{}), the \
          surviving workers registered with it after {}; the job took {}",
         secs(failover),
+        if zk_leader_lost {
+            ", plus an election: the host also ran the ZooKeeper leader"
+        } else {
+            ""
+        },
         secs(reregistered),
         secs(took)
     );
@@ -763,6 +773,21 @@ fn spark_across_three_swarm_hosts() {
                 .contains(&active.node)
                 .then_some(())
                 .ok_or_else(|| "not Ready".to_string())
+        },
+    );
+    // Its ZooKeeper server (pinned there) starts again and rejoins the ensemble.
+    let zk_back = format!("zookeeper-{}", active.node);
+    wait_for(
+        "the returned host's ZooKeeper server back in the ensemble",
+        Duration::from_secs(300),
+        || match ha.tasks(&zk_back).as_slice() {
+            [t] if t.node == active.node => zk_mode(&ha, t).and_then(|m| {
+                ["leader", "follower"]
+                    .contains(&m.as_str())
+                    .then_some(())
+                    .ok_or(m)
+            }),
+            other => Err(format!("{other:?}")),
         },
     );
     node_views(
