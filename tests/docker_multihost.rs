@@ -305,6 +305,20 @@ fn zk_mode(stack: &Stack, task: &Task) -> Result<String, String> {
         .ok_or_else(|| format!("no mode in srvr: {out}"))
 }
 
+/// Waits until the servers' modes, sorted, are `want`.
+fn wait_quorum(stack: &Stack, servers: &[&Task], want: &[&str], what: &str) {
+    wait_for(what, Duration::from_secs(300), || {
+        let mut modes = servers
+            .iter()
+            .map(|zk| zk_mode(stack, zk))
+            .collect::<Result<Vec<_>, _>>()?;
+        modes.sort();
+        (modes == want)
+            .then_some(())
+            .ok_or_else(|| format!("{modes:?}"))
+    });
+}
+
 fn secs(d: Duration) -> String {
     format!("{:.1} s", d.as_secs_f64())
 }
@@ -551,22 +565,11 @@ fn spark_across_three_swarm_hosts() {
             i + 1
         );
     }
-    wait_for(
+    wait_quorum(
+        &ha,
+        &zks.iter().collect::<Vec<_>>(),
+        &["follower", "follower", "leader"],
         "a ZooKeeper quorum: one leader, two followers",
-        Duration::from_secs(300),
-        || {
-            let mut modes = zks
-                .iter()
-                .map(|zk| zk_mode(&ha, zk))
-                .collect::<Result<Vec<_>, _>>()?;
-            let sorted = {
-                modes.sort();
-                modes.clone()
-            };
-            (sorted == ["follower", "follower", "leader"])
-                .then_some(())
-                .ok_or_else(|| format!("{sorted:?}"))
-        },
     );
     let masters = [ha.one("spark-master-1"), ha.one("spark-master-2")];
     assert_ne!(
@@ -644,19 +647,11 @@ fn spark_across_three_swarm_hosts() {
     );
     cluster.must(victim.node, &["kill", &victim.container]);
     let rest: Vec<&Task> = zks.iter().filter(|zk| **zk != victim).collect();
-    wait_for(
+    wait_quorum(
+        &ha,
+        &rest,
+        &["follower", "leader"],
         "the two other servers keep a quorum",
-        Duration::from_secs(120),
-        || {
-            let mut modes = rest
-                .iter()
-                .map(|zk| zk_mode(&ha, zk))
-                .collect::<Result<Vec<_>, _>>()?;
-            modes.sort();
-            (modes == ["follower", "leader"])
-                .then_some(())
-                .ok_or_else(|| format!("{modes:?}"))
-        },
     );
     // Swarm starts the killed server again; the ensemble is whole once it follows.
     let back = wait_for(
