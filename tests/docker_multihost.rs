@@ -716,8 +716,15 @@ fn spark_across_three_swarm_hosts() {
         .filter(|w| w.node != active.node)
         .cloned()
         .collect();
+    // Elected (its status leaves STANDBY: the dead leader's ZooKeeper session expired), then
+    // ALIVE once its recovery completes: every stored worker and application answered, or the
+    // worker timeout passed for those that cannot (the ones on the lost host).
+    let mut elected = None;
     wait_for("the standby ALIVE", Duration::from_secs(300), || {
         let json = ha.master_json(&standby)?;
+        if elected.is_none() && json["status"] != "STANDBY" {
+            elected = Some(killed.elapsed());
+        }
         (json["status"] == "ALIVE")
             .then_some(())
             .ok_or_else(|| format!("{}", json["status"]))
@@ -746,15 +753,17 @@ fn spark_across_three_swarm_hosts() {
     let reregistered = killed.elapsed();
     let took = finish_job(job, "active master's host lost mid-job");
     println!(
-        "multihost: active master's host killed mid-job: the standby ALIVE after {} (bound: \
-         ZooKeeper session timeout 30 s, the role's maxSessionTimeout under Spark's 60 s{}), the \
-         surviving workers registered with it after {}; the job took {}",
-        secs(failover),
+        "multihost: active master's host killed mid-job: the standby elected after {} (bound: \
+         ZooKeeper session timeout 30 s, the role's maxSessionTimeout under Spark's 60 s{}), \
+         ALIVE after {} (recovery: at most spark.worker.timeout 10 s more), the surviving \
+         workers registered with it after {}; the job took {}",
+        elected.map_or("?".into(), secs),
         if zk_leader_lost {
             ", plus an election: the host also ran the ZooKeeper leader"
         } else {
             ""
         },
+        secs(failover),
         secs(reregistered),
         secs(took)
     );

@@ -28,6 +28,8 @@ exec 3>&1 1>&2
 
 label=sparkvisor.multinode
 nodes=3
+# Owners are pids: only this machine's clusters are judged by them (an engine can be shared).
+here="$(uname -n)"
 base="${SPARKVISOR_BASE_IMAGE:-sparkvisor-base:bookworm}"
 
 log() { echo "multinode: $*" >&2; }
@@ -84,11 +86,12 @@ node_privileges() {
 # swarm knows it by that address). Docker picks a free subnet, which is then made explicit.
 create_network() {
     local name="$1" subnet gateway
-    docker network create --label "$label=$2" --label "$label.owner=$3" "$name" >/dev/null
+    docker network create --label "$label=$2" --label "$label.owner=$3" --label "$label.host=$here" \
+        "$name" >/dev/null
     subnet="$(docker network inspect --format '{{(index .IPAM.Config 0).Subnet}}' "$name")"
     gateway="$(docker network inspect --format '{{(index .IPAM.Config 0).Gateway}}' "$name")"
     docker network rm "$name" >/dev/null
-    docker network create --label "$label=$2" --label "$label.owner=$3" \
+    docker network create --label "$label=$2" --label "$label.owner=$3" --label "$label.host=$here" \
         --subnet "$subnet" --gateway "$gateway" "$name" >/dev/null
     echo "$subnet"
 }
@@ -112,9 +115,10 @@ up() {
     log "network $name-net ($subnet)"
     for i in $(seq 1 "$nodes"); do
         node="$name-n$i"
-        docker volume create --label "$label=$name" --label "$label.owner=$owner" "$node-docker" >/dev/null
+        docker volume create --label "$label=$name" --label "$label.owner=$owner" \
+            --label "$label.host=$here" "$node-docker" >/dev/null
         docker run -d --name "$node" --hostname "$node" \
-            --label "$label=$name" --label "$label.owner=$owner" \
+            --label "$label=$name" --label "$label.owner=$owner" --label "$label.host=$here" \
             --network "$name-net" --ip "$(node_ip "$subnet" "$i")" \
             "${privileges[@]}" \
             --volume "$node-docker:/var/lib/docker" \
@@ -189,30 +193,36 @@ guard() {
 }
 
 sweep() {
-    local name owner
-    while read -r name owner; do
-        [ -n "$name" ] || continue
+    local name owner host
+    while read -r name owner host; do
+        [ -n "$name" ] && [ "$host" = "$here" ] || continue
         if [ -z "$owner" ] || ! kill -0 "$owner" 2>/dev/null; then
             log "removing $name (its owner $owner is gone)"
             down "$name" || true
         fi
     done < <( { docker network ls --filter "label=$label" \
-                    --format "{{.Label \"$label\"}} {{.Label \"$label.owner\"}}"
+                    --format "{{.Label \"$label\"}} {{.Label \"$label.owner\"}} {{.Label \"$label.host\"}}"
                 docker ps -a --filter "label=$label" \
-                    --format "{{.Label \"$label\"}} {{.Label \"$label.owner\"}}"
+                    --format "{{.Label \"$label\"}} {{.Label \"$label.owner\"}} {{.Label \"$label.host\"}}"
                 docker volume ls --filter "label=$label" \
-                    --format "{{.Label \"$label\"}} {{.Label \"$label.owner\"}}"; } | sort -u)
+                    --format "{{.Label \"$label\"}} {{.Label \"$label.owner\"}} {{.Label \"$label.host\"}}"; } | sort -u)
 }
 
-case "${1:-}" in
-    up) [ "$#" -ge 2 ] || { echo "usage: $0 up NAME [IMAGE...]" >&2; exit 2; }; shift; up "$@" ;;
-    down) [ "$#" -eq 2 ] || { echo "usage: $0 down NAME" >&2; exit 2; }; down "$2" ;;
-    guard) [ "$#" -eq 2 ] || { echo "usage: $0 guard NAME" >&2; exit 2; }; guard "$2" ;;
-    sweep) sweep ;;
-    kill) [ "$#" -eq 3 ] || { echo "usage: $0 kill NAME N" >&2; exit 2; }; docker kill "$2-n$3" >/dev/null ;;
-    start)
-        [ "$#" -eq 3 ] || { echo "usage: $0 start NAME N" >&2; exit 2; }
-        docker start "$2-n$3" >/dev/null
-        wait_dockerd "$2-n$3" 60 ;;
-    *) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2 ;;
-esac
+# The whole file is read before anything runs (main, then exit): a run is not thrown off when the
+# file changes under it, as a checkout does.
+main() {
+    case "${1:-}" in
+        up) [ "$#" -ge 2 ] || { echo "usage: $0 up NAME [IMAGE...]" >&2; exit 2; }; shift; up "$@" ;;
+        down) [ "$#" -eq 2 ] || { echo "usage: $0 down NAME" >&2; exit 2; }; down "$2" ;;
+        guard) [ "$#" -eq 2 ] || { echo "usage: $0 guard NAME" >&2; exit 2; }; guard "$2" ;;
+        sweep) sweep ;;
+        kill) [ "$#" -eq 3 ] || { echo "usage: $0 kill NAME N" >&2; exit 2; }; docker kill "$2-n$3" >/dev/null ;;
+        start)
+            [ "$#" -eq 3 ] || { echo "usage: $0 start NAME N" >&2; exit 2; }
+            docker start "$2-n$3" >/dev/null
+            wait_dockerd "$2-n$3" 60 ;;
+        *) sed -n '2,/^set -Eeuo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2 ;;
+    esac
+}
+
+main "$@"; exit
