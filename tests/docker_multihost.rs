@@ -20,8 +20,9 @@
 //!    job's sums are exact. `health` and `status` of every task on every host at each step.
 //!
 //! Recovery and failover times are printed (`multihost:` lines; `bench/multihost/run.sh` collects
-//! them), never asserted. A second test deploys `docker/compose.yaml` with Compose v1 and v2.
-//! Needs root and Docker (fails under CI=true when missing).
+//! them), never asserted. Two more tests: a run killed midway leaves nothing behind, and
+//! `docker/compose.yaml` deploys with Compose v1 and v2. Needs root and Docker (fails under
+//! CI=true when missing).
 
 mod common;
 mod docker_support;
@@ -36,9 +37,10 @@ use std::time::{Duration, Instant};
 use docker_support::*;
 use multinode::{Cluster, Stack, Task, NODES};
 use serde_json::Value;
+
 /// The job: `JOB_N` numbers over `JOB_PARTS` partitions, a sleep of `JOB_PAUSE` s per partition on
-/// both sides of a shuffle by `x % JOB_KEYS`: about half a minute on this cluster, long enough to
-/// lose a host in the middle.
+/// both sides of a shuffle by `x % JOB_KEYS`: the driver's and executors' start and two stages of
+/// four rounds of tasks on three cores, long enough to lose a host in the middle.
 const JOB_N: u64 = 200_000;
 const JOB_KEYS: u64 = 7;
 const JOB_PARTS: u32 = 12;
