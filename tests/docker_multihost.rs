@@ -171,6 +171,28 @@ fn finish_job(job: (Child, Instant), what: &str) -> Duration {
         })
         .collect();
     assert_eq!(got, expected_sums(), "{what}: the job's sums\n{stdout}");
+    // How the driver lived through the loss: what a slow recovery is made of.
+    for line in stderr.lines().filter(|l| {
+        [
+            "Lost executor",
+            "Executor lost",
+            "Removing executor",
+            "FetchFailed",
+            "Resubmitting",
+            "Resubmitted",
+            "Lost task",
+            "timed out",
+            "Master has changed",
+            "Granted executor",
+        ]
+        .iter()
+        .any(|p| l.contains(p))
+    }) {
+        println!(
+            "multihost:   driver ({what}): {}",
+            line.chars().take(240).collect::<String>()
+        );
+    }
     took
 }
 
