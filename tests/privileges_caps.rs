@@ -65,11 +65,11 @@ fn agent_bounding_set_keeps_only_what_is_needed() {
             other => return Err(format!("NET_RAW service: {other:?}")),
         }
         let mut bind = spec(&["sleep", "30"]);
-        let nobody = sparkvisor::users::resolve_user(
+        let nobody = sparkvisor::sys::users::resolve_user(
             "65534",
             None,
             None,
-            &sparkvisor::users::UserDb::default(),
+            &sparkvisor::sys::users::UserDb::default(),
         )
         .map_err(|e| e.to_string())?;
         bind.privileges = plan(

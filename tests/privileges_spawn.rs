@@ -15,7 +15,7 @@ use std::os::fd::AsRawFd;
 use privileges_support::*;
 use sparkvisor::sys::caps::CapabilitySet;
 use sparkvisor::sys::spawn::{spawn, ChildSignals, SetupStep, SpawnError, Stdio};
-use sparkvisor::users::{resolve_user, UserDb, UserIds};
+use sparkvisor::sys::users::{resolve_user, UserDb, UserIds};
 
 const NET_BIND_SERVICE: u64 = 1 << 10;
 const CHOWN: u64 = 1 << 0;

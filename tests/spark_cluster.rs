@@ -291,12 +291,12 @@ fn java_keystores_give_the_probes_their_tls_identity() {
     let (ks, ts) = common::keytool_stores(dir.path(), "storepass1");
     let (ks, ts) = (ks.to_str().unwrap(), ts.to_str().unwrap());
     let pw = Some("storepass1");
-    assert!(sparkvisor::tls::build(ts, pw, Some((ks, pw, pw))).is_ok());
-    let wrong = sparkvisor::tls::build(ts, Some("nope"), None)
+    assert!(sparkvisor::supervision::tls::build(ts, pw, Some((ks, pw, pw))).is_ok());
+    let wrong = sparkvisor::supervision::tls::build(ts, Some("nope"), None)
         .unwrap_err()
         .to_string();
     assert!(wrong.contains("password is incorrect"), "{wrong}");
-    let wrong = sparkvisor::tls::build(ts, pw, Some((ks, pw, Some("nope"))))
+    let wrong = sparkvisor::supervision::tls::build(ts, pw, Some((ks, pw, Some("nope"))))
         .unwrap_err()
         .to_string();
     assert!(wrong.contains("key password is incorrect"), "{wrong}");
@@ -324,14 +324,14 @@ fn java_keystores_give_the_probes_their_tls_identity() {
         String::from_utf8_lossy(&out.stderr)
     );
     let p12 = p12.to_str().unwrap();
-    assert!(sparkvisor::tls::build(p12, pw, Some((p12, pw, pw))).is_ok());
-    let jks = sparkvisor::tls::read_store(ks, pw).unwrap();
-    let converted = sparkvisor::tls::read_store(p12, pw).unwrap();
+    assert!(sparkvisor::supervision::tls::build(p12, pw, Some((p12, pw, pw))).is_ok());
+    let jks = sparkvisor::supervision::tls::read_store(ks, pw).unwrap();
+    let converted = sparkvisor::supervision::tls::read_store(p12, pw).unwrap();
     assert_eq!(converted.keys.len(), 1);
     assert_eq!(converted.keys[0].chain, jks.keys[0].chain);
     assert_eq!(
-        sparkvisor::tls::decrypt_key(p12, &converted.keys[0], "storepass1").unwrap(),
-        sparkvisor::tls::decrypt_key(ks, &jks.keys[0], "storepass1").unwrap()
+        sparkvisor::supervision::tls::decrypt_key(p12, &converted.keys[0], "storepass1").unwrap(),
+        sparkvisor::supervision::tls::decrypt_key(ks, &jks.keys[0], "storepass1").unwrap()
     );
 }
 

@@ -15,7 +15,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use sparkvisor::tls::{build, decrypt_key, read_store};
+use sparkvisor::supervision::tls::{build, decrypt_key, read_store};
 
 const PW: &str = "storepass1";
 

@@ -15,7 +15,7 @@ use sparkvisor::sys::caps::CapabilitySet;
 use sparkvisor::sys::spawn::{
     spawn, AgentCredentials, PrivilegePlan, Privileges, SpawnSpec, Spawned,
 };
-use sparkvisor::users::UserIds;
+use sparkvisor::sys::users::UserIds;
 
 /// True when running as root; otherwise prints why the test is skipped (fails under `CI=true`).
 pub fn require_root(test: &str) -> bool {
