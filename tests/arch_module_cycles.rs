@@ -1,6 +1,7 @@
-//! Imports flow one way (issue 16, item 3): parse every `crate::`, `super::` and `self::` path in
-//! `src/` (outside test code), build the module dependency graph, and fail when it has a cycle that
-//! is not one of the few commented exceptions below.
+//! Imports flow one way (issue 16, item 3; issue 27, item 4): parse every `crate::`, `super::` and
+//! `self::` path in `src/` (outside test code), build the module dependency graph, and fail when it
+//! has a cycle that is not one of the few commented exceptions below, or when a module imports one
+//! of a layer above its own (the layer table below, drawn in docs/architecture.md).
 //!
 //! A module using its own ancestor or descendant is not an edge: a child naming items its parent
 //! re-exports, and a parent naming its children, is how Rust modules are meant to nest. Only edges
@@ -18,6 +19,35 @@ use std::path::{Path, PathBuf};
 /// Cycles we could not break yet, each as the sorted list of its modules, with the reason.
 /// Keep this list short: a new entry needs a reason a reviewer accepts.
 const ALLOWED_CYCLES: &[&[&str]] = &[];
+
+/// The layers, top first, each with the module paths it holds: a module may import modules of its
+/// own layer and of any layer below it, never of a layer above. A module belongs to the layer of
+/// the longest path listed here that is its own path or an ancestor's (so a file can sit in a
+/// lower layer than its directory); every module must belong to one. Keep this table and
+/// docs/architecture.md ("Layers") the same.
+const LAYERS: &[(&str, &[&str])] = &[
+    // argv to one mode to an exit code: nothing imports the dispatcher.
+    ("cli", &["cli"]),
+    // Role mode and the offline commands, and what each platform expects. One layer: role mode
+    // runs the drop-in's preparation and the image-stamp check, and the platforms' hooks run the
+    // start-up pipeline. `cli::mode` (how argv is read: pure) sits here because the drop-in asks
+    // it whether PID 1 runs a command, without importing the dispatcher.
+    ("startup", &["startup", "platform", "cli::mode"]),
+    ("status", &["status"]),
+    // `status::wire` is the status API's vocabulary (pure serde types on the error and signal
+    // tables only): the log ring stores its `LogLine`s and the supervisor tags output with its
+    // `Stream`, so it sits below the status server, at the supervision layer.
+    ("supervision", &["supervision", "status::wire"]),
+    ("render", &["render"]),
+    ("resources", &["resources"]),
+    ("config", &["config"]),
+    ("sys", &["sys"]),
+    // The vocabulary every layer shares; the crate root itself only declares modules.
+    (
+        "vocabulary",
+        &["", "error", "output", "process_end", "signal_names"],
+    ),
+];
 
 type Module = Vec<String>;
 
@@ -279,6 +309,91 @@ fn the_module_graph_has_no_new_cycles() {
         new.is_empty(),
         "module cycles (imports must flow one way):\n{}",
         new.join("\n")
+    );
+}
+
+/// The module's layer: its index in [`LAYERS`] (0 = top) and the layer's name, from the longest
+/// listed path that is the module or an ancestor of it.
+fn layer_of(module: &Module) -> Option<(usize, &'static str)> {
+    LAYERS
+        .iter()
+        .enumerate()
+        .flat_map(|(rank, (layer, paths))| paths.iter().map(move |p| (rank, *layer, *p)))
+        .filter_map(|(rank, layer, path)| {
+            let parts: Module = path
+                .split("::")
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect();
+            module
+                .starts_with(&parts)
+                .then_some((parts.len(), rank, layer))
+        })
+        .max_by_key(|(depth, _, _)| *depth)
+        .map(|(_, rank, layer)| (rank, layer))
+}
+
+/// Every import of a module in a layer above the importer's, and every module with no layer.
+fn layer_violations(graph: &BTreeMap<Module, BTreeSet<Module>>) -> Vec<String> {
+    let mut out = Vec::new();
+    for (from, targets) in graph {
+        let Some((from_rank, from_layer)) = layer_of(from) else {
+            out.push(format!(
+                "{} belongs to no layer: add it to LAYERS in tests/arch (and docs/architecture.md)",
+                name(from)
+            ));
+            continue;
+        };
+        for to in targets {
+            let Some((to_rank, to_layer)) = layer_of(to) else {
+                continue; // reported as the importer of its own imports, or a path that is no module
+            };
+            if to_rank < from_rank {
+                out.push(format!(
+                    "{} (layer {from_layer}) imports {} (layer {to_layer}), a layer above it",
+                    name(from),
+                    name(to)
+                ));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn imports_flow_down_the_layers() {
+    let violations = layer_violations(&edges(&module_set()));
+    assert!(
+        violations.is_empty(),
+        "imports must flow down the layers (tests/arch LAYERS, docs/architecture.md):\n{}",
+        violations.join("\n")
+    );
+}
+
+/// The layer check itself: an upward import is named with both modules, a downward one and one
+/// within a layer pass, and a longer listed path (`status::wire`) wins over its directory.
+#[test]
+fn the_layer_check_refuses_an_upward_import() {
+    let module = |path: &str| -> Module { path.split("::").map(String::from).collect() };
+    let graph: BTreeMap<Module, BTreeSet<Module>> = [
+        (module("config::units"), [module("startup::node")].into()),
+        (module("startup::node"), [module("platform::dropin")].into()),
+        (
+            module("supervision::logs"),
+            [module("status::wire"), module("sys::procfs")].into(),
+        ),
+        (module("status::wire"), [module("status::backend")].into()),
+    ]
+    .into_iter()
+    .collect();
+    let found = layer_violations(&graph);
+    assert_eq!(
+        found,
+        [
+            "config::units (layer config) imports startup::node (layer startup), a layer above it",
+            "status::wire (layer supervision) imports status::backend (layer status), a layer above it",
+        ],
+        "{found:#?}"
     );
 }
 

@@ -14,7 +14,7 @@
 //!   tasks; the JVM is uid 185, a child of sparkvisor as PID 1, with SPARK_JAVA_OPT_n and -Xmx;
 //! - the memory-limit warning names the cgroup file when the heap does not fit.
 //!
-//! More env → argv rows: the table tests in src/k8s_pod.rs. Needs root and Docker (CI=true: mandatory).
+//! More env → argv rows: the table tests in src/platform/k8s_pod.rs. Needs root and Docker (CI=true: mandatory).
 
 mod common;
 mod docker_support;

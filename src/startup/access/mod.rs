@@ -150,7 +150,7 @@ fn apply_ssh(
 ) {
     if !agent.root && agent.user.is_none() {
         // An arbitrary uid (OpenShift's restricted SCC, `--user 1000700000:0`): its only account
-        // is nss_wrapper's (src/dropin.rs), named like the image's spark user (185) so that Spark
+        // is nss_wrapper's (src/platform/dropin.rs), named like the image's spark user (185) so that Spark
         // finds a user name. sshd looks the login name up through NSS and gets uid 185, which a
         // non-root sshd (running as this uid) cannot become; the sessions would not see the
         // wrapper either. Refused with the reason rather than started to fail every login.
