@@ -1,11 +1,14 @@
-//! Support shared by every integration-test file (`mod common;`): prerequisite checks with the
-//! CI=true fail-instead-of-skip rule, waiting on conditions with deadlines, the binary under test,
-//! free ports and the Spark prerequisites. Area helpers (`*_support`) build on these.
-#![allow(dead_code)] // each test file uses a different subset
+//! Support shared by every integration-test binary (each `tests/<area>/main.rs` declares it):
+//! prerequisite checks with the CI=true fail-instead-of-skip rule, waiting on conditions with
+//! deadlines, the binary under test, free ports, the Spark prerequisites, and the lock that lets a
+//! test hold the test process alone. Area helpers (`*_support`, `<area>/support.rs`) build on these.
+#![allow(dead_code)] // each area uses a different subset
 
+use std::cell::Cell;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 /// True when `CI=true`: a missing prerequisite is then a failure, never a skip.
@@ -325,4 +328,41 @@ fn keytool_stores_of(dir: &Path, password: &str, storetype: Option<&str>) -> (Pa
     ];
     keytool(&[&importcert[..], storetype, &store].concat());
     (keystore, truststore)
+}
+
+/// The tests of one binary are threads of one process. A test that inspects the whole process (its
+/// threads) holds it alone; a test that adds to what such a test inspects (an in-process status
+/// server and its threads) shares it. Everything else needs neither.
+static PROCESS: RwLock<()> = RwLock::new(());
+
+thread_local! {
+    /// True on the thread of a test holding the process alone: its own shares are no-ops.
+    static ALONE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Held by a test that must be the only one using the process; see [`process_alone`].
+pub struct ProcessAlone {
+    _guard: RwLockWriteGuard<'static, ()>,
+}
+
+impl Drop for ProcessAlone {
+    fn drop(&mut self) {
+        ALONE.with(|alone| alone.set(false));
+    }
+}
+
+/// Waits until no other test of this binary shares the process, and keeps them out until dropped.
+pub fn process_alone() -> ProcessAlone {
+    let guard = PROCESS.write().unwrap_or_else(PoisonError::into_inner);
+    ALONE.with(|alone| alone.set(true));
+    ProcessAlone { _guard: guard }
+}
+
+/// A share of the process, held while a test adds threads a [`process_alone`] test would count;
+/// `None` on the thread that already holds the process alone.
+pub fn process_shared() -> Option<RwLockReadGuard<'static, ()>> {
+    if ALONE.with(Cell::get) {
+        return None;
+    }
+    Some(PROCESS.read().unwrap_or_else(PoisonError::into_inner))
 }
