@@ -13,7 +13,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{has_command, is_root, require};
+use common::{has_command, is_root, require, require_root};
 use sparkvisor::render::{write_files, RenderError, RenderedFile};
 
 fn file(path: &Path, contents: &str, mode: u32, owner: Option<&str>) -> RenderedFile {
@@ -25,10 +25,6 @@ fn file(path: &Path, contents: &str, mode: u32, owner: Option<&str>) -> Rendered
         secret: mode == 0o600,
         template: "test".into(),
     }
-}
-
-fn require_root(what: &str) -> bool {
-    require(is_root(), &format!("{what} needs root"))
 }
 
 #[test]

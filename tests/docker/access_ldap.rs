@@ -21,7 +21,7 @@ use std::time::Duration;
 use access_support::{keypair, ssh_key, ssh_key_stdin, ssh_password};
 use docker_support::{
     agent_status, container_ip, docker, exec, pids_matching, prerequisites, proc_field,
-    proc_status, service, unique, wait_for, Container, Network,
+    proc_status_in, service, unique, wait_for, Container, Network,
 };
 
 /// The slapd test image: built from the base image once per machine (its tag names its recipe).
@@ -321,7 +321,7 @@ fn ldap_users_log_in_with_password_and_key() {
     assert_eq!(spark["state"], "ready", "{spark}");
     let java = pids_matching(&master.name, "org.apache.spark.deploy.master.Master");
     assert_eq!(java.len(), 1, "{java:?}");
-    let st = proc_status(&master.name, java[0]);
+    let st = proc_status_in(&master.name, java[0]);
     for cap in ["CapEff", "CapPrm", "CapBnd", "CapAmb", "CapInh"] {
         assert_eq!(
             proc_field(&st, cap),

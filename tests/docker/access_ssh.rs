@@ -16,7 +16,7 @@ use std::time::Duration;
 use access_support::{host_key, keypair, ssh_key, ssh_key_stdin, ssh_password};
 use docker_support::{
     agent_status, alive_workers, container_ip, docker, exec, http_json, pids_matching,
-    prerequisites, proc_field, proc_status, service, unique, wait_for, Container, Network,
+    prerequisites, proc_field, proc_status_in, service, unique, wait_for, Container, Network,
 };
 
 /// CHOWN, KILL, SETGID, SETUID, NET_BIND_SERVICE, SYS_CHROOT, AUDIT_WRITE: the `ssh` role's list.
@@ -36,7 +36,7 @@ fn wait_ready(container: &str, name: &str, timeout: Duration) -> u64 {
 
 /// Every capability set of the process is empty and NoNewPrivs is on.
 fn assert_unprivileged(container: &str, pid: u32, what: &str) {
-    let st = proc_status(container, pid);
+    let st = proc_status_in(container, pid);
     for cap in ["CapEff", "CapPrm", "CapBnd", "CapAmb", "CapInh"] {
         assert_eq!(proc_field(&st, cap), "0000000000000000", "{what} {cap}");
     }
@@ -160,7 +160,7 @@ fn ssh_with_injected_key_as_root_agent() {
     }
 
     // 3. Privileges: sshd holds exactly its declared capabilities; the master JVM holds none.
-    let st = proc_status(&master.name, sshd_pid as u32);
+    let st = proc_status_in(&master.name, sshd_pid as u32);
     assert_eq!(proc_field(&st, "CapEff"), SSHD_CAPS, "sshd {st:?}");
     assert_eq!(proc_field(&st, "CapBnd"), SSHD_CAPS, "sshd {st:?}");
     let java = pids_matching(&master.name, "org.apache.spark.deploy.master.Master");
@@ -263,7 +263,7 @@ fn ssh_as_spark_user_lets_only_spark_in() {
     );
     let ip = container_ip(&node.name);
     let pid = wait_ready(&node.name, "sshd", Duration::from_secs(120));
-    let st = proc_status(&node.name, pid as u32);
+    let st = proc_status_in(&node.name, pid as u32);
     assert_eq!(
         proc_field(&st, "Uid").split_whitespace().next(),
         Some("185"),

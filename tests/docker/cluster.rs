@@ -29,16 +29,12 @@ const MASTER_UI: u16 = 8080;
 /// Exit code of the agent after `docker stop` with every service stopped cleanly (README "Exit codes").
 const EXIT_AFTER_DOCKER_STOP: i32 = 0;
 
-fn master_json(ip: &str) -> Result<Value, String> {
-    http_json(ip, MASTER_UI, "/json/")
-}
-
 fn wait_alive_workers(master_ip: &str, n: usize, timeout: Duration) -> Value {
     wait_for(
         &format!("{n} ALIVE workers in master /json/"),
         timeout,
         || {
-            let json = master_json(master_ip)?;
+            let json = master_json(master_ip, MASTER_UI)?;
             let alive = alive_workers(&json);
             if alive.len() == n {
                 Ok(json)
@@ -177,7 +173,7 @@ fn cluster_forms_runs_jobs_and_recovers() {
         "3 ALIVE workers, one per container address",
         Duration::from_secs(240),
         || {
-            let json = master_json(&master_ip)?;
+            let json = master_json(&master_ip, MASTER_UI)?;
             let mut hosts: Vec<String> = alive_workers(&json)
                 .iter()
                 .map(|w| w["host"].as_str().unwrap_or_default().to_string())
@@ -293,7 +289,7 @@ fn cluster_forms_runs_jobs_and_recovers() {
         "the application in the master",
         Duration::from_secs(120),
         || {
-            let json = master_json(&master_ip)?;
+            let json = master_json(&master_ip, MASTER_UI)?;
             active_app(&json, &app.id)
                 .map(drop)
                 .ok_or(format!("{} not in activeapps: {json}", app.id))
@@ -319,7 +315,7 @@ fn cluster_forms_runs_jobs_and_recovers() {
         "the application recovered by the new master",
         Duration::from_secs(180),
         || {
-            let json = master_json(&master_ip)?;
+            let json = master_json(&master_ip, MASTER_UI)?;
             match active_app(&json, &app.id) {
                 Some(a) if a["state"] == "RUNNING" => Ok(()),
                 other => Err(format!("{}: {other:?} in {json}", app.id)),
@@ -332,7 +328,7 @@ fn cluster_forms_runs_jobs_and_recovers() {
         "the recovered application completed in the master",
         Duration::from_secs(120),
         || {
-            let json = master_json(&master_ip)?;
+            let json = master_json(&master_ip, MASTER_UI)?;
             let done = json["completedapps"]
                 .as_array()
                 .is_some_and(|apps| apps.iter().any(|a| a["id"] == app.id.as_str()));
@@ -512,7 +508,7 @@ const CAP_MKNOD: u64 = 1 << 27;
 fn check_privileges(container: &str, java_class: &str) {
     let pids = pids_matching(container, java_class);
     assert_eq!(pids.len(), 1, "{container}: one {java_class} JVM: {pids:?}");
-    let st = proc_status(container, pids[0]);
+    let st = proc_status_in(container, pids[0]);
     assert_eq!(
         proc_field(&st, "Uid"),
         "185\t185\t185\t185",
@@ -535,7 +531,7 @@ fn check_privileges(container: &str, java_class: &str) {
         "1",
         "{java_class} NoNewPrivs"
     );
-    let agent = proc_status(container, 1);
+    let agent = proc_status_in(container, 1);
     assert!(
         proc_field(&agent, "Name").starts_with("sparkvisor"),
         "PID 1 is {agent:?}"
@@ -616,7 +612,7 @@ fn run_pi_job(notebook: &str, env: &[&str], master_ip: &str) {
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or_else(|| panic!("no PI line: {stdout}"));
     assert!((pi - std::f64::consts::PI).abs() < 0.05, "pi = {pi}");
-    let json = master_json(master_ip).unwrap();
+    let json = master_json(master_ip, MASTER_UI).unwrap();
     let done = json["completedapps"]
         .as_array()
         .cloned()
@@ -701,7 +697,7 @@ fn healthcheck_turns_healthy_on_a_good_config() {
     assert_eq!(code, 0, "sparkvisor health: {err}");
     assert!(seen_starting || c.inspect("{{len .State.Health.Log}}") != "0");
     let ip = container_ip(&c.name);
-    assert_eq!(master_json(&ip).unwrap()["status"], "ALIVE");
+    assert_eq!(master_json(&ip, MASTER_UI).unwrap()["status"], "ALIVE");
 }
 
 #[test]

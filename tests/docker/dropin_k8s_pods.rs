@@ -21,7 +21,7 @@ use crate::docker_support;
 use std::time::Duration;
 
 use docker_support::{
-    container_ip, image, pids_matching, prerequisites, proc_field, proc_status, repo, unique,
+    container_ip, image, pids_matching, prerequisites, proc_field, proc_status_in, repo, unique,
     wait_for, Container, Network,
 };
 
@@ -267,7 +267,7 @@ fn executor_pods_register_with_a_real_driver_and_run_its_tasks() {
                 .find(|p| *p != 1)
                 .ok_or_else(|| "no executor JVM yet".to_string())
         });
-        let st = proc_status(&e.name, pid);
+        let st = proc_status_in(&e.name, pid);
         assert_eq!(proc_field(&st, "Uid"), "185\t185\t185\t185");
         assert_eq!(proc_field(&st, "PPid"), "1");
         let (_, pid1, _) = docker_support::exec(&e.name, &["cat", "/proc/1/cmdline"]);

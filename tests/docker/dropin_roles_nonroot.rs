@@ -28,7 +28,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use docker_support::{
-    agent_status, container_ip, docker, exec, image, prerequisites, proc_field, proc_status,
+    agent_status, container_ip, docker, exec, image, prerequisites, proc_field, proc_status_in,
     service, unique, wait_for, Container, Network,
 };
 
@@ -120,7 +120,7 @@ fn start_variants<'a>(
             let s = service(&status, name).unwrap_or_else(|| panic!("{what}: no {name}"));
             assert_eq!(s["state"], "ready", "{what}: {s}");
             let pid = s["pid"].as_u64().unwrap() as u32;
-            let st = proc_status(&c.name, pid);
+            let st = proc_status_in(&c.name, pid);
             assert_eq!(
                 proc_field(&st, "Uid").split_whitespace().next(),
                 Some(*uid),

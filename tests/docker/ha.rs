@@ -89,7 +89,7 @@ fn a_standby_master_is_healthy_and_takes_over_when_the_active_one_dies() {
     });
     let zk_pids = pids_matching(&zookeeper, "QuorumPeerMain");
     assert_eq!(zk_pids.len(), 1, "one ZooKeeper JVM: {zk_pids:?}");
-    let uid = proc_field(&proc_status(&zookeeper, zk_pids[0]), "Uid");
+    let uid = proc_field(&proc_status_in(&zookeeper, zk_pids[0]), "Uid");
     assert!(
         !uid.starts_with("0\t") && !uid.is_empty(),
         "ZooKeeper runs as root: Uid {uid}"

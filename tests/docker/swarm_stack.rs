@@ -142,16 +142,6 @@ impl Drop for Swarm {
     }
 }
 
-/// The master's /json/, read inside the master's task (overlay addresses are not reachable from
-/// the host).
-fn master_json(master: &str) -> Result<Value, String> {
-    let (code, out, err) = exec(master, &["curl", "-sf", "http://127.0.0.1:8080/json/"]);
-    if code != 0 {
-        return Err(format!("curl in the master: {code}: {err}"));
-    }
-    serde_json::from_str(&out).map_err(|e| format!("master /json/: {e}: {out}"))
-}
-
 /// The address a worker task advertises and its sizing, from its agent. A task that is starting or
 /// stopping (scaling) is an error to retry, never a panic.
 fn advertised(worker: &str) -> Result<(String, u64, u64), String> {
@@ -191,7 +181,7 @@ fn wait_workers(swarm: &Swarm, master: &str, replicas: [usize; 2]) -> Vec<(Strin
                 .map(|t| advertised(t))
                 .collect::<Result<Vec<_>, _>>()?;
             want.sort();
-            let json = master_json(master)?;
+            let json = master_json_in(master)?;
             let mut alive: Vec<(String, u64, u64)> = alive_workers(&json)
                 .iter()
                 .map(|w| {
@@ -284,7 +274,7 @@ fn stack_deploys_runs_a_job_and_scales_workers() {
 
     docker(&["service", "scale", "--detach", &format!("{worker2}=1")]);
     wait_workers(&swarm, &master, [1, 1]);
-    let json = master_json(&master).expect("master");
+    let json = master_json_in(&master).expect("master");
     assert_eq!(json["status"], "ALIVE");
     assert_eq!(alive_workers(&json).len(), 2, "{json}");
     pi_job(&notebook);

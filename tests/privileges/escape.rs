@@ -13,6 +13,7 @@ use crate::supervisor_support;
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
+use crate::common::{cap_field, proc_status};
 use supervisor_support::*;
 
 const LONG: Duration = Duration::from_secs(20);
@@ -93,12 +94,6 @@ services:
     assert_eq!(Agent::code(agent.wait(LONG)), 0, "{}", agent.stderr());
 }
 
-fn cap_field(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with(field)).unwrap();
-    u64::from_str_radix(line.split_whitespace().nth(1).unwrap(), 16).unwrap()
-}
-
 #[test]
 fn the_root_agent_keeps_only_what_it_needs_effective() {
     if skip_unless(is_root(), "needs root (the agent's own capabilities)") {
@@ -121,8 +116,8 @@ services:
     let mut agent = s.start(&mut s.agent(false, &["run", "--role", "caps"]));
     agent.wait_for(LONG, "web started", || s.exists("up"));
     let pid = agent.child.id();
-    let eff = cap_field(pid, "CapEff:");
-    let prm = cap_field(pid, "CapPrm:");
+    let eff = cap_field(&proc_status(pid), "CapEff");
+    let prm = cap_field(&proc_status(pid), "CapPrm");
     let allowed = mask_of(AGENT_CAPABILITIES);
     assert_eq!(
         eff & !allowed,
@@ -130,7 +125,7 @@ services:
         "effective {eff:x} beyond the agent's own {allowed:x}"
     );
     let net_bind = mask_of(&[caps::Capability::CAP_NET_BIND_SERVICE]);
-    let mine = cap_field(std::process::id(), "CapPrm:");
+    let mine = cap_field(&proc_status(std::process::id()), "CapPrm");
     assert_eq!(
         prm & !(allowed | net_bind),
         0,

@@ -17,10 +17,8 @@ use sparkvisor::sys::spawn::{
 };
 use sparkvisor::sys::users::UserIds;
 
-/// True when running as root; otherwise prints why the test is skipped (fails under `CI=true`).
-pub fn require_root(test: &str) -> bool {
-    crate::common::require(crate::common::is_root(), &format!("{test} needs root"))
-}
+#[allow(unused_imports)] // each test module uses a different subset
+pub use crate::common::{cap_field, proc_status, require_root};
 
 /// `(OsString, OsString)` pairs from string pairs.
 pub fn env(pairs: &[(&str, &str)]) -> Vec<(OsString, OsString)> {
@@ -77,20 +75,6 @@ impl Drop for Running {
         let _ = kill(pid, Signal::SIGKILL);
         let _ = waitpid(pid, None);
     }
-}
-
-/// `/proc/PID/status` as field → value (value trimmed).
-pub fn proc_status(pid: i32) -> HashMap<String, String> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    text.lines()
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.to_string(), v.trim().to_string()))
-        .collect()
-}
-
-/// A `Cap*` field of a status map as a number.
-pub fn cap_field(status: &HashMap<String, String>, field: &str) -> u64 {
-    u64::from_str_radix(&status[field], 16).unwrap()
 }
 
 /// The five capability sets of a status map, in the order Eff, Prm, Inh, Bnd, Amb.

@@ -18,22 +18,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{free_port, has_java, http_get, spark_home};
+use common::{alive_workers, free_port, has_java, http_get, master_json, spark_home};
 use supervisor_support::*;
-
-/// GET http://127.0.0.1:PORT/json/ → the parsed body.
-fn master_json(port: u16) -> Option<serde_json::Value> {
-    serde_json::from_str(&http_get(port, "/json/")?.1).ok()
-}
-
-fn alive_workers(port: u16) -> Vec<serde_json::Value> {
-    master_json(port)
-        .and_then(|j| j["workers"].as_array().cloned())
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|w| w["state"] == "ALIVE")
-        .collect()
-}
 
 struct Node {
     scene: Scene,
@@ -141,13 +127,13 @@ fn spark_master_and_worker_under_sparkvisor() {
         .scene
         .start(&mut master.command(true, &["run", "--role", "master"]));
     wait_until(Duration::from_secs(60), "master ALIVE", || {
-        master_json(master_ui).is_some_and(|j| j["status"] == "ALIVE")
+        master_json("127.0.0.1", master_ui).is_ok_and(|j| j["status"] == "ALIVE")
     });
     let mut worker_agent = worker
         .scene
         .start(&mut worker.command(false, &["run", "--role", "worker"]));
     wait_until(Duration::from_secs(60), "worker registered", || {
-        alive_workers(master_ui).len() == 1
+        alive_workers(&master_json("127.0.0.1", master_ui).unwrap_or_default()).len() == 1
     });
     // What sparkvisor derived for the worker from the fixture limits, as rendered in spark-env.sh.
     let env_sh = std::fs::read_to_string(worker.scene.path().join("conf/spark-env.sh")).unwrap();
@@ -165,7 +151,7 @@ fn spark_master_and_worker_under_sparkvisor() {
         .parse()
         .unwrap();
     assert_eq!(cores, 2, "the cgroup fixture was not used:\n{env_sh}");
-    let first = alive_workers(master_ui).remove(0);
+    let first = alive_workers(&master_json("127.0.0.1", master_ui).unwrap_or_default()).remove(0);
     assert_eq!(first["cores"].as_u64(), Some(cores), "{first}");
     assert_eq!(first["memory"].as_u64(), Some(memory_mb), "{first}");
     // The master's service is reported ready on the status socket.
@@ -213,7 +199,7 @@ spark.stop()
     assert_eq!(unsafe { libc::kill(jvm, libc::SIGKILL) }, 0);
     let old_id = first["id"].as_str().unwrap().to_string();
     wait_until(Duration::from_secs(60), "a new worker ALIVE", || {
-        alive_workers(master_ui)
+        alive_workers(&master_json("127.0.0.1", master_ui).unwrap_or_default())
             .iter()
             .any(|w| w["id"].as_str() != Some(old_id.as_str()))
     });
@@ -378,10 +364,12 @@ fn an_ssl_cluster_is_ready_and_runs_a_job() {
         .start(&mut master.command(false, &["run", "--role", "master"]));
     // The plain port only redirects: a plain-HTTP probe could never pass.
     let redirect = common::poll(Duration::from_secs(120), Duration::from_millis(250), || {
-        http_get(master_ui, "/json/").map(|(status, _)| status)
+        http_get("127.0.0.1", master_ui, "/json/")
+            .ok()
+            .map(|(status, _)| status)
     });
     assert!(
-        redirect.as_deref().is_some_and(|s| s.contains(" 302 ")),
+        redirect.is_some_and(|s| s == 302),
         "the master's plain UI port answered {redirect:?}, not a redirect"
     );
     healthy(&master, "master");

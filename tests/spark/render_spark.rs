@@ -103,7 +103,7 @@ fn master_and_worker_run_on_the_rendered_files() {
     let _worker = start(&services["spark-worker"], &dir.path().join("worker.log"));
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        if let Some((_, body)) = http_get(master_ui, "/json/") {
+        if let Ok((_, body)) = http_get("127.0.0.1", master_ui, "/json/") {
             if let Ok(state) = serde_json::from_str::<serde_json::Value>(&body) {
                 let alive: Vec<&serde_json::Value> = state["workers"]
                     .as_array()

@@ -19,13 +19,6 @@ use sparkvisor::supervision::tls::{build, decrypt_key, read_store};
 
 const PW: &str = "storepass1";
 
-fn has_keytool() -> bool {
-    common::require(
-        common::has_command("keytool"),
-        "keytool (a JRE) is not installed",
-    )
-}
-
 /// The key of `alias` as Java reads it: keytool converts the store to JKS (decrypting the
 /// PKCS#12 entry itself), and the JKS reader decrypts that.
 fn key_as_java_reads_it(store: &Path, alias: &str) -> Vec<u8> {
@@ -61,7 +54,7 @@ fn is_pkcs12(path: &Path) -> bool {
 /// the probes' TLS config builds; wrong or missing passwords are refused naming the file.
 #[test]
 fn keytool_default_pkcs12_stores_give_the_probes_their_tls_identity() {
-    if !has_keytool() {
+    if !common::require_keytool() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -114,7 +107,7 @@ fn keytool_default_pkcs12_stores_give_the_probes_their_tls_identity() {
 /// reads without a password.
 #[test]
 fn legacy_and_unprotected_keytool_pkcs12_stores_read() {
-    if !has_keytool() {
+    if !common::require_keytool() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -185,7 +178,7 @@ fn legacy_and_unprotected_keytool_pkcs12_stores_read() {
 /// 3DES, HMAC-SHA1) of keytool's key: the same key and certificate come out.
 #[test]
 fn openssl_written_pkcs12_stores_read() {
-    if !has_keytool()
+    if !common::require_keytool()
         || !common::require(common::has_command("openssl"), "openssl is not installed")
     {
         return;

@@ -16,14 +16,10 @@ use supervisor_support::*;
 
 const LONG: Duration = Duration::from_secs(20);
 
-fn needs_root() -> bool {
-    skip_unless(is_root(), "needs root for PID namespaces (unshare --pid)")
-}
-
 /// B (after A) starts only once A's readiness probe passed; independent C starts at once.
 #[test]
 fn dependents_start_after_readiness_as_pid1() {
-    if needs_root() {
+    if !require_pid_namespace("the agent as PID 1") {
         return;
     }
     let s = Scene::new();
@@ -62,7 +58,7 @@ services:
 /// container exits with its code.
 #[test]
 fn crash_loop_gives_up_and_the_critical_code_is_the_exit_code() {
-    if needs_root() {
+    if !require_pid_namespace("the agent as PID 1") {
         return;
     }
     let s = Scene::new();
@@ -109,7 +105,7 @@ services:
 /// stopping the services.
 #[test]
 fn run_cmd_waits_for_readiness_and_exits_with_its_code() {
-    if needs_root() {
+    if !require_pid_namespace("the agent as PID 1") {
         return;
     }
     let s = Scene::new();
@@ -149,7 +145,7 @@ fn run_cmd_not_found_is_127() {
 /// then the service it depends on gets its TERM. The whole shutdown stays within the total grace.
 #[test]
 fn shutdown_in_reverse_order_with_grace_then_kill() {
-    if needs_root() {
+    if !require_pid_namespace("the agent as PID 1") {
         return;
     }
     let s = Scene::new();
@@ -353,7 +349,7 @@ services:
 /// status socket counts them.
 #[test]
 fn orphans_are_reaped_as_pid1() {
-    if needs_root() {
+    if !require_pid_namespace("the agent as PID 1") {
         return;
     }
     let s = Scene::new();
@@ -467,7 +463,7 @@ services:
 /// free of other tests.)
 #[test]
 fn role_privileges_reach_the_service_as_pid1() {
-    if needs_root() {
+    if !require_pid_namespace("the agent as PID 1") {
         return;
     }
     let s = Scene::new();
@@ -552,7 +548,7 @@ services:
 /// the agent's own.
 #[test]
 fn a_user_added_before_sighup_runs_the_service_after_the_reload() {
-    if needs_root() {
+    if !require_pid_namespace("the agent as PID 1") {
         return;
     }
     use std::os::unix::fs::PermissionsExt;
@@ -683,7 +679,7 @@ fn status_socket_reads_and_controls_the_supervisor() {
 /// list it (SIGPWR, the Spark worker's decommission signal), and only those.
 #[test]
 fn listed_signals_are_forwarded_to_the_service_group_as_pid1() {
-    if needs_root() {
+    if !require_pid_namespace("the agent as PID 1") {
         return;
     }
     let s = Scene::new();

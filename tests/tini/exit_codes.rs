@@ -15,7 +15,7 @@ use support::*;
 
 #[test]
 fn every_exit_code_passes_through_as_pid1() {
-    if !can_unshare("every_exit_code_passes_through_as_pid1") {
+    if !require_pid_namespace("every_exit_code_passes_through_as_pid1") {
         return;
     }
     for n in 0..=255u32 {
@@ -96,7 +96,7 @@ fn killed_child_gives_128_plus_signal(as_pid1: bool) {
 
 #[test]
 fn killed_child_gives_128_plus_signal_as_pid1() {
-    if can_unshare("killed_child_gives_128_plus_signal_as_pid1") {
+    if require_pid_namespace("killed_child_gives_128_plus_signal_as_pid1") {
         killed_child_gives_128_plus_signal(true);
     }
 }
@@ -130,7 +130,7 @@ fn command_not_found_is_127_and_not_executable_is_126() {
             "error names {command}: {stderr}"
         );
     }
-    if can_unshare("command_not_found_is_127_as_pid1") {
+    if require_pid_namespace("command_not_found_is_127_as_pid1") {
         assert_eq!(
             code(output(pid1(["--", "/nonexistent/command"])).status),
             127
@@ -152,7 +152,7 @@ fn stdin_passes_through() {
 
 #[test]
 fn exits_promptly_when_the_child_exits_leaving_a_grandchild() {
-    if !can_unshare("exits_promptly_when_the_child_exits_leaving_a_grandchild") {
+    if !require_pid_namespace("exits_promptly_when_the_child_exits_leaving_a_grandchild") {
         return;
     }
     // The background sleep must not keep PID 1 waiting; the kernel kills it with the namespace.
@@ -162,7 +162,7 @@ fn exits_promptly_when_the_child_exits_leaving_a_grandchild() {
 
 #[test]
 fn works_without_kill_child_too() {
-    if !can_unshare("works_without_kill_child_too") {
+    if !require_pid_namespace("works_without_kill_child_too") {
         return;
     }
     let mut cmd = Command::new("unshare");

@@ -48,7 +48,7 @@ fn stderr(out: &Output) -> String {
 
 #[test]
 fn orphans_are_reaped_as_pid1() {
-    if !can_unshare("orphans_are_reaped_as_pid1") {
+    if !require_pid_namespace("orphans_are_reaped_as_pid1") {
         return;
     }
     let dir = tempdir();

@@ -40,7 +40,7 @@ fn child_killed_by_rt_signal_exits_128_plus_n(as_pid1: bool) {
 
 #[test]
 fn rt_signal_death_is_128_plus_n_as_pid1() {
-    if !can_unshare("rt_signal_death_is_128_plus_n_as_pid1") {
+    if !require_pid_namespace("rt_signal_death_is_128_plus_n_as_pid1") {
         return;
     }
     child_killed_by_rt_signal_exits_128_plus_n(true);

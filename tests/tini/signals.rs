@@ -58,7 +58,7 @@ fn forwards_signals(as_pid1: bool) {
 
 #[test]
 fn pwr_winch_and_realtime_reach_the_child_as_pid1() {
-    if can_unshare("pwr_winch_and_realtime_reach_the_child_as_pid1") {
+    if require_pid_namespace("pwr_winch_and_realtime_reach_the_child_as_pid1") {
         forwards_signals(true);
     }
 }
@@ -95,7 +95,7 @@ fn group_signal_ends_the_tree(args: &[&str], env: Option<(&str, &str)>) {
 
 #[test]
 fn group_flag_ends_a_tree_whose_middle_ignores_the_signal() {
-    if can_unshare("group_flag_ends_a_tree_whose_middle_ignores_the_signal") {
+    if require_pid_namespace("group_flag_ends_a_tree_whose_middle_ignores_the_signal") {
         group_signal_ends_the_tree(&["-g"], None);
         group_signal_ends_the_tree(&[], Some(("TINI_KILL_PROCESS_GROUP", "1")));
     }
@@ -140,7 +140,7 @@ fn parent_death_signal_is_forwarded_to_the_child() {
 
 #[test]
 fn group_flag_interrupts_a_shell_waiting_for_its_foreground_command() {
-    if !can_unshare("group_flag_interrupts_a_shell_waiting_for_its_foreground_command") {
+    if !require_pid_namespace("group_flag_interrupts_a_shell_waiting_for_its_foreground_command") {
         return;
     }
     // The reference table's `sh -c 'sleep 100; echo'` + SIGINT: with -g both the shell and its sleep

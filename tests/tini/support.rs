@@ -7,7 +7,7 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
 #[allow(unused_imports)] // each test file uses a different subset
-pub use crate::common::bin;
+pub use crate::common::{bin, require_pid_namespace};
 
 /// How long any awaited condition may take before the test fails (generous: 2 shared cores).
 pub const DEADLINE: Duration = Duration::from_secs(20);
@@ -19,21 +19,6 @@ pub fn python() -> &'static str {
     } else {
         "python3"
     }
-}
-
-/// True when the tests may create PID namespaces (root and `unshare` present). Otherwise prints a skip
-/// line and returns false, or fails when `CI=true` (CI must run every test).
-pub fn can_unshare(test: &str) -> bool {
-    let root = crate::common::is_root();
-    let why = if root {
-        "unshare(1) not found"
-    } else {
-        "needs root for PID namespaces"
-    };
-    crate::common::require(
-        root && crate::common::has_command("unshare"),
-        &format!("{test}: {why}"),
-    )
 }
 
 /// A command that runs sparkvisor as PID 1 of a fresh PID namespace (with its own /proc).
