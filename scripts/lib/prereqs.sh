@@ -78,9 +78,21 @@ install_prereqs() {
   fi
   # Debian's own python3 is "externally managed" (PEP 668): pip refuses to install into it unless
   # told to. A test machine's python3 is there for the tests; older pips ignore the variable.
-  if [ "$purpose" = test ] && ! python3 -c 'import pyspark, notebook' 2>/dev/null; then
-    echo "   installing pyspark, notebook (pip): the real Spark 4 and Jupyter the tests start"
-    PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install -q 'pyspark>=4.0,<5' notebook
+  # The host's Spark is the image's release (docker/Dockerfile's PYSPARK_VERSION), so that the
+  # host tests and the Docker tests exercise the same Spark.
+  local pyspark_version pyspark_req='pyspark>=4.0,<5'
+  pyspark_version="$(sed -n 's/^ARG PYSPARK_VERSION=//p' \
+    "$(dirname "${BASH_SOURCE[0]}")/../../docker/Dockerfile" 2>/dev/null)"
+  [ -n "$pyspark_version" ] && pyspark_req="pyspark==$pyspark_version"
+  if [ "$purpose" = test ] && ! python3 -c "import sys, pyspark, notebook
+sys.exit('$pyspark_version' not in ('', pyspark.__version__))" 2>/dev/null; then
+    echo "   installing $pyspark_req, notebook (pip): the real Spark 4 (the image's release) and Jupyter the tests start"
+    PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install -q "$pyspark_req" notebook
+  fi
+  if [ "$purpose" = test ] && ! python3 -c 'import kubernetes_validate.utils as u
+assert "1.34" in {u.major_minor(v) for v in u.all_versions()}' 2>/dev/null; then
+    echo "   installing kubernetes-validate (pip): the Kubernetes 1.30-1.34 API schemas tests/platforms/k8s_manifests.rs checks the manifests against"
+    PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install -q 'kubernetes-validate>=1.34.1'
   fi
   if [ "$purpose" = test ] && ! python3 -c 'import prometheus_client' 2>/dev/null; then
     echo "   installing prometheus_client (pip): its parser checks Spark's Prometheus output in the tests"
@@ -100,7 +112,7 @@ install_prereqs() {
   fi
 }
 
-# Compose v2 for tests/docker_multihost.rs, beside the machine's own Compose: Debian's docker-compose
+# Compose v2 for tests/docker/multihost.rs, beside the machine's own Compose: Debian's docker-compose
 # 2.x package (from the next Debian release, fetched with apt from the mirror this machine already
 # uses, into a private apt state), unpacked as a CLI plugin into a Docker config directory under
 # target/. Only a command given DOCKER_CONFIG=target/compose-v2 sees it, so the other tests keep
@@ -116,7 +128,7 @@ install_compose_v2_for_tests() {
     echo "   Compose v2 for the tests: no Debian mirror configured, not installed"
     return 0
   fi
-  echo "   installing Compose v2 (Debian trixie's docker-compose) into $dir: tests/docker_multihost.rs deploys with v1 and v2"
+  echo "   installing Compose v2 (Debian trixie's docker-compose) into $dir: tests/docker/multihost.rs deploys with v1 and v2"
   work="$(mktemp -d)"
   mkdir -p "$work/lists/partial" "$work/archives/partial" "$work/parts"
   printf 'Types: deb\nURIs: %s\nSuites: trixie\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
@@ -131,7 +143,7 @@ install_compose_v2_for_tests() {
     install -m 0755 "$work/root/usr/libexec/docker/cli-plugins/docker-compose" "$plugin"
     echo "   installed $("$plugin" version 2>/dev/null)"
   else
-    echo "   Compose v2 for the tests: download failed (tests/docker_multihost.rs fails under CI=true)"
+    echo "   Compose v2 for the tests: download failed (tests/docker/multihost.rs fails under CI=true)"
   fi
   rm -rf "$work"
 }
