@@ -169,8 +169,9 @@ fn finish_job(job: (Child, Instant), what: &str) -> Duration {
         })
         .collect();
     assert_eq!(got, expected_sums(), "{what}: the job's sums\n{stdout}");
-    // How the driver lived through the loss: what a slow recovery is made of.
-    for line in stderr.lines().filter(|l| {
+    // How the driver lived through the loss: what a slow recovery is made of (Spark's log goes to
+    // stdout in the image's log4j2 configuration).
+    for line in stdout.lines().chain(stderr.lines()).filter(|l| {
         [
             "Lost executor",
             "Executor lost",
