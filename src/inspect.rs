@@ -5,6 +5,7 @@ use std::fmt::{self, Write as _};
 
 use serde::Serialize;
 
+use crate::conf_merge::ConfReport;
 use crate::config::{ResolvedConfig, Source};
 use crate::resources::{Resources, Sizing};
 
@@ -17,14 +18,23 @@ pub struct Report {
     pub resources: Resources,
     /// The derived Spark sizing.
     pub sizing: Sizing,
+    /// Spark's conf files: whose each is, and where each value comes from (a user's file, the
+    /// agent's block and its input); or why they could not be prepared.
+    pub conf_files: Result<ConfReport, String>,
 }
 
 /// Builds the report (the seam the lead wires role loading into).
-pub fn inspect_report(config: ResolvedConfig, resources: Resources, sizing: Sizing) -> Report {
+pub fn inspect_report(
+    config: ResolvedConfig,
+    resources: Resources,
+    sizing: Sizing,
+    conf_files: Result<ConfReport, String>,
+) -> Report {
     Report {
         config,
         resources,
         sizing,
+        conf_files,
     }
 }
 
@@ -159,6 +169,17 @@ impl fmt::Display for Report {
         }
         for note in &s.notes {
             let _ = writeln!(out, "  note: {}", one_line(note));
+        }
+        match &self.conf_files {
+            Ok(conf) => {
+                let _ = write!(out, "{conf}");
+            }
+            Err(problems) => {
+                let _ = writeln!(out, "conf files: cannot be prepared:");
+                for line in problems.lines() {
+                    let _ = writeln!(out, "  {}", one_line(line));
+                }
+            }
         }
         f.write_str(&out)
     }

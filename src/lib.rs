@@ -6,6 +6,7 @@
 //! - [`config`]: injected runtime config and role definitions (parsing, validation, provenance);
 //! - [`resources`]: cgroup limits and the Spark sizing policy;
 //! - [`render`]: templates to files, escaped per format, written atomically;
+//! - [`conf_merge`]: the rendered Spark conf files merged with the user's own (kept, and winning);
 //! - [`service`]: the pure service state machine and backoff;
 //! - [`supervisor`]: the one owner of service state;
 //! - [`status`]: the operator socket (server, wire types, client);
@@ -25,6 +26,7 @@ pub mod access;
 pub mod app;
 pub mod cli;
 pub mod commands;
+pub mod conf_merge;
 pub mod config;
 pub mod datadirs;
 pub mod decommission;
