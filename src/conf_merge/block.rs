@@ -153,8 +153,8 @@ pub fn compose(interior: &str, comment: Comment, indent: &str) -> String {
         interior.push('\n');
     }
     let sum = digest_of(&interior);
-    let note = "written by sparkvisor at every start: put your own settings outside this block; \
-                they are kept, and they win (docs/conf-files.md)";
+    let note = "this block is rewritten at every start; put your own settings outside it: they \
+                are kept, and they win (docs/conf-files.md)";
     match comment {
         Comment::Hash => {
             format!("{indent}# {BEGIN}: {note}\n{interior}{indent}# {END} {DIGEST_LABEL}{sum}\n")

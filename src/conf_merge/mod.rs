@@ -293,7 +293,16 @@ pub fn merge_files(
             _ => block::split(u, Comment::Hash).is_ok_and(|s| !s.only_ours()),
         });
         match merged {
-            Some(m) => {
+            Some(mut m) => {
+                // Two inputs of the user's disagree (their file and, say, an environment
+                // variable): the file wins, and the user is told which value is not used.
+                for key in &m.replaced {
+                    if let Some(source) = explicit_source(key, config) {
+                        m.notes.push(format!(
+                            "{key}: the value in your file is used, not the one from {source}"
+                        ));
+                    }
+                }
                 let outcome = if theirs {
                     Outcome::Merged
                 } else {
@@ -477,6 +486,26 @@ fn values_of(
     }
     rows.sort_by(|a, b| a.key.cmp(&b.key));
     rows
+}
+
+/// The source of the agent's value for `key` when the user gave it explicitly (environment,
+/// cluster file, configmeta.json, a secret file), not derived or defaulted.
+fn explicit_source(key: &str, config: &ResolvedConfig) -> Option<String> {
+    use crate::config::Source;
+    let source = config
+        .spark_conf
+        .get(key)
+        .map(|v| &v.source)
+        .or_else(|| config.secrets.get(key).map(|s| &s.source))?;
+    matches!(
+        source,
+        Source::Env { .. }
+            | Source::SecretFile { .. }
+            | Source::ClusterFile { .. }
+            | Source::ConfigMeta { .. }
+            | Source::Cli { .. }
+    )
+    .then(|| source.to_string())
 }
 
 /// The input behind a value in the agent's block: a Spark property's or secret's source, else

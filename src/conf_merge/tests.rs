@@ -16,15 +16,26 @@ fn config() -> ResolvedConfig {
         },
         peers: BTreeMap::new(),
         settings: BTreeMap::new(),
-        spark_conf: [(
-            "spark.eventLog.enabled".to_string(),
-            sourced(
-                "true",
-                Source::Env {
-                    name: "SPARK_EVENT_LOG_ENABLED".into(),
-                },
+        spark_conf: [
+            (
+                "spark.eventLog.enabled".to_string(),
+                sourced(
+                    "true",
+                    Source::Derived {
+                        from: "env SPARK_EVENT_LOG_ENABLED".into(),
+                    },
+                ),
             ),
-        )]
+            (
+                "spark.master".to_string(),
+                sourced(
+                    "spark://m:7077",
+                    Source::Env {
+                        name: "SPARKVISOR_SPARK_CONF".into(),
+                    },
+                ),
+            ),
+        ]
         .into(),
         secrets: BTreeMap::new(),
     }
@@ -135,14 +146,19 @@ fn users_files_are_merged_attributed_and_stable_across_starts() {
         ValueFrom::Yours {
             file: d.conf.join("spark-defaults.conf"),
             line: 6,
-            replaces: Some("env SPARK_EVENT_LOG_ENABLED".into())
+            replaces: Some("derived env SPARK_EVENT_LOG_ENABLED".into())
         }
     );
     assert_eq!(
         row(defaults_report, "spark.master").from,
         ValueFrom::Sparkvisor {
-            source: "rendered from spark/spark-defaults.conf".into()
+            source: "env SPARKVISOR_SPARK_CONF".into()
         }
+    );
+    assert!(
+        defaults_report.notes.is_empty(),
+        "{:?}",
+        defaults_report.notes
     );
     assert_eq!(file("log4j2.properties").outcome, Outcome::Sparkvisor);
     assert_eq!(file("hive-site.xml").outcome, Outcome::UsedAsIs);
@@ -159,6 +175,22 @@ fn users_files_are_merged_attributed_and_stable_across_starts() {
     }
     let (again, _) = merge_files(files, &d.placement(), &config()).unwrap();
     assert_eq!(again, out);
+}
+
+#[test]
+fn a_users_file_overriding_an_explicit_input_is_said() {
+    let d = Dirs::new();
+    d.write("spark-defaults.conf", "spark.master local[2]\n");
+    let files = vec![rendered(
+        &d.conf.join("spark-defaults.conf"),
+        DEFAULTS,
+        Some(MergeMode::Keys),
+    )];
+    let (_, work) = merge_files(files, &d.placement(), &config()).unwrap();
+    assert_eq!(
+        work.report.files[0].notes,
+        ["spark.master: the value in your file is used, not the one from env SPARKVISOR_SPARK_CONF"]
+    );
 }
 
 #[test]
