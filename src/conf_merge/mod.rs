@@ -48,6 +48,25 @@ pub struct Merged {
     pub replaced: BTreeSet<String>,
 }
 
+impl Merged {
+    /// The agent's block holding `interior` at the top (`#` comments), then `user_part`.
+    fn block_first(
+        interior: &str,
+        user_part: &str,
+        notes: Vec<String>,
+        replaced: BTreeSet<String>,
+    ) -> Merged {
+        let block = block::compose(interior, Comment::Hash, "");
+        let lines = block::line_count(&block);
+        Merged {
+            text: format!("{block}{user_part}"),
+            block: 1..lines + 1,
+            notes,
+            replaced,
+        }
+    }
+}
+
 /// Why a user's file cannot be merged (a format's view; [`ConfError`] adds the file).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MergeError {
@@ -217,14 +236,12 @@ fn whole(ours: &str, user: Option<&str>) -> Result<Option<Merged>, MergeError> {
             return Ok(None);
         }
     }
-    let text = block::compose(ours, Comment::Hash, "");
-    let lines = block::line_count(&text);
-    Ok(Some(Merged {
-        text,
-        block: 1..lines + 1,
-        notes: Vec::new(),
-        replaced: BTreeSet::new(),
-    }))
+    Ok(Some(Merged::block_first(
+        ours,
+        "",
+        Vec::new(),
+        BTreeSet::new(),
+    )))
 }
 
 /// Merges every file of `files` that the agent renders into the conf dir with the user's file of

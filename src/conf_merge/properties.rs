@@ -246,14 +246,7 @@ pub fn merge(
     if next <= lines.len() {
         interior.push_str(&lines_of(ours, next, lines.len()));
     }
-    let block = block::compose(&interior, Comment::Hash, "");
-    let block_lines = block::line_count(&block);
-    Ok(Merged {
-        text: format!("{block}{user_part}"),
-        block: 1..block_lines + 1,
-        notes,
-        replaced,
-    })
+    Ok(Merged::block_first(&interior, &user_part, notes, replaced))
 }
 
 #[cfg(test)]

@@ -87,8 +87,6 @@ pub fn merge(ours: &str, user: Option<&str>) -> Result<Merged, MergeError> {
             }
         }
     }
-    let block = block::compose(ours, Comment::Hash, "");
-    let block_lines = block::line_count(&block);
     let user_part = format!("{promoted}{}", split.user);
     let theirs: Vec<String> = assignments(&user_part)
         .into_iter()
@@ -99,12 +97,7 @@ pub fn merge(ours: &str, user: Option<&str>) -> Result<Merged, MergeError> {
         .map(|a| a.name)
         .filter(|n| theirs.contains(n))
         .collect();
-    Ok(Merged {
-        text: format!("{block}{user_part}"),
-        block: 1..block_lines + 1,
-        notes,
-        replaced,
-    })
+    Ok(Merged::block_first(ours, &user_part, notes, replaced))
 }
 
 #[cfg(test)]
