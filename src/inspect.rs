@@ -20,7 +20,20 @@ pub struct Report {
     pub sizing: Sizing,
     /// Spark's conf files: whose each is, and where each value comes from (a user's file, the
     /// agent's block and its input); or why they could not be prepared.
-    pub conf_files: Result<ConfReport, String>,
+    pub conf_files: ConfFiles,
+}
+
+/// The conf files part of the report (JSON: the report itself, or `{"error": "..."}`).
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum ConfFiles {
+    /// Whose each file and value is.
+    Report(ConfReport),
+    /// Why the files could not be prepared (what `check` and `run` refuse).
+    Error {
+        /// The problems, one a line.
+        error: String,
+    },
 }
 
 /// Builds the report (the seam the lead wires role loading into).
@@ -34,7 +47,10 @@ pub fn inspect_report(
         config,
         resources,
         sizing,
-        conf_files,
+        conf_files: match conf_files {
+            Ok(report) => ConfFiles::Report(report),
+            Err(error) => ConfFiles::Error { error },
+        },
     }
 }
 
@@ -171,10 +187,10 @@ impl fmt::Display for Report {
             let _ = writeln!(out, "  note: {}", one_line(note));
         }
         match &self.conf_files {
-            Ok(conf) => {
+            ConfFiles::Report(conf) => {
                 let _ = write!(out, "{conf}");
             }
-            Err(problems) => {
+            ConfFiles::Error { error: problems } => {
                 let _ = writeln!(out, "conf files: cannot be prepared:");
                 for line in problems.lines() {
                     let _ = writeln!(out, "  {}", one_line(line));
