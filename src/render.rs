@@ -460,6 +460,43 @@ mod tests {
     }
 
     #[test]
+    fn merge_modes_default_by_format_and_must_fit_it() {
+        assert_eq!(
+            merge_mode(Format::Properties, None),
+            Ok(Some(MergeMode::Keys))
+        );
+        assert_eq!(merge_mode(Format::Xml, None), Ok(Some(MergeMode::Keys)));
+        assert_eq!(merge_mode(Format::Shell, None), Ok(Some(MergeMode::Append)));
+        assert_eq!(merge_mode(Format::Json, None), Ok(None));
+        assert_eq!(
+            merge_mode(Format::Properties, Some(MergeMode::None)),
+            Ok(Some(MergeMode::None))
+        );
+        // `none` needs `#` comments to find the agent's own file again; keys need keys.
+        for (format, mode) in [
+            (Format::Xml, MergeMode::None),
+            (Format::Shell, MergeMode::Keys),
+            (Format::Json, MergeMode::None),
+            (Format::Plain, MergeMode::Append),
+        ] {
+            assert!(
+                merge_mode(format, Some(mode)).is_err(),
+                "{format:?} {mode:?}"
+            );
+        }
+        let (_d, mut t) = templates(&[("e.sh", "A=1\n")]);
+        let mut keys = spec("e.sh", "/x/e.sh");
+        keys.merge = Some(MergeMode::Keys);
+        let err = render_with(&role(vec![keys], "{}"), &ctx(), &mut t)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`merge: keys` does not fit a Shell file"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn destinations_must_be_absolute_and_of_the_same_format() {
         let (_d, mut t) = templates(&[("b.conf", "x\n")]);
         let r = role(
