@@ -280,7 +280,7 @@ fn users_conf_files_are_merged_kept_and_win() {
         Duration::from_secs(60),
         || http_get(&master_ip, 6066, "/").map(|_| ()),
     );
-    let (status, body) = http_get(&master_ip, 8080, "/metrics/master/prometheus").unwrap();
+    let (status, body) = http_get(&master_ip, 8080, "/metrics/master/prometheus/").unwrap();
     assert!(
         status == 200 && body.contains("master_"),
         "the agent's Prometheus properties for the mounted file did not reach the master: {status} {body}"

@@ -432,6 +432,8 @@ fn used_as_is(
                         values_of(&text, format, &as_file, None, &BTreeSet::new(), config),
                         Vec::new(),
                     ),
+                    // Another XML format (fairscheduler.xml's <allocations>): no properties.
+                    Err(MergeError::NotConfiguration { .. }) => (Vec::new(), Vec::new()),
                     Err(e) => (Vec::new(), vec![format!("Spark may not read it: {e}")]),
                 }
             }

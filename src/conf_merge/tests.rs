@@ -100,6 +100,11 @@ fn users_files_are_merged_attributed_and_stable_across_starts() {
         "*.sink.prometheusServlet.path=/mine\n",
     );
     d.write("hive-site.xml", "<configuration><property><name>hive.metastore.uris</name><value>thrift://h:9083</value></property></configuration>");
+    d.write("fairscheduler.xml", "<allocations/>\n");
+    d.write(
+        "core-site.xml",
+        "<configuration><property>\n</configuration>\n",
+    );
     let files = vec![
         rendered(
             &d.conf.join("spark-defaults.conf"),
@@ -167,6 +172,14 @@ fn users_files_are_merged_attributed_and_stable_across_starts() {
         "thrift://h:9083"
     );
     assert_eq!(file("metrics.properties").outcome, Outcome::UsedAsIs);
+    // Another XML format is listed without properties or complaint; a broken one is told.
+    let fair = file("fairscheduler.xml");
+    assert!(fair.values.is_empty() && fair.notes.is_empty(), "{fair:?}");
+    assert!(
+        file("core-site.xml").notes[0].starts_with("Spark may not read it: line 2"),
+        "{:?}",
+        file("core-site.xml")
+    );
     assert!(work.links.is_empty() && work.seeds.is_empty());
 
     // The next start reads what this one wrote: the same files again (no growth, no loss).
