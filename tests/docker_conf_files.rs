@@ -150,9 +150,11 @@ fn inspect(container: &str) -> String {
     out
 }
 
-/// The line of `text` that starts (after indentation) with `key` and a blank.
+/// The line of inspect's conf files section that starts (after indentation) with `key` and a
+/// blank (the section above it lists the agent's spark_conf, without files).
 fn row<'a>(text: &'a str, key: &str) -> &'a str {
-    text.lines()
+    let conf = text.split_once("\nconf files (").map_or(text, |(_, c)| c);
+    conf.lines()
         .find(|l| l.trim_start().starts_with(&format!("{key} ")))
         .unwrap_or_else(|| panic!("no row {key} in:\n{text}"))
 }
