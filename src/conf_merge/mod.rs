@@ -209,16 +209,8 @@ fn read_user(path: &Path) -> Result<String, ConfError> {
 /// those properties replace the file's entries, so each key the user sets in the file drops the
 /// agent's property of the same name.
 fn metrics_keys(placement: &Placement) -> BTreeSet<String> {
-    let Some(text) = placement
-        .user_file("metrics.properties")
-        .and_then(|p| read_user(&p).ok())
-    else {
-        return BTreeSet::new();
-    };
-    let user = block::split(&text, Comment::Hash)
-        .map(|s| s.user)
-        .unwrap_or_default();
-    properties::parse(&user)
+    user_part_of(placement, "metrics.properties")
+        .and_then(|user| properties::parse(&user).ok())
         .map(|entries| {
             entries
                 .into_iter()
@@ -226,6 +218,32 @@ fn metrics_keys(placement: &Placement) -> BTreeSet<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// The user's lines of their file `name` (outside any block of the agent's), when they have one.
+fn user_part_of(placement: &Placement, name: &str) -> Option<String> {
+    let text = placement.user_file(name).and_then(|p| read_user(&p).ok())?;
+    block::split(&text, Comment::Hash)
+        .ok()
+        .filter(|s| !s.legacy)
+        .map(|s| s.user)
+}
+
+/// What the user set for the file `name` in their other files: their metrics.properties keys for
+/// spark-defaults.conf; their whole spark-defaults.conf for history-server.properties (the
+/// history server is started with `--properties-file` and reads no spark-defaults.conf).
+fn elsewhere(placement: &Placement, name: &str) -> properties::Elsewhere {
+    match name {
+        "spark-defaults.conf" => properties::Elsewhere {
+            keys: metrics_keys(placement),
+            ..properties::Elsewhere::default()
+        },
+        "history-server.properties" => properties::Elsewhere {
+            folded: user_part_of(placement, "spark-defaults.conf").unwrap_or_default(),
+            ..properties::Elsewhere::default()
+        },
+        _ => properties::Elsewhere::default(),
+    }
 }
 
 /// `ours` written whole when the user has no file (or only the agent's intact block there);
@@ -284,14 +302,12 @@ pub fn merge_files(
             (MergeMode::None, _) => whole(&file.contents, user.as_deref()),
             (_, Format::Xml) => xml::merge(&file.contents, user.as_deref()).map(Some),
             (_, Format::Shell) => shell::merge(&file.contents, user.as_deref()).map(Some),
-            _ => {
-                let also = if name == "spark-defaults.conf" {
-                    metrics_keys(placement)
-                } else {
-                    BTreeSet::new()
-                };
-                properties::merge(&file.contents, user.as_deref(), &also).map(Some)
-            }
+            _ => properties::merge(
+                &file.contents,
+                user.as_deref(),
+                &elsewhere(placement, &name),
+            )
+            .map(Some),
         };
         let merged = match merged {
             Ok(m) => m,
@@ -325,13 +341,16 @@ pub fn merge_files(
                 } else {
                     Outcome::Sparkvisor
                 };
+                let mut values =
+                    values_of(&m.text, format, &file, Some(&m.block), &m.replaced, config);
+                carried_from_defaults(&mut values, &report.files);
                 report.files.push(FileReport {
                     name,
                     path: file.path.clone(),
                     user_file: user_path.filter(|_| theirs),
                     outcome,
                     template: Some(file.template.clone()),
-                    values: values_of(&m.text, format, &file, Some(&m.block), &m.replaced, config),
+                    values,
                     notes: m.notes,
                 });
                 out.push(RenderedFile {
@@ -525,6 +544,26 @@ fn explicit_source(key: &str, config: &ResolvedConfig) -> Option<String> {
             | Source::Cli { .. }
     )
     .then(|| source.to_string())
+}
+
+/// Rows of the agent's block that are the user's spark-defaults.conf lines carried into another
+/// file (history-server.properties) are attributed to the lines they came from.
+fn carried_from_defaults(values: &mut [ValueRow], earlier: &[FileReport]) {
+    let Some(defaults) = earlier.iter().find(|f| f.name == "spark-defaults.conf") else {
+        return;
+    };
+    for v in values.iter_mut() {
+        if !matches!(v.from, ValueFrom::Sparkvisor { .. }) {
+            continue;
+        }
+        let theirs = defaults
+            .values
+            .iter()
+            .find(|d| d.key == v.key && matches!(d.from, ValueFrom::Yours { .. }));
+        if let Some(d) = theirs {
+            v.from = d.from.clone();
+        }
+    }
 }
 
 /// The input behind a value in the agent's block: a Spark property's or secret's source, else

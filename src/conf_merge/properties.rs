@@ -184,17 +184,31 @@ fn lines_of(text: &str, first: usize, last: usize) -> String {
         .collect()
 }
 
-/// Merges the agent's rendered `ours` with the user's file `user` (None: there is none).
-/// `also_users` are keys set for this file elsewhere (another file of the user's that wins over
-/// the agent's value, e.g. `metrics.properties` over `spark.metrics.conf.*`).
-pub fn merge(
-    ours: &str,
-    user: Option<&str>,
-    also_users: &BTreeSet<String>,
-) -> Result<Merged, MergeError> {
+/// What the user set for a file in other files.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Elsewhere {
+    /// Keys another file of the user's sets that win over the agent's value (`metrics.properties`
+    /// over `spark.metrics.conf.*`).
+    pub keys: BTreeSet<String>,
+    /// The user's lines of another file that this file must carry because its reader reads no
+    /// other (the history server reads only its `--properties-file`, not spark-defaults.conf):
+    /// written inside the agent's block, after its own lines (so re-made at every start), and
+    /// their keys win over the agent's.
+    pub folded: String,
+}
+
+/// The comment that heads the user's lines carried from another file.
+const FOLDED_HEADER: &str =
+    "# your spark-defaults.conf, which this file's reader does not read itself:\n";
+
+/// Merges the agent's rendered `ours` with the user's file `user` (None: there is none) and what
+/// the user set for it `elsewhere`.
+pub fn merge(ours: &str, user: Option<&str>, elsewhere: &Elsewhere) -> Result<Merged, MergeError> {
     let ours_entries = parse(ours)?;
-    let ours_map: BTreeMap<&str, &str> = ours_entries
+    let folded_entries = parse(&elsewhere.folded)?;
+    let known: BTreeMap<&str, &str> = ours_entries
         .iter()
+        .chain(&folded_entries)
         .map(|e| (e.key.as_str(), e.value.as_str()))
         .collect();
     let split = block::split(user.unwrap_or_default(), Comment::Hash)?;
@@ -203,7 +217,7 @@ pub fn merge(
     for found in split.blocks.iter().filter(|b| !b.intact) {
         let edited = parse(&found.interior)?;
         for e in &edited {
-            if ours_map.get(e.key.as_str()) != Some(&e.value.as_str()) {
+            if known.get(e.key.as_str()) != Some(&e.value.as_str()) {
                 promoted.push_str(&lines_of(&found.interior, e.line, e.last_line));
                 notes.push(format!(
                     "{} was edited inside sparkvisor's block (line {}): kept as your setting, \
@@ -225,7 +239,8 @@ pub fn merge(
     }
     let user_part = format!("{promoted}{}", split.user);
     let mut user_keys: BTreeSet<String> = parse(&user_part)?.into_iter().map(|e| e.key).collect();
-    user_keys.extend(also_users.iter().cloned());
+    user_keys.extend(elsewhere.keys.iter().cloned());
+    user_keys.extend(folded_entries.iter().map(|e| e.key.clone()));
     let mut interior = String::new();
     let mut replaced = BTreeSet::new();
     let lines = physical_lines(ours);
@@ -245,6 +260,13 @@ pub fn merge(
     }
     if next <= lines.len() {
         interior.push_str(&lines_of(ours, next, lines.len()));
+    }
+    if !folded_entries.is_empty() {
+        interior.push_str(FOLDED_HEADER);
+        interior.push_str(&elsewhere.folded);
+        if !elsewhere.folded.ends_with('\n') {
+            interior.push('\n');
+        }
     }
     Ok(Merged::block_first(&interior, &user_part, notes, replaced))
 }
@@ -303,7 +325,7 @@ mod tests {
 
     #[test]
     fn without_a_user_file_the_block_is_ours_alone() {
-        let m = merge(OURS, None, &BTreeSet::new()).unwrap();
+        let m = merge(OURS, None, &Elsewhere::default()).unwrap();
         let split = block::split(&m.text, Comment::Hash).unwrap();
         assert!(split.only_ours());
         assert_eq!(split.blocks[0].interior, OURS);
@@ -313,7 +335,7 @@ mod tests {
     #[test]
     fn the_users_keys_win_and_their_lines_stay_as_written() {
         let user = "# mine\nspark.driver.host = my-host\nspark.eventLog.enabled  true\n";
-        let m = merge(OURS, Some(user), &BTreeSet::new()).unwrap();
+        let m = merge(OURS, Some(user), &Elsewhere::default()).unwrap();
         assert!(m.text.ends_with(user), "{}", m.text);
         let entries = parse(&m.text).unwrap();
         let hosts: Vec<_> = entries
@@ -332,12 +354,14 @@ mod tests {
     #[test]
     fn merging_again_gives_the_same_file() {
         let user = "spark.eventLog.enabled true\n";
-        let once = merge(OURS, Some(user), &BTreeSet::new()).unwrap().text;
-        let twice = merge(OURS, Some(&once), &BTreeSet::new()).unwrap().text;
+        let once = merge(OURS, Some(user), &Elsewhere::default()).unwrap().text;
+        let twice = merge(OURS, Some(&once), &Elsewhere::default())
+            .unwrap()
+            .text;
         assert_eq!(once, twice);
         // A changed rendering replaces the old block; the user's lines stay once.
         let changed = OURS.replace("node1", "node2");
-        let third = merge(&changed, Some(&twice), &BTreeSet::new())
+        let third = merge(&changed, Some(&twice), &Elsewhere::default())
             .unwrap()
             .text;
         assert!(third.contains("spark.driver.host node2") && !third.contains("node1"));
@@ -346,8 +370,11 @@ mod tests {
 
     #[test]
     fn keys_set_elsewhere_drop_ours() {
-        let others: BTreeSet<String> = ["spark.master".to_string()].into();
-        let m = merge(OURS, None, &others).unwrap();
+        let elsewhere = Elsewhere {
+            keys: ["spark.master".to_string()].into(),
+            ..Elsewhere::default()
+        };
+        let m = merge(OURS, None, &elsewhere).unwrap();
         assert!(!parse(&m.text)
             .unwrap()
             .iter()
@@ -355,12 +382,36 @@ mod tests {
     }
 
     #[test]
+    fn folded_lines_ride_in_our_block_and_win_over_ours() {
+        let elsewhere = Elsewhere {
+            folded: "spark.driver.host folded-host\nspark.history.ui.acls.enable true\n".into(),
+            ..Elsewhere::default()
+        };
+        let m = merge(OURS, None, &elsewhere).unwrap();
+        let split = block::split(&m.text, Comment::Hash).unwrap();
+        assert!(split.only_ours(), "{}", m.text);
+        let hosts: Vec<_> = parse(&m.text)
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.key == "spark.driver.host")
+            .collect();
+        assert_eq!(hosts.len(), 1, "{}", m.text);
+        assert_eq!(hosts[0].value, "folded-host");
+        assert!(m.replaced.contains("spark.driver.host"));
+        // Re-made at every start: no growth, and gone with the user's line.
+        assert_eq!(merge(OURS, Some(&m.text), &elsewhere).unwrap().text, m.text);
+        let without = merge(OURS, Some(&m.text), &Elsewhere::default()).unwrap();
+        assert!(!without.text.contains("folded-host"), "{}", without.text);
+        assert!(without.text.contains("spark.driver.host node1"));
+    }
+
+    #[test]
     fn edits_inside_our_block_become_the_users() {
-        let first = merge(OURS, None, &BTreeSet::new()).unwrap().text;
+        let first = merge(OURS, None, &Elsewhere::default()).unwrap().text;
         let edited = first
             .replace("spark.driver.host node1", "spark.driver.host edited")
             .replace("spark.decommission.enabled true\n", "");
-        let m = merge(OURS, Some(&edited), &BTreeSet::new()).unwrap();
+        let m = merge(OURS, Some(&edited), &Elsewhere::default()).unwrap();
         let entries = parse(&m.text).unwrap();
         let host = entries
             .iter()
@@ -375,7 +426,9 @@ mod tests {
         assert_eq!(m.notes.len(), 2, "{:?}", m.notes);
         // Stable from then on.
         assert_eq!(
-            merge(OURS, Some(&m.text), &BTreeSet::new()).unwrap().text,
+            merge(OURS, Some(&m.text), &Elsewhere::default())
+                .unwrap()
+                .text,
             m.text
         );
     }
@@ -383,7 +436,7 @@ mod tests {
     #[test]
     fn a_file_of_an_older_agent_is_replaced_whole() {
         let old = "# Rendered by sparkvisor for role master on every start: edit the role's settings, not this file.\nspark.master spark://old:7077\n";
-        let m = merge(OURS, Some(old), &BTreeSet::new()).unwrap();
+        let m = merge(OURS, Some(old), &Elsewhere::default()).unwrap();
         assert!(!m.text.contains("old:7077"));
         assert!(block::split(&m.text, Comment::Hash).unwrap().only_ours());
     }

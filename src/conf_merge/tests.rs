@@ -191,6 +191,52 @@ fn users_files_are_merged_attributed_and_stable_across_starts() {
 }
 
 #[test]
+fn the_history_server_carries_the_users_spark_defaults() {
+    let d = Dirs::new();
+    d.write(
+        "spark-defaults.conf",
+        "spark.history.fs.logDirectory file:/mine\n",
+    );
+    let history = "spark.master spark://m:7077\nspark.history.fs.logDirectory file:/derived\n";
+    let files = vec![
+        rendered(
+            &d.conf.join("spark-defaults.conf"),
+            DEFAULTS,
+            Some(MergeMode::Keys),
+        ),
+        rendered(
+            &d.conf.join("history-server.properties"),
+            history,
+            Some(MergeMode::Keys),
+        ),
+    ];
+    let (out, work) = merge_files(files.clone(), &d.placement(), &config()).unwrap();
+    let dirs: Vec<String> = properties::parse(&out[1].contents)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.key == "spark.history.fs.logDirectory")
+        .map(|e| e.value)
+        .collect();
+    assert_eq!(dirs, ["file:/mine"], "{}", out[1].contents);
+    let row = work.report.files[1]
+        .values
+        .iter()
+        .find(|v| v.key == "spark.history.fs.logDirectory")
+        .unwrap();
+    assert!(
+        matches!(&row.from, ValueFrom::Yours { file, line: 6, .. } if file.ends_with("spark-defaults.conf")),
+        "{row:?}"
+    );
+    for f in &out {
+        std::fs::write(&f.path, &f.contents).unwrap();
+    }
+    assert_eq!(
+        merge_files(files, &d.placement(), &config()).unwrap().0,
+        out
+    );
+}
+
+#[test]
 fn a_users_file_overriding_an_explicit_input_is_said() {
     let d = Dirs::new();
     d.write("spark-defaults.conf", "spark.master local[2]\n");
