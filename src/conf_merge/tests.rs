@@ -76,6 +76,9 @@ impl Dirs {
             overlay: None,
         }
     }
+    fn rendered(&self, name: &str, contents: &str, merge: MergeMode) -> RenderedFile {
+        rendered(&self.conf.join(name), contents, Some(merge))
+    }
     fn write(&self, name: &str, text: &str) {
         std::fs::write(self.conf.join(name), text).unwrap();
     }
@@ -106,21 +109,13 @@ fn users_files_are_merged_attributed_and_stable_across_starts() {
         "<configuration><property>\n</configuration>\n",
     );
     let files = vec![
-        rendered(
-            &d.conf.join("spark-defaults.conf"),
-            DEFAULTS,
-            Some(MergeMode::Keys),
-        ),
-        rendered(
-            &d.conf.join("spark-env.sh"),
+        d.rendered("spark-defaults.conf", DEFAULTS, MergeMode::Keys),
+        d.rendered(
+            "spark-env.sh",
             "SPARK_WORKER_CORES='2'\n",
-            Some(MergeMode::Append),
+            MergeMode::Append,
         ),
-        rendered(
-            &d.conf.join("log4j2.properties"),
-            LOG4J,
-            Some(MergeMode::None),
-        ),
+        d.rendered("log4j2.properties", LOG4J, MergeMode::None),
     ];
     let (out, work) = merge_files(files.clone(), &d.placement(), &config()).unwrap();
     assert_eq!(out.len(), 3);
@@ -199,16 +194,8 @@ fn the_history_server_carries_the_users_spark_defaults() {
     );
     let history = "spark.master spark://m:7077\nspark.history.fs.logDirectory file:/derived\n";
     let files = vec![
-        rendered(
-            &d.conf.join("spark-defaults.conf"),
-            DEFAULTS,
-            Some(MergeMode::Keys),
-        ),
-        rendered(
-            &d.conf.join("history-server.properties"),
-            history,
-            Some(MergeMode::Keys),
-        ),
+        d.rendered("spark-defaults.conf", DEFAULTS, MergeMode::Keys),
+        d.rendered("history-server.properties", history, MergeMode::Keys),
     ];
     let (out, work) = merge_files(files.clone(), &d.placement(), &config()).unwrap();
     let dirs: Vec<String> = properties::parse(&out[1].contents)
@@ -240,11 +227,7 @@ fn the_history_server_carries_the_users_spark_defaults() {
 fn a_users_file_overriding_an_explicit_input_is_said() {
     let d = Dirs::new();
     d.write("spark-defaults.conf", "spark.master local[2]\n");
-    let files = vec![rendered(
-        &d.conf.join("spark-defaults.conf"),
-        DEFAULTS,
-        Some(MergeMode::Keys),
-    )];
+    let files = vec![d.rendered("spark-defaults.conf", DEFAULTS, MergeMode::Keys)];
     let (_, work) = merge_files(files, &d.placement(), &config()).unwrap();
     assert_eq!(
         work.report.files[0].notes,
@@ -256,11 +239,7 @@ fn a_users_file_overriding_an_explicit_input_is_said() {
 fn a_users_whole_file_is_not_written_and_edits_are_told() {
     let d = Dirs::new();
     d.write("log4j2.properties", "rootLogger.level = warn\n");
-    let files = vec![rendered(
-        &d.conf.join("log4j2.properties"),
-        LOG4J,
-        Some(MergeMode::None),
-    )];
+    let files = vec![d.rendered("log4j2.properties", LOG4J, MergeMode::None)];
     let (out, work) = merge_files(files, &d.placement(), &config()).unwrap();
     assert!(out.is_empty());
     let report = &work.report.files[0];
@@ -283,21 +262,9 @@ fn what_cannot_be_merged_is_refused_naming_the_file_and_line() {
     );
     std::fs::write(d.conf.join("spark-env.sh"), [0xff_u8, 0xfe]).unwrap();
     let files = vec![
-        rendered(
-            &d.conf.join("spark-defaults.conf"),
-            DEFAULTS,
-            Some(MergeMode::Keys),
-        ),
-        rendered(
-            &d.conf.join("core-site.xml"),
-            "<configuration/>",
-            Some(MergeMode::Keys),
-        ),
-        rendered(
-            &d.conf.join("spark-env.sh"),
-            "A='1'\n",
-            Some(MergeMode::Append),
-        ),
+        d.rendered("spark-defaults.conf", DEFAULTS, MergeMode::Keys),
+        d.rendered("core-site.xml", "<configuration/>", MergeMode::Keys),
+        d.rendered("spark-env.sh", "A='1'\n", MergeMode::Append),
     ];
     let errors = merge_files(files, &d.placement(), &config()).unwrap_err();
     let shown: Vec<String> = errors.iter().map(|e| e.diagnostic().to_string()).collect();
