@@ -24,6 +24,7 @@ mod access_ldap;
 mod access_ssh;
 mod chaos;
 mod cluster;
+mod conf_files;
 mod dropin_k8s_pods;
 mod dropin_roles_nonroot;
 mod dropin_smoke;
