@@ -549,19 +549,11 @@ fn spark_across_three_swarm_hosts() {
         (1, &["spark.zookeeper=1", "spark.worker=true"][..]),
         (
             2,
-            &[
-                "spark.zookeeper=2",
-                "spark.worker=true",
-                "spark.master=true",
-            ][..],
+            &["spark.zookeeper=2", "spark.worker=true", "spark.master=1"][..],
         ),
         (
             3,
-            &[
-                "spark.zookeeper=3",
-                "spark.worker=true",
-                "spark.master=true",
-            ][..],
+            &["spark.zookeeper=3", "spark.worker=true", "spark.master=2"][..],
         ),
     ] {
         for label in labels {
