@@ -25,15 +25,20 @@ use supervisor_support::*;
 const LONG: Duration = Duration::from_secs(20);
 
 fn start(s: &Scene) -> (Agent, std::path::PathBuf) {
-    std::fs::set_permissions(s.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    s.role(
-        "fair",
+    let (mut agent, sock) = start_role(
+        s,
         "services:\n  idle:\n    command: [\"sh\", \"-c\", \"echo up > @WORK@/up; exec sleep 1000\"]\n    ready: { exec: [\"true\"] }\n",
     );
-    let sock = s.path().join("agent.sock");
-    let mut agent = s.start(&mut s.agent(false, &["run", "--role", "fair"]));
     agent.wait_for(LONG, "socket", || sock.exists() && s.exists("up"));
     (agent, sock)
+}
+
+/// Starts an agent on the role `yaml` in a scene other uids can reach; returns it and its socket.
+fn start_role(s: &Scene, yaml: &str) -> (Agent, std::path::PathBuf) {
+    std::fs::set_permissions(s.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    s.role("fair", yaml);
+    let agent = s.start(&mut s.agent(false, &["run", "--role", "fair"]));
+    (agent, s.path().join("agent.sock"))
 }
 
 /// A hostile client of uid 65534: `mode` "pipeline" (floods requests, never reads, reconnects) or
@@ -219,14 +224,11 @@ fn health_answers_while_64_clients_of_the_agents_uid_never_read() {
         return;
     }
     let s = Scene::new();
-    std::fs::set_permissions(s.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     // A service that printed 1000 lines: each `logs -n 1000` answer is larger than a socket buffer.
-    s.role(
-        "chatty",
+    let (mut agent, sock) = start_role(
+        &s,
         "services:\n  chatty:\n    command: [\"sh\", \"-c\", \"i=0; while [ $i -lt 1000 ]; do echo line $i of what a stuck client asks for again and again; i=$((i+1)); done; exec sleep 1000\"]\n",
     );
-    let sock = s.path().join("agent.sock");
-    let mut agent = s.start(&mut s.agent(false, &["run", "--role", "chatty"]));
     agent.wait_for(LONG, "1000 lines in the log", || {
         sock.exists() && get(&sock, "/v1/logs?n=1000").lines().count() == 1000
     });
