@@ -152,13 +152,16 @@ pub(super) struct Unsent {
 impl Unsent {
     /// `bytes` of which the first `sent` went out; `None` when the rest does not fit in the
     /// server's budget of unsent bytes (`max_unsent_bytes`), which other unsent answers hold.
-    pub(super) fn new(bytes: Vec<u8>, sent: usize, shared: &Arc<Shared>) -> Option<Self> {
-        let rest = bytes.len().saturating_sub(sent);
+    pub(super) fn new(mut bytes: Vec<u8>, sent: usize, shared: &Arc<Shared>) -> Option<Self> {
+        if sent > 0 {
+            // Keep only the rest, so what is held is what is charged.
+            bytes = bytes.get(sent..).unwrap_or_default().to_vec();
+        }
         let max = shared.opts.max_unsent_bytes;
-        let charge = Slot::try_take(shared, |s| &s.unsent_bytes, rest, max)?;
+        let charge = Slot::try_take(shared, |s| &s.unsent_bytes, bytes.len(), max)?;
         Some(Self {
             bytes,
-            sent,
+            sent: 0,
             _charge: charge,
         })
     }
