@@ -212,22 +212,35 @@ pub struct NowhereToWrite {
     pub tried: Vec<PathBuf>,
 }
 
+/// Whether the agent can render this node's config into `SPARK_HOME/conf`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HomeConf {
+    /// Writable and this container's own.
+    Usable,
+    /// Cannot be written (a read-only root filesystem, a uid the image did not prepare for).
+    NotWritable,
+    /// `SPARK_HOME` is a volume (a mount point), which other containers may share: one node's
+    /// rendered files (its host name, its sizing) must not become another's.
+    SharedVolume,
+}
+
 /// Role mode's writable places: the agent renders config into `SPARK_HOME/conf` and listens on
 /// `/run/sparkvisor`. When those cannot be written (a read-only root filesystem, or a non-root
 /// user the image did not prepare for) and `SPARK_CONF_DIR`/`SPARKVISOR_SOCKET` are unset, both
-/// move under the scratch directory. With no scratch directory either, the error names them all.
+/// move under the scratch directory; so does the config when the Spark home is a volume others
+/// may share. With no scratch directory either, the error names them all.
 pub fn plan_role(
     env: &BTreeMap<String, String>,
     scratch: Option<&Path>,
     scratch_tried: &[PathBuf],
-    conf_writable: bool,
+    home_conf: HomeConf,
     run_writable: bool,
 ) -> Result<Plan, NowhereToWrite> {
     let mut plan = Plan::default();
     let home = env
         .get("SPARK_HOME")
         .map_or(crate::config::env::DEFAULT_SPARK_HOME, String::as_str);
-    if !conf_writable && !env.contains_key("SPARK_CONF_DIR") {
+    if home_conf != HomeConf::Usable && !env.contains_key("SPARK_CONF_DIR") {
         let conf = Path::new(home).join("conf");
         let Some(scratch) = scratch else {
             return Err(NowhereToWrite {
@@ -236,9 +249,15 @@ pub fn plan_role(
             });
         };
         let dir = scratch.join("spark").join("conf");
+        let why = if home_conf == HomeConf::SharedVolume {
+            format!(
+                "{home} is a volume other containers may share (this node's files would be theirs)"
+            )
+        } else {
+            format!("{} is not writable", conf.display())
+        };
         plan.notes.push(format!(
-            "{} is not writable: rendering the config into SPARK_CONF_DIR={}",
-            conf.display(),
+            "{why}: rendering the config into SPARK_CONF_DIR={}",
             dir.display()
         ));
         plan.env
@@ -275,23 +294,30 @@ pub fn prepare_role() -> Result<(), NowhereToWrite> {
         .get("SPARK_HOME")
         .map_or(crate::config::env::DEFAULT_SPARK_HOME, String::as_str)
         .to_string();
-    let conf_writable =
-        env.contains_key("SPARK_CONF_DIR") || is_writable(&Path::new(&home).join("conf"));
+    let home_conf = if env.contains_key("SPARK_CONF_DIR") {
+        HomeConf::Usable
+    } else if is_volume(Path::new(&home)) {
+        HomeConf::SharedVolume
+    } else if is_writable(&Path::new(&home).join("conf")) {
+        HomeConf::Usable
+    } else {
+        HomeConf::NotWritable
+    };
     let socket_dir = Path::new(crate::status::DEFAULT_SOCKET)
         .parent()
         .unwrap_or(Path::new("/run"));
     let run_writable = env.contains_key(crate::status::SOCKET_ENV) || is_writable(socket_dir);
-    let plan = plan_role(
-        &env,
-        scratch.as_deref(),
-        &tried,
-        conf_writable,
-        run_writable,
-    )?;
+    let plan = plan_role(&env, scratch.as_deref(), &tried, home_conf, run_writable)?;
     apply(&plan, &mut |m| log::info!("{m}"), &mut |m| {
         log::warn!("{m}")
     });
     Ok(())
+}
+
+/// True when `dir` (its links resolved: `/opt/bitnami/spark` is `/opt/spark`) is a mount point.
+fn is_volume(dir: &Path) -> bool {
+    let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    crate::mountinfo::is_mount_point(&crate::mountinfo::read_self(), &dir)
 }
 
 fn with_newline(text: &str) -> String {
@@ -487,9 +513,23 @@ mod tests {
             .into_iter()
             .collect();
         let tried = [PathBuf::from("/tmp")];
-        let p = plan_role(&env, Some(Path::new("/tmp")), &tried, true, true).unwrap();
+        let p = plan_role(
+            &env,
+            Some(Path::new("/tmp")),
+            &tried,
+            HomeConf::Usable,
+            true,
+        )
+        .unwrap();
         assert_eq!(p, Plan::default());
-        let p = plan_role(&env, Some(Path::new("/tmp")), &tried, false, false).unwrap();
+        let p = plan_role(
+            &env,
+            Some(Path::new("/tmp")),
+            &tried,
+            HomeConf::NotWritable,
+            false,
+        )
+        .unwrap();
         assert_eq!(
             p.env,
             [
@@ -500,11 +540,31 @@ mod tests {
                 )
             ]
         );
-        let e = plan_role(&env, None, &tried, false, true)
+        let e = plan_role(&env, None, &tried, HomeConf::NotWritable, true)
             .unwrap_err()
             .to_string();
         assert!(e.contains("/opt/spark/conf is not writable"), "{e}");
         assert!(e.contains("/tmp cannot be written"), "{e}");
+    }
+
+    #[test]
+    fn a_spark_home_volume_keeps_each_nodes_config_to_itself() {
+        let mut env: BTreeMap<String, String> =
+            [("SPARK_HOME".to_string(), "/opt/spark".to_string())]
+                .into_iter()
+                .collect();
+        let tried = [PathBuf::from("/tmp")];
+        let scratch = Some(Path::new("/tmp"));
+        let p = plan_role(&env, scratch, &tried, HomeConf::SharedVolume, true).unwrap();
+        assert_eq!(
+            p.env,
+            [("SPARK_CONF_DIR".to_string(), "/tmp/spark/conf".to_string())]
+        );
+        assert!(p.notes[0].contains("/opt/spark is a volume"), "{p:?}");
+        // A conf dir the user chose is used as given.
+        env.insert("SPARK_CONF_DIR".into(), "/etc/spark".into());
+        let p = plan_role(&env, scratch, &tried, HomeConf::SharedVolume, true).unwrap();
+        assert_eq!(p, Plan::default());
     }
 
     #[test]
