@@ -72,6 +72,9 @@ pub struct Plan {
     pub files: Vec<(PathBuf, String)>,
     /// Directories to create (for the redirected Spark directories).
     pub dirs: Vec<PathBuf>,
+    /// Trees to copy (from, to), after the directories are made: the files a user put in a
+    /// shared Spark home's conf dir follow the config to this node's own conf dir.
+    pub copies: Vec<(PathBuf, PathBuf)>,
     /// Variables to export to every child.
     pub env: Vec<(String, String)>,
     /// One line each for the log (info).
@@ -260,6 +263,10 @@ pub fn plan_role(
             "{why}: rendering the config into SPARK_CONF_DIR={}",
             dir.display()
         ));
+        if home_conf == HomeConf::SharedVolume {
+            // What users put there (hive-site.xml, a copied spark-defaults.conf) stays in effect.
+            plan.copies.push((conf.clone(), dir.clone()));
+        }
         plan.env
             .push(("SPARK_CONF_DIR".into(), dir.display().to_string()));
         plan.dirs.push(dir);
@@ -312,6 +319,30 @@ pub fn prepare_role() -> Result<(), NowhereToWrite> {
         log::warn!("{m}")
     });
     Ok(())
+}
+
+/// Copies the regular files and directories under `from` into `to` (made as needed), replacing
+/// files of the same name; links and special files are left out. Returns the files copied.
+fn copy_tree(from: &Path, to: &Path) -> std::io::Result<usize> {
+    let mut copied = 0;
+    let entries = match std::fs::read_dir(from) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        let target = to.join(entry.file_name());
+        if kind.is_dir() {
+            std::fs::create_dir_all(&target)?;
+            copied += copy_tree(&entry.path(), &target)?;
+        } else if kind.is_file() {
+            std::fs::copy(entry.path(), &target)?;
+            copied += 1;
+        }
+    }
+    Ok(copied)
 }
 
 /// True when `dir` (its links resolved: `/opt/bitnami/spark` is `/opt/spark`) is a mount point.
@@ -380,6 +411,21 @@ fn apply(plan: &Plan, note: &mut dyn FnMut(&str), warn: &mut dyn FnMut(&str)) {
     for dir in &plan.dirs {
         if let Err(e) = std::fs::create_dir_all(dir) {
             warn(&format!("cannot create {}: {e}", dir.display()));
+        }
+    }
+    for (from, to) in &plan.copies {
+        match copy_tree(from, to) {
+            Ok(0) => {}
+            Ok(n) => note(&format!(
+                "copied {n} file(s) of {} into {}",
+                from.display(),
+                to.display()
+            )),
+            Err(e) => warn(&format!(
+                "cannot copy {} into {}: {e}",
+                from.display(),
+                to.display()
+            )),
         }
     }
     for (path, content) in &plan.files {
@@ -561,6 +607,13 @@ mod tests {
             [("SPARK_CONF_DIR".to_string(), "/tmp/spark/conf".to_string())]
         );
         assert!(p.notes[0].contains("/opt/spark is a volume"), "{p:?}");
+        assert_eq!(
+            p.copies,
+            [(
+                PathBuf::from("/opt/spark/conf"),
+                PathBuf::from("/tmp/spark/conf")
+            )]
+        );
         // A conf dir the user chose is used as given.
         env.insert("SPARK_CONF_DIR".into(), "/etc/spark".into());
         let p = plan_role(&env, scratch, &tried, HomeConf::SharedVolume, true).unwrap();
