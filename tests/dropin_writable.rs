@@ -13,7 +13,8 @@
 //! - `/opt/bitnami/scripts/spark/entrypoint.sh` and `/opt/entrypoint.sh` as the ENTRYPOINT hand
 //!   PID 1 to sparkvisor and run the command with its exit code; `run.sh` with arguments, a
 //!   bitnami shell library other than liblog.sh and `install_packages` as non-root are refused
-//!   with a message saying why.
+//!   with a message saying why; `run.sh` as the command under the image's own ENTRYPOINT runs
+//!   the role supervised, and `docker stop` ends it in order.
 //!
 //! (uid 1001, the derived image, compose and a shared Spark home volume: tests/dropin_bitnami.rs.)
 //! Needs root and Docker (CI=true: mandatory).
@@ -22,7 +23,11 @@ mod common;
 mod docker_support;
 mod imagecompat_support;
 
-use docker_support::{image, prerequisites, run_capture};
+use std::time::Duration;
+
+use docker_support::{
+    agent_status, docker, image, prerequisites, run_capture, service, wait_for, Container,
+};
 use imagecompat_support::{assert_job_saw_everything, Files};
 
 #[test]
@@ -156,4 +161,30 @@ fn upstream_entry_point_scripts_run_commands_under_sparkvisor_and_refuse_what_th
     assert!(err.contains(" INFO ==> hello\n"), "{err}");
     assert!(err.contains(" DEBUG ==> shown\n"), "{err}");
     assert!(!err.contains("hidden"), "{err}");
+}
+
+#[test]
+fn bitnami_run_sh_as_the_command_under_the_images_entrypoint_supervises_the_role() {
+    if !prerequisites("bitnami_run_sh_as_the_command") {
+        return;
+    }
+    let image = image();
+    // A derived image that copied bitnami's CMD but inherits this image's ENTRYPOINT: PID 1 is
+    // sparkvisor in pass-through mode, run.sh execs the agent in role mode under it.
+    let master = Container::run(
+        "runshmaster",
+        &["-e", "SPARK_MODE=master"],
+        &image,
+        &["/opt/bitnami/scripts/spark/run.sh"],
+    );
+    wait_for("the master ready under run.sh", Duration::from_secs(240), || {
+        let status = agent_status(&master.name)?;
+        match service(&status, "spark-master") {
+            Some(s) if s["state"] == "ready" => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    });
+    // docker stop reaches the agent through PID 1 and it stops the master in order.
+    docker(&["stop", "-t", "30", &master.name]);
+    assert_eq!(master.inspect("{{.State.ExitCode}}"), "0", "{}", master.logs());
 }

@@ -4,30 +4,15 @@
 #   run.sh            start the role SPARK_MODE names (run.sh execs the agent in role mode);
 #   driver ARGS...    the Spark-on-Kubernetes driver (`sparkvisor driver`), with bitnami's
 #                     spark.jars.ivy=/tmp/.ivy before Spark's arguments (a later --conf wins);
-#   executor          the Spark-on-Kubernetes executor (`sparkvisor executor`);
-#   anything else     runs as given (bitnami's `exec "$@"`).
-# As PID 1 it hands PID 1 to sparkvisor, which reaps, forwards signals and prepares a passwd entry
-# for an arbitrary uid; under sparkvisor already (the image's ENTRYPOINT) it only execs.
+#   anything else     as the official image's entry point, which this hands over to (same PID):
+#                     `executor`, or the command run as given (bitnami's `exec "$@"`), with PID 1
+#                     handed to sparkvisor when this script is PID 1.
 set -e
-sparkvisor=/usr/local/bin/sparkvisor
 case "${1-}" in
     /opt/bitnami/scripts/spark/run.sh)
         exec "$@" ;;
     driver)
         shift
-        exec "$sparkvisor" driver --conf spark.jars.ivy=/tmp/.ivy "$@" ;;
-    executor)
-        exec "$sparkvisor" "$@" ;;
+        exec /usr/local/bin/sparkvisor driver --conf spark.jars.ivy=/tmp/.ivy "$@" ;;
 esac
-if [ "$$" -eq 1 ]; then
-    if [ "$#" -eq 0 ]; then
-        # bitnami's script had nothing to exec; the image's default is role mode.
-        exec "$sparkvisor"
-    fi
-    exec "$sparkvisor" -- "$@"
-fi
-if [ "$#" -eq 0 ]; then
-    echo "entrypoint.sh: no command to run (give one, or /opt/bitnami/scripts/spark/run.sh)" >&2
-    exit 78
-fi
-exec "$@"
+exec /opt/entrypoint.sh "$@"
