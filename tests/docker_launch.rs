@@ -170,3 +170,56 @@ fn daemons_run_as_direct_jvms_without_zombies() {
     check_daemon(&master, "org.apache.spark.deploy.master.Master");
     check_daemon(&worker, "org.apache.spark.deploy.worker.Worker");
 }
+
+/// The Spark release the Dockerfile pins (`ARG PYSPARK_VERSION=`), the default build's.
+fn dockerfile_pyspark_version() -> String {
+    let dockerfile = std::fs::read_to_string(common::repo().join("docker/Dockerfile")).unwrap();
+    dockerfile
+        .lines()
+        .find_map(|l| l.strip_prefix("ARG PYSPARK_VERSION="))
+        .expect("docker/Dockerfile has ARG PYSPARK_VERSION=")
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn the_image_runs_the_pinned_spark_release_with_a_working_connect_client() {
+    if !prerequisites("the_image_runs_the_pinned_spark_release_with_a_working_connect_client") {
+        return;
+    }
+    let want = dockerfile_pyspark_version();
+    let image = image();
+    // Importing the Connect session runs pyspark's own dependency check (grpcio, protobuf,
+    // zstandard, pandas, pyarrow at the versions this release needs); a protobuf runtime that does
+    // not fit the generated code warns (UserWarning), made an error here.
+    let out = docker(&[
+        "run",
+        "--rm",
+        "--entrypoint",
+        "python3",
+        &image,
+        "-W",
+        "error::UserWarning",
+        "-c",
+        "import glob, os, pyspark, pyspark.sql.connect.session\n\
+         print(pyspark.__version__)\n\
+         print(' '.join(sorted(os.path.basename(j) for j in \
+             glob.glob(os.environ['SPARK_HOME'] + '/jars/spark-core_*.jar'))))",
+    ]);
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some(want.as_str()), "{out}");
+    assert_eq!(
+        lines.next(),
+        Some(format!("spark-core_2.13-{want}.jar").as_str()),
+        "{out}"
+    );
+    // The host tests run the same Spark (scripts/lib/prereqs.sh installs the image's release).
+    if let Ok(host) = std::process::Command::new("python3")
+        .args(["-c", "import pyspark; print(pyspark.__version__)"])
+        .output()
+    {
+        if host.status.success() {
+            assert_eq!(String::from_utf8_lossy(&host.stdout).trim(), want);
+        }
+    }
+}

@@ -5,10 +5,12 @@
     clippy::indexing_slicing
 )]
 //! Validation of the Kubernetes manifests (k8s/) and the KubeDirector app (kubedirector/) as far as
-//! this machine allows (no cluster): every document parses, kinds and required fields are there,
-//! images, env, ports, services, limits and the cluster-file ConfigMap agree with each other and with
-//! the image; and the agent binary itself resolves the cluster file and KubeDirector configmeta.json
-//! documents into the expected role, peers and master URL and renders them.
+//! this machine allows (no cluster): every document validates, strictly, against the real API
+//! schemas of Kubernetes 1.30 to 1.34 (`kubernetes-validate`) and KubeDirector's CRDs
+//! (tests/fixtures/kubedirector-crd/), and a planted unknown field fails; kinds and required fields
+//! are there, images, env, ports, services, limits and the cluster-file ConfigMap agree with each
+//! other and with the image; and the agent binary itself resolves the cluster file and KubeDirector
+//! configmeta.json documents into the expected role, peers and master URL and renders them.
 
 mod common;
 
@@ -550,4 +552,168 @@ fn walk(dir: &Path) -> Vec<(PathBuf, String)> {
         }
     }
     files
+}
+
+/// The Kubernetes releases users run whose schemas every manifest must pass (docs/manifests.md).
+const KUBERNETES_VERSIONS: [&str; 5] = ["1.30", "1.31", "1.32", "1.33", "1.34"];
+
+/// KubeDirector's CRDs, vendored with their notice (tests/fixtures/kubedirector-crd/NOTICE.md).
+fn kubedirector_crds() -> Vec<PathBuf> {
+    ["kubedirectorapps", "kubedirectorclusters"]
+        .iter()
+        .map(|k| {
+            repo().join(format!(
+                "tests/fixtures/kubedirector-crd/kubedirector.hpe.com_{k}_crd.yaml"
+            ))
+        })
+        .collect()
+}
+
+/// Every manifest a user applies: k8s/ and the KubeDirector app and cluster.
+fn manifest_files() -> Vec<PathBuf> {
+    let mut files = yaml_files("k8s");
+    files.extend(yaml_files("kubedirector"));
+    files
+}
+
+/// Runs tests/fixtures/validate_manifests.py on `files` for `versions`: its exit code and one JSON
+/// result per (document, version). None when kubernetes-validate is missing (and not under CI).
+fn validate(files: &[PathBuf], versions: &[&str]) -> Option<(i32, Vec<Value>)> {
+    let available = Command::new("python3")
+        .args(["-c", "import kubernetes_validate"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !common::require(
+        available,
+        "python3 with kubernetes-validate (scripts/lib/prereqs.sh installs it)",
+    ) {
+        return None;
+    }
+    let mut cmd = Command::new("python3");
+    cmd.arg(repo().join("tests/fixtures/validate_manifests.py"));
+    for v in versions {
+        cmd.args(["--version", v]);
+    }
+    for crd in kubedirector_crds() {
+        cmd.arg("--crd").arg(crd);
+    }
+    let out = cmd.args(files).output().unwrap();
+    let code = out.status.code().unwrap_or(-1);
+    assert_ne!(
+        code,
+        2,
+        "the validator could not run: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let results = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    Some((code, results))
+}
+
+#[test]
+fn every_manifest_validates_strictly_against_kubernetes_1_30_to_1_34_and_kubedirector_crds() {
+    let files = manifest_files();
+    let Some((code, results)) = validate(&files, &KUBERNETES_VERSIONS) else {
+        return;
+    };
+    let failures: Vec<&Value> = results.iter().filter(|r| r["ok"] != true).collect();
+    assert!(failures.is_empty(), "schema violations: {failures:#?}");
+    assert_eq!(code, 0);
+    // Every document of every file, for every release: nothing left out.
+    let documents: usize = files.iter().map(|f| documents(f).len()).sum();
+    assert_eq!(results.len(), documents * KUBERNETES_VERSIONS.len());
+    // Only kustomize's own file (never sent to the API server) has no API schema.
+    for r in results.iter().filter(|r| !r["skipped"].is_null()) {
+        assert_eq!(r["kind"], "Kustomization", "{r}");
+    }
+    let checked: BTreeSet<&str> = results
+        .iter()
+        .filter(|r| r["skipped"].is_null())
+        .map(|r| r["kind"].as_str().unwrap())
+        .collect();
+    for kind in [
+        "Namespace",
+        "ConfigMap",
+        "Service",
+        "StatefulSet",
+        "KubeDirectorApp",
+        "KubeDirectorCluster",
+    ] {
+        assert!(checked.contains(kind), "{kind} not validated: {checked:?}");
+    }
+}
+
+/// Where a field that no schema has is planted in each kind: the object's metadata, and a place
+/// deep in its spec (a typo in a container, a service port, a KubeDirector endpoint or resources).
+fn plant_sites(kind: &str) -> Vec<&'static [&'static str]> {
+    let deep: &'static [&'static str] = match kind {
+        "StatefulSet" | "Deployment" => &["spec", "template", "spec", "containers", "0"],
+        "Service" => &["spec", "ports", "0"],
+        "KubeDirectorApp" => &["spec", "services", "0", "endpoint"],
+        "KubeDirectorCluster" => &["spec", "roles", "0", "resources"],
+        _ => &[],
+    };
+    vec![&["metadata"], deep]
+}
+
+fn at<'a>(doc: &'a mut Value, path: &[&str]) -> &'a mut Value {
+    path.iter().fold(doc, |v, key| match key.parse::<usize>() {
+        Ok(i) => &mut v[i],
+        Err(_) => &mut v[*key],
+    })
+}
+
+#[test]
+fn a_planted_unknown_field_fails_validation_in_every_manifest() {
+    const PLANTED: &str = "sparkvisorPlantedField";
+    let dir = tempfile::tempdir().unwrap();
+    let mut planted = Vec::new();
+    for file in manifest_files() {
+        for (i, doc) in documents(&file).into_iter().enumerate() {
+            let kind = doc["kind"].as_str().unwrap().to_string();
+            if kind == "Kustomization" {
+                continue;
+            }
+            for site in plant_sites(&kind) {
+                let mut bad = doc.clone();
+                let target = at(&mut bad, site);
+                assert!(
+                    target.is_object(),
+                    "{}: {kind} has no {site:?}",
+                    file.display()
+                );
+                // A string: free-form maps (labels, data) would take it, a schema'd object must not.
+                target[PLANTED] = Value::from("x");
+                let name = format!(
+                    "{}-{i}-{}.json",
+                    file.file_stem().unwrap().to_string_lossy(),
+                    planted.len()
+                );
+                let path = dir.path().join(name);
+                std::fs::write(&path, serde_json::to_vec(&bad).unwrap()).unwrap();
+                planted.push((path, format!("{kind} at {}", site.join("."))));
+            }
+        }
+    }
+    let paths: Vec<PathBuf> = planted.iter().map(|(p, _)| p.clone()).collect();
+    let versions = ["1.30", "1.34"];
+    let Some((code, results)) = validate(&paths, &versions) else {
+        return;
+    };
+    assert_eq!(code, 1, "the validator passed planted fields");
+    assert_eq!(results.len(), planted.len() * versions.len());
+    for r in &results {
+        let (_, what) = planted
+            .iter()
+            .find(|(p, _)| p.to_str() == r["file"].as_str())
+            .unwrap();
+        assert_eq!(r["ok"], false, "a planted field passed: {what}: {r}");
+        let error = r["error"].as_str().unwrap();
+        assert!(
+            error.contains(PLANTED),
+            "{what}: failed for another reason: {error}"
+        );
+    }
 }

@@ -78,9 +78,21 @@ install_prereqs() {
   fi
   # Debian's own python3 is "externally managed" (PEP 668): pip refuses to install into it unless
   # told to. A test machine's python3 is there for the tests; older pips ignore the variable.
-  if [ "$purpose" = test ] && ! python3 -c 'import pyspark, notebook' 2>/dev/null; then
-    echo "   installing pyspark, notebook (pip): the real Spark 4 and Jupyter the tests start"
-    PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install -q 'pyspark>=4.0,<5' notebook
+  # The host's Spark is the image's release (docker/Dockerfile's PYSPARK_VERSION), so that the
+  # host tests and the Docker tests exercise the same Spark.
+  local pyspark_version pyspark_req='pyspark>=4.0,<5'
+  pyspark_version="$(sed -n 's/^ARG PYSPARK_VERSION=//p' \
+    "$(dirname "${BASH_SOURCE[0]}")/../../docker/Dockerfile" 2>/dev/null)"
+  [ -n "$pyspark_version" ] && pyspark_req="pyspark==$pyspark_version"
+  if [ "$purpose" = test ] && ! python3 -c "import sys, pyspark, notebook
+sys.exit('$pyspark_version' not in ('', pyspark.__version__))" 2>/dev/null; then
+    echo "   installing $pyspark_req, notebook (pip): the real Spark 4 (the image's release) and Jupyter the tests start"
+    PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install -q "$pyspark_req" notebook
+  fi
+  if [ "$purpose" = test ] && ! python3 -c 'import kubernetes_validate.utils as u
+assert "1.34" in {u.major_minor(v) for v in u.all_versions()}' 2>/dev/null; then
+    echo "   installing kubernetes-validate (pip): the Kubernetes 1.30-1.34 API schemas tests/k8s_manifests.rs checks the manifests against"
+    PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install -q 'kubernetes-validate>=1.34.1'
   fi
   if [ "$purpose" = test ] && ! python3 -c 'import prometheus_client' 2>/dev/null; then
     echo "   installing prometheus_client (pip): its parser checks Spark's Prometheus output in the tests"
