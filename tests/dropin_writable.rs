@@ -177,14 +177,23 @@ fn bitnami_run_sh_as_the_command_under_the_images_entrypoint_supervises_the_role
         &image,
         &["/opt/bitnami/scripts/spark/run.sh"],
     );
-    wait_for("the master ready under run.sh", Duration::from_secs(240), || {
-        let status = agent_status(&master.name)?;
-        match service(&status, "spark-master") {
-            Some(s) if s["state"] == "ready" => Ok(()),
-            other => Err(format!("{other:?}")),
-        }
-    });
+    wait_for(
+        "the master ready under run.sh",
+        Duration::from_secs(240),
+        || {
+            let status = agent_status(&master.name)?;
+            match service(&status, "spark-master") {
+                Some(s) if s["state"] == "ready" => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    );
     // docker stop reaches the agent through PID 1 and it stops the master in order.
     docker(&["stop", "-t", "30", &master.name]);
-    assert_eq!(master.inspect("{{.State.ExitCode}}"), "0", "{}", master.logs());
+    assert_eq!(
+        master.inspect("{{.State.ExitCode}}"),
+        "0",
+        "{}",
+        master.logs()
+    );
 }
