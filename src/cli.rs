@@ -12,7 +12,7 @@ pub mod mode;
 pub use mode::runs_a_command;
 use mode::{classify, Mode};
 
-/// Role-mode command line (tini mode is parsed by [`crate::tini`]).
+/// Role-mode command line (tini mode is parsed by [`crate::platform::tini`]).
 #[derive(Debug, Parser)]
 #[command(
     name = "sparkvisor",
@@ -121,7 +121,7 @@ enum Command {
     },
     /// KubeDirector's app setup hooks, called by the config package's startscript:
     /// --configure | --addnodes/--delnodes --nodegroup N --role ROLE --fqdns A,B | --reconnect.
-    Kubedirector(crate::kubedirector::HookArgs),
+    Kubedirector(crate::platform::kubedirector::HookArgs),
     /// Show the resolved config with each value's source, the detected resources and the sizing.
     Inspect {
         /// Print JSON.
@@ -150,13 +150,13 @@ pub fn main(args: Vec<OsString>) -> i32 {
                 // prepares every command (a real tini stays exactly tini).
                 prepare_dropin();
             }
-            crate::tini::main(args.get(1..).unwrap_or(&[]), invoked_as_tini)
+            crate::platform::tini::main(args.get(1..).unwrap_or(&[]), invoked_as_tini)
         }
         Mode::PassThrough(command) => {
             prepare_dropin();
             let mut tini_args: Vec<OsString> = vec!["--".into()];
             tini_args.extend(command);
-            crate::tini::main(&tini_args, false)
+            crate::platform::tini::main(&tini_args, false)
         }
         Mode::Role(argv) => {
             let cli = match Cli::try_parse_from(argv) {
@@ -185,7 +185,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
 /// The drop-in environment (passwd entry, writable Spark dirs) for a command run in tini or
 /// pass-through mode; its messages go to stderr as the agent's do.
 fn prepare_dropin() {
-    crate::dropin::prepare(&mut |m| crate::errln!("sparkvisor: info: {m}"), &mut |m| {
+    crate::platform::dropin::prepare(&mut |m| crate::errln!("sparkvisor: info: {m}"), &mut |m| {
         crate::errln!("sparkvisor: warn: {m}")
     });
 }
@@ -194,7 +194,7 @@ fn prepare_dropin() {
 /// running one command (tini or pass-through mode), since PID 1 exits when that command ends.
 fn health() -> Result<i32, Fatal> {
     match crate::status::client::health() {
-        Err(Fatal::Unavailable(_)) if crate::dropin::pid1_runs_a_command() => {
+        Err(Fatal::Unavailable(_)) if crate::platform::dropin::pid1_runs_a_command() => {
             crate::outln!("healthy: PID 1 runs a command (pass-through or tini mode, no services)");
             Ok(crate::error::exit_code::OK)
         }
@@ -212,20 +212,20 @@ fn pod_role(role: &str, args: Vec<String>) -> Result<i32, Fatal> {
     })?;
     let mut main: Vec<OsString> = vec![me.into_os_string(), "pod-exec".into(), role.into()];
     main.extend(args.into_iter().map(OsString::from));
-    crate::app::run(Some(role.to_string()), main)
+    crate::startup::app::run(Some(role.to_string()), main)
 }
 
 fn dispatch(command: Command) -> Result<i32, Fatal> {
     match command {
-        Command::Run { role, command } => crate::app::run(role, command),
-        Command::Render { role, out } => crate::commands::render(role, &out),
-        Command::Check { role } => crate::commands::check(role),
+        Command::Run { role, command } => crate::startup::app::run(role, command),
+        Command::Render { role, out } => crate::startup::commands::render(role, &out),
+        Command::Check { role } => crate::startup::commands::check(role),
         Command::Driver { args } => pod_role("driver", args),
         Command::Executor => pod_role("executor", Vec::new()),
-        Command::PodExec { kind, args } => crate::k8s_pod::pod_exec(&kind, &args),
-        Command::Decommission { timeout } => crate::decommission::run(timeout),
-        Command::Inspect { json, role } => crate::commands::inspect(role, json),
-        Command::Kubedirector(args) => crate::kubedirector::run(args),
+        Command::PodExec { kind, args } => crate::platform::k8s_pod::pod_exec(&kind, &args),
+        Command::Decommission { timeout } => crate::platform::decommission::run(timeout),
+        Command::Inspect { json, role } => crate::startup::commands::inspect(role, json),
+        Command::Kubedirector(args) => crate::platform::kubedirector::run(args),
         Command::Status { json, service } => {
             crate::status::client::status(service.as_deref(), json)
         }

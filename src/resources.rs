@@ -72,13 +72,13 @@ impl HostFacts {
     /// Reads the running host: /sys/devices/system/cpu/online, the affinity mask, /proc/meminfo.
     /// Unreadable figures fall back to 1 CPU / the other figure, and are never an error.
     pub fn read() -> HostFacts {
-        let online = crate::procfs::read("/sys/devices/system/cpu/online")
+        let online = crate::sys::procfs::read("/sys/devices/system/cpu/online")
             .ok()
             .and_then(|t| cgroup::count_cpu_list(&t))
             .filter(|&n| n > 0);
         let affinity = crate::sys::host::affinity_cpus().filter(|&n| n > 0);
         let host_cpus = online.or(affinity).unwrap_or(1);
-        let host_memory = crate::procfs::read("/proc/meminfo")
+        let host_memory = crate::sys::procfs::read("/proc/meminfo")
             .ok()
             .and_then(|t| meminfo_total(&t))
             .unwrap_or(0);
@@ -194,7 +194,7 @@ fn layout_name(root: Option<&Path>, mountinfo: &str, found: [&Option<Hierarchy>;
         .collect();
     let has_v1 = versions.contains(&Version::V1);
     let has_v2_mount = root.is_none()
-        && crate::mountinfo::parse(mountinfo)
+        && crate::sys::mountinfo::parse(mountinfo)
             .iter()
             .any(|m| m.fs_type == "cgroup2");
     match (has_v1, versions.contains(&Version::V2)) {
@@ -220,8 +220,8 @@ pub fn detect() -> Result<Resources, Diagnostics> {
             .into());
         }
     }
-    let proc_self_cgroup = crate::procfs::read("/proc/self/cgroup").unwrap_or_default();
-    let mountinfo = crate::mountinfo::read_self();
+    let proc_self_cgroup = crate::sys::procfs::read("/proc/self/cgroup").unwrap_or_default();
+    let mountinfo = crate::sys::mountinfo::read_self();
     Ok(detect_from(
         root.as_deref(),
         &proc_self_cgroup,

@@ -91,7 +91,7 @@ sys.exit('$pyspark_version' not in ('', pyspark.__version__))" 2>/dev/null; then
   fi
   if [ "$purpose" = test ] && ! python3 -c 'import kubernetes_validate.utils as u
 assert "1.34" in {u.major_minor(v) for v in u.all_versions()}' 2>/dev/null; then
-    echo "   installing kubernetes-validate (pip): the Kubernetes 1.30-1.34 API schemas tests/k8s_manifests.rs checks the manifests against"
+    echo "   installing kubernetes-validate (pip): the Kubernetes 1.30-1.34 API schemas tests/platforms/k8s_manifests.rs checks the manifests against"
     PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install -q 'kubernetes-validate>=1.34.1'
   fi
   if [ "$purpose" = test ] && ! python3 -c 'import prometheus_client' 2>/dev/null; then

@@ -122,14 +122,14 @@ impl Inputs {
             );
         let configmeta = read_configmeta(&env, &mut problems);
         let hostname = crate::sys::host::hostname()
-            .or_else(|| crate::procfs::read("/proc/sys/kernel/hostname").ok())
+            .or_else(|| crate::sys::procfs::read("/proc/sys/kernel/hostname").ok())
             .map(|h| h.trim().to_string())
             .filter(|h| !h.is_empty())
             .unwrap_or_else(|| "localhost".to_string());
         let hosts = fs::read_to_string("/etc/hosts").unwrap_or_default();
-        let domain = crate::procfs::read("/proc/sys/kernel/domainname").unwrap_or_default();
+        let domain = crate::sys::procfs::read("/proc/sys/kernel/domainname").unwrap_or_default();
         let (fqdn, fqdn_from) = find_fqdn(&hostname, &hosts, &domain);
-        let mountinfo = crate::mountinfo::read_self();
+        let mountinfo = crate::sys::mountinfo::read_self();
         let inputs = Inputs {
             env,
             file_values,
@@ -259,7 +259,7 @@ pub fn find_fqdn(hostname: &str, hosts: &str, domainname: &str) -> (String, Stri
 
 /// True when `/proc/self/mountinfo` lists `path` as a mount point.
 pub fn is_mount_point(mountinfo: &str, path: &str) -> bool {
-    crate::mountinfo::is_mount_point(mountinfo, std::path::Path::new(path))
+    crate::sys::mountinfo::is_mount_point(mountinfo, std::path::Path::new(path))
 }
 
 #[cfg(test)]

@@ -61,7 +61,7 @@ pub enum RenderError {
         /// The owner as written.
         owner: String,
         /// Why it could not be used.
-        reason: crate::users::UserError,
+        reason: crate::sys::users::UserError,
     },
 }
 
@@ -265,20 +265,22 @@ fn stage(
 }
 
 /// `uid[:gid]` or `user[:group]`, names looked up in /etc/passwd and /etc/group (`users`).
-fn resolve_owner(owner: &str) -> Result<(Option<u32>, Option<u32>), crate::users::UserError> {
-    let ids = crate::users::resolve_user(owner, None, None, &crate::users::UserDb::system())?;
+fn resolve_owner(owner: &str) -> Result<(Option<u32>, Option<u32>), crate::sys::users::UserError> {
+    let ids =
+        crate::sys::users::resolve_user(owner, None, None, &crate::sys::users::UserDb::system())?;
     Ok((Some(ids.uid), Some(ids.gid)))
 }
 
 /// Mount points from /proc/self/mountinfo (none when it cannot be read).
-fn mount_points() -> Vec<PathBuf> {
-    crate::mountinfo::parse(&crate::mountinfo::read_self())
+pub fn mount_points() -> Vec<PathBuf> {
+    crate::sys::mountinfo::parse(&crate::sys::mountinfo::read_self())
         .into_iter()
         .map(|m| m.mount_point)
         .collect()
 }
 
-fn is_mount_point(dest: &Path, mounts: &[PathBuf]) -> bool {
+/// True when `dest` (or the file it resolves to) is one of `mounts`.
+pub fn is_mount_point(dest: &Path, mounts: &[PathBuf]) -> bool {
     let real = dest.canonicalize().ok();
     mounts
         .iter()

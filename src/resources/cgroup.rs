@@ -81,7 +81,7 @@ struct CgroupMount {
 
 /// The cgroup filesystems among the mounts in `mountinfo`.
 fn cgroup_mounts(mountinfo: &str) -> Vec<CgroupMount> {
-    crate::mountinfo::parse(mountinfo)
+    crate::sys::mountinfo::parse(mountinfo)
         .into_iter()
         .filter_map(|m| {
             let version = match m.fs_type.as_str() {

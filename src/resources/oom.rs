@@ -40,8 +40,8 @@ impl OomCounter {
         if root.as_deref().is_some_and(|r| !r.is_dir()) {
             return Self::default();
         }
-        let proc_self_cgroup = crate::procfs::read("/proc/self/cgroup").unwrap_or_default();
-        let mountinfo = crate::procfs::self_mountinfo().to_string();
+        let proc_self_cgroup = crate::sys::procfs::read("/proc/self/cgroup").unwrap_or_default();
+        let mountinfo = crate::sys::procfs::self_mountinfo().to_string();
         Self::locate_from(root.as_deref(), &proc_self_cgroup, &mountinfo)
     }
 

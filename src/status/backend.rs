@@ -8,9 +8,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::{wire, Backend};
-use crate::logs::LogStore;
-use crate::service::PublicState;
-use crate::supervisor::{Control, Msg, Reply, Request, ServiceInfo, Snapshot};
+use crate::supervision::logs::LogStore;
+use crate::supervision::service::PublicState;
+use crate::supervision::supervisor::{Control, Msg, Reply, Request, ServiceInfo, Snapshot};
 
 /// What the status socket shows besides the services (fixed at start).
 #[derive(Debug, Clone)]
@@ -120,7 +120,7 @@ pub fn to_wire(info: &ServiceInfo) -> wire::ServiceStatus {
 }
 
 fn agent_rss() -> u64 {
-    crate::procfs::read("/proc/self/status")
+    crate::sys::procfs::read("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines()

@@ -72,7 +72,7 @@ pub fn socket_path() -> std::path::PathBuf {
 }
 
 /// The socket under a scratch directory, where a non-root agent on a read-only root filesystem
-/// listens when `/run/sparkvisor` cannot be written ([`crate::dropin`]).
+/// listens when `/run/sparkvisor` cannot be written ([`crate::platform::dropin`]).
 pub fn fallback_socket(scratch: &std::path::Path) -> std::path::PathBuf {
     scratch.join("sparkvisor").join("sparkvisor.sock")
 }

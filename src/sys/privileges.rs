@@ -18,7 +18,7 @@
 use std::io;
 
 use super::caps;
-use crate::users::UserIds;
+use crate::sys::users::UserIds;
 
 /// Why a spawn cannot drop privileges as planned (found before fork, so nothing was started).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

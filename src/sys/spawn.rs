@@ -657,7 +657,7 @@ mod tests {
         spec.env.push(("A".into(), "2".into()));
         assert_eq!(strings(&spec), ["A=2", "HOME=/opt"]);
         spec.env.pop();
-        spec.privileges = Privileges::Drop(plan(Some(crate::users::UserIds {
+        spec.privileges = Privileges::Drop(plan(Some(crate::sys::users::UserIds {
             uid: 7,
             gid: 7,
             groups: vec![],

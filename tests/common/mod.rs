@@ -1,12 +1,19 @@
-//! Support shared by every integration-test file (`mod common;`): prerequisite checks with the
-//! CI=true fail-instead-of-skip rule, waiting on conditions with deadlines, the binary under test,
-//! free ports and the Spark prerequisites. Area helpers (`*_support`) build on these.
-#![allow(dead_code)] // each test file uses a different subset
+//! Support shared by every integration-test binary (each `tests/<area>/main.rs` declares it):
+//! prerequisite checks with the CI=true fail-instead-of-skip rule, waiting on conditions with
+//! deadlines, the binary under test, free ports, the Spark prerequisites, and the lock that lets a
+//! test hold the test process alone. Area helpers (`*_support`, `<area>/support.rs`) build on these.
+#![allow(dead_code)] // each area uses a different subset
 
+use std::cell::Cell;
+use std::collections::HashMap;
 use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
+
+use serde_json::Value;
 
 /// True when `CI=true`: a missing prerequisite is then a failure, never a skip.
 pub fn ci() -> bool {
@@ -22,6 +29,34 @@ pub fn require(ok: bool, why: &str) -> bool {
     assert!(!ci(), "prerequisite missing under CI=true: {why}");
     println!("skipped: {why}");
     false
+}
+
+/// Skips (returns true) or, under `CI=true`, fails when a prerequisite is missing: [`require`] for
+/// callers that return on `true`.
+pub fn skip_unless(ok: bool, what: &str) -> bool {
+    !require(ok, what)
+}
+
+/// True when running as root; otherwise prints why `what` is skipped (fails under `CI=true`).
+pub fn require_root(what: &str) -> bool {
+    require(is_root(), &format!("{what} needs root"))
+}
+
+/// True when the test may create PID namespaces (root and `unshare` present). Otherwise prints why
+/// `what` is skipped and returns false, or fails when `CI=true` (CI must run every test).
+pub fn require_pid_namespace(what: &str) -> bool {
+    let root = is_root();
+    let why = if root {
+        "unshare(1) not found"
+    } else {
+        "needs root for PID namespaces"
+    };
+    require(root && has_command("unshare"), &format!("{what}: {why}"))
+}
+
+/// True when the JRE's `keytool` is installed; otherwise skips (fails under `CI=true`).
+pub fn require_keytool() -> bool {
+    require(has_command("keytool"), "keytool (a JRE) is not installed")
 }
 
 /// True when the effective uid is 0 (third field of `Uid:` in /proc/self/status).
@@ -99,15 +134,76 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// `GET PATH` from 127.0.0.1:PORT over HTTP/1.0 → (status line, body); None when not answering.
-pub fn http_get(port: u16, path: &str) -> Option<(String, String)> {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n").ok()?;
-    let mut text = String::new();
-    s.read_to_string(&mut text).ok()?;
-    let (head, body) = text.split_once("\r\n\r\n")?;
-    Some((head.lines().next()?.to_string(), body.to_string()))
+/// A plain HTTP/1.0 GET to `ip:port` + `path`: (status, body). Errors as text (for `wait_for`).
+pub fn http_get(ip: &str, port: u16, path: &str) -> Result<(u16, String), String> {
+    let addr: SocketAddr = format!("{ip}:{port}")
+        .parse()
+        .map_err(|e| format!("{ip}:{port}: {e}"))?;
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))
+        .map_err(|e| format!("connect {addr}: {e}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(|e| e.to_string())?;
+    write!(
+        s,
+        "GET {path} HTTP/1.0\r\nHost: {ip}:{port}\r\nAccept: application/json\r\n\r\n"
+    )
+    .map_err(|e| format!("write {addr}: {e}"))?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)
+        .map_err(|e| format!("read {addr}: {e}"))?;
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((text.as_str(), ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| format!("no status line from {addr}: {head:?}"))?;
+    Ok((status, body.to_string()))
+}
+
+/// GET and parse a JSON body (status 200 required).
+pub fn http_json(ip: &str, port: u16, path: &str) -> Result<Value, String> {
+    let (status, body) = http_get(ip, port, path)?;
+    if status != 200 {
+        return Err(format!("GET {ip}:{port}{path}: status {status}"));
+    }
+    serde_json::from_str(&body).map_err(|e| format!("GET {ip}:{port}{path}: bad JSON: {e}"))
+}
+
+/// A Spark master's `/json/` from its web UI at `ip:port`.
+pub fn master_json(ip: &str, port: u16) -> Result<Value, String> {
+    http_json(ip, port, "/json/")
+}
+
+/// The master's `/json/` workers that are ALIVE.
+pub fn alive_workers(master_json: &Value) -> Vec<Value> {
+    master_json["workers"]
+        .as_array()
+        .map(|ws| {
+            ws.iter()
+                .filter(|w| w["state"] == "ALIVE")
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The text of a `/proc/PID/status` as field → value (both trimmed).
+pub fn status_fields(text: &str) -> HashMap<String, String> {
+    text.lines()
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect()
+}
+
+/// `/proc/PID/status` of a process of this host, as field → value.
+pub fn proc_status(pid: impl std::fmt::Display) -> HashMap<String, String> {
+    status_fields(&std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap())
+}
+
+/// A `Cap*` field of a status map as a number.
+pub fn cap_field(status: &HashMap<String, String>, field: &str) -> u64 {
+    u64::from_str_radix(&status[field], 16).unwrap()
 }
 
 /// A child process killed and reaped when the test ends, however it ends.
@@ -325,4 +421,41 @@ fn keytool_stores_of(dir: &Path, password: &str, storetype: Option<&str>) -> (Pa
     ];
     keytool(&[&importcert[..], storetype, &store].concat());
     (keystore, truststore)
+}
+
+/// The tests of one binary are threads of one process. A test that inspects the whole process (its
+/// threads) holds it alone; a test that adds to what such a test inspects (an in-process status
+/// server and its threads) shares it. Everything else needs neither.
+static PROCESS: RwLock<()> = RwLock::new(());
+
+thread_local! {
+    /// True on the thread of a test holding the process alone: its own shares are no-ops.
+    static ALONE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Held by a test that must be the only one using the process; see [`process_alone`].
+pub struct ProcessAlone {
+    _guard: RwLockWriteGuard<'static, ()>,
+}
+
+impl Drop for ProcessAlone {
+    fn drop(&mut self) {
+        ALONE.with(|alone| alone.set(false));
+    }
+}
+
+/// Waits until no other test of this binary shares the process, and keeps them out until dropped.
+pub fn process_alone() -> ProcessAlone {
+    let guard = PROCESS.write().unwrap_or_else(PoisonError::into_inner);
+    ALONE.with(|alone| alone.set(true));
+    ProcessAlone { _guard: guard }
+}
+
+/// A share of the process, held while a test adds threads a [`process_alone`] test would count;
+/// `None` on the thread that already holds the process alone.
+pub fn process_shared() -> Option<RwLockReadGuard<'static, ()>> {
+    if ALONE.with(Cell::get) {
+        return None;
+    }
+    Some(PROCESS.read().unwrap_or_else(PoisonError::into_inner))
 }

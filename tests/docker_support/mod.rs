@@ -3,8 +3,7 @@
 //! on conditions with deadlines, and small HTTP/JSON helpers that talk to container IPs.
 #![allow(dead_code)]
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -14,7 +13,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 #[allow(unused_imports)] // each test file uses a different subset
-pub use crate::common::repo;
+pub use crate::common::{alive_workers, http_get, http_json, master_json, repo};
 
 /// Checks root and a reachable Docker engine. Missing: panics under `CI=true`, else prints a
 /// "skipped" line and returns false.
@@ -186,55 +185,6 @@ pub fn container_ip(container: &str) -> String {
     .to_string()
 }
 
-/// A plain HTTP/1.0 GET to `ip:port` + `path`: (status, body). Errors as text (for `wait_for`).
-pub fn http_get(ip: &str, port: u16, path: &str) -> Result<(u16, String), String> {
-    let addr: SocketAddr = format!("{ip}:{port}")
-        .parse()
-        .map_err(|e| format!("{ip}:{port}: {e}"))?;
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))
-        .map_err(|e| format!("connect {addr}: {e}"))?;
-    s.set_read_timeout(Some(Duration::from_secs(5)))
-        .map_err(|e| e.to_string())?;
-    write!(
-        s,
-        "GET {path} HTTP/1.0\r\nHost: {ip}:{port}\r\nAccept: application/json\r\n\r\n"
-    )
-    .map_err(|e| format!("write {addr}: {e}"))?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw)
-        .map_err(|e| format!("read {addr}: {e}"))?;
-    let text = String::from_utf8_lossy(&raw).to_string();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((text.as_str(), ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| format!("no status line from {addr}: {head:?}"))?;
-    Ok((status, body.to_string()))
-}
-
-/// GET and parse a JSON body (status 200 required).
-pub fn http_json(ip: &str, port: u16, path: &str) -> Result<Value, String> {
-    let (status, body) = http_get(ip, port, path)?;
-    if status != 200 {
-        return Err(format!("GET {ip}:{port}{path}: status {status}"));
-    }
-    serde_json::from_str(&body).map_err(|e| format!("GET {ip}:{port}{path}: bad JSON: {e}"))
-}
-
-/// The master's `/json/` workers that are ALIVE.
-pub fn alive_workers(master_json: &Value) -> Vec<Value> {
-    master_json["workers"]
-        .as_array()
-        .map(|ws| {
-            ws.iter()
-                .filter(|w| w["state"] == "ALIVE")
-                .cloned()
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// `sparkvisor status --json` inside a container.
 pub fn agent_status(container: &str) -> Result<Value, String> {
     let (code, out, err) = exec(container, &["sparkvisor", "status", "--json"]);
@@ -260,22 +210,25 @@ pub fn pids_matching(container: &str, pattern: &str) -> Vec<u32> {
     out.lines().filter_map(|l| l.trim().parse().ok()).collect()
 }
 
-/// `/proc/<pid>/status` of a process in the container, as `Field: value` pairs.
-pub fn proc_status(container: &str, pid: u32) -> Vec<(String, String)> {
+/// `/proc/<pid>/status` of a process in the container, as field → value.
+pub fn proc_status_in(container: &str, pid: u32) -> HashMap<String, String> {
     let (_, out, _) = exec(container, &["cat", &format!("/proc/{pid}/status")]);
-    out.lines()
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .collect()
+    crate::common::status_fields(&out)
 }
 
-/// One field of [`proc_status`].
-pub fn proc_field(status: &[(String, String)], field: &str) -> String {
-    status
-        .iter()
-        .find(|(k, _)| k == field)
-        .map(|(_, v)| v.clone())
-        .unwrap_or_default()
+/// One field of [`proc_status_in`] (empty when missing).
+pub fn proc_field(status: &HashMap<String, String>, field: &str) -> String {
+    status.get(field).cloned().unwrap_or_default()
+}
+
+/// The master's `/json/` read inside its container (`curl` there), for addresses the host cannot
+/// reach (a Swarm overlay network).
+pub fn master_json_in(master: &str) -> Result<Value, String> {
+    let (code, out, err) = exec(master, &["curl", "-sf", "http://127.0.0.1:8080/json/"]);
+    if code != 0 {
+        return Err(format!("curl in the master: {code}: {err}"));
+    }
+    serde_json::from_str(&out).map_err(|e| format!("master /json/: {e}: {out}"))
 }
 
 /// A compose project from `docker/compose.yaml` with a unique name, torn down (containers, network,

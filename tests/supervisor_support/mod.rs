@@ -12,12 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::common::KillOnDrop;
 #[allow(unused_imports)] // each test file uses a different subset
-pub use crate::common::{is_root, wait_until};
-
-/// Skips (returns true) or, under `CI=true`, fails when a prerequisite is missing.
-pub fn skip_unless(ok: bool, what: &str) -> bool {
-    !crate::common::require(ok, what)
-}
+pub use crate::common::{is_root, require_pid_namespace, skip_unless, wait_until};
 
 /// A temp dir with `roles/`, `templates/` and `work/` (where services write their files).
 pub struct Scene {

@@ -1,0 +1,24 @@
+//! Real Spark, Jupyter and Java on the host: a master and a worker under the agent, the direct
+//! launch, rendered config read by Spark and Jupyter, keystores written by keytool.
+//!
+//! One test binary for the area; each module is one former test file, and the helpers live once in
+//! tests/common (and tests/docker_support, tests/supervisor_support).
+
+// Test code: a failed expectation panics (the crate's lints deny these outside tests).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+#[path = "../common/mod.rs"]
+mod common;
+#[path = "../supervisor_support/mod.rs"]
+mod supervisor_support;
+
+mod cluster;
+mod launch;
+mod render_jupyter;
+mod render_spark;
+mod tls_stores;
