@@ -108,7 +108,7 @@ fn bitnami_derived_image_and_compose_run_with_only_the_image_name_changed() {
     for (container, role) in [(&master, "master"), (&worker, "worker")] {
         let (code, env_sh, err) = exec(container, &["cat", "/tmp/spark/conf/spark-env.sh"]);
         assert_eq!(code, 0, "{err}");
-        assert!(env_sh.contains(&format!("for role '{role}' ")), "{env_sh}");
+        assert!(env_sh.contains(&format!("for role '{role}'")), "{env_sh}");
         let (code, _, err) = exec(
             container,
             &["test", "-f", "/tmp/spark/conf/imagecompat.properties"],
