@@ -25,7 +25,9 @@ pub use escape::Format;
 pub use templates::Templates;
 pub use write::{write_files, RenderError, WriteReport};
 
-use crate::config::role::{parse_octal, template_name_problem, LoadedRole, OneOf, Probe, WaitFor};
+use crate::config::role::{
+    parse_octal, template_name_problem, LoadedRole, MergeMode, OneOf, Probe, WaitFor,
+};
 use crate::config::ServiceSpec;
 use crate::error::{Diagnostic, Diagnostics};
 
@@ -44,6 +46,48 @@ pub struct RenderedFile {
     pub secret: bool,
     /// The template it came from (relative to the templates directory).
     pub template: String,
+    /// How it combines with a user's file at the same place in the Spark conf dir (`None`: the
+    /// agent's alone); see [`merge_mode`].
+    pub merge: Option<MergeMode>,
+}
+
+/// The merge mode of a file of `format`: the role's `merge:` when it fits the format, else the
+/// format's default (`keys` for properties and XML, `append` for shell, none for the rest).
+pub fn merge_mode(format: Format, asked: Option<MergeMode>) -> Result<Option<MergeMode>, String> {
+    let default = match format {
+        Format::Properties | Format::Xml => Some(MergeMode::Keys),
+        Format::Shell => Some(MergeMode::Append),
+        Format::Json | Format::Plain => None,
+    };
+    match (asked, format) {
+        (None, _) => Ok(default),
+        (Some(MergeMode::Keys), Format::Properties | Format::Xml)
+        | (Some(MergeMode::Append), Format::Shell)
+        | (Some(MergeMode::None), Format::Properties | Format::Shell) => Ok(asked),
+        (Some(mode), _) => Err(format!(
+            "`merge: {}` does not fit a {format:?} file (keys: .properties, .conf, .xml; append: \
+             .sh; none: .properties, .conf, .sh, whose `#` comments let sparkvisor recognise the \
+             file it wrote)",
+            match mode {
+                MergeMode::Keys => "keys",
+                MergeMode::Append => "append",
+                MergeMode::None => "none",
+            }
+        )),
+    }
+}
+
+/// Where each `render:` entry of `role` goes (its `to` expanded with `context`); entries whose
+/// `to` does not expand are left out (rendering reports them).
+pub fn destinations(role: &LoadedRole, context: &Value) -> Vec<PathBuf> {
+    let mut expander = templates::Expander::new(context);
+    role.def
+        .render
+        .iter()
+        .filter_map(|spec| expander.expand(&spec.to).ok())
+        .filter(|to| to.starts_with('/'))
+        .map(|to| paths::normalize(Path::new(&to)))
+        .collect()
 }
 
 /// Renders every `render:` entry of the role with `context`, loading the templates from
@@ -132,6 +176,13 @@ pub fn render_with(
             );
             continue;
         }
+        let merge = match merge_mode(format, spec.merge) {
+            Ok(merge) => merge,
+            Err(why) => {
+                problem("merge", why);
+                continue;
+            }
+        };
         let contents = match templates.render(&spec.template, format, context) {
             Ok(c) => c,
             Err(d) => {
@@ -187,6 +238,7 @@ pub fn render_with(
             contents,
             secret,
             template: spec.template.clone(),
+            merge,
         });
     }
     diags.into_result(files)
@@ -353,6 +405,7 @@ mod tests {
             mode: None,
             owner: None,
             secret: false,
+            merge: None,
         }
     }
 
@@ -404,6 +457,43 @@ mod tests {
         let files = render_with(&r, &ctx(), &mut t).unwrap();
         assert_eq!(files[0].path, PathBuf::from("/opt/spark/conf/b.conf"));
         assert_eq!((files[0].mode, files[0].owner.clone()), (0o644, None));
+    }
+
+    #[test]
+    fn merge_modes_default_by_format_and_must_fit_it() {
+        assert_eq!(
+            merge_mode(Format::Properties, None),
+            Ok(Some(MergeMode::Keys))
+        );
+        assert_eq!(merge_mode(Format::Xml, None), Ok(Some(MergeMode::Keys)));
+        assert_eq!(merge_mode(Format::Shell, None), Ok(Some(MergeMode::Append)));
+        assert_eq!(merge_mode(Format::Json, None), Ok(None));
+        assert_eq!(
+            merge_mode(Format::Properties, Some(MergeMode::None)),
+            Ok(Some(MergeMode::None))
+        );
+        // `none` needs `#` comments to find the agent's own file again; keys need keys.
+        for (format, mode) in [
+            (Format::Xml, MergeMode::None),
+            (Format::Shell, MergeMode::Keys),
+            (Format::Json, MergeMode::None),
+            (Format::Plain, MergeMode::Append),
+        ] {
+            assert!(
+                merge_mode(format, Some(mode)).is_err(),
+                "{format:?} {mode:?}"
+            );
+        }
+        let (_d, mut t) = templates(&[("e.sh", "A=1\n")]);
+        let mut keys = spec("e.sh", "/x/e.sh");
+        keys.merge = Some(MergeMode::Keys);
+        let err = render_with(&role(vec![keys], "{}"), &ctx(), &mut t)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`merge: keys` does not fit a Shell file"),
+            "{err}"
+        );
     }
 
     #[test]

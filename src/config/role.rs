@@ -323,6 +323,23 @@ pub struct RenderSpec {
     /// The file holds secrets: mode 0600 and owned by the service user.
     #[serde(default)]
     pub secret: bool,
+    /// How a file the user put at the destination (in the Spark conf dir) combines with the
+    /// rendered one (docs/conf-files.md); default by format: `keys` for `.properties`, `.conf`
+    /// and `.xml`, `append` for `.sh`; other formats are the agent's alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merge: Option<MergeMode>,
+}
+
+/// How the agent's rendered conf file and the user's file at the same place combine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MergeMode {
+    /// Key/value files (Java properties, Hadoop XML): the user's keys win, the agent's fill in.
+    Keys,
+    /// Sourced shell: the user's lines run after the agent's, so theirs win.
+    Append,
+    /// A user's file is used whole; the agent's is written only when there is none.
+    None,
 }
 
 /// One supervised service.

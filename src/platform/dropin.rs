@@ -196,55 +196,17 @@ pub fn plan(facts: &Facts) -> Plan {
     plan
 }
 
-/// Role mode cannot run: the rendered config has nowhere to go (a config error: nothing starts).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "nowhere to write the rendered config: {} is not writable, SPARK_CONF_DIR is not set and {} \
-     cannot be written either (mount a writable directory, e.g. --tmpfs /tmp, or set \
-     SPARK_CONF_DIR)",
-    conf.display(),
-    tried.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
-)]
-pub struct NowhereToWrite {
-    /// The conf directory that cannot be written (`SPARK_HOME/conf`).
-    pub conf: PathBuf,
-    /// The scratch directories tried.
-    pub tried: Vec<PathBuf>,
-}
-
-/// Role mode's writable places: the agent renders config into `SPARK_HOME/conf` and listens on
-/// `/run/sparkvisor`. When those cannot be written (a read-only root filesystem, or a non-root
-/// user the image did not prepare for) and `SPARK_CONF_DIR`/`SPARKVISOR_SOCKET` are unset, both
-/// move under the scratch directory. With no scratch directory either, the error names them all.
+/// Role mode's status socket: the agent listens on `/run/sparkvisor`; when that cannot be written
+/// (a read-only root filesystem, or a non-root user the image did not prepare for) and
+/// `SPARKVISOR_SOCKET` is unset, the socket moves under the scratch directory. (Where the rendered
+/// config goes when the conf dir cannot be written is `conf_merge::place`'s: it merges the user's
+/// files there too.)
 pub fn plan_role(
     env: &BTreeMap<String, String>,
     scratch: Option<&Path>,
-    scratch_tried: &[PathBuf],
-    conf_writable: bool,
     run_writable: bool,
-) -> Result<Plan, NowhereToWrite> {
+) -> Plan {
     let mut plan = Plan::default();
-    let home = env
-        .get("SPARK_HOME")
-        .map_or(crate::config::env::DEFAULT_SPARK_HOME, String::as_str);
-    if !conf_writable && !env.contains_key("SPARK_CONF_DIR") {
-        let conf = Path::new(home).join("conf");
-        let Some(scratch) = scratch else {
-            return Err(NowhereToWrite {
-                conf,
-                tried: scratch_tried.to_vec(),
-            });
-        };
-        let dir = scratch.join("spark").join("conf");
-        plan.notes.push(format!(
-            "{} is not writable: rendering the config into SPARK_CONF_DIR={}",
-            conf.display(),
-            dir.display()
-        ));
-        plan.env
-            .push(("SPARK_CONF_DIR".into(), dir.display().to_string()));
-        plan.dirs.push(dir);
-    }
     if !run_writable && !env.contains_key(crate::status::SOCKET_ENV) {
         if let Some(scratch) = scratch {
             let socket = crate::status::fallback_socket(scratch);
@@ -262,36 +224,22 @@ pub fn plan_role(
             ));
         }
     }
-    Ok(plan)
+    plan
 }
 
-/// [`prepare`] plus [`plan_role`] for role mode, logged through `log`; an `Err` is a config error
-/// (nothing was started).
-pub fn prepare_role() -> Result<(), NowhereToWrite> {
+/// [`prepare`] plus [`plan_role`] for role mode, logged through `log`.
+pub fn prepare_role() {
     prepare(&mut |m| log::info!("{m}"), &mut |m| log::warn!("{m}"));
     let env = crate::startup::node::process_env();
-    let (scratch, tried) = scratch_dir(&env);
-    let home = env
-        .get("SPARK_HOME")
-        .map_or(crate::config::env::DEFAULT_SPARK_HOME, String::as_str)
-        .to_string();
-    let conf_writable =
-        env.contains_key("SPARK_CONF_DIR") || is_writable(&Path::new(&home).join("conf"));
+    let (scratch, _) = scratch_dir(&env);
     let socket_dir = Path::new(crate::status::DEFAULT_SOCKET)
         .parent()
         .unwrap_or(Path::new("/run"));
     let run_writable = env.contains_key(crate::status::SOCKET_ENV) || is_writable(socket_dir);
-    let plan = plan_role(
-        &env,
-        scratch.as_deref(),
-        &tried,
-        conf_writable,
-        run_writable,
-    )?;
+    let plan = plan_role(&env, scratch.as_deref(), run_writable);
     apply(&plan, &mut |m| log::info!("{m}"), &mut |m| {
         log::warn!("{m}")
     });
-    Ok(())
 }
 
 fn with_newline(text: &str) -> String {
@@ -482,29 +430,23 @@ mod tests {
     }
 
     #[test]
-    fn role_mode_moves_conf_and_socket_or_says_where_it_looked() {
+    fn role_mode_moves_the_socket_when_run_is_not_writable() {
         let env: BTreeMap<String, String> = [("SPARK_HOME".to_string(), "/opt/spark".to_string())]
             .into_iter()
             .collect();
-        let tried = [PathBuf::from("/tmp")];
-        let p = plan_role(&env, Some(Path::new("/tmp")), &tried, true, true).unwrap();
-        assert_eq!(p, Plan::default());
-        let p = plan_role(&env, Some(Path::new("/tmp")), &tried, false, false).unwrap();
+        assert_eq!(
+            plan_role(&env, Some(Path::new("/tmp")), true),
+            Plan::default()
+        );
+        let p = plan_role(&env, Some(Path::new("/tmp")), false);
         assert_eq!(
             p.env,
-            [
-                ("SPARK_CONF_DIR".to_string(), "/tmp/spark/conf".to_string()),
-                (
-                    "SPARKVISOR_SOCKET".to_string(),
-                    "/tmp/sparkvisor/sparkvisor.sock".to_string()
-                )
-            ]
+            [(
+                "SPARKVISOR_SOCKET".to_string(),
+                "/tmp/sparkvisor/sparkvisor.sock".to_string()
+            )]
         );
-        let e = plan_role(&env, None, &tried, false, true)
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("/opt/spark/conf is not writable"), "{e}");
-        assert!(e.contains("/tmp cannot be written"), "{e}");
+        assert_eq!(plan_role(&env, None, false), Plan::default());
     }
 
     #[test]

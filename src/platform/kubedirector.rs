@@ -125,7 +125,9 @@ pub fn run(args: HookArgs) -> Result<i32, Fatal> {
     // Validates the (new) config exactly as the agent will resolve it: a hook that reports success
     // on a config the agent then rejects would leave KubeDirector believing in a working member.
     let node = crate::startup::node::resolve_node(None, &env)?;
-    let (_, services) = node.render(&crate::config::role::templates_dir(&env))?;
+    let services = node
+        .render(&crate::config::role::templates_dir(&env))?
+        .services;
     node.service_defs(services, &crate::sys::users::UserDb::system())?;
     let role = node.config.role.value.clone();
 

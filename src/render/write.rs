@@ -272,14 +272,15 @@ fn resolve_owner(owner: &str) -> Result<(Option<u32>, Option<u32>), crate::sys::
 }
 
 /// Mount points from /proc/self/mountinfo (none when it cannot be read).
-fn mount_points() -> Vec<PathBuf> {
+pub fn mount_points() -> Vec<PathBuf> {
     crate::sys::mountinfo::parse(&crate::sys::mountinfo::read_self())
         .into_iter()
         .map(|m| m.mount_point)
         .collect()
 }
 
-fn is_mount_point(dest: &Path, mounts: &[PathBuf]) -> bool {
+/// True when `dest` (or the file it resolves to) is one of `mounts`.
+pub fn is_mount_point(dest: &Path, mounts: &[PathBuf]) -> bool {
     let real = dest.canonicalize().ok();
     mounts
         .iter()

@@ -25,7 +25,7 @@ pub fn run(role: Option<String>, command: Vec<OsString>) -> Result<i32, Fatal> {
     })?;
     init_logging(&crate::startup::node::process_env());
     // Writable places and a passwd entry for whoever the container runs as (docs/kubernetes.md).
-    crate::platform::dropin::prepare_role()?;
+    crate::platform::dropin::prepare_role();
     let (agent_uid, _) = crate::sys::process::current_ids();
     if agent_uid != 0 {
         log::info!(
@@ -62,7 +62,15 @@ pub fn run(role: Option<String>, command: Vec<OsString>) -> Result<i32, Fatal> {
         (Err(problems), _) => return Err(Fatal::Config(problems)),
         (Ok(_), Err(fatal)) => return Err(fatal),
     };
-    crate::render::write_files(&prepared.files, None)?;
+    if let Some(why) = &prepared.conf.report.overlay {
+        log::info!(
+            "{why}: rendering the config into SPARK_CONF_DIR={} (your files in {} are linked \
+             there, never written)",
+            prepared.conf.report.dir.display(),
+            prepared.conf.report.user_dir.display()
+        );
+    }
+    write_conf(&prepared.files, &prepared.conf, &prepared.node_conf)?;
     let data_owner = prepared
         .config
         .settings
@@ -181,7 +189,7 @@ pub fn run(role: Option<String>, command: Vec<OsString>) -> Result<i32, Fatal> {
         if !gate.begin_commit() {
             return Err(ReloadError::GivenUp);
         }
-        crate::render::write_files(&fresh.files, None).map_err(ReloadError::Write)?;
+        write_conf(&fresh.files, &fresh.conf, &fresh.node_conf).map_err(ReloadError::Write)?;
         current_files = fresh.files;
         Ok(crate::supervision::supervisor::ReloadPlan {
             services: fresh.defs,
@@ -219,13 +227,6 @@ pub fn run(role: Option<String>, command: Vec<OsString>) -> Result<i32, Fatal> {
 
 // The boundary errors of role mode, each turned into the fatal error (and so the exit code) it is,
 // here and only here; the modules that fail return their own typed error.
-
-/// No writable place for the rendered config: a config error (78), nothing started.
-impl From<crate::platform::dropin::NowhereToWrite> for Fatal {
-    fn from(e: crate::platform::dropin::NowhereToWrite) -> Fatal {
-        Fatal::Config(Diagnostic::new("writable directories", e.to_string()).into())
-    }
-}
 
 /// A failure writing rendered files: an I/O error is the system's, anything else the config's.
 impl From<crate::render::RenderError> for Fatal {
@@ -311,12 +312,69 @@ fn init_logging(env: &BTreeMap<String, String>) {
         .try_init();
 }
 
+/// Writes the rendered (and merged) files, then copies `conf.default` entries the conf dir lacks
+/// and links the user's entries into an overlay; says what the user should know about their conf
+/// files (edits found inside the agent's block, what could not be linked or copied).
+fn write_conf(
+    files: &[crate::render::RenderedFile],
+    conf: &crate::startup::conf_merge::ConfWork,
+    placement: &crate::startup::conf_merge::Placement,
+) -> Result<(), crate::render::RenderError> {
+    crate::render::write_files(files, None)?;
+    for problem in crate::startup::conf_merge::place::apply(placement, &conf.links, &conf.seeds) {
+        log::warn!("conf: {problem}");
+    }
+    for file in &conf.report.files {
+        for note in &file.notes {
+            log::warn!("conf: {}: {note}", file.path.display());
+        }
+        let replaced: Vec<&str> = file
+            .values
+            .iter()
+            .filter(|v| {
+                matches!(
+                    &v.from,
+                    crate::startup::conf_merge::ValueFrom::Yours {
+                        replaces: Some(_),
+                        ..
+                    }
+                )
+            })
+            .map(|v| v.key.as_str())
+            .collect();
+        match (file.outcome, &file.user_file) {
+            (crate::startup::conf_merge::Outcome::Merged, Some(user)) => log::info!(
+                "conf: {}: merged with your {}{}",
+                file.path.display(),
+                user.display(),
+                if replaced.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (yours win: {})", replaced.join(", "))
+                }
+            ),
+            (crate::startup::conf_merge::Outcome::Yours, Some(user)) => log::info!(
+                "conf: {}: your {} is used whole; sparkvisor's {} is not written",
+                file.path.display(),
+                user.display(),
+                file.template.as_deref().unwrap_or("rendering")
+            ),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Everything `run` (and a SIGHUP reload) derives before starting anything.
 struct PreparedRole {
     config: crate::config::ResolvedConfig,
     resources: crate::resources::Resources,
     sizing: crate::resources::Sizing,
     files: Vec<crate::render::RenderedFile>,
+    /// The conf work besides writing `files` (links, seeds) and whose each value is.
+    conf: crate::startup::conf_merge::ConfWork,
+    /// Where the user's conf files are and Spark reads its conf.
+    node_conf: crate::startup::conf_merge::Placement,
     defs: Vec<crate::supervision::supervisor::ServiceDef>,
     /// The role with its add-ons (for `access::prepare`).
     role: crate::config::role::LoadedRole,
@@ -331,7 +389,11 @@ fn prepare_role(
     users: &crate::sys::users::UserDb,
 ) -> Result<PreparedRole, Fatal> {
     let node = crate::startup::node::resolve_node(cli_role, env)?;
-    let (files, mut services) = node.render(&crate::config::role::templates_dir(env))?;
+    let crate::startup::node::Rendered {
+        files,
+        mut services,
+        conf,
+    } = node.render(&crate::config::role::templates_dir(env))?;
     let base_env = service_base_env_map(env, &node.config);
     crate::startup::spark_launch::apply(&mut services, &base_env, &files).map_err(|problems| {
         let file = node.role.file.display().to_string();
@@ -367,6 +429,8 @@ fn prepare_role(
         resources: node.resources,
         sizing: node.sizing,
         files,
+        conf,
+        node_conf: node.conf,
         defs,
     })
 }

@@ -16,9 +16,10 @@ pub fn render(role: Option<String>, out: &Path) -> Result<i32, Fatal> {
     for warning in node.warnings() {
         crate::errln!("warning: {warning}");
     }
-    let (files, _services) = node
+    let rendered = node
         .render(&crate::config::role::templates_dir(&env))
         .map_err(Fatal::Config)?;
+    let files = rendered.files;
     let report = crate::render::write_files(&files, Some(out))?;
     for file in &files {
         let path = crate::render::write::destination(&file.path, Some(out));
@@ -34,6 +35,20 @@ pub fn render(role: Option<String>, out: &Path) -> Result<i32, Fatal> {
     }
     for path in &report.left_alone {
         crate::outln!("left alone {} (a mount point)", path.display());
+    }
+    for file in &rendered.conf.report.files {
+        if let (crate::startup::conf_merge::Outcome::Yours, Some(user), Some(template)) =
+            (file.outcome, &file.user_file, &file.template)
+        {
+            crate::outln!(
+                "left alone {} (your file {}: {template} is not written)",
+                file.path.display(),
+                user.display()
+            );
+        }
+        for note in &file.notes {
+            crate::errln!("note: {}: {note}", file.path.display());
+        }
     }
     Ok(crate::error::exit_code::OK)
 }
@@ -102,7 +117,9 @@ pub fn check(role: Option<String>) -> Result<i32, Fatal> {
                 crate::errln!("warning: {warning}");
             }
             match node.render(&templates_dir) {
-                Ok((files, services)) => {
+                Ok(crate::startup::node::Rendered {
+                    files, services, ..
+                }) => {
                     // Where `run` would write, checked by the code `run` uses (nothing written).
                     if let Err(e) = crate::render::write::plan(&files, None) {
                         diags.push(Diagnostic::new("render", e.to_string()));
@@ -142,7 +159,14 @@ pub fn check(role: Option<String>) -> Result<i32, Fatal> {
 pub fn inspect(role: Option<String>, json: bool) -> Result<i32, Fatal> {
     let env = process_env();
     let node = resolve_node(role.as_deref(), &env).map_err(Fatal::Config)?;
-    let report = crate::startup::inspect::inspect_report(node.config, node.resources, node.sizing);
+    // The conf files as `run` would write them (nothing is written): whose each value is. A
+    // problem there (a file that cannot be merged) is shown, as `check` would report it.
+    let conf = node
+        .render(&crate::config::role::templates_dir(&env))
+        .map(|r| r.conf.report)
+        .map_err(|problems| problems.to_string());
+    let report =
+        crate::startup::inspect::inspect_report(node.config, node.resources, node.sizing, conf);
     if json {
         crate::outln!("{}", report.to_json());
     } else {

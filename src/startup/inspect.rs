@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::config::{ResolvedConfig, Source};
 use crate::resources::{Resources, Sizing};
+use crate::startup::conf_merge::ConfReport;
 
 /// What `inspect` shows.
 #[derive(Debug, Clone, Serialize)]
@@ -17,14 +18,39 @@ pub struct Report {
     pub resources: Resources,
     /// The derived Spark sizing.
     pub sizing: Sizing,
+    /// Spark's conf files: whose each is, and where each value comes from (a user's file, the
+    /// agent's block and its input); or why they could not be prepared.
+    pub conf_files: ConfFiles,
+}
+
+/// The conf files part of the report (JSON: the report itself, or `{"error": "..."}`).
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum ConfFiles {
+    /// Whose each file and value is.
+    Report(ConfReport),
+    /// Why the files could not be prepared (what `check` and `run` refuse).
+    Error {
+        /// The problems, one a line.
+        error: String,
+    },
 }
 
 /// Builds the report (the seam the lead wires role loading into).
-pub fn inspect_report(config: ResolvedConfig, resources: Resources, sizing: Sizing) -> Report {
+pub fn inspect_report(
+    config: ResolvedConfig,
+    resources: Resources,
+    sizing: Sizing,
+    conf_files: Result<ConfReport, String>,
+) -> Report {
     Report {
         config,
         resources,
         sizing,
+        conf_files: match conf_files {
+            Ok(report) => ConfFiles::Report(report),
+            Err(error) => ConfFiles::Error { error },
+        },
     }
 }
 
@@ -159,6 +185,17 @@ impl fmt::Display for Report {
         }
         for note in &s.notes {
             let _ = writeln!(out, "  note: {}", one_line(note));
+        }
+        match &self.conf_files {
+            ConfFiles::Report(conf) => {
+                let _ = write!(out, "{conf}");
+            }
+            ConfFiles::Error { error: problems } => {
+                let _ = writeln!(out, "conf files: cannot be prepared:");
+                for line in problems.lines() {
+                    let _ = writeln!(out, "  {}", one_line(line));
+                }
+            }
         }
         f.write_str(&out)
     }

@@ -7,6 +7,7 @@
 pub mod access;
 pub mod app;
 pub mod commands;
+pub mod conf_merge;
 pub mod datadirs;
 pub mod initscripts;
 pub mod inspect;

@@ -24,6 +24,18 @@ pub struct Node {
     pub sizing: Sizing,
     /// Problems with the access settings (ssh keys, LDAP): reported, never fatal (`access`).
     pub access: Vec<Diagnostic>,
+    /// Where the user's conf files are and where Spark reads its conf (`conf_merge::place`).
+    pub conf: crate::startup::conf_merge::Placement,
+}
+
+/// The role's files and services as `run` would write and start them.
+pub struct Rendered {
+    /// The files to write: rendered, and merged with the user's conf files.
+    pub files: Vec<RenderedFile>,
+    /// The services, every `{{ }}` expanded.
+    pub services: BTreeMap<String, ServiceSpec>,
+    /// The rest of the conf work (overlay links, `conf.default` copies) and its report.
+    pub conf: crate::startup::conf_merge::ConfWork,
 }
 
 /// The process environment as UTF-8 pairs (a variable that is not UTF-8 cannot be a setting and
@@ -109,17 +121,64 @@ pub fn resolve_node_with(
         _ => None,
     };
     match (loaded, config, resources, sizing) {
-        (Some(role), Some(config), Some(resources), Some(sizing)) if problems.is_empty() => {
+        (Some(role), Some(mut config), Some(resources), Some(sizing)) if problems.is_empty() => {
+            let conf = place_conf(&role, &mut config, &resources, &sizing, env)
+                .map_err(|e| Diagnostics::from(e.diagnostic()))?;
             Ok(Node {
                 role,
                 config,
                 resources,
                 sizing,
                 access,
+                conf,
             })
         }
         _ => Err(problems),
     }
+}
+
+/// Where the conf goes (`conf_merge::place`): when the agent's files cannot be written into the
+/// user's conf dir, `spark.conf_dir` becomes the overlay (every service, template and file path
+/// then follows it), its source saying why.
+fn place_conf(
+    role: &LoadedRole,
+    config: &mut ResolvedConfig,
+    resources: &Resources,
+    sizing: &Sizing,
+    env: &BTreeMap<String, String>,
+) -> Result<crate::startup::conf_merge::Placement, crate::startup::conf_merge::ConfError> {
+    let setting = |key: &str, default: &str| {
+        config
+            .settings
+            .get(key)
+            .map_or(default.to_string(), |v| v.value.clone())
+    };
+    let home = setting("spark.home", crate::config::env::DEFAULT_SPARK_HOME);
+    let user_dir = crate::render::paths::normalize(Path::new(&setting(
+        "spark.conf_dir",
+        &format!("{home}/conf"),
+    )));
+    let context = crate::render::build_context(config, resources, Some(sizing));
+    let destinations = crate::render::destinations(role, &context);
+    let placement = crate::startup::conf_merge::place::place(
+        &user_dir,
+        Path::new(&home),
+        &destinations,
+        &crate::render::write::mount_points(),
+        crate::startup::writable::scratch_dir(env),
+    )?;
+    if let Some(why) = &placement.overlay {
+        config.settings.insert(
+            "spark.conf_dir".into(),
+            Sourced::new(
+                placement.dir.display().to_string(),
+                Source::Derived {
+                    from: format!("overlay: {why}"),
+                },
+            ),
+        );
+    }
+    Ok(placement)
 }
 
 /// `base` with the add-on roles its settings ask for, `first` resolved again with their defaults,
@@ -164,19 +223,25 @@ fn with_addons(
 }
 
 impl Node {
-    /// The role's files rendered in memory and its services expanded, from templates under
-    /// `templates_dir`; the problems of both are reported together.
-    pub fn render(
-        &self,
-        templates_dir: &Path,
-    ) -> Result<(Vec<RenderedFile>, BTreeMap<String, ServiceSpec>), Diagnostics> {
+    /// The role's files rendered in memory and merged with the user's conf files
+    /// (`conf_merge`), and its services expanded, from templates under `templates_dir`; the
+    /// problems of all are reported together. Reads the user's files; writes nothing.
+    pub fn render(&self, templates_dir: &Path) -> Result<Rendered, Diagnostics> {
         let context =
             crate::render::build_context(&self.config, &self.resources, Some(&self.sizing));
-        let files = crate::render::render_role(&self.role, &context, templates_dir);
+        let files =
+            crate::render::render_role(&self.role, &context, templates_dir).and_then(|files| {
+                crate::startup::conf_merge::merge_files(files, &self.conf, &self.config)
+                    .map_err(|errors| Diagnostics(errors.iter().map(|e| e.diagnostic()).collect()))
+            });
         let services = crate::render::expand_services(&self.role, &context);
         let warnings = crate::render::expand_warnings(&self.role, &context);
         match (files, services, warnings) {
-            (Ok(files), Ok(services), Ok(_)) => Ok((files, services)),
+            (Ok((files, conf)), Ok(services), Ok(_)) => Ok(Rendered {
+                files,
+                services,
+                conf,
+            }),
             (files, services, warnings) => {
                 let mut problems = Diagnostics::default();
                 for d in [files.err(), services.err(), warnings.err()]

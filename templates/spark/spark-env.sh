@@ -2,7 +2,7 @@
     over a variable the user set. So it holds only what sparkvisor resolved (an explicit user value is
     already in the resolved config, with source env; the user's SPARK_DAEMON_JAVA_OPTS is the setting
     spark.daemon_java_opts, appended after ours so the user's flags win). Every value is
-    single-quoted by the renderer. #}# Rendered by sparkvisor for role {{ role }} on every start: edit the role's settings, not this file.
+    single-quoted by the renderer. #}# sparkvisor's settings for role {{ role }}, derived from the node's config at every start.
 SPARK_HOME={{ spark.home }}
 SPARK_CONF_DIR={{ spark.conf_dir }}
 SPARK_MASTER_HOST={{ spark.master_host }}

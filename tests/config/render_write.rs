@@ -24,6 +24,7 @@ fn file(path: &Path, contents: &str, mode: u32, owner: Option<&str>) -> Rendered
         contents: contents.to_string(),
         secret: mode == 0o600,
         template: "test".into(),
+        merge: None,
     }
 }
 

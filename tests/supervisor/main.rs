@@ -16,6 +16,7 @@ mod common;
 #[path = "../supervisor_support/mod.rs"]
 mod supervisor_support;
 
+mod conf_reload;
 mod init_scripts;
 mod oom_kills;
 mod reload_stall;

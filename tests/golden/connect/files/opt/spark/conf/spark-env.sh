@@ -1,4 +1,4 @@
-# Rendered by sparkvisor for role 'connect' on every start: edit the role's settings, not this file.
+# sparkvisor's settings for role 'connect', derived from the node's config at every start.
 SPARK_HOME='/opt/spark'
 SPARK_CONF_DIR='/opt/spark/conf'
 SPARK_MASTER_HOST='master-1.example'
