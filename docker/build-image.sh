@@ -108,6 +108,9 @@ cp docker/slim-venv.py "$ctx/slim-venv.py"
 cp "$bin" "$ctx/rootfs/usr/local/bin/sparkvisor"
 [ -d roles ] && cp -r roles/. "$ctx/rootfs/etc/sparkvisor/roles/"
 [ -d templates ] && cp -r templates/. "$ctx/rootfs/etc/sparkvisor/templates/"
+# The compatibility files: bitnami's and the official image's entry points, /opt/decom.sh,
+# install_packages (docs/migrating.md).
+cp -a docker/rootfs/. "$ctx/rootfs/"
 # KubeDirector's config package (kubedirector/spark-app.yaml names it with a file:// URL), packed
 # reproducibly so that an unchanged tree keeps its content hash.
 mkdir -p "$ctx/rootfs/opt/sparkvisor/kubedirector" target/docker/appconfig

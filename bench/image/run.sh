@@ -30,7 +30,8 @@ echo "the largest parts of the image (du inside it):"
 docker run --rm --user 0 --entrypoint sh "$image" -c '
     sp="$(ls -d /opt/spark-python/lib/python3*/site-packages)"
     # One du per path: a single du counts a directory inside an earlier argument only once.
-    for p in /usr/lib/jvm /usr/lib/python3* /usr/share/locale /opt/spark-python "$sp/pyspark/jars" "$sp"/*; do
+    # The jars live in the Spark home /opt/spark (the pyspark package links to them).
+    for p in /usr/lib/jvm /usr/lib/python3* /usr/share/locale /opt/spark-python /opt/spark /opt/spark/jars "$sp"/*; do
         du -sm "$p" 2>/dev/null
     done | sort -rn | head -n 16' | awk '{ printf "  %6s MB  %s\n", $1, $2 }'
 echo

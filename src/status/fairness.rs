@@ -6,9 +6,15 @@
 //! - **a priority lane**: requests from root and the agent's uid go to their own worker, never
 //!   queued behind other clients' requests;
 //! - **per-connection budgets**: a worker answers at most [`PIPELINE_BUDGET`] pipelined requests of
-//!   one connection in a turn, then puts the connection back at the end of the queue; and a client
-//!   that does not read its answers gets at most [`WRITE_BUDGET`] per write before it is closed.
-//!   Before, a few clients that pipelined requests and never read held every worker for 5 s each.
+//!   one connection in a turn, then puts the connection back at the end of the queue;
+//! - **no waiting on a client**: a worker writes only what the socket takes at once; the rest of an
+//!   answer goes to the I/O thread, which sends it as the client reads, and no further request of
+//!   that connection is answered until it has. A client that does not take its answer within the
+//!   request timeout is closed, and the unsent answers of all connections together are bounded
+//!   ([`MAX_UNSENT_BYTES`]). Before, a worker waited up to 500 ms on each client that pipelined
+//!   requests and never read, so 32 such clients of the agent's uid delayed `health` by 16 s.
+//!   A `logs -f` follower has a thread of its own, which waits at most [`FOLLOW_WRITE_BUDGET`]
+//!   per write.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -20,8 +26,12 @@ pub const MAX_PER_UID: usize = 32;
 pub const RESERVED: usize = 16;
 /// Pipelined requests of one connection answered per turn.
 pub const PIPELINE_BUDGET: usize = 8;
-/// Longest a worker waits for a client to take (read) one answer.
-pub const WRITE_BUDGET: Duration = Duration::from_millis(500);
+/// Longest a `logs -f` follower thread waits for its client to take one write.
+pub const FOLLOW_WRITE_BUDGET: Duration = Duration::from_millis(500);
+/// Most bytes of answers held for clients that have not taken them, all connections together (the
+/// default of `ServerOptions::max_unsent_bytes`); an answer whose rest does not fit while others
+/// are held closes its connection instead. A single answer larger than this still passes alone.
+pub const MAX_UNSENT_BYTES: usize = 32 << 20;
 
 /// The uid key of a peer: its uid, or `u32::MAX` for the TCP metrics listener (no uid).
 fn key(uid: Option<u32>) -> u32 {

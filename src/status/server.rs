@@ -2,20 +2,22 @@
 //! I/O thread, a fixed pool of worker threads, and hard limits, so that no client behaviour can
 //! slow supervision or tie up the server.
 //!
-//! The I/O thread owns every connection that is not being answered: it accepts, reads without
-//! blocking (`poll`), parses, and enforces the deadlines; only a complete request goes to a
-//! worker, which asks the [`Backend`], writes the answer and hands a keep-alive connection back.
-//! So silent, slow or half-sent requests cost a slot in a list, never a thread. Threads: the I/O
-//! thread, `workers` workers, and at most `max_followers` threads streaming `logs -f`. All block
-//! while idle; the I/O thread wakes only for I/O or the nearest connection deadline (none when no
-//! connection is open).
+//! The I/O thread owns every connection that is not being answered: it accepts, reads and writes
+//! without blocking (`poll`), parses, and enforces the deadlines; only a complete request goes to
+//! a worker, which asks the [`Backend`], writes what the socket takes at once and hands the
+//! connection back, with the rest of the answer when the client did not take it all. So silent,
+//! slow, half-sent or unread requests cost a slot in a list, never a thread: no worker ever waits
+//! on a client. Threads: the I/O thread, `workers` workers, and at most `max_followers` threads
+//! streaming `logs -f`. All block while idle; the I/O thread wakes only for I/O or the nearest
+//! connection deadline (none when no connection is open).
 //! Limits: `max_connections` open connections (the next one is answered 503 and closed at once);
 //! request head, header count and body size ([`Limits`]); a deadline for each request from its
-//! first byte (`request_timeout`, then 408) and for idle connections (`idle_timeout`).
+//! first byte (`request_timeout`, then 408), for an answer to be taken (`request_timeout`, then
+//! the connection is closed) and for idle connections (`idle_timeout`); the unsent answers of all
+//! connections together (`max_unsent_bytes`).
 
-use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::fd::{AsFd, BorrowedFd};
+use std::io::{self, Write};
+use std::net::{SocketAddr, TcpListener};
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -23,18 +25,19 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+mod conn;
 mod io_loop;
 mod worker;
 
+use conn::{Job, Returned};
 use io_loop::IoLoop;
 use worker::worker;
 
-use super::api::{Peer, Policy};
-use super::fairness::{PerUid, UidSlot};
-use super::http::{self, Limits, Response};
-use super::wire::ApiError;
+use super::api::Policy;
+use super::fairness::PerUid;
+use super::http::Limits;
 use super::Backend;
 use crate::error::Fatal;
 use crate::sys::peercred;
@@ -55,7 +58,11 @@ pub struct ServerOptions {
     pub max_followers: usize,
     /// Request size bounds.
     pub limits: Limits,
-    /// From a request's first byte to its last.
+    /// Bytes of answers held for clients that have not taken them, all connections together; an
+    /// answer whose rest does not fit while others are held closes its connection instead.
+    pub max_unsent_bytes: usize,
+    /// From a request's first byte to its last; and from an answer being ready to the client
+    /// having taken it all.
     pub request_timeout: Duration,
     /// How long a keep-alive connection may sit idle between requests.
     pub idle_timeout: Duration,
@@ -73,6 +80,7 @@ impl ServerOptions {
             max_connections: 512,
             max_followers: 16,
             limits: Limits::default(),
+            max_unsent_bytes: super::fairness::MAX_UNSENT_BYTES,
             request_timeout: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(10),
             agent_uid: peercred::effective_uid(),
@@ -301,6 +309,7 @@ pub fn serve(backend: Arc<dyn Backend>, opts: ServerOptions) -> Result<Server, S
         opts: opts.clone(),
         open: AtomicUsize::new(0),
         followers: AtomicUsize::new(0),
+        unsent_bytes: AtomicUsize::new(0),
         per_uid: PerUid::default(),
         stopping: stopping.clone(),
         waker: waker.clone(),
@@ -439,156 +448,11 @@ struct Shared {
     open: AtomicUsize,
     /// Live follow streams.
     followers: AtomicUsize,
+    /// Bytes of answers waiting for clients that have not taken them yet ([`conn::Unsent`]).
+    unsent_bytes: AtomicUsize,
     /// Open connections per uid ([`fairness`]).
     per_uid: PerUid,
     stopping: Arc<AtomicBool>,
     /// Written to (one byte) to wake the I/O thread: a connection came back, or stop.
     waker: Arc<UnixStream>,
-}
-
-/// One accepted connection.
-enum Stream {
-    Unix(UnixStream),
-    Tcp(TcpStream),
-}
-
-impl Stream {
-    fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
-        match self {
-            Stream::Unix(s) => s.set_read_timeout(t),
-            Stream::Tcp(s) => s.set_read_timeout(t),
-        }
-    }
-    fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
-        match self {
-            Stream::Unix(s) => s.set_write_timeout(t),
-            Stream::Tcp(s) => s.set_write_timeout(t),
-        }
-    }
-    fn set_nonblocking(&self, on: bool) -> io::Result<()> {
-        match self {
-            Stream::Unix(s) => s.set_nonblocking(on),
-            Stream::Tcp(s) => s.set_nonblocking(on),
-        }
-    }
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        match self {
-            Stream::Unix(s) => s.as_fd(),
-            Stream::Tcp(s) => s.as_fd(),
-        }
-    }
-}
-
-impl Read for Stream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Stream::Unix(s) => s.read(buf),
-            Stream::Tcp(s) => s.read(buf),
-        }
-    }
-}
-
-impl Write for Stream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Stream::Unix(s) => s.write(buf),
-            Stream::Tcp(s) => s.write(buf),
-        }
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-/// A connection with its peer and its slot in the connection count (released on drop).
-struct Conn {
-    stream: Stream,
-    peer: Peer,
-    _slot: Slot,
-    _uid: UidSlot,
-}
-
-/// Holds one unit of a counter; gives it back when dropped.
-struct Slot(Arc<Shared>, fn(&Shared) -> &AtomicUsize);
-
-impl Slot {
-    fn take(shared: &Arc<Shared>, counter: fn(&Shared) -> &AtomicUsize) -> Self {
-        counter(shared).fetch_add(1, Ordering::SeqCst);
-        Slot(shared.clone(), counter)
-    }
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        (self.1)(&self.0).fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-/// A complete request for a worker, with the connection and any bytes that followed it.
-struct Job {
-    conn: Conn,
-    request: http::Request,
-    rest: Vec<u8>,
-}
-
-/// A keep-alive connection a worker hands back, with bytes of a next request already read.
-struct Returned {
-    conn: Conn,
-    rest: Vec<u8>,
-}
-
-/// A connection the I/O thread is reading a request from.
-struct Pending {
-    conn: Conn,
-    buf: Vec<u8>,
-    /// When it became idle (accepted, or its last answer was written).
-    since: Instant,
-    /// When the first byte of the current request arrived.
-    first_byte: Option<Instant>,
-}
-
-impl Pending {
-    fn new(conn: Conn, buf: Vec<u8>) -> Self {
-        let now = Instant::now();
-        let first_byte = (!buf.is_empty()).then_some(now);
-        Self {
-            conn,
-            buf,
-            since: now,
-            first_byte,
-        }
-    }
-
-    fn deadline(&self, opts: &ServerOptions) -> Instant {
-        match self.first_byte {
-            Some(t) => t + opts.request_timeout,
-            None => self.since + opts.idle_timeout,
-        }
-    }
-}
-
-/// What reading from a pending connection led to.
-enum Step {
-    /// Still waiting for bytes.
-    Keep(Pending),
-    /// A complete request, for a worker.
-    Dispatch(Job),
-    /// Closed (by the client, or after an error answer).
-    Done,
-}
-
-/// Best-effort error answer on a non-blocking connection, then close.
-fn answer_and_close(mut conn: Conn, response: &Response) {
-    let mut out = Vec::new();
-    response.write_to(&mut out, true);
-    let _ = conn.stream.set_nonblocking(true);
-    let _ = conn.stream.write(&out);
-}
-
-/// Writes a 503 without waiting on the client and closes.
-fn refuse(mut stream: Stream, message: &str) {
-    let mut out = Vec::new();
-    Response::error(&ApiError::unavailable(message)).write_to(&mut out, true);
-    let _ = stream.set_nonblocking(true);
-    let _ = stream.write(&out);
 }

@@ -1,4 +1,4 @@
-//! Waiting for file descriptors to become readable (`poll`): the status server's sockets, the
+//! Waiting for file descriptors to become ready (`poll`): the status server's sockets, the
 //! signalfd, the inotify watchers.
 
 use std::io;
@@ -7,12 +7,39 @@ use std::time::Duration;
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
+/// What a file descriptor is waited on for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interest {
+    /// Bytes to read (or a connection to accept).
+    Read,
+    /// Room to write.
+    Write,
+}
+
 /// Waits until any of `fds` is readable, hung up or in error, or `timeout` passes (`None`: no
 /// limit); returns, for each fd, whether it is ready. An interrupted wait returns all false.
 pub fn wait_readable(fds: &[BorrowedFd<'_>], timeout: Option<Duration>) -> io::Result<Vec<bool>> {
+    let watched: Vec<(BorrowedFd<'_>, Interest)> =
+        fds.iter().map(|fd| (*fd, Interest::Read)).collect();
+    wait_ready(&watched, timeout)
+}
+
+/// Waits until any of `fds` is ready for its [`Interest`], hung up or in error, or `timeout`
+/// passes (`None`: no limit); returns, for each fd, whether it is ready. An interrupted wait
+/// returns all false.
+pub fn wait_ready(
+    fds: &[(BorrowedFd<'_>, Interest)],
+    timeout: Option<Duration>,
+) -> io::Result<Vec<bool>> {
     let mut polls: Vec<PollFd<'_>> = fds
         .iter()
-        .map(|fd| PollFd::new(*fd, PollFlags::POLLIN))
+        .map(|(fd, interest)| {
+            let events = match interest {
+                Interest::Read => PollFlags::POLLIN,
+                Interest::Write => PollFlags::POLLOUT,
+            };
+            PollFd::new(*fd, events)
+        })
         .collect();
     let timeout = match timeout {
         None => PollTimeout::NONE,
@@ -25,7 +52,11 @@ pub fn wait_readable(fds: &[BorrowedFd<'_>], timeout: Option<Duration>) -> io::R
         Err(nix::errno::Errno::EINTR) => return Ok(vec![false; fds.len()]),
         Err(e) => return Err(e.into()),
     }
-    let ready = PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR | PollFlags::POLLNVAL;
+    let ready = PollFlags::POLLIN
+        | PollFlags::POLLOUT
+        | PollFlags::POLLHUP
+        | PollFlags::POLLERR
+        | PollFlags::POLLNVAL;
     Ok(polls
         .iter()
         .map(|p| p.revents().is_some_and(|r| r.intersects(ready)))
@@ -48,5 +79,39 @@ mod tests {
         b.write_all(b"x").unwrap();
         let r = wait_readable(&[a.as_fd(), c.as_fd()], None).unwrap();
         assert_eq!(r, vec![true, false]);
+    }
+
+    #[test]
+    fn wait_ready_reports_room_to_write_only_when_there_is_some() {
+        use std::io::{ErrorKind, Read, Write};
+        use std::os::fd::AsFd;
+        let (mut a, mut b) = UnixStream::pair().unwrap();
+        let short = Some(Duration::from_millis(1));
+        assert_eq!(
+            wait_ready(&[(a.as_fd(), Interest::Write)], short).unwrap(),
+            vec![true]
+        );
+        // Fill the socket until a write would block: no room, so not ready.
+        a.set_nonblocking(true).unwrap();
+        let chunk = [0u8; 4096];
+        loop {
+            match a.write(&chunk) {
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(
+            wait_ready(&[(a.as_fd(), Interest::Write)], short).unwrap(),
+            vec![false]
+        );
+        // The peer reads it all: room again.
+        b.set_nonblocking(true).unwrap();
+        let mut sink = vec![0u8; 1 << 16];
+        while b.read(&mut sink).is_ok_and(|n| n > 0) {}
+        assert_eq!(
+            wait_ready(&[(a.as_fd(), Interest::Write)], None).unwrap(),
+            vec![true]
+        );
     }
 }

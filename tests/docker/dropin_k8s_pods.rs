@@ -9,9 +9,11 @@
 //! - driver: bound to its own IP as a pod is (SPARK_DRIVER_BIND_ADDRESS from the downward API),
 //!   completes a job (local master) with exit 0, and its spark-submit argv is the official
 //!   entrypoint's for the same env;
-//! - executor: two `sparkvisor executor` containers register with a real driver (client mode
-//!   against a standalone master that has no workers, so they are its only executors) and run its
-//!   tasks; the JVM is uid 185, a child of sparkvisor as PID 1, with SPARK_JAVA_OPT_n and -Xmx;
+//! - executor: two executor containers (one `executor` under the image's ENTRYPOINT, one through
+//!   the official `/opt/entrypoint.sh executor`) register with a real driver (client mode against
+//!   a standalone master that has no workers, so they are its only executors) and run its tasks;
+//!   the JVM is uid 185, a child of sparkvisor as PID 1, with SPARK_JAVA_OPT_n and -Xmx; the
+//!   preStop hook `/opt/decom.sh`, exec'd as the kubelet does, makes one leave gracefully;
 //! - the memory-limit warning names the cgroup file when the heap does not fit.
 //!
 //! More env → argv rows: the table tests in src/platform/k8s_pod.rs. Needs root and Docker (CI=true: mandatory).
@@ -252,6 +254,10 @@ fn executor_pods_register_with_a_real_driver_and_run_its_tasks() {
             "--hostname".into(),
             name.clone(),
         ];
+        if id == "2" {
+            // A pod spec naming the official image's entry point as its command.
+            args.extend(["--entrypoint".into(), "/opt/entrypoint.sh".into()]);
+        }
         for e in &pod_env {
             args.push("-e".into());
             args.push(e.clone());
@@ -296,11 +302,10 @@ fn executor_pods_register_with_a_real_driver_and_run_its_tasks() {
     for e in &executors {
         assert!(ran_on.contains(&format!("{}:185", e.name)), "{ran_on}");
     }
-    // A preStop hook's `sparkvisor decommission`: SIGPWR to the executor, back once it exited.
-    let (code, out, err) = docker_support::exec(
-        &executors[1].name,
-        &["sparkvisor", "decommission", "--timeout", "240"],
-    );
+    // The preStop hook BasicExecutorFeatureStep sets with spark.decommission.enabled: the kubelet
+    // execs `/opt/decom.sh` (no arguments) in the executor container. SIGPWR to the executor, back
+    // once it exited.
+    let (code, out, err) = docker_support::exec(&executors[1].name, &["/opt/decom.sh"]);
     // Once the executor has exited, its agent ends and the container with it: the exec'd hook may be
     // killed with it (137) before it prints, as a preStop hook is when the container stops. What
     // must hold is below: the executor container exits 0 and the driver saw the executor leave.

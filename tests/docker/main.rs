@@ -17,6 +17,7 @@ mod access_support;
 mod common;
 #[path = "../docker_support/mod.rs"]
 mod docker_support;
+mod imagecompat_support;
 #[path = "../multinode/mod.rs"]
 mod multinode;
 
@@ -25,9 +26,11 @@ mod access_ssh;
 mod chaos;
 mod cluster;
 mod conf_files;
+mod dropin_bitnami;
 mod dropin_k8s_pods;
 mod dropin_roles_nonroot;
 mod dropin_smoke;
+mod dropin_writable;
 mod ha;
 mod kubedirector_protocol;
 mod launch;

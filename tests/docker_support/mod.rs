@@ -409,3 +409,13 @@ pub fn temp_file(name: &str, text: &str) -> PathBuf {
     std::fs::write(&path, text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     path
 }
+
+/// `docker ARGS`: (exit code, stdout, stderr), whatever the exit code.
+pub fn run_capture(args: &[&str]) -> (i32, String, String) {
+    let out = run(Command::new("docker").args(args));
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}

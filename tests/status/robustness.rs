@@ -5,14 +5,16 @@
     clippy::indexing_slicing
 )]
 //! Hostile and careless clients: garbage, oversized and half requests, slow clients, idle
-//! connections, a crowd of connections. The server answers with the documented errors, stays
-//! within its limits, and keeps answering everyone else.
+//! connections, clients that do not read their answers, a crowd of connections. The server answers
+//! with the documented errors, stays within its limits, and keeps answering everyone else.
 
 use crate::support;
 
 use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use support::*;
@@ -321,4 +323,133 @@ fn follow_streams_are_bounded() {
         let mut buf = [0u8; 12];
         s.read_exact(&mut buf).is_ok() && &buf[9..12] == b"200"
     }));
+}
+
+/// A backend whose log holds `lines` lines of about 200 bytes: `GET /v1/logs?n=LINES` is then
+/// larger than a socket buffer, so a client that does not read leaves most of it unsent.
+fn chatty(lines: usize) -> Arc<FakeBackend> {
+    let backend = FakeBackend::new(&["svc"]);
+    let padding = "x".repeat(200);
+    for i in 0..lines {
+        backend.emit("svc", &format!("{i} {padding}"));
+    }
+    backend
+}
+
+/// The answers in `bytes`, in order: (status, body, whether the body is whole).
+fn answers(mut bytes: &[u8]) -> Vec<(u16, Vec<u8>, bool)> {
+    let mut out = Vec::new();
+    while let Some(end) = bytes.windows(4).position(|w| w == b"\r\n\r\n") {
+        let head = String::from_utf8_lossy(&bytes[..end]).into_owned();
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("Content-Length: "))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap();
+        let body = &bytes[end + 4..];
+        let taken = body.len().min(length);
+        out.push((status_of(&head), body[..taken].to_vec(), taken == length));
+        bytes = &body[taken..];
+    }
+    out
+}
+
+/// True once the server has closed its end of `s` (whatever `s` has not read yet).
+fn closed_by_server(s: &UnixStream) -> bool {
+    let mut fd = libc::pollfd {
+        fd: s.as_raw_fd(),
+        events: libc::POLLRDHUP,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd for an fd `s` keeps open, no waiting.
+    let n = unsafe { libc::poll(&mut fd, 1, 0) };
+    n == 1 && fd.revents & (libc::POLLHUP | libc::POLLRDHUP) != 0
+}
+
+const LOGS_3000: &[u8] = b"GET /v1/logs?n=3000 HTTP/1.1\r\nHost: x\r\n\r\n";
+
+#[test]
+fn answers_larger_than_the_socket_buffer_reach_a_slow_reader_whole_while_others_are_answered() {
+    let t = start(chatty(3000), |_| {});
+    let mut slow = UnixStream::connect(&t.socket).unwrap();
+    let mut requests = LOGS_3000.repeat(3);
+    requests.extend_from_slice(b"GET /v1/health HTTP/1.1\r\nConnection: close\r\n\r\n");
+    slow.write_all(&requests).unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut received = vec![0u8; 4096];
+    let first = slow.read(&mut received).unwrap();
+    received.truncate(first);
+    // While the slow client has most of its first answer still to take, other clients (of the
+    // same uid, so on the same worker) are answered. Before, that worker waited on the slow client
+    // and then closed it, so its answers were cut short.
+    for _ in 0..5 {
+        still_answers(&t.socket);
+    }
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = slow.read(&mut chunk).unwrap();
+        if n == 0 {
+            break;
+        }
+        received.extend_from_slice(&chunk[..n]);
+    }
+    let got = answers(&received);
+    assert_eq!(got.len(), 4, "{} bytes", received.len());
+    for (status, body, whole) in &got[..3] {
+        assert_eq!((*status, *whole), (200, true));
+        assert_eq!(body.iter().filter(|b| **b == b'\n').count(), 3000);
+        assert_eq!(body, &got[0].1);
+    }
+    assert_eq!(got[3].0, 200);
+    assert!(String::from_utf8_lossy(&got[3].1).contains("\"healthy\":true"));
+}
+
+#[test]
+fn a_client_that_never_takes_its_answer_is_closed_and_unsent_answers_are_bounded() {
+    let t = start(chatty(3000), |o| {
+        o.request_timeout = Duration::from_secs(3);
+        o.max_unsent_bytes = 64 * 1024;
+    });
+    // The first client's answer is larger than the budget: it is held anyway, as the only one.
+    let mut holder = UnixStream::connect(&t.socket).unwrap();
+    holder.write_all(LOGS_3000).unwrap();
+    holder
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut head = [0u8; 12];
+    holder.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+    // A second answer does not fit beside it: that connection is closed at once (before the
+    // holder's earlier deadline), with its answer cut short.
+    let mut second = UnixStream::connect(&t.socket).unwrap();
+    second.write_all(LOGS_3000).unwrap();
+    assert!(wait_for(Duration::from_secs(30), || closed_by_server(
+        &second
+    )));
+    assert!(
+        !closed_by_server(&holder),
+        "closed by its deadline, not the budget"
+    );
+    second
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut received = Vec::new();
+    second.read_to_end(&mut received).unwrap();
+    let got = answers(&received);
+    assert_eq!(got.len(), 1, "{} bytes", received.len());
+    assert_eq!(
+        (got[0].0, got[0].2),
+        (200, false),
+        "{} bytes",
+        received.len()
+    );
+    // Small answers still go out whole, at once.
+    still_answers(&t.socket);
+    // The first client never takes the rest: closed at the request timeout.
+    assert!(
+        wait_for(Duration::from_secs(30), || closed_by_server(&holder)),
+        "the server still holds a connection that took nothing for 30 s"
+    );
+    still_answers(&t.socket);
 }

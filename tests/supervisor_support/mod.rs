@@ -237,15 +237,24 @@ pub fn can_run_as_nobody() -> bool {
 /// `/usr/bin/python3 -c SCRIPT ARGS...` as uid/gid 65534 without groups (a client of another uid),
 /// returned once it printed its `ready` line; killed when dropped.
 pub fn python_as_nobody<S: AsRef<OsStr>>(script: &str, args: &[S]) -> KillOnDrop {
-    let mut child = KillOnDrop(
-        Command::new("setpriv")
-            .args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
-            .args(["/usr/bin/python3", "-c", script])
-            .args(args)
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
+    let mut cmd = Command::new("setpriv");
+    cmd.args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
+        .args(["/usr/bin/python3", "-c", script])
+        .args(args);
+    python_ready(cmd)
+}
+
+/// `/usr/bin/python3 -c SCRIPT ARGS...` as this process's uid (the agent's, when the test started
+/// it), returned once it printed its `ready` line; killed when dropped.
+pub fn python_as_self<S: AsRef<OsStr>>(script: &str, args: &[S]) -> KillOnDrop {
+    let mut cmd = Command::new("/usr/bin/python3");
+    cmd.args(["-c", script]).args(args);
+    python_ready(cmd)
+}
+
+/// Starts `cmd` and waits for its first stdout line, which must be `ready`.
+fn python_ready(mut cmd: Command) -> KillOnDrop {
+    let mut child = KillOnDrop(cmd.stdout(Stdio::piped()).spawn().unwrap());
     let mut line = String::new();
     std::io::BufReader::new(child.0.stdout.take().unwrap())
         .read_line(&mut line)

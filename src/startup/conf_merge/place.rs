@@ -91,6 +91,12 @@ pub fn place(
         None
     } else if !crate::startup::writable::is_writable(user_dir) {
         Some(format!("{} is not writable", user_dir.display()))
+    } else if let Some(home) = shared_home(user_dir, spark_home, mounts) {
+        Some(format!(
+            "{} is a volume other containers may share (one node's rendered files, its host \
+             name and sizing, would become another's)",
+            home.display()
+        ))
     } else {
         mounted.map(|m| {
             format!(
@@ -125,6 +131,15 @@ pub fn place(
         defaults_dir,
         overlay: Some(why),
     })
+}
+
+/// The Spark home, when it is a mount point (a volume over the whole home, which Docker seeds from
+/// the image and several containers may share) and the user's conf dir lies in it. Links are
+/// resolved first: `/opt/bitnami/spark` is `/opt/spark`, and mountinfo names the real path.
+fn shared_home(user_dir: &Path, spark_home: &Path, mounts: &[PathBuf]) -> Option<PathBuf> {
+    let home = std::fs::canonicalize(spark_home).ok()?;
+    let conf = std::fs::canonicalize(user_dir).unwrap_or_else(|_| user_dir.to_path_buf());
+    (mounts.contains(&home) && conf.starts_with(&home)).then_some(home)
 }
 
 /// The names of the entries of `dir` (none when it cannot be read).
@@ -363,6 +378,51 @@ mod tests {
             std::fs::read_to_string(conf.join("fairscheduler.xml")).unwrap(),
             "mine"
         );
+    }
+
+    #[test]
+    fn a_spark_home_volume_keeps_each_nodes_files_in_its_own_overlay() {
+        let (_t, home, conf, scratch) = dirs();
+        std::fs::write(conf.join("hive-site.xml"), "<configuration/>").unwrap();
+        let dests = [conf.join("spark-env.sh"), conf.join("spark-defaults.conf")];
+        let mounts = [std::fs::canonicalize(&home).unwrap()];
+        let p = place(
+            &conf,
+            &home,
+            &dests,
+            &mounts,
+            (Some(scratch.clone()), vec![]),
+        )
+        .unwrap();
+        assert_eq!(p.dir, scratch.join("spark/conf"));
+        assert!(
+            p.overlay
+                .as_deref()
+                .unwrap()
+                .contains("is a volume other containers may share"),
+            "{p:?}"
+        );
+        // What the user put in the shared conf dir stays in effect, through a link.
+        let (links, _) = links_and_seeds(&p, &["spark-env.sh".to_string()]);
+        assert_eq!(
+            links,
+            [Link {
+                path: scratch.join("spark/conf/hive-site.xml"),
+                target: conf.join("hive-site.xml"),
+            }]
+        );
+        // A conf dir outside the home volume (SPARK_CONF_DIR elsewhere) is written in place.
+        let own = scratch.join("own-conf");
+        std::fs::create_dir_all(&own).unwrap();
+        let p = place(
+            &own,
+            &home,
+            &[own.join("spark-env.sh")],
+            &mounts,
+            (Some(scratch), vec![]),
+        )
+        .unwrap();
+        assert_eq!(p.overlay, None);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The worker threads of the status server: answer a complete request through the routing in
-//! [`super::api`] (and the requests pipelined after it), hand a keep-alive connection back to the
-//! I/O thread, and stream `logs -f` on a follower thread of its own.
+//! [`super::api`] (and the requests pipelined after it), write what the client takes at once and
+//! hand the connection back to the I/O thread (with the rest of an answer the client did not take),
+//! and stream `logs -f` on a follower thread of its own.
 
 use std::io::{self, Read, Write};
 use std::sync::atomic::Ordering;
@@ -10,7 +11,8 @@ use std::time::Duration;
 
 use std::sync::mpsc::RecvTimeoutError;
 
-use super::{answer_and_close, Conn, Job, Returned, Shared, Slot, Stream};
+use super::conn::{answer_and_close, Conn, Job, Returned, Slot, Stream, Unsent};
+use super::Shared;
 use crate::status::api::{self, Outcome};
 use crate::status::fairness;
 use crate::status::http::{self, Parsed, Response, NDJSON};
@@ -36,7 +38,10 @@ pub(super) fn worker(jobs: &Mutex<Receiver<Job>>, back: &Sender<Returned>, share
 }
 
 /// Answers a request (and any complete requests pipelined after it); gives the connection back
-/// for keep-alive, or `None` when it is closed or handed to a follower.
+/// for keep-alive or to send the rest of an answer, or `None` when it is closed or handed to a
+/// follower. Never waits on the client: the stream is non-blocking, and at the first answer the
+/// client does not take whole, the rest goes to the I/O thread and no further request is answered
+/// until the client has taken it.
 fn answer(job: Job, shared: &Arc<Shared>) -> Option<Returned> {
     let Job {
         mut conn,
@@ -44,11 +49,6 @@ fn answer(job: Job, shared: &Arc<Shared>) -> Option<Returned> {
         mut rest,
     } = job;
     let opts = &shared.opts;
-    conn.stream.set_nonblocking(false).ok()?;
-    // A client that does not read its answers holds a worker at most this long per write.
-    conn.stream
-        .set_write_timeout(Some(fairness::WRITE_BUDGET.min(opts.request_timeout)))
-        .ok()?;
     let mut answered = 0;
     loop {
         let head_only = request.method == "HEAD";
@@ -59,13 +59,24 @@ fn answer(job: Job, shared: &Arc<Shared>) -> Option<Returned> {
             shared.backend.as_ref(),
         ) {
             Outcome::Reply(resp) => {
-                let close = request.close || shared.stopping.load(Ordering::SeqCst);
+                let close = request.close || resp.close || shared.stopping.load(Ordering::SeqCst);
                 let mut out = Vec::with_capacity(resp.body.len() + 160);
                 resp.write_to(&mut out, close);
                 if head_only {
                     out.truncate(out.len().saturating_sub(resp.body.len()));
                 }
-                if conn.stream.write_all(&out).is_err() || close {
+                let sent = conn.stream.write_now(&out).ok()?;
+                if sent < out.len() {
+                    // Over the budget of unsent bytes: the client loses this connection.
+                    let unsent = Some(Unsent::new(out, sent, shared)?);
+                    return Some(Returned {
+                        conn,
+                        rest,
+                        unsent,
+                        close,
+                    });
+                }
+                if close {
                     return None;
                 }
             }
@@ -91,8 +102,12 @@ fn answer(job: Job, shared: &Arc<Shared>) -> Option<Returned> {
             }
         }
     }
-    conn.stream.set_nonblocking(true).ok()?;
-    Some(Returned { conn, rest })
+    Some(Returned {
+        conn,
+        rest,
+        unsent: None,
+        close: false,
+    })
 }
 
 /// Hands a follow stream to its own thread (bounded by `max_followers`), freeing the worker.
@@ -108,10 +123,17 @@ fn start_follower(
             "too many clients following logs; try again later",
         ))
         .write_to(&mut out, true);
-        let _ = conn.stream.write_all(&out);
+        let _ = conn.stream.write_now(&out);
         return;
     }
     let slot = Slot::take(shared, |s| &s.followers);
+    // The follower thread is this client's alone: it may block writing, up to its budget.
+    let budget = fairness::FOLLOW_WRITE_BUDGET.min(shared.opts.request_timeout);
+    if conn.stream.set_nonblocking(false).is_err()
+        || conn.stream.set_write_timeout(Some(budget)).is_err()
+    {
+        return;
+    }
     let _ = conn.stream.set_read_timeout(None);
     let backend = shared.backend.clone();
     let spawned = spawn_critical(

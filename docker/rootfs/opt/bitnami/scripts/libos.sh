@@ -1,0 +1,1 @@
+unsupported-library.sh
