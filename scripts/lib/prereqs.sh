@@ -98,6 +98,9 @@ assert "1.34" in {u.major_minor(v) for v in u.all_versions()}' 2>/dev/null; then
     echo "   installing prometheus_client (pip): its parser checks Spark's Prometheus output in the tests"
     PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install -q prometheus_client
   fi
+  if [ "$purpose" = test ]; then
+    install_compose_v2_for_tests
+  fi
   if command -v rustup >/dev/null; then
     if [ "$purpose" = test ]; then
       rustup component add clippy rustfmt >/dev/null 2>&1 || true
@@ -107,4 +110,40 @@ assert "1.34" in {u.major_minor(v) for v in u.all_versions()}' 2>/dev/null; then
       rustup target add x86_64-unknown-linux-musl >/dev/null 2>&1 || true
     fi
   fi
+}
+
+# Compose v2 for tests/docker/multihost.rs, beside the machine's own Compose: Debian's docker-compose
+# 2.x package (from the next Debian release, fetched with apt from the mirror this machine already
+# uses, into a private apt state), unpacked as a CLI plugin into a Docker config directory under
+# target/. Only a command given DOCKER_CONFIG=target/compose-v2 sees it, so the other tests keep
+# the Compose they find (v1 here). Nothing is installed system-wide.
+install_compose_v2_for_tests() {
+  local dir="${COMPOSE_V2_DIR:-target/compose-v2}" plugin mirror work deb
+  plugin="$dir/cli-plugins/docker-compose"
+  [ -x "$plugin" ] && return 0
+  command -v docker >/dev/null && command -v apt-get >/dev/null && command -v dpkg-deb >/dev/null || return 0
+  mirror="$(awk '/^URIs:/ { print $2; exit }' /etc/apt/sources.list.d/debian.sources 2>/dev/null)"
+  [ -n "$mirror" ] || mirror="$(awk '$1 == "deb" { print $2; exit }' /etc/apt/sources.list 2>/dev/null)"
+  if [ -z "$mirror" ]; then
+    echo "   Compose v2 for the tests: no Debian mirror configured, not installed"
+    return 0
+  fi
+  echo "   installing Compose v2 (Debian trixie's docker-compose) into $dir: tests/docker/multihost.rs deploys with v1 and v2"
+  work="$(mktemp -d)"
+  mkdir -p "$work/lists/partial" "$work/archives/partial" "$work/parts"
+  printf 'Types: deb\nURIs: %s\nSuites: trixie\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+    "$mirror" > "$work/parts/trixie.sources"
+  local -a apt=(apt-get -qq -o "Dir::State::Lists=$work/lists" -o "Dir::Cache::archives=$work/archives"
+    -o "Dir::Cache::pkgcache=" -o "Dir::Cache::srcpkgcache=" -o "Dir::Etc::SourceList=/dev/null"
+    -o "Dir::Etc::SourceParts=$work/parts" -o "APT::Sandbox::User=root")
+  if "${apt[@]}" update && (cd "$work" && "${apt[@]}" download docker-compose) \
+     && deb="$(ls "$work"/docker-compose_2.*_*.deb 2>/dev/null | head -n1)" && [ -n "$deb" ] \
+     && dpkg-deb -x "$deb" "$work/root"; then
+    mkdir -p "$dir/cli-plugins"
+    install -m 0755 "$work/root/usr/libexec/docker/cli-plugins/docker-compose" "$plugin"
+    echo "   installed $("$plugin" version 2>/dev/null)"
+  else
+    echo "   Compose v2 for the tests: download failed (tests/docker/multihost.rs fails under CI=true)"
+  fi
+  rm -rf "$work"
 }

@@ -213,3 +213,89 @@ fn zeppelin_accepts_what_spark_submit_accepts() {
         "{err}"
     );
 }
+
+/// Failure detection (docs/cluster.md, "Losing a host"): every Spark role gets the worker timeout
+/// and network timeout chosen for orchestrated clusters; a user's own property replaces ours.
+#[test]
+fn failure_detection_defaults_and_a_users_value_wins() {
+    for role in ["master", "worker", "notebook"] {
+        let (_, defaults) = render(role, &[("SPARK_MASTER_URL", "spark://m:7077")]);
+        assert!(
+            defaults.contains("\nspark.worker.timeout 10\n")
+                && defaults.contains("\nspark.network.timeout 60s\n"),
+            "{role}:\n{defaults}"
+        );
+    }
+    let (_, defaults) = render(
+        "worker",
+        &[
+            ("SPARK_MASTER_URL", "spark://m:7077"),
+            (
+                "SPARKVISOR_SPARK_CONF",
+                "{spark.worker.timeout: 30, spark.network.timeout: 120s}",
+            ),
+        ],
+    );
+    assert_eq!(
+        defaults
+            .lines()
+            .filter(|l| l.starts_with("spark.worker.timeout ")
+                || l.starts_with("spark.network.timeout "))
+            .collect::<Vec<_>>(),
+        ["spark.network.timeout 120s", "spark.worker.timeout 30"],
+        "only the user's values:\n{defaults}"
+    );
+}
+
+/// A ZooKeeper ensemble from the `zookeeper` peers, injected by environment or by the cluster
+/// file: every server listed, this node's id its place in the list, peers heard on every address.
+#[test]
+fn zookeeper_ensemble_from_the_peers() {
+    let tmp = TempDir::new("render-zk");
+    let cluster_file = tmp.file(
+        "cluster.yaml",
+        "peers:\n  zookeeper: [zk-a.example, zk-b.example, zk-c.example]\n",
+    );
+    for (how, env) in [
+        (
+            "SPARKVISOR_PEERS",
+            vec![(
+                "SPARKVISOR_PEERS",
+                "{zookeeper: [zk-a.example, zk-b.example, zk-c.example]}",
+            )],
+        ),
+        (
+            "cluster file",
+            vec![("SPARKVISOR_CONFIG", cluster_file.as_str())],
+        ),
+    ] {
+        let out = TempDir::new("render-zk-out");
+        let dir = out.0.display().to_string();
+        let mut env = env;
+        env.extend([
+            ("SPARKVISOR_HOSTNAME", "zk-c"),
+            ("SPARKVISOR_FQDN", "zk-c.example"),
+            ("SPARKVISOR_SETTINGS", "{zookeeper.user: root}"),
+        ]);
+        let o = with_env(&["render", "--role", "zookeeper", "--out", &dir], &env);
+        assert!(
+            o.status.success(),
+            "{how}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let read = |f: &str| std::fs::read_to_string(out.0.join(f)).unwrap();
+        let zoo = read("etc/sparkvisor/zookeeper/zoo.cfg");
+        for line in [
+            "server.1=zk-a.example:2888:3888",
+            "server.2=zk-b.example:2888:3888",
+            "server.3=zk-c.example:2888:3888",
+            "quorumListenOnAllIPs=true",
+        ] {
+            assert!(
+                zoo.lines().any(|l| l == line),
+                "{how}: no {line} in:\n{zoo}"
+            );
+        }
+        assert_eq!(read("var/lib/zookeeper/myid").trim(), "3", "{how}: myid");
+    }
+}

@@ -1,5 +1,5 @@
 //! Every Docker test: the image, compose clusters, HA, TLS, chaos, the drop-in images, Kubernetes
-//! pods, KubeDirector, access add-ons, Swarm, the prerequisite scripts.
+//! pods, KubeDirector, access add-ons, Swarm on one host and on three, the prerequisite scripts.
 //!
 //! One test binary for the area; each module is one former test file, and the helpers live once in
 //! tests/common (and tests/docker_support, tests/supervisor_support).
@@ -18,6 +18,8 @@ mod common;
 #[path = "../docker_support/mod.rs"]
 mod docker_support;
 mod imagecompat_support;
+#[path = "../multinode/mod.rs"]
+mod multinode;
 
 mod access_ldap;
 mod access_ssh;
@@ -32,6 +34,7 @@ mod dropin_writable;
 mod ha;
 mod kubedirector_protocol;
 mod launch;
+mod multihost;
 mod scripts_prereqs;
 mod services;
 mod swarm_stack;
