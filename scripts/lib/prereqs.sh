@@ -79,10 +79,11 @@ install_prereqs() {
   # Debian's own python3 is "externally managed" (PEP 668): pip refuses to install into it unless
   # told to. A test machine's python3 is there for the tests; older pips ignore the variable.
   # The host's Spark is the image's release (docker/Dockerfile's PYSPARK_VERSION), so that the
-  # host tests and the Docker tests exercise the same Spark.
+  # host tests and the Docker tests exercise the same Spark. Without the Dockerfile (only scripts/
+  # at hand, as in the prerequisites test) any 4.x will do, and `set -e` callers go on.
   local pyspark_version pyspark_req='pyspark>=4.0,<5'
   pyspark_version="$(sed -n 's/^ARG PYSPARK_VERSION=//p' \
-    "$(dirname "${BASH_SOURCE[0]}")/../../docker/Dockerfile" 2>/dev/null)"
+    "$(dirname "${BASH_SOURCE[0]}")/../../docker/Dockerfile" 2>/dev/null || true)"
   [ -n "$pyspark_version" ] && pyspark_req="pyspark==$pyspark_version"
   if [ "$purpose" = test ] && ! python3 -c "import sys, pyspark, notebook
 sys.exit('$pyspark_version' not in ('', pyspark.__version__))" 2>/dev/null; then
